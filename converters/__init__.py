@@ -1,0 +1,1 @@
+"""Model conversion (Keras -> TFLite) and inspection of .tflite files."""

@@ -1,0 +1,182 @@
+"""`bedside-lite build`: load -> prune -> (fine-tune) -> convert -> verify -> evaluate ->
+bench -> report, each stage handing a typed result to the next."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pipeline import artifacts
+from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
+from pipeline.errors import DataError
+
+
+class StageClock:
+    """Wall time of each stage, for the report."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.seconds: dict[str, float] = {}
+        self._progress = progress
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        self._progress(name)
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
+    from pipeline.evaluation import evaluate, probabilities
+
+    outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+    return evaluate(probabilities(outputs, kind), splits.y_val,
+                    positive_class=splits.positive_class)["auroc"]
+
+
+def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
+          ) -> dict[str, Any]:
+    """Runs the whole pipeline and returns the report (also written as report.json).
+
+    Raises:
+        BedsideError: bad input, at the stage that found it; nothing is left in `out`.
+    """
+    from pipeline import data as data_mod
+    from pipeline import models
+
+    artifacts.check_output_dir(config.out, config.overwrite)
+    clock = StageClock(progress)
+    started = time.perf_counter()
+
+    # load
+    if config.model is None:
+        splits = clock.run("load data", lambda: data_mod.load(None, seed=config.data.seed))
+        model = clock.run("train reference model",
+                          lambda: models.train_reference_model(splits, config.seed))
+        model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
+    else:
+        model = clock.run("load model", lambda: models.load_model(config.model))
+        raw = clock.run("load data", lambda: _load_user_data(config))
+        splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
+        model_source = str(config.model)
+    models.check_labels(model, splits)
+    kind = models.output_kind(model)
+    input_shape = tuple(model.inputs[0].shape)
+
+    from converters import tflite
+    from device_bench.runner import run_model
+    from pipeline import pruning, quantization
+    from pipeline.benchmark import run_device_bench, summarize
+    from pipeline.evaluation import evaluate, probabilities
+
+    with artifacts.Staging(config.out) as stage:
+        paths = {}
+        paths[Variant.FLOAT32] = stage.write_bytes(
+            Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model)))
+
+        original_val_auroc = _keras_val_auroc(model, splits, kind)
+        result = clock.run("prune", lambda: pruning.prune(model, config.prune))
+        pruned_val_auroc = _keras_val_auroc(model, splits, kind)
+        history = clock.run("fine-tune", lambda: pruning.finetune(
+            model, splits, result.masks, kind, config.prune.finetune_epochs, config.seed))
+        after = pruning.measure_sparsity(model, [layer.name for layer in result.layers])
+        finetuned_val_auroc = _keras_val_auroc(model, splits, kind) if history else None
+
+        paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
+            Variant.PRUNED_FLOAT32.filename,
+            clock.run("convert pruned float32", lambda: tflite.to_float32(model)))
+        quant = clock.run("quantize int8", lambda: quantization.quantize(
+            model, splits, config.quantize, config.seed))
+        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+
+        # evaluate every variant by running the .tflite files in the interpreter
+        x_test = splits.model_inputs("test")
+
+        def evaluate_all() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            reference = None
+            for variant, path in paths.items():
+                outputs = run_model(path, x_test).outputs
+                metrics = evaluate(probabilities(outputs, kind), splits.y_test,
+                                   positive_class=splits.positive_class,
+                                   reference_predictions=reference)
+                if reference is None:
+                    reference = metrics.predictions
+                out[variant.value] = metrics.values
+            return out
+
+        metrics = clock.run("evaluate", evaluate_all)
+
+        bench: dict[str, Any] = {}
+        if config.bench.enabled:
+            raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()),
+                                                                      config.bench))
+            for variant, entry in zip(paths, raw_bench["models"]):
+                bench[variant.value] = summarize(entry)
+
+        data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
+                                     postprocess="none")
+        pruning_report = result.to_json()
+        pruning_report["achieved_sparsity_after_finetune"] = (
+            sum(after[layer.name] * layer.params for layer in result.layers)
+            / max(sum(layer.params for layer in result.layers), 1))
+        pruning_report["validation_auroc"] = {
+            "original": original_val_auroc, "pruned": pruned_val_auroc,
+            "finetuned": finetuned_val_auroc,
+        }
+        report: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": {"source": model_source, "input_shape": list(input_shape),
+                      "output_kind": kind.value, "parameters": int(model.count_params())},
+            "data": splits.summary(),
+            "pruning": pruning_report,
+            "quantization": quant.report,
+            "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
+            "metrics": metrics,
+            "bench": bench,
+            "warnings": _warnings(bench),
+            "timings_s": clock.seconds,
+        }
+        report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+        (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
+        stage.commit()
+    return report
+
+
+def _load_user_data(config: BuildConfig) -> Any:
+    from pipeline import data as data_mod
+
+    if config.data.path is None:
+        raise DataError(
+            "--model was given without --data. Pass the model's dataset with --data "
+            "(an .npz in MedMNIST layout or with 'x' and 'y' arrays)."
+        )
+    return data_mod.load(config.data.path, scale=config.data.scale, offset=config.data.offset,
+                         seed=config.data.seed)
+
+
+def _warnings(bench: dict[str, Any]) -> list[str]:
+    out = []
+    f32, i8 = bench.get(Variant.FLOAT32.value), bench.get(Variant.INT8.value)
+    if f32 and i8 and f32.get("status") == i8.get("status") == "ok":
+        a, b = f32["latency_ms"]["p50"], i8["latency_ms"]["p50"]
+        if b >= a:
+            out.append(
+                f"int8 is not faster than float32 on {i8['runtime']} {i8.get('runtime_version')}"
+                f" ({i8['threads']} thread(s)): p50 {b:.4f} ms int8 vs {a:.4f} ms float32. "
+                "Per-op overhead dominates on small models; measure on the target runtime."
+            )
+    return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

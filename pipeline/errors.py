@@ -1,0 +1,44 @@
+"""User-facing error types.
+
+Every error a user can cause by what they pass in (a file, a flag, data) is one of the
+`BedsideError` subclasses below. The CLI prints the message without a traceback and exits
+with `exit_code`. Messages say what was expected, what was received and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class BedsideError(Exception):
+    """Base class of errors caused by the user's input. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(BedsideError):
+    """A flag or configuration value is invalid or inconsistent."""
+
+
+class DataError(BedsideError):
+    """The data file is missing, unreadable, or does not fit the model."""
+
+
+class ModelError(BedsideError):
+    """The model file is missing, unreadable, or of a kind the pipeline does not support."""
+
+
+class OutputError(BedsideError):
+    """The output location cannot be written as asked (exists, is a file, ...)."""
+
+
+class QuantizationError(BedsideError):
+    """The produced int8 model is not what was asked for (e.g. a float op remains)."""
+
+
+class MissingExtraError(BedsideError):
+    """An optional dependency is needed for the requested feature."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package '{package}', which is not installed. "
+            f"Install it with: pip install 'bedside-lite[{extra}]'"
+        )
