@@ -1,0 +1,44 @@
+"""Shared fixtures: real data (skipped where absent), quiet TensorFlow, golden files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+BREASTMNIST = Path(os.environ.get("BEDSIDE_BREASTMNIST",
+                                  ROOT.parent / "shared" / "data" / "breastmnist.npz"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regen-golden", action="store_true",
+                     help="rewrite golden JSON files instead of comparing against them")
+
+
+@pytest.fixture
+def regen_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--regen-golden"))
+
+
+@pytest.fixture(scope="session")
+def breastmnist_path() -> Path:
+    """The real BreastMNIST copy in ../shared/data (CC BY 4.0); tests skip without it."""
+    if not BREASTMNIST.is_file():
+        pytest.skip(f"BreastMNIST not found at {BREASTMNIST} (set BEDSIDE_BREASTMNIST)")
+    return BREASTMNIST
+
+
+@pytest.fixture(scope="session")
+def wdbc_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded Wisconsin data written as an x/y .npz, as a user would pass it."""
+    from sklearn.datasets import load_breast_cancer
+
+    ds = load_breast_cancer()
+    path = tmp_path_factory.mktemp("data") / "wdbc.npz"
+    np.savez(path, x=ds.data.astype(np.float32), y=ds.target.astype(np.int64))
+    return path

@@ -1,0 +1,66 @@
+"""Tiny Keras 3 models built in code for tests, one per kind the pipeline must handle."""
+
+from __future__ import annotations
+
+import keras
+
+
+def mlp(n_features: int = 30, units: int = 1) -> keras.Model:
+    """Sequential Dense classifier; sigmoid for one unit, softmax otherwise."""
+    activation = "sigmoid" if units == 1 else "softmax"
+    return keras.Sequential(
+        [
+            keras.Input(shape=(n_features,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(units, activation=activation, name="head"),
+        ],
+        name="mlp",
+    )
+
+
+def conv2d(shape: tuple[int, int, int] = (28, 28, 1), units: int = 2) -> keras.Model:
+    """Sequential Conv2D softmax classifier."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=shape),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_a"),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv_b"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(units, activation="softmax", name="head"),
+        ],
+        name="conv2d",
+    )
+
+
+def conv1d(length: int = 30, units: int = 1) -> keras.Model:
+    """Conv1D over a feature vector treated as a sequence."""
+    inputs = keras.Input(shape=(length, 1))
+    x = keras.layers.Conv1D(8, 3, activation="relu", name="conv1d_a")(inputs)
+    x = keras.layers.Conv1D(8, 3, activation="relu", name="conv1d_b")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(units, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="conv1d")
+
+
+def residual(shape: tuple[int, int, int] = (28, 28, 1)) -> keras.Model:
+    """Functional model with Rescaling, BatchNorm, depthwise and separable convolutions,
+    a residual Add, a Concatenate, and a single sigmoid unit."""
+    inputs = keras.Input(shape=shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU()(x)
+    branch = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    branch = keras.layers.BatchNormalization(name="dw_bn")(branch)
+    branch = keras.layers.ReLU()(branch)
+    branch = keras.layers.Conv2D(8, 1, name="pw")(branch)
+    x = keras.layers.Add(name="residual_add")([x, branch])
+    sep = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="sep")(x)
+    x = keras.layers.Concatenate(name="concat")([x, sep])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="residual")
+
+
+BUILDERS = {"mlp": mlp, "conv2d": conv2d, "conv1d": conv1d, "residual": residual}
