@@ -89,6 +89,24 @@ class ModelInfo:
         """True when no tensor anywhere in the graph is floating point."""
         return not self.float_tensors
 
+    @property
+    def integer_ops(self) -> bool:
+        """True when every op but the QUANTIZE/DEQUANTIZE at the edges is integer-only."""
+        return not self.float_ops()
+
+    def float_ops(self) -> list[tuple[OpInfo, TensorInfo]]:
+        """(op, first float tensor) of each op other than QUANTIZE/DEQUANTIZE that touches
+        a float tensor."""
+        out = []
+        for op in self.ops:
+            if op.op in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            floats = [self.tensors[i] for i in (*op.inputs, *op.outputs)
+                      if self.tensors[i].is_float]
+            if floats:
+                out.append((op, floats[0]))
+        return out
+
     def op_touching(self, tensor: int) -> OpInfo | None:
         for op in self.ops:
             if tensor in op.inputs or tensor in op.outputs:
@@ -118,6 +136,7 @@ class ModelInfo:
     def to_json(self) -> dict[str, Any]:
         return {
             "full_integer": self.full_integer,
+            "integer_ops": self.integer_ops,
             "subgraphs": self.num_subgraphs,
             "input": self.tensors[self.inputs[0]].quantization_json(),
             "output": self.tensors[self.outputs[0]].quantization_json(),
@@ -201,17 +220,29 @@ def inspect_tflite(source: bytes | Path) -> ModelInfo:
                      metadata, len(model.subgraphs))
 
 
-def require_full_integer(info: ModelInfo, source: str) -> None:
-    """Raises QuantizationError naming the first op that reads or writes a float tensor."""
-    bad = info.float_tensors
-    if not bad:
+def require_full_integer(info: ModelInfo, source: str, float_edges: bool = False) -> None:
+    """Raises QuantizationError naming the first op that reads or writes a float tensor.
+
+    Args:
+        info: the inspected model.
+        source: file name for the message.
+        float_edges: accept float input/output tensors converted by QUANTIZE/DEQUANTIZE
+            (`--io float32`); every other op must still be integer.
+    """
+    bad_ops = info.float_ops()
+    if bad_ops:  # name the op computing in float, not the DEQUANTIZE feeding it
+        op, t = bad_ops[0]
+        count = len(bad_ops)
+    elif float_edges or info.full_integer:
         return
-    t = bad[0]
-    op = info.op_touching(t.index)
+    else:
+        t = info.float_tensors[0]
+        op = info.op_touching(t.index)  # type: ignore[assignment]
+        count = len(info.float_tensors)
     where = f"op #{op.index} {op.op}" if op is not None else "no op (a graph input/output)"
     raise QuantizationError(
-        f"'{source}' is not full-integer: {len(bad)} float tensor(s) remain; the first is "
-        f"'{t.name}' ({t.dtype.lower()}, {where}). Every op must be integer for an int8 "
-        "deployment: check that each layer has an int8 TFLite kernel, or use --io float32 "
-        "to keep float edges on purpose."
+        f"'{source}' is not full-integer: {count} float op(s) or tensor(s) remain; the first "
+        f"is {where} on '{t.name}' ({t.dtype.lower()}). Every op must be integer for an int8 "
+        "deployment: check that this layer has an int8 TFLite kernel, or use --io float32 to "
+        "keep float edges on purpose."
     )

@@ -8,6 +8,7 @@ fails, a frozen concrete function of the model is converted instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -83,24 +84,74 @@ def representative_dataset(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarr
     return gen
 
 
-def to_int8(model: keras.Model, calibration: np.ndarray) -> bytes:
-    """Full-integer int8 post-training quantization with int8 input and output.
+IO_TYPES = ("int8", "uint8", "float32")
+ACTIVATION_TYPES = ("int8", "int16")
+
+
+def to_int8(model: keras.Model, calibration: np.ndarray, *, io: str = "int8",
+            activations: str = "int8", sparse: bool = False) -> bytes:
+    """Full-integer post-training quantization (int8 weights).
 
     Args:
         model: the (pruned) Keras model.
         calibration: preprocessed calibration samples, shaped like the model input.
+        io: type of the model's input and output tensors: `int8` (int16 in 16x8 mode),
+            `uint8`, or `float32` (QUANTIZE/DEQUANTIZE at the edges, integer inside).
+        activations: `int8`, or `int16` for the 16x8 mode (int16 activations, int8 weights).
+        sparse: also store pruned weights in TFLite's sparse format (EXPERIMENTAL_SPARSITY).
 
     Returns:
-        The .tflite flatbuffer. Every op is restricted to TFLITE_BUILTINS_INT8, so the
-        converter fails instead of silently leaving float ops.
+        The .tflite flatbuffer. Ops are restricted to the integer op sets, so the converter
+        fails instead of silently leaving float ops.
     """
     import tensorflow as tf
 
+    if io not in IO_TYPES or activations not in ACTIVATION_TYPES:
+        raise ValueError(f"io must be one of {IO_TYPES} and activations one of "
+                         f"{ACTIVATION_TYPES}; received io={io!r}, activations={activations!r}")
+    if activations == "int16":
+        ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        integer_io = tf.int16
+    else:
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        integer_io = tf.uint8 if io == "uint8" else tf.int8
+
     def configure(converter: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if sparse:
+            converter.optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
         converter.representative_dataset = representative_dataset(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.target_spec.supported_ops = ops
+        if io != "float32":
+            converter.inference_input_type = integer_io
+            converter.inference_output_type = integer_io
 
     return _convert(model, configure)
+
+
+@contextlib.contextmanager
+def logits_view(model: keras.Model) -> Iterator[tuple[keras.Model, str]]:
+    """The model with its final sigmoid/softmax removed, and the name of what was removed.
+
+    An int8 sigmoid output has only 256 levels: on a confident model many cases tie at the
+    top level and AUROC falls. Emitting logits and applying the activation on the host keeps
+    the ranking. Yields `(model, "none")` when the model already ends in logits.
+    """
+    import keras
+
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", "")
+    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)) and name in (
+            "", "softmax", "sigmoid"):
+        removed = "softmax" if isinstance(last, keras.layers.Softmax) else name
+        yield keras.Model(model.inputs, last.input, name=f"{model.name}_logits"), removed
+        return
+    if name in ("sigmoid", "softmax") and hasattr(last, "activation"):
+        last.activation = keras.activations.linear
+        try:
+            yield model, name
+        finally:
+            last.activation = activation
+        return
+    yield model, "none"

@@ -79,19 +79,25 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
         paths[Variant.FLOAT32] = stage.write_bytes(
             Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model)))
 
-        original_val_auroc = _keras_val_auroc(model, splits, kind)
-        result = clock.run("prune", lambda: pruning.prune(model, config.prune))
-        pruned_val_auroc = _keras_val_auroc(model, splits, kind)
-        history = clock.run("fine-tune", lambda: pruning.finetune(
-            model, splits, result.masks, kind, config.prune.finetune_epochs, config.seed))
-        after = pruning.measure_sparsity(model, [layer.name for layer in result.layers])
-        finetuned_val_auroc = _keras_val_auroc(model, splits, kind) if history else None
+        # prune (auto: search the sparsity) and fine-tune, in place
+        pruned = clock.run("prune", lambda: pruning.prune_model(
+            model, splits, kind, config.prune, seed=config.seed,
+            score=lambda m: _keras_val_auroc(m, splits, kind)))
+        pruning_report = pruned.to_json()
+        history = pruning_report["finetune"]
+        pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
+        finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
             Variant.PRUNED_FLOAT32.filename,
             clock.run("convert pruned float32", lambda: tflite.to_float32(model)))
+        reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
         quant = clock.run("quantize int8", lambda: quantization.quantize(
-            model, splits, config.quantize, config.seed))
+            model, splits, config.quantize, kind, reference_val_auroc, config.seed, progress))
+        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+        quant = clock.run("verify runtimes", lambda: _verify(
+            model, splits, config, quant, paths[Variant.INT8], kind, reference_val_auroc,
+            progress))
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
 
         # evaluate every variant by running the .tflite files in the interpreter
@@ -102,7 +108,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
             reference = None
             for variant, path in paths.items():
                 outputs = run_model(path, x_test).outputs
-                metrics = evaluate(probabilities(outputs, kind), splits.y_test,
+                variant_kind = quant.output_kind if variant is Variant.INT8 else kind
+                metrics = evaluate(probabilities(outputs, variant_kind), splits.y_test,
                                    positive_class=splits.positive_class,
                                    reference_predictions=reference)
                 if reference is None:
@@ -120,15 +127,7 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
                 bench[variant.value] = summarize(entry)
 
         data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
-                                     postprocess="none")
-        pruning_report = result.to_json()
-        pruning_report["achieved_sparsity_after_finetune"] = (
-            sum(after[layer.name] * layer.params for layer in result.layers)
-            / max(sum(layer.params for layer in result.layers), 1))
-        pruning_report["validation_auroc"] = {
-            "original": original_val_auroc, "pruned": pruned_val_auroc,
-            "finetuned": finetuned_val_auroc,
-        }
+                                     postprocess=quant.postprocess)
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": {"source": model_source, "input_shape": list(input_shape),
@@ -146,6 +145,54 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
         (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
         stage.commit()
     return report
+
+
+def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any, kind: Any,
+            reference_val_auroc: float | None, progress: Callable[[str], None]) -> Any:
+    """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
+    from dataclasses import replace
+
+    from converters import tflite
+    from converters.inspection import inspect_tflite
+    from pipeline import quantization
+    from pipeline.evaluation import predictions, probabilities
+    from pipeline.verification import verify
+
+    x_test = splits.model_inputs("test")
+    if quant.postprocess == "none":
+        reference = model.predict(x_test, verbose=0, batch_size=256)
+    else:
+        with tflite.logits_view(model) as (view, _):
+            reference = view.predict(x_test, verbose=0, batch_size=256)
+
+    def predict(outputs: np.ndarray) -> np.ndarray:
+        return predictions(probabilities(outputs, quant.output_kind), splits.positive_class,
+                           0.5)
+
+    def run_checks(data_path: Any) -> list[Any]:
+        info = inspect_tflite(data_path)
+        scale = info.tensors[info.outputs[0]].scale
+        return verify(data_path, x_test, reference, scale[0] if scale else 1.0, predict,
+                      config.quantize.runtimes, config.quantize.runtime_python)
+
+    progress("verify runtimes")
+    checks = run_checks(path)
+    sparse = {"requested": config.quantize.sparse_encoding, "kept": False, "reason": None}
+    if config.quantize.sparse_encoding:
+        failed = [c for c in checks if c.status != "ok"]
+        if failed:
+            sparse["reason"] = "; ".join(f"{c.target.value}: {c.status} ({c.reason})"
+                                         for c in failed)
+            dense_config = replace(config.quantize, sparse_encoding=False)
+            quant = quantization.quantize(model, splits, dense_config, kind,
+                                          reference_val_auroc, config.seed, progress)
+            path.write_bytes(quant.tflite)
+            checks = run_checks(path)
+        else:
+            sparse["kept"] = True
+    quant.report["sparse_encoding"] = sparse
+    quant.report["verification"] = [c.to_json() for c in checks]
+    return quant
 
 
 def _load_user_data(config: BuildConfig) -> Any:

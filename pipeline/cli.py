@@ -17,9 +17,21 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.config import BenchConfig, BuildConfig, DataConfig, PruneConfig, PruneScope, \
-    QuantizeConfig
+from pipeline.config import AUTO_SPARSITY, AUTO_SPARSITY_GRID, BenchConfig, BuildConfig, \
+    DataConfig, PruneConfig, PruneSchedule, PruneScope, QuantizeConfig, RuntimeTarget
 from pipeline.errors import BedsideError
+
+
+def _sparsity(value: str) -> float | str:
+    """`--sparsity`: a number (range checked by PruneConfig) or 'auto'."""
+    if value.strip().lower() == AUTO_SPARSITY:
+        return AUTO_SPARSITY
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1) or '{AUTO_SPARSITY}', received '{value}'"
+        ) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,12 +51,47 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--data", type=Path, help=".npz in MedMNIST layout or with x/y arrays")
     b.add_argument("--out", type=Path, default=Path("build"), help="output dir (default build/)")
     group = b.add_mutually_exclusive_group()
-    group.add_argument("--sparsity", type=float, help="target sparsity S in [0, 1) (default 0.5)")
+    group.add_argument("--sparsity", type=_sparsity, metavar="S|auto",
+                       help="target sparsity S in [0, 1), 0 skips pruning; 'auto' (default): "
+                       f"the largest of {', '.join(f'{s:g}' for s in AUTO_SPARSITY_GRID)} "
+                       "keeping validation AUROC within --max-prune-drop")
     group.add_argument("--threshold", type=float, help="absolute magnitude threshold tau >= 0")
-    b.add_argument("--prune-scope", choices=[s.value for s in PruneScope], default="global")
+    b.add_argument("--prune-scope", choices=[s.value for s in PruneScope], default="global",
+                   help="global: one tau over all kernels; layer: one per kernel")
     b.add_argument("--prune-biases", action="store_true", help="also prune biases with tau")
-    b.add_argument("--finetune-epochs", type=int, default=0)
+    b.add_argument("--prune-include", action="append", default=[], metavar="PATTERN",
+                   help="prune only layers whose name matches (fnmatch, repeatable)")
+    b.add_argument("--prune-exclude", action="append", default=[], metavar="PATTERN",
+                   help="never prune layers whose name matches (fnmatch, repeatable)")
+    b.add_argument("--keep-first-last-dense", action="store_true",
+                   help="leave the first and last prunable layer unpruned")
+    b.add_argument("--finetune-epochs", type=int, default=0,
+                   help="fine-tune with the masks held, on the train split (default 0)")
+    b.add_argument("--prune-schedule", choices=[s.value for s in PruneSchedule],
+                   default="oneshot", help="oneshot: prune, then fine-tune; polynomial: "
+                   "sparsity rises cubically over the fine-tuning steps")
+    b.add_argument("--initial-sparsity", type=float, default=0.0,
+                   help="polynomial: sparsity at the first step (default 0)")
+    b.add_argument("--prune-frequency", type=int, default=10,
+                   help="polynomial: optimizer steps between mask updates (default 10)")
+    b.add_argument("--max-prune-drop", type=float, default=0.01,
+                   help="auto: validation AUROC the pruned float model may lose (default 0.01)")
     b.add_argument("--calibration-samples", type=int, default=200)
+    b.add_argument("--io", choices=["int8", "uint8", "float32"], default="int8",
+                   help="int8 model input/output type (float32: integer inside, float edges)")
+    b.add_argument("--activations", choices=["int8", "int16"], default="int8",
+                   help="activation width (int16: the 16x8 mode)")
+    b.add_argument("--sparse-encoding", action="store_true",
+                   help="store pruned weights sparse; kept only if every runtime verifies it")
+    b.add_argument("--max-auroc-drop", type=float, default=0.01,
+                   help="int8 validation AUROC budget below the pruned float model")
+    b.add_argument("--no-remedy", action="store_true",
+                   help="keep plain PTQ even when it breaks the AUROC budget")
+    b.add_argument("--runtime-python", type=Path,
+                   help="a Python with tflite-runtime (e.g. a numpy<2 venv): verify there too")
+    b.add_argument("--require-runtime", action="append", default=[],
+                   choices=[t.value for t in RuntimeTarget],
+                   help="fail (exit 1) unless the int8 model verifies on this runtime")
     b.add_argument("--scale", type=float, help="input preprocessing: x * scale + offset")
     b.add_argument("--offset", type=float)
     b.add_argument("--seed", type=int, default=0)
@@ -60,21 +107,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quantize_config(args: argparse.Namespace) -> QuantizeConfig:
+    runtimes = [RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES]
+    if args.runtime_python is not None:
+        runtimes.append(RuntimeTarget.TFLITE_RUNTIME)
+    required = tuple(RuntimeTarget(r) for r in args.require_runtime)
+    runtimes += [r for r in required if r not in runtimes]
+    return QuantizeConfig(
+        calibration_samples=args.calibration_samples, io=args.io,
+        activations=args.activations, sparse_encoding=args.sparse_encoding,
+        max_auroc_drop=args.max_auroc_drop, remedy=not args.no_remedy,
+        runtimes=tuple(runtimes), require_runtimes=required,
+        runtime_python=args.runtime_python,
+    )
+
+
 def _build_config(args: argparse.Namespace) -> BuildConfig:
-    if args.threshold is not None:
-        prune = PruneConfig(target_sparsity=None, threshold=args.threshold,
-                            scope=PruneScope(args.prune_scope), prune_biases=args.prune_biases,
-                            finetune_epochs=args.finetune_epochs)
-    else:
-        prune = PruneConfig(target_sparsity=0.5 if args.sparsity is None else args.sparsity,
-                            scope=PruneScope(args.prune_scope), prune_biases=args.prune_biases,
-                            finetune_epochs=args.finetune_epochs)
+    prune = PruneConfig(  # neither --sparsity nor --threshold: auto
+        target_sparsity=args.sparsity, threshold=args.threshold,
+        scope=PruneScope(args.prune_scope), prune_biases=args.prune_biases,
+        include=tuple(args.prune_include), exclude=tuple(args.prune_exclude),
+        keep_first_last_dense=args.keep_first_last_dense,
+        finetune_epochs=args.finetune_epochs, schedule=PruneSchedule(args.prune_schedule),
+        initial_sparsity=args.initial_sparsity, prune_frequency=args.prune_frequency,
+        max_prune_drop=args.max_prune_drop,
+    )
     return BuildConfig(
         model=args.model,
         data=DataConfig(path=args.data, scale=args.scale, offset=args.offset, seed=args.seed),
         out=args.out,
         prune=prune,
-        quantize=QuantizeConfig(calibration_samples=args.calibration_samples),
+        quantize=_quantize_config(args),
         bench=BenchConfig(runs=args.bench_runs, threads=args.threads, enabled=not args.no_bench),
         overwrite=args.overwrite,
         seed=args.seed,
@@ -129,7 +192,7 @@ def _run_build(args: argparse.Namespace) -> int:
                 report = build(config, progress=lambda stage: status.update(f"{stage}..."))
         finally:
             progress_stream.close()
-    console = Console(stderr=args.json)
+    console = Console(stderr=args.json, width=max(Console().width, 100))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -137,7 +200,13 @@ def _run_build(args: argparse.Namespace) -> int:
 
         print_summary(report, console)
         console.print(f"artifacts in {config.out}/")
-    return 0
+    required = {t.value for t in config.quantize.require_runtimes}
+    failed = [c for c in report["quantization"].get("verification", [])
+              if c["target"] in required and c["status"] != "ok"]
+    for check in failed:
+        print(f"failed: the int8 model is required to run on {check['target']} but it "
+              f"{check['status']}: {check['reason']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _run_inspect(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import so that a wrong flag fails in milliseconds.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,19 @@ class PruneScope(str, enum.Enum):
 
     GLOBAL = "global"  # one threshold over all prunable kernels
     LAYER = "layer"  # one threshold per kernel, each reaching the target sparsity
+
+
+class PruneSchedule(str, enum.Enum):
+    """When the masks are computed during fine-tuning."""
+
+    ONESHOT = "oneshot"  # prune once, then fine-tune with the masks fixed
+    POLYNOMIAL = "polynomial"  # sparsity rises cubically over the fine-tuning steps
+
+
+AUTO_SPARSITY = "auto"
+# Grid `--sparsity auto` tries, each on a fresh copy of the original weights: coarse where
+# small models rarely break, finer where they start to.
+AUTO_SPARSITY_GRID = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 class Variant(str, enum.Enum):
@@ -40,50 +54,163 @@ class Variant(str, enum.Enum):
 
 @dataclass(frozen=True)
 class PruneConfig:
-    """Threshold pruning w' = w * 1{|w| >= threshold}.
+    """Threshold pruning w' = w * 1{|w| >= threshold} (and b' = b * 1{|b| >= threshold}).
 
-    Exactly one of `target_sparsity` and `threshold` is set.
+    At most one of `target_sparsity` and `threshold` is set; with neither, the sparsity is
+    `auto`: the largest of `auto_grid` whose validation AUROC stays within `max_prune_drop`
+    of the original model's. A target sparsity of 0 skips pruning.
     """
 
-    target_sparsity: float | None = 0.5
+    target_sparsity: float | str | None = None  # S in [0, 1), or AUTO_SPARSITY
     threshold: float | None = None
     scope: PruneScope = PruneScope.GLOBAL
     prune_biases: bool = False
     finetune_epochs: int = 0
+    schedule: PruneSchedule = PruneSchedule.ONESHOT
+    initial_sparsity: float = 0.0  # polynomial schedule only
+    prune_frequency: int = 10  # optimizer steps between mask updates (polynomial)
+    include: tuple[str, ...] = ()  # fnmatch patterns of layer names; empty: all
+    exclude: tuple[str, ...] = ()
+    keep_first_last_dense: bool = False  # leave the first and last prunable layer unpruned
+    max_prune_drop: float = 0.01  # auto: allowed drop of validation AUROC
+    auto_grid: tuple[float, ...] = AUTO_SPARSITY_GRID
 
     def __post_init__(self) -> None:
-        if (self.target_sparsity is None) == (self.threshold is None):
+        if self.target_sparsity is None and self.threshold is None:
+            object.__setattr__(self, "target_sparsity", AUTO_SPARSITY)
+        object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "auto_grid", tuple(float(s) for s in self.auto_grid))
+        if self.target_sparsity is not None and self.threshold is not None:
             raise ConfigError(
-                "Pruning needs exactly one of a target sparsity and a threshold; received "
+                "Pruning needs at most one of a target sparsity and a threshold; received "
                 f"sparsity={self.target_sparsity}, threshold={self.threshold}. "
                 "Pass --sparsity S or --threshold T, not both."
             )
-        if self.target_sparsity is not None and not 0.0 <= self.target_sparsity < 1.0:
+        if isinstance(self.target_sparsity, str):
+            if self.target_sparsity != AUTO_SPARSITY:
+                raise ConfigError(
+                    f"--sparsity must be a number in [0, 1) or '{AUTO_SPARSITY}'; received "
+                    f"'{self.target_sparsity}'."
+                )
+        elif self.target_sparsity is not None and not 0.0 <= self.target_sparsity < 1.0:
             raise ConfigError(
                 f"--sparsity must be in [0, 1); received {self.target_sparsity}. "
-                "Use e.g. --sparsity 0.5 to zero half of the weights, 0 to skip pruning."
+                "Use e.g. --sparsity 0.5 to zero half of the weights, 0 to skip pruning, or "
+                f"'{AUTO_SPARSITY}' to pick the largest that keeps validation AUROC."
             )
-        if self.threshold is not None and not self.threshold >= 0.0:
+        if self.threshold is not None and not 0.0 <= self.threshold < math.inf:
             raise ConfigError(
-                f"--threshold must be a magnitude >= 0; received {self.threshold}. "
+                f"--threshold must be a finite magnitude >= 0; received {self.threshold}. "
                 "Weights with |w| below it are set to zero."
             )
         if self.finetune_epochs < 0:
             raise ConfigError(
                 f"--finetune-epochs must be >= 0; received {self.finetune_epochs}."
             )
+        if not 0.0 <= self.initial_sparsity < 1.0:
+            raise ConfigError(
+                f"--initial-sparsity must be in [0, 1); received {self.initial_sparsity}."
+            )
+        if self.prune_frequency < 1:
+            raise ConfigError(
+                f"--prune-frequency must be >= 1 optimizer step; received {self.prune_frequency}."
+            )
+        if not -1.0 <= self.max_prune_drop <= 1.0:
+            raise ConfigError(
+                f"--max-prune-drop must be an AUROC difference in [-1, 1]; received "
+                f"{self.max_prune_drop}. Use e.g. 0.01 to accept one point of AUROC."
+            )
+        if not self.auto_grid or not all(0.0 < s < 1.0 for s in self.auto_grid):
+            raise ConfigError(
+                f"The auto sparsity grid must hold values in (0, 1); received {self.auto_grid}."
+            )
+        for pattern in (*self.include, *self.exclude):
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(
+                    f"Layer patterns must be non-empty fnmatch patterns such as 'conv*'; "
+                    f"received {pattern!r}."
+                )
+        if self.schedule is PruneSchedule.POLYNOMIAL:
+            if self.threshold is not None:
+                raise ConfigError(
+                    f"--prune-schedule polynomial ramps a sparsity; received --threshold "
+                    f"{self.threshold}. Pass --sparsity S (or '{AUTO_SPARSITY}') instead, or "
+                    "use --prune-schedule oneshot with a threshold."
+                )
+            if self.finetune_epochs < 1:
+                raise ConfigError(
+                    "--prune-schedule polynomial raises the sparsity over the fine-tuning "
+                    f"steps; received --finetune-epochs {self.finetune_epochs}. Pass "
+                    "--finetune-epochs N with N >= 1."
+                )
+            if isinstance(self.target_sparsity, float | int) and \
+                    self.initial_sparsity > self.target_sparsity:
+                raise ConfigError(
+                    f"--initial-sparsity {self.initial_sparsity} is above the final "
+                    f"--sparsity {self.target_sparsity}; the polynomial schedule only raises "
+                    "sparsity. Pass an initial sparsity <= the final one."
+                )
+
+    @property
+    def auto(self) -> bool:
+        """Whether the sparsity is searched (`--sparsity auto`)."""
+        return self.target_sparsity == AUTO_SPARSITY
+
+
+class RuntimeTarget(str, enum.Enum):
+    """Runtimes the int8 model is verified on."""
+
+    LITERT = "litert"  # ai-edge-litert with its default delegates (XNNPACK)
+    LITERT_NO_DELEGATES = "litert-no-delegates"  # ai-edge-litert, built-in kernels only
+    TFLITE_RUNTIME = "tflite-runtime"  # legacy tflite-runtime, in --runtime-python
 
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """Full-integer post-training quantization."""
+    """Full-integer post-training quantization and its verification."""
 
     calibration_samples: int = 200
+    io: str = "int8"  # int8 | uint8 | float32
+    activations: str = "int8"  # int8 | int16 (16x8 mode)
+    sparse_encoding: bool = False
+    max_auroc_drop: float = 0.01
+    remedy: bool = True
+    runtimes: tuple[RuntimeTarget, ...] = (RuntimeTarget.LITERT,
+                                           RuntimeTarget.LITERT_NO_DELEGATES)
+    require_runtimes: tuple[RuntimeTarget, ...] = ()
+    runtime_python: Path | None = None
 
     def __post_init__(self) -> None:
         if self.calibration_samples < 1:
             raise ConfigError(
                 f"--calibration-samples must be >= 1; received {self.calibration_samples}."
+            )
+        if self.io not in ("int8", "uint8", "float32"):
+            raise ConfigError(f"--io must be int8, uint8 or float32; received '{self.io}'.")
+        if self.activations not in ("int8", "int16"):
+            raise ConfigError(
+                f"--activations must be int8 or int16; received '{self.activations}'."
+            )
+        if self.activations == "int16" and self.io == "uint8":
+            raise ConfigError(
+                "--io uint8 cannot be combined with --activations int16 (16x8 mode has int16 "
+                "or float32 edges). Use --io int8 (int16 edges) or --io float32."
+            )
+        if not self.max_auroc_drop >= 0:
+            raise ConfigError(
+                f"--max-auroc-drop must be >= 0; received {self.max_auroc_drop}."
+            )
+        needs_python = RuntimeTarget.TFLITE_RUNTIME in (*self.runtimes, *self.require_runtimes)
+        if needs_python and self.runtime_python is None:
+            raise ConfigError(
+                "Verifying on tflite-runtime needs --runtime-python PATH: a Python (e.g. a "
+                "numpy<2 venv) where `import tflite_runtime` works."
+            )
+        if self.runtime_python is not None and not self.runtime_python.exists():
+            raise ConfigError(
+                f"--runtime-python '{self.runtime_python}' does not exist; expected the path "
+                "of a Python executable with tflite-runtime installed."
             )
 
 

@@ -1,14 +1,26 @@
-"""The int8 stage: pick the representative dataset, convert, prove the result full-integer."""
+"""The int8 stage: representative dataset, conversion, proof, and accuracy-aware remedies.
+
+Plain full-integer PTQ is tried first. When its validation AUROC falls more than
+`max_auroc_drop` below the pruned float model's, the stage diagnoses why (output saturation
+and ties, per-layer quantization error) and tries remedies in order, keeping the first that
+meets the budget on the validation split: logits out (the final sigmoid/softmax moves to
+the host), other calibration sizes, int16 activations (16x8). The test split is only used
+for the final numbers, elsewhere.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.config import QuantizeConfig
 from pipeline.errors import QuantizationError
+from pipeline.models import OutputKind
 
 if TYPE_CHECKING:
     import keras
@@ -34,47 +46,216 @@ def calibration_indices(y: np.ndarray, samples: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def postprocess_kind(postprocess: str, kind: OutputKind) -> OutputKind:
+    """How to read outputs into probabilities after the host applies `postprocess`."""
+    return OutputKind.LOGITS if postprocess in ("sigmoid", "softmax") else kind
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One quantization recipe."""
+
+    name: str
+    logits: bool = False
+    calibration_samples: int = 200
+    activations: str = "int8"
+
+
 @dataclass(frozen=True)
 class QuantizationResult:
-    """The int8 flatbuffer and what inspection proved about it."""
+    """The chosen int8 flatbuffer, how to read its output, and the evidence."""
 
     tflite: bytes
-    report: dict[str, Any]
+    postprocess: str  # applied by the host to the model output: sigmoid | softmax | none
+    output_kind: OutputKind  # how evaluation turns outputs into probabilities
+    report: dict[str, Any] = field(repr=False)
 
 
-def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig,
-             seed: int = 0) -> QuantizationResult:
-    """Full-integer int8 PTQ calibrated on the train split, verified from the file.
-
-    Raises:
-        QuantizationError: the converter cannot quantize an op, or the file it produced
-            still holds a float tensor.
-    """
+def _convert(model: keras.Model, splits: Splits, config: QuantizeConfig, cand: Candidate,
+             seed: int) -> tuple[bytes, str, np.ndarray]:
     from converters import tflite
-    from converters.inspection import inspect_tflite, require_full_integer
 
-    idx = calibration_indices(splits.y_train, config.calibration_samples, seed)
+    idx = calibration_indices(splits.y_train, cand.calibration_samples, seed)
     calibration = splits.model_inputs("train")[idx]
+    io = config.io
     try:
-        data = tflite.to_int8(model, calibration)
+        if cand.logits:
+            with tflite.logits_view(model) as (view, removed):
+                data = tflite.to_int8(view, calibration, io=io, activations=cand.activations,
+                                      sparse=config.sparse_encoding)
+        else:
+            removed = "none"
+            data = tflite.to_int8(model, calibration, io=io, activations=cand.activations,
+                                  sparse=config.sparse_encoding)
     except Exception as exc:  # noqa: BLE001 - the converter raises a variety of types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantizationError(
-            f"Full-integer int8 conversion failed: {first}. An op of the model has no int8 "
-            "TFLite kernel; replace that layer or build with float edges."
+            f"Full-integer {cand.activations} conversion failed: {first}. An op of the model "
+            "has no integer TFLite kernel; replace that layer or build with --io float32."
         ) from None
+    return data, removed, idx
+
+
+def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | None, np.ndarray]:
+    from device_bench.runner import run_model
+    from pipeline.evaluation import evaluate, probabilities
+
+    with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:
+        path = Path(tmp, "candidate.tflite")
+        path.write_bytes(data)
+        outputs = run_model(path, splits.model_inputs("val")).outputs
+    auroc = evaluate(probabilities(outputs, kind), splits.y_val,
+                     positive_class=splits.positive_class)["auroc"]
+    return auroc, outputs
+
+
+def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
+    """Saturation and ties of an integer output: why AUROC can fall after int8."""
+    info = np.iinfo(np.dtype(dtype)) if dtype in ("int8", "uint8", "int16") else None
+    flat = np.asarray(raw).reshape(len(raw), -1)[:, -1]
+    _, counts = np.unique(flat, return_counts=True)
+    doc = {"largest_tie_fraction": float(counts.max() / len(flat)) if len(flat) else 0.0,
+           "distinct_levels": int(len(counts))}
+    if info is not None:
+        doc["saturated_fraction"] = float(np.mean((raw == info.min) | (raw == info.max)))
+    return doc
+
+
+def layer_errors(model: keras.Model, calibration: np.ndarray, limit: int = 5
+                 ) -> list[dict[str, Any]] | str:
+    """The layers with the largest quantization error (RMSE / scale), from TFLite's
+    QuantizationDebugger; a string saying why when it cannot run."""
+    import tensorflow as tf
+
+    from converters import tflite
+
+    import csv
+    import io
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="bedside-debug-") as tmp:
+            converter = tflite._converter(model, tmp)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = tflite.representative_dataset(calibration)
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=tflite.representative_dataset(calibration[:32]))
+            debugger.run()
+            dump = io.StringIO()
+            debugger.layer_statistics_dump(dump)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the build
+        return f"QuantizationDebugger unavailable: {type(exc).__name__}: {exc}"[:300]
+    rows = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        scale = float(row.get("scale") or "nan")
+        mse = float(row.get("mean_squared_error") or "nan")
+        layer = row.get("tensor_name", "").replace("NumericVerify/", "").split(";")[0]
+        rows.append({"layer": layer, "op": row.get("op_name"),
+                     "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
+                     "max_abs_error": float(row.get("max_abs_error") or "nan")})
+    rows.sort(key=lambda r: -(r["rmse_over_scale"] or 0.0))
+    return rows[:limit]
+
+
+def _ladder(config: QuantizeConfig, kind: OutputKind) -> list[Candidate]:
+    n = config.calibration_samples
+    plain = Candidate("plain", calibration_samples=n, activations=config.activations)
+    if not config.remedy:
+        return [plain]
+    logits = kind in (OutputKind.SIGMOID, OutputKind.SOFTMAX)
+    ladder = [plain]
+    if logits:
+        ladder.append(replace(plain, name="logits", logits=True))
+    for other in sorted({max(n // 4, 16), n * 4} - {n}):
+        ladder.append(replace(plain, name=f"logits+calibration_{other}", logits=logits,
+                              calibration_samples=other))
+    if config.activations == "int8" and config.io != "uint8":
+        ladder.append(replace(plain, name="logits+int16_activations" if logits else
+                              "int16_activations", logits=logits, activations="int16"))
+    return ladder
+
+
+def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig, kind: OutputKind,
+             reference_val_auroc: float | None, seed: int = 0,
+             progress: Callable[[str], None] = lambda _: None) -> QuantizationResult:
+    """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
+
+    Args:
+        model: the pruned (and fine-tuned) Keras model.
+        splits: data; calibration from train, remedy decisions on val.
+        config: quantization settings.
+        kind: what the model's output holds.
+        reference_val_auroc: the pruned float model's validation AUROC, the budget's base.
+        seed: for the calibration sample.
+        progress: reports which recipe is being tried.
+
+    Raises:
+        QuantizationError: the converter cannot quantize an op, or the produced file still
+            holds a float tensor.
+    """
+    from converters.inspection import inspect_tflite, require_full_integer
+
+    tried: list[dict[str, Any]] = []
+    chosen: tuple[Candidate, bytes, str, np.ndarray, float | None] | None = None
+    diagnosis: dict[str, Any] | None = None
+    for cand in _ladder(config, kind):
+        progress(f"quantize int8 ({cand.name})")
+        data, removed, idx = _convert(model, splits, config, cand, seed)
+        info = inspect_tflite(data)
+        require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
+        eval_kind = postprocess_kind(removed, kind)
+        auroc, _ = _val_auroc(data, splits, eval_kind)
+        drop = None if auroc is None or reference_val_auroc is None else \
+            reference_val_auroc - auroc
+        meets = drop is None or drop <= config.max_auroc_drop
+        tried.append({"name": cand.name, "postprocess": removed,
+                      "calibration_samples": int(len(idx)), "activations": cand.activations,
+                      "val_auroc": auroc, "val_auroc_drop": drop, "meets_budget": meets,
+                      "bytes": len(data)})
+        best = chosen is None or (auroc or 0) > (chosen[4] or 0)
+        if best:
+            chosen = (cand, data, removed, idx, auroc)
+        if meets:
+            chosen = (cand, data, removed, idx, auroc)
+            break
+        if diagnosis is None:
+            diagnosis = _diagnose(model, splits, data, info, idx)
+    assert chosen is not None
+    cand, data, removed, idx, _ = chosen
     info = inspect_tflite(data)
-    require_full_integer(info, "model_int8.tflite")
     doc = info.to_json()
-    report = {
+    report: dict[str, Any] = {
         "full_integer": info.full_integer,
+        "integer_ops": info.integer_ops,
         "input": doc["input"],
-        "output": doc["output"],
-        "io": "int8",
-        "activations": "int8",
+        "output": {**doc["output"], "postprocess": removed},
+        "io": config.io,
+        "activations": cand.activations,
+        "sparse_encoding": config.sparse_encoding,
         "calibration_samples": int(len(idx)),
         "calibration_label_counts": np.bincount(splits.y_train[idx],
                                                 minlength=splits.num_classes).tolist(),
+        "recipe": cand.name,
+        "max_auroc_drop": config.max_auroc_drop,
+        "reference_val_auroc": reference_val_auroc,
+        "tried": tried,
+        "diagnosis": diagnosis,
         "op_summary": doc["op_summary"],
+        "op_versions": {op: v["versions"] for op, v in doc["op_summary"].items()},
     }
-    return QuantizationResult(data, report)
+    return QuantizationResult(data, removed, postprocess_kind(removed, kind), report)
+
+
+def _diagnose(model: keras.Model, splits: Splits, data: bytes, info: Any,
+              idx: np.ndarray) -> dict[str, Any]:
+    from device_bench.runner import run_model
+
+    with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:
+        path = Path(tmp, "plain.tflite")
+        path.write_bytes(data)
+        raw = run_model(path, splits.model_inputs("val")).raw_outputs
+    out_dtype = info.tensors[info.outputs[0]].dtype.lower()
+    return {
+        "output": diagnose_output(raw, out_dtype),
+        "worst_layers": layer_errors(model, splits.model_inputs("train")[idx]),
+    }

@@ -37,11 +37,38 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
         f"pruning: threshold {tau}, target sparsity {_fmt(p['target_sparsity'], '.3f')}, "
         f"achieved {p['achieved_sparsity']:.3f} over {len(p['layers'])} kernels"
     )
+    def edge(side: str) -> str:
+        t = q[side]
+        if t["scale"] is None:
+            return f"{side} {t['dtype']}"
+        return f"{side} {t['dtype']} scale={t['scale']:.6g} zp={t['zero_point']}"
+
+    post = q["output"].get("postprocess", "none")
     console.print(
-        f"int8: full_integer={q['full_integer']}, input {q['input']['dtype']} "
-        f"scale={q['input']['scale']:.6g} zp={q['input']['zero_point']}, output "
-        f"{q['output']['dtype']} scale={q['output']['scale']:.6g} zp={q['output']['zero_point']}"
-        f", calibrated on {q['calibration_samples']} samples"
+        f"int8: full_integer={q['full_integer']}, {edge('input')}, {edge('output')}"
+        + (f" (host applies {post})" if post != "none" else "")
+        + f", calibrated on {q['calibration_samples']} samples, recipe {q.get('recipe', '-')}"
     )
+    if q.get("diagnosis"):
+        d = q["diagnosis"]["output"]
+        console.print(
+            f"plain int8 missed the AUROC budget: {d.get('saturated_fraction', 0):.0%} of "
+            f"validation outputs saturated, largest tie {d['largest_tie_fraction']:.0%}, "
+            f"{d['distinct_levels']} distinct levels"
+        )
+        worst = q["diagnosis"]["worst_layers"]
+        if isinstance(worst, str):
+            console.print(f"  {worst}")
+        else:
+            for row in worst:
+                console.print(f"  {row['op']:<16} {row['layer']:<48} RMSE/scale "
+                              f"{_fmt(row['rmse_over_scale'], '.3f')}")
+        for t in q["tried"]:
+            console.print(f"  tried {t['name']:<28} val AUROC {_fmt(t['val_auroc'])}"
+                          f"{'  <- meets budget' if t['meets_budget'] else ''}")
+    for check in q.get("verification", []):
+        if check["status"] != "ok":
+            console.print(f"[red]runtime {check['target']}: {check['status']}[/red] "
+                          f"{check['reason']}")
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}")

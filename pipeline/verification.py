@@ -1,0 +1,140 @@
+"""Running the int8 model on each target runtime and comparing it with the reference.
+
+A bedside device gets one file and trusts it. Measured on this stack: ai-edge-litert's
+default XNNPACK delegate refuses some sparse int8 models at prepare time, and
+tflite-runtime 2.14 returned all-zero outputs for a block-sparse int8 model. So every
+target runtime runs the real file on the test split, through device_bench in a subprocess
+(a native crash cannot take the build down), and its outputs are compared with the pruned
+float32 model's and with the primary runtime's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.benchmark import device_bench_env
+from pipeline.config import RuntimeTarget
+
+# Runtimes may round differently by a step; more than this is a wrong result.
+MAX_STEPS_VS_PRIMARY = 2.0
+MIN_AGREEMENT_VS_PRIMARY = 0.99
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """Outcome of running the int8 model on one runtime."""
+
+    target: RuntimeTarget
+    status: str  # ok | mismatch | refused | crashed
+    reason: str | None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    note: str | None = None
+    agreement_vs_reference: float | None = None
+    max_steps_vs_reference: float | None = None
+    agreement_vs_primary: float | None = None
+    max_steps_vs_primary: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dict(vars(self))
+        doc["target"] = self.target.value
+        return doc
+
+
+def _command(target: RuntimeTarget, model: Path, inputs: Path, outputs: Path, status: Path,
+             runtime_python: Path | None) -> list[str]:
+    python = str(runtime_python) if target is RuntimeTarget.TFLITE_RUNTIME else sys.executable
+    cmd = [python, "-m", "device_bench", "run", str(model), "--input", str(inputs),
+           "--output", str(outputs), "--status", str(status), "--overwrite", "--no-fallback"]
+    if target is RuntimeTarget.TFLITE_RUNTIME:
+        cmd += ["--runtime", "tflite_runtime"]
+    else:
+        cmd += ["--runtime", "ai_edge_litert"]
+    if target is RuntimeTarget.LITERT_NO_DELEGATES:
+        cmd += ["--no-xnnpack"]
+    return cmd
+
+
+def run_on_runtime(target: RuntimeTarget, model: Path, x: np.ndarray,
+                   runtime_python: Path | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Runs `model` on `x` under one runtime in a subprocess.
+
+    Returns:
+        (dequantized outputs or None, status dict with `status` and `reason`).
+    """
+    with tempfile.TemporaryDirectory(prefix="bedside-verify-") as tmp:
+        inputs, outputs, status = Path(tmp, "x.npy"), Path(tmp, "y.npz"), Path(tmp, "s.json")
+        np.save(inputs, x.astype(np.float32))
+        cmd = _command(target, model, inputs, outputs, status, runtime_python)
+        proc = subprocess.run(cmd, env=device_bench_env(), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False, timeout=600)
+        info: dict[str, Any] = json.loads(status.read_text()) if status.exists() else {}
+        if proc.returncode < 0 or (proc.returncode != 0 and not outputs.exists()
+                                   and not info):
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+            state = "crashed" if proc.returncode < 0 else "refused"
+            return None, {**info, "status": state,
+                          "reason": f"exit {proc.returncode}: {tail}" if tail else
+                          f"exit {proc.returncode}"}
+        if not outputs.exists():
+            reason = info.get("reason") or info.get("error") or (proc.stderr or "").strip()
+            return None, {**info, "status": "refused", "reason": reason}
+        with np.load(outputs, allow_pickle=False) as npz:
+            return npz["outputs"].astype(np.float32), {**info, "status": "ok", "reason": None}
+
+
+def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))) / scale)
+
+
+def verify(model: Path, x: np.ndarray, reference_outputs: np.ndarray, output_scale: float,
+           predict: Any, targets: tuple[RuntimeTarget, ...],
+           runtime_python: Path | None = None) -> list[RuntimeCheck]:
+    """Verifies `model` on every target; the first target that runs is the primary.
+
+    Args:
+        model: the int8 .tflite.
+        x: preprocessed test inputs.
+        reference_outputs: the pruned float32 model's outputs on `x`, in the same space as
+            the int8 model's (logits when the int8 model emits logits).
+        output_scale: the int8 output's quantization scale (one step).
+        predict: maps outputs to class predictions (applies the host postprocess).
+        targets: runtimes to run on.
+        runtime_python: the Python holding tflite-runtime, for that target.
+    """
+    checks = []
+    primary: np.ndarray | None = None
+    reference_pred = predict(reference_outputs)
+    for target in targets:
+        outputs, info = run_on_runtime(target, model, x, runtime_python)
+        common = {"runtime": info.get("runtime"), "runtime_version": info.get("runtime_version"),
+                  "note": info.get("note")}
+        if outputs is None:
+            checks.append(RuntimeCheck(target, info["status"], info.get("reason"), **common))
+            continue
+        pred = predict(outputs)
+        vs_ref = dict(agreement_vs_reference=float(np.mean(pred == reference_pred)),
+                      max_steps_vs_reference=_steps(outputs, reference_outputs, output_scale))
+        if primary is None:
+            primary = outputs
+            checks.append(RuntimeCheck(target, "ok", None, **common, **vs_ref,
+                                       agreement_vs_primary=1.0, max_steps_vs_primary=0.0))
+            continue
+        steps = _steps(outputs, primary, output_scale)
+        agreement = float(np.mean(pred == predict(primary)))
+        ok = steps <= MAX_STEPS_VS_PRIMARY and agreement >= MIN_AGREEMENT_VS_PRIMARY
+        reason = None if ok else (
+            f"outputs differ from the primary runtime by up to {steps:.1f} quantization steps "
+            f"(bound {MAX_STEPS_VS_PRIMARY:g}) and agree on {agreement:.1%} of predictions")
+        checks.append(RuntimeCheck(target, "ok" if ok else "mismatch", reason, **common,
+                                   **vs_ref, agreement_vs_primary=agreement,
+                                   max_steps_vs_primary=steps))
+    return checks
