@@ -1,0 +1,74 @@
+"""Plain-text table of a benchmark report (no dependency beyond the stdlib)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from device_bench.report import BenchReport, ModelReport
+
+_Column = tuple[str, Callable[[ModelReport], str], bool]  # header, cell, right-aligned
+
+
+def _number(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _columns(compare: bool) -> list[_Column]:
+    columns: list[_Column] = [
+        ("model", lambda m: m.path, False),
+        ("status", lambda m: m.status.value, False),
+        ("runtime", lambda m: f"{m.runtime or '-'} {m.runtime_version or ''}".strip(), False),
+        ("xnnpack", lambda m: "-" if m.xnnpack is None else ("yes" if m.xnnpack else "no"), False),
+        ("runs", lambda m: str(m.runs) if m.runs else "-", True),
+        ("p50 ms", lambda m: _number(m.latency_ms.p50 if m.latency_ms else None), True),
+        ("mean ms", lambda m: _number(m.latency_ms.mean if m.latency_ms else None), True),
+        ("p90 ms", lambda m: _number(m.latency_ms.p90 if m.latency_ms else None), True),
+        ("p99 ms", lambda m: _number(m.latency_ms.p99 if m.latency_ms else None), True),
+        ("init ms", lambda m: _number(m.init_ms), True),
+        ("peak MiB", lambda m: _number(m.memory.peak_rss_mb if m.memory else None, ".1f"), True),
+        ("model MiB", lambda m: _number(m.memory.model_mb if m.memory else None, ".1f"), True),
+        ("file KiB", lambda m: _number(m.file_bytes / 1024 if m.file_bytes else None, ".1f"), True),
+    ]
+    if compare:
+        columns.append(
+            (
+                "p50 x first",
+                lambda m: _number(m.ratio_to_first["p50"] if m.ratio_to_first else None, ".3f"),
+                True,
+            )
+        )
+    return columns
+
+
+def format_table(report: BenchReport) -> str:
+    """Formats a report as aligned columns, then one line per note or failure.
+
+    Args:
+        report: The benchmark report.
+
+    Returns:
+        The text, ending with a newline.
+    """
+    columns = _columns(report.compare)
+    rows = [[cell(model) for _, cell, _ in columns] for model in report.models]
+    widths = [
+        max(len(header), *(len(row[i]) for row in rows)) if rows else len(header)
+        for i, (header, _, _) in enumerate(columns)
+    ]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (_, _, right) in zip(cells, widths, columns, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines = [line([header for header, _, _ in columns])]
+    lines.append(line(["-" * width for width in widths]))
+    lines.extend(line(row) for row in rows)
+    for model in report.models:
+        if model.reason:
+            lines.append(f"{model.path}: {model.status.value}: {model.reason}")
+        if model.note:
+            lines.append(f"{model.path}: note: {model.note}")
+    return "\n".join(lines) + "\n"
