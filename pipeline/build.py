@@ -50,18 +50,24 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
     from pipeline import models
 
     artifacts.check_output_dir(config.out, config.overwrite)
+    if config.export.onnx:
+        from converters.onnx_export import require_extra
+
+        require_extra()  # before any heavy work
     clock = StageClock(progress)
     started = time.perf_counter()
 
     # load
     if config.model is None:
-        splits = clock.run("load data", lambda: data_mod.load(None, seed=config.data.seed))
+        splits = clock.run("load data", lambda: data_mod.from_config(
+            config.data, positive_class=config.evaluation.positive_class))
         model = clock.run("train reference model",
                           lambda: models.train_reference_model(splits, config.seed))
         model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
     else:
         model = clock.run("load model", lambda: models.load_model(config.model))
-        raw = clock.run("load data", lambda: _load_user_data(config))
+        raw = clock.run("load data",
+                        lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
         splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
         model_source = str(config.model)
     models.check_labels(model, splits)
@@ -77,7 +83,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
     with artifacts.Staging(config.out) as stage:
         paths = {}
         paths[Variant.FLOAT32] = stage.write_bytes(
-            Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model)))
+            Variant.FLOAT32.filename,
+            clock.run("convert float32", lambda: tflite.to_float32(model)))
 
         # prune (auto: search the sparsity) and fine-tune, in place
         pruned = clock.run("prune", lambda: pruning.prune_model(
@@ -111,23 +118,30 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
                 variant_kind = quant.output_kind if variant is Variant.INT8 else kind
                 metrics = evaluate(probabilities(outputs, variant_kind), splits.y_test,
                                    positive_class=splits.positive_class,
-                                   reference_predictions=reference)
+                                   decision_threshold=config.evaluation.decision_threshold,
+                                   reference_predictions=reference,
+                                   class_names=splits.class_names)
                 if reference is None:
                     reference = metrics.predictions
                 out[variant.value] = metrics.values
             return out
 
         metrics = clock.run("evaluate", evaluate_all)
+        onnx_doc = None
+        if config.export.onnx:
+            onnx_doc = clock.run("export onnx", lambda: _export_onnx(
+                model, splits, config, quant, kind, paths, stage))
 
         bench: dict[str, Any] = {}
         if config.bench.enabled:
             raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()),
                                                                       config.bench))
-            for variant, entry in zip(paths, raw_bench["models"]):
+            for variant, entry in zip(paths, raw_bench["models"], strict=True):
                 bench[variant.value] = summarize(entry)
 
         data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
-                                     postprocess=quant.postprocess)
+                                     postprocess=quant.postprocess,
+                                     decision_threshold=config.evaluation.decision_threshold)
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": {"source": model_source, "input_shape": list(input_shape),
@@ -138,9 +152,14 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
             "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
             "metrics": metrics,
             "bench": bench,
-            "warnings": _warnings(bench),
+            "warnings": [*splits.warnings, *_warnings(bench)],
             "timings_s": clock.seconds,
         }
+        if onnx_doc is not None:
+            report["artifacts"].update(onnx_doc["artifacts"])
+            report["metrics"].update(onnx_doc["metrics"])
+            report["onnx"] = {"parity": onnx_doc["parity"]}
+            report["warnings"] += onnx_doc["warnings"]
         report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
         (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
         stage.commit()
@@ -195,16 +214,45 @@ def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any,
     return quant
 
 
-def _load_user_data(config: BuildConfig) -> Any:
+def _export_onnx(model: Any, splits: Any, config: BuildConfig, quant: Any, kind: Any,
+                 paths: dict[Variant, Any], stage: artifacts.Staging) -> dict[str, Any]:
+    """Writes both .onnx files into the staging dir; parity and metrics on the test split."""
+    from converters import onnx_export
+    from device_bench.runner import run_model
+    from pipeline.evaluation import evaluate, predictions, probabilities
+
+    x_test = splits.model_inputs("test")
+    threshold = config.evaluation.decision_threshold
+    exported = onnx_export.export(model, paths[Variant.INT8], x_test, kind, quant.output_kind,
+                                  positive_class=splits.positive_class,
+                                  decision_threshold=threshold, opset=config.export.opset)
+    files = {"onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME,
+                                                      exported.float_onnx),
+             "onnx_int8": stage.write_bytes(onnx_export.INT8_FILENAME, exported.int8_onnx)}
+    reference = predictions(probabilities(run_model(paths[Variant.FLOAT32], x_test).outputs,
+                                          kind), splits.positive_class, threshold)
+    metrics = {}
+    for name, outputs, variant_kind in (
+            ("onnx_pruned_float32", exported.float_outputs, kind),
+            ("onnx_int8", exported.int8_outputs, quant.output_kind)):
+        metrics[name] = evaluate(probabilities(outputs, variant_kind), splits.y_test,
+                                 positive_class=splits.positive_class,
+                                 decision_threshold=threshold, reference_predictions=reference,
+                                 class_names=splits.class_names).values
+    return {"artifacts": {k: artifacts.describe(p, config.out) for k, p in files.items()},
+            "metrics": metrics, "parity": exported.parity, "warnings": exported.warnings()}
+
+
+def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) -> Any:
     from pipeline import data as data_mod
 
     if config.data.path is None:
         raise DataError(
             "--model was given without --data. Pass the model's dataset with --data "
-            "(an .npz in MedMNIST layout or with 'x' and 'y' arrays)."
+            "(an .npz, medmnist:NAME, an image/DICOM folder or a .csv)."
         )
-    return data_mod.load(config.data.path, scale=config.data.scale, offset=config.data.offset,
-                         seed=config.data.seed)
+    return data_mod.from_config(config.data, input_shape=input_shape,
+                                positive_class=config.evaluation.positive_class)
 
 
 def _warnings(bench: dict[str, Any]) -> list[str]:

@@ -13,12 +13,23 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pipeline.config import AUTO_SPARSITY, AUTO_SPARSITY_GRID, BenchConfig, BuildConfig, \
-    DataConfig, PruneConfig, PruneSchedule, PruneScope, QuantizeConfig, RuntimeTarget
+from pipeline.config import (
+    AUTO_SPARSITY,
+    AUTO_SPARSITY_GRID,
+    BenchConfig,
+    BuildConfig,
+    DataConfig,
+    EvaluationConfig,
+    ExportConfig,
+    PruneConfig,
+    PruneSchedule,
+    PruneScope,
+    QuantizeConfig,
+    RuntimeTarget,
+)
 from pipeline.errors import BedsideError
 
 
@@ -32,6 +43,35 @@ def _sparsity(value: str) -> float | str:
         raise argparse.ArgumentTypeError(
             f"expected a number in [0, 1) or '{AUTO_SPARSITY}', received '{value}'"
         ) from None
+
+
+def _floats(value: str) -> tuple[float, ...]:
+    """`--mean`/`--std`: one number, or one per channel/feature separated by commas."""
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or comma-separated numbers such as 0.485,0.456,0.406, "
+            f"received '{value}'"
+        ) from None
+
+
+def _size(value: str) -> tuple[int, int]:
+    """`--resize`: HxW (e.g. 64x64) or one number for a square."""
+    try:
+        parts = [int(v) for v in value.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 64x64, received '{value}'")
+    return parts[0], parts[1]
+
+
+def _class_ref(value: str) -> int | str:
+    """`--positive-class`: a class index or a class name."""
+    return int(value) if value.strip().lstrip("-").isdigit() else value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="prune, quantize to int8, verify, evaluate, bench, report")
     b.add_argument("--model", type=Path, help="Keras 3 model (.keras, .h5) or SavedModel dir; "
                    "default: train the embedded reference classifier")
-    b.add_argument("--data", type=Path, help=".npz in MedMNIST layout or with x/y arrays")
+    b.add_argument("--data", type=Path, metavar="PATH|medmnist:NAME[@SIZE]",
+                   help=".npz (MedMNIST layout or x/y), medmnist:NAME[@SIZE] (Keras cache, "
+                   "downloaded once), folder of PNG/JPEG or DICOM files (class subfolders or "
+                   "--labels CSV), or tabular .csv; default: embedded WDBC")
     b.add_argument("--out", type=Path, default=Path("build"), help="output dir (default build/)")
     group = b.add_mutually_exclusive_group()
     group.add_argument("--sparsity", type=_sparsity, metavar="S|auto",
@@ -94,12 +137,47 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail (exit 1) unless the int8 model verifies on this runtime")
     b.add_argument("--scale", type=float, help="input preprocessing: x * scale + offset")
     b.add_argument("--offset", type=float)
+    b.add_argument("--mean", type=_floats, metavar="M[,M...]",
+                   help="input preprocessing (x - mean) / std, scalar or per channel/feature")
+    b.add_argument("--std", type=_floats, metavar="S[,S...]")
+    b.add_argument("--resize", type=_size, metavar="HxW",
+                   help="resize images (bilinear); image folders default to the model's size")
+    b.add_argument("--labels", type=Path, metavar="CSV",
+                   help="filename,label CSV for an image/DICOM folder (default: labels.csv)")
+    b.add_argument("--label-column", default="label",
+                   help="label column of a tabular --data CSV or of --labels (default label)")
+    b.add_argument("--calibration-data", type=Path, metavar="PATH",
+                   help="samples for int8 calibration instead of the train split; labels "
+                   "optional (e.g. an unlabelled image or DICOM folder)")
+    b.add_argument("--window-center", type=float, help="DICOM window center (with --window-width)")
+    b.add_argument("--window-width", type=float, help="DICOM window width; maps onto 0..255")
+    b.add_argument("--window-from-file", action="store_true",
+                   help="use each DICOM file's own WindowCenter/WindowWidth")
+    b.add_argument("--positive-class", type=_class_ref, metavar="INDEX|NAME",
+                   help="clinically positive class of a binary task (default: the dataset's, "
+                   "e.g. malignant for WDBC and BreastMNIST; else 1)")
+    b.add_argument("--decision-threshold", type=float, default=0.5,
+                   help="P(positive) from which a case is called positive (default 0.5)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
     b.add_argument("--threads", type=int, default=1, help="interpreter threads for the bench")
     b.add_argument("--no-bench", action="store_true", help="skip latency measurement")
     b.add_argument("--json", action="store_true", help="print report.json to stdout")
     b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    b.add_argument("--onnx", action="store_true", help="also export model_pruned_float32.onnx "
+                   "and model_int8.onnx with a parity check (needs bedside-lite[onnx])")
+    b.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    b.add_argument("--require-onnx-parity", action="store_true",
+                   help="fail (exit 1) when an ONNX file does not match its source")
+
+    e = sub.add_parser("export-onnx", help="Keras model (and int8 .tflite) to ONNX, with a "
+                       "parity check on seeded inputs (needs bedside-lite[onnx])")
+    e.add_argument("--model", type=Path, required=True, help="the (pruned) Keras model")
+    e.add_argument("--tflite", type=Path, help="its int8 .tflite: also write model_int8.onnx")
+    e.add_argument("--out", type=Path, required=True, help="output dir")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    e.add_argument("--json", action="store_true", help="print onnx.json to stdout")
 
     i = sub.add_parser("inspect", help="ops, dtypes and quantization of a .tflite file")
     i.add_argument("file", type=Path)
@@ -134,11 +212,21 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
     )
     return BuildConfig(
         model=args.model,
-        data=DataConfig(path=args.data, scale=args.scale, offset=args.offset, seed=args.seed),
+        data=DataConfig(
+            path=args.data, scale=args.scale, offset=args.offset, seed=args.seed,
+            mean=args.mean, std=args.std, resize=args.resize, label_column=args.label_column,
+            labels=args.labels, calibration=args.calibration_data,
+            window_center=args.window_center, window_width=args.window_width,
+            window_from_file=args.window_from_file,
+        ),
+        evaluation=EvaluationConfig(decision_threshold=args.decision_threshold,
+                                    positive_class=args.positive_class),
         out=args.out,
         prune=prune,
         quantize=_quantize_config(args),
         bench=BenchConfig(runs=args.bench_runs, threads=args.threads, enabled=not args.no_bench),
+        export=ExportConfig(onnx=args.onnx, opset=args.opset,
+                            require_parity=args.require_onnx_parity),
         overwrite=args.overwrite,
         seed=args.seed,
     )
@@ -206,7 +294,61 @@ def _run_build(args: argparse.Namespace) -> int:
     for check in failed:
         print(f"failed: the int8 model is required to run on {check['target']} but it "
               f"{check['status']}: {check['reason']}", file=sys.stderr)
-    return 1 if failed else 0
+    parity = report.get("onnx", {}).get("parity", {})
+    onnx_failed = config.export.require_parity and not all(
+        doc["ok"] for doc in (parity.get("float"), parity.get("int8")) if doc)
+    if onnx_failed:
+        print("failed: --require-onnx-parity and an ONNX file does not match its source; "
+              "see onnx.parity in report.json", file=sys.stderr)
+    return 1 if failed or onnx_failed else 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    """`export-onnx`: writes the .onnx file(s) and onnx.json; exit 1 when parity fails."""
+    from pipeline import artifacts
+    from pipeline.errors import ModelError
+
+    export_config = ExportConfig(onnx=True, opset=args.opset)
+    if args.tflite is not None and not args.tflite.is_file():
+        raise ModelError(f"--tflite '{args.tflite}' is not a file; expected the int8 .tflite "
+                         "written by `bedside-lite build` (model_int8.tflite).")
+    from converters import onnx_export
+
+    onnx_export.require_extra()
+    artifacts.check_output_dir(args.out, args.overwrite)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline import models
+    from pipeline.quantization import postprocess_kind
+
+    with _native_logs_captured(enabled=not args.debug):
+        model = models.load_model(args.model)
+        kind = models.output_kind(model)
+        postprocess = "none"  # the build records in preprocessing.json if the host applies it
+        if args.tflite is not None and (args.tflite.parent / "preprocessing.json").is_file():
+            meta = json.loads((args.tflite.parent / "preprocessing.json").read_text())
+            postprocess = meta.get("postprocess", "none")
+        probes = onnx_export.probe_inputs(model, args.tflite)
+        exported = onnx_export.export(model, args.tflite, probes, kind,
+                                      postprocess_kind(postprocess, kind),
+                                      opset=export_config.opset)
+        with artifacts.Staging(args.out) as stage:
+            files = {"onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME,
+                                                              exported.float_onnx)}
+            if exported.int8_onnx is not None:
+                files["onnx_int8"] = stage.write_bytes(onnx_export.INT8_FILENAME,
+                                                       exported.int8_onnx)
+            doc = {"model": str(args.model), "tflite": args.tflite and str(args.tflite),
+                   "parity_inputs": f"{len(probes)} seeded random samples",
+                   "artifacts": {k: artifacts.describe(p, args.out) for k, p in files.items()},
+                   "parity": exported.parity, "warnings": exported.warnings()}
+            (stage.dir / "onnx.json").write_text(json.dumps(doc, indent=2) + "\n")
+            stage.commit()
+    print(json.dumps(doc, indent=2) if args.json else
+          f"wrote {', '.join(p.name for p in files.values())} to {args.out}/; parity "
+          f"{'ok' if exported.ok else 'FAILED'}")
+    for warning in doc["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0 if exported.ok else 1
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
@@ -239,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "build":
             return _run_build(args)
+        if args.command == "export-onnx":
+            return _run_export_onnx(args)
         return _run_inspect(args)
     except BedsideError as exc:
         if debug:

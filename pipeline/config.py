@@ -235,12 +235,112 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from and how raw values become model inputs (x * scale + offset)."""
+    """Where the data comes from and how raw values become model inputs.
+
+    `path` is an .npz, a .csv, an image/DICOM folder or `medmnist:NAME[@SIZE]`. Values
+    become x * scale + offset, or (x - mean) / std; the two forms are exclusive.
+    """
 
     path: Path | None = None  # None: the embedded Wisconsin breast-cancer data
     scale: float | None = None
     offset: float | None = None
     seed: int = 0
+    mean: tuple[float, ...] | None = None  # scalar or per channel/feature
+    std: tuple[float, ...] | None = None
+    resize: tuple[int, int] | None = None  # (height, width) of images
+    label_column: str = "label"  # tabular CSV, or a folder's label CSV
+    labels: Path | None = None  # `filename,label` CSV for an image/DICOM folder
+    calibration: Path | None = None  # int8 calibration samples instead of the train split
+    window_center: float | None = None  # DICOM VOI window onto 0..255
+    window_width: float | None = None
+    window_from_file: bool = False  # each DICOM file's own WindowCenter/WindowWidth
+
+    def __post_init__(self) -> None:
+        if (self.scale is not None or self.offset is not None) and \
+                (self.mean is not None or self.std is not None):
+            raise ConfigError(
+                "Pass either --scale/--offset or --mean/--std, not both; received "
+                f"scale={self.scale}, offset={self.offset}, mean={self.mean}, std={self.std}."
+            )
+        for name in ("scale", "offset"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"--{name} must be a finite number; received {value}.")
+        if self.mean is not None and not all(math.isfinite(v) for v in self.mean):
+            raise ConfigError(f"--mean must hold finite numbers; received {self.mean}.")
+        if self.std is not None and not all(math.isfinite(v) and v > 0 for v in self.std):
+            raise ConfigError(
+                f"--std must hold finite numbers > 0; received {self.std}. Use e.g. --std 0.5 "
+                "or one value per channel: --std 0.229,0.224,0.225."
+            )
+        if self.mean is not None and self.std is not None and \
+                1 not in (len(self.mean), len(self.std)) and len(self.mean) != len(self.std):
+            raise ConfigError(
+                f"--mean has {len(self.mean)} values and --std {len(self.std)}; pass one value "
+                "or the same number (one per channel/feature) for each."
+            )
+        if self.resize is not None and not all(int(v) >= 1 for v in self.resize):
+            raise ConfigError(f"--resize needs a height and width >= 1; received {self.resize}.")
+        if (self.window_center is None) != (self.window_width is None):
+            raise ConfigError(
+                "A DICOM window needs both --window-center C and --window-width W; received "
+                f"center={self.window_center}, width={self.window_width}."
+            )
+        if self.window_width is not None and not self.window_width >= 1:
+            raise ConfigError(f"--window-width must be >= 1; received {self.window_width}.")
+        if self.window_from_file and self.window_center is not None:
+            raise ConfigError(
+                "Pass either --window-from-file or --window-center/--window-width, not both."
+            )
+        if not self.label_column:
+            raise ConfigError("--label-column must name a column; received ''.")
+        for source in (self.path, self.calibration):
+            if str(source).lower().startswith("medmnist:"):
+                from pipeline.loaders import medmnist
+
+                medmnist.parse_spec(str(source))  # unknown dataset/size: ConfigError now
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How a binary prediction is made from the positive class's probability."""
+
+    decision_threshold: float = 0.5
+    positive_class: int | str | None = None  # index or class name; None: the dataset's own
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decision_threshold <= 1.0:
+            raise ConfigError(
+                f"--decision-threshold must be a probability in [0, 1]; received "
+                f"{self.decision_threshold}. Cases with P(positive) >= threshold are positive."
+            )
+        if isinstance(self.positive_class, int) and self.positive_class < 0:
+            raise ConfigError(
+                f"--positive-class must be a class index >= 0 or a class name; received "
+                f"{self.positive_class}."
+            )
+        if isinstance(self.positive_class, str) and not self.positive_class.strip():
+            raise ConfigError("--positive-class must not be empty.")
+
+
+ONNX_OPSETS = (13, 18)  # QDQ per-axis needs 13; tf2onnx 1.17 knows up to 18
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Optional ONNX export (the `onnx` extra) and how its parity gates the build."""
+
+    onnx: bool = False
+    opset: int = 17
+    require_parity: bool = False  # exit 1 when an ONNX file does not match its source
+
+    def __post_init__(self) -> None:
+        low, high = ONNX_OPSETS
+        if not low <= self.opset <= high:
+            raise ConfigError(
+                f"--opset must be in [{low}, {high}] (tf2onnx 1.17 with QDQ int8); received "
+                f"{self.opset}. The default 17 runs on onnxruntime >= 1.11."
+            )
 
 
 @dataclass(frozen=True)
@@ -249,9 +349,11 @@ class BuildConfig:
 
     model: Path | None = None  # None: train the embedded reference classifier
     data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     out: Path = Path("build")
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     overwrite: bool = False
     seed: int = 0

@@ -42,7 +42,8 @@ def calibration_indices(y: np.ndarray, samples: int, seed: int) -> np.ndarray:
     take = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - take), kind="stable")[: samples - take.sum()]:
         take[i] += 1
-    chosen = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    chosen = [rng.permutation(np.flatnonzero(y == c))[:k]
+              for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 
@@ -75,8 +76,8 @@ def _convert(model: keras.Model, splits: Splits, config: QuantizeConfig, cand: C
              seed: int) -> tuple[bytes, str, np.ndarray]:
     from converters import tflite
 
-    idx = calibration_indices(splits.y_train, cand.calibration_samples, seed)
-    calibration = splits.model_inputs("train")[idx]
+    idx = calibration_indices(splits.calibration_labels, cand.calibration_samples, seed)
+    calibration = splits.calibration_inputs()[idx]
     io = config.io
     try:
         if cand.logits:
@@ -125,12 +126,12 @@ def layer_errors(model: keras.Model, calibration: np.ndarray, limit: int = 5
                  ) -> list[dict[str, Any]] | str:
     """The layers with the largest quantization error (RMSE / scale), from TFLite's
     QuantizationDebugger; a string saying why when it cannot run."""
+    import csv
+    import io
+
     import tensorflow as tf
 
     from converters import tflite
-
-    import csv
-    import io
 
     try:
         with tempfile.TemporaryDirectory(prefix="bedside-debug-") as tmp:
@@ -233,8 +234,7 @@ def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig, kind: O
         "activations": cand.activations,
         "sparse_encoding": config.sparse_encoding,
         "calibration_samples": int(len(idx)),
-        "calibration_label_counts": np.bincount(splits.y_train[idx],
-                                                minlength=splits.num_classes).tolist(),
+        "calibration_label_counts": splits.calibration_label_counts(idx),
         "recipe": cand.name,
         "max_auroc_drop": config.max_auroc_drop,
         "reference_val_auroc": reference_val_auroc,
@@ -257,5 +257,5 @@ def _diagnose(model: keras.Model, splits: Splits, data: bytes, info: Any,
     out_dtype = info.tensors[info.outputs[0]].dtype.lower()
     return {
         "output": diagnose_output(raw, out_dtype),
-        "worst_layers": layer_errors(model, splits.model_inputs("train")[idx]),
+        "worst_layers": layer_errors(model, splits.calibration_inputs()[idx]),
     }

@@ -1,0 +1,239 @@
+"""Keras / TFLite -> ONNX for vendors that run ONNX Runtime, with a parity proof.
+
+Two files: `model_pruned_float32.onnx` from the pruned Keras model (tf2onnx `from_function`
+with an explicit input signature: `from_keras` fails on Keras 3 Sequential models), and
+`model_int8.onnx` from `model_int8.tflite` (tf2onnx `from_tflite`: a QuantizeLinear /
+DequantizeLinear graph keeping the TFLite tensor types, so int8 I/O stays int8). Both have
+one input `input` (dynamic batch) and one output `output`, and pass
+`onnx.checker.check_model(full_check=True)`.
+
+Parity is measured in onnxruntime: float ONNX against Keras as the largest absolute
+difference of class probabilities, int8 ONNX against the int8 .tflite as prediction
+agreement and the largest difference in output quantization steps.
+
+tf2onnx, onnx and onnxruntime (the `onnx` extra) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from converters.tflite import INPUT_NAME, OUTPUT_NAME
+from pipeline.errors import MissingExtraError
+from pipeline.models import OutputKind
+
+if TYPE_CHECKING:
+    import keras
+
+DEFAULT_OPSET = 17
+FLOAT_FILENAME = "model_pruned_float32.onnx"
+INT8_FILENAME = "model_int8.onnx"
+# Largest |p_onnx - p_keras| of any class probability: the float graphs compute the same
+# arithmetic, so anything above float32 round-off means a wrong conversion.
+FLOAT_BOUND = 1e-4
+# The int8 graph re-implements TFLite's integer kernels with QDQ ops; rounding of the
+# requantization may differ by one step, never more.
+INT8_MAX_STEPS = 1
+INT8_MIN_AGREEMENT = 0.99
+_EXTRA_MODULES = ("tf2onnx", "onnx", "onnxruntime")
+
+
+def require_extra(feature: str = "ONNX export") -> None:
+    """Raises MissingExtraError unless tf2onnx, onnx and onnxruntime are installed.
+
+    Only looks the packages up (no import), so it is cheap enough to call before any work.
+    """
+    for name in _EXTRA_MODULES:
+        if find_spec(name) is None:
+            raise MissingExtraError(name, "onnx", feature)
+
+
+def _check(proto: Any) -> bytes:
+    import onnx
+
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> bytes:
+    """The Keras model (inference mode) as a checked float32 ONNX model."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = model.inputs[0]
+    signature = [tf.TensorSpec((None, *spec.shape[1:]), tf.float32, name=INPUT_NAME)]
+    fn = tf.function(lambda x: {OUTPUT_NAME: model(x, training=False)},
+                     input_signature=signature)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
+    return _check(proto)
+
+
+def _rename_io(graph: Any, new_input: str, new_output: str) -> None:
+    """Gives the single graph input and output stable names (TFLite names vary)."""
+    renames = {graph.input[0].name: new_input, graph.output[0].name: new_output}
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        info.name = renames.get(info.name, info.name)
+
+
+def tflite_to_onnx(tflite_path: Path, opset: int = DEFAULT_OPSET) -> bytes:
+    """The .tflite file (int8 or float) as a checked ONNX model with the same I/O types."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
+    if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
+        raise ValueError(f"'{tflite_path}' converted to {len(proto.graph.input)} inputs and "
+                         f"{len(proto.graph.output)} outputs; expected one of each.")
+    _rename_io(proto.graph, INPUT_NAME, OUTPUT_NAME)
+    return _check(proto)
+
+
+def run_onnx(model: bytes | Path, x: np.ndarray) -> np.ndarray:
+    """Runs an ONNX model in onnxruntime (CPU, one thread) on `x`, in the input's dtype.
+
+    Returns:
+        The raw output, in the output's own dtype (int8 for an int8-I/O model).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    data = model.read_bytes() if isinstance(model, Path) else model
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+
+
+def float_parity(onnx_probs: np.ndarray, keras_probs: np.ndarray,
+                 bound: float = FLOAT_BOUND) -> dict[str, Any]:
+    """Float ONNX vs Keras: the largest absolute difference of class probabilities."""
+    diff = float(np.max(np.abs(np.asarray(onnx_probs, np.float64)
+                               - np.asarray(keras_probs, np.float64))))
+    return {"max_abs_diff": diff, "bound": bound, "ok": bool(diff <= bound)}
+
+
+def int8_parity(onnx_raw: np.ndarray, tflite_raw: np.ndarray, onnx_pred: np.ndarray,
+                tflite_pred: np.ndarray, max_steps: int = INT8_MAX_STEPS,
+                min_agreement: float = INT8_MIN_AGREEMENT) -> dict[str, Any]:
+    """Int8 ONNX vs the int8 .tflite: prediction agreement and output step difference.
+
+    Steps are counted on integer outputs; for float outputs (`--io float32`) `max_steps`
+    is None and only agreement and `max_abs_diff` are judged.
+    """
+    onnx_raw, tflite_raw = np.asarray(onnx_raw), np.asarray(tflite_raw)
+    agreement = float(np.mean(np.asarray(onnx_pred) == np.asarray(tflite_pred)))
+    diff = np.abs(onnx_raw.astype(np.float64) - tflite_raw.astype(np.float64))
+    steps = int(diff.max()) if np.issubdtype(tflite_raw.dtype, np.integer) else None
+    ok = agreement >= min_agreement and (steps is None or steps <= max_steps)
+    return {"agreement": agreement, "min_agreement": min_agreement, "max_steps": steps,
+            "steps_bound": max_steps, "max_abs_diff": float(diff.max()), "ok": bool(ok)}
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """The ONNX files and the evidence that they compute what their sources do."""
+
+    float_onnx: bytes
+    int8_onnx: bytes | None
+    parity: dict[str, Any]  # {"float": {...}, "int8": {...} or None, "opset": int}
+    float_outputs: np.ndarray  # float ONNX outputs on the parity inputs
+    int8_outputs: np.ndarray | None  # int8 ONNX outputs there, dequantized to real values
+
+    @property
+    def ok(self) -> bool:
+        return all(doc["ok"] for doc in (self.parity["float"], self.parity["int8"]) if doc)
+
+    def warnings(self) -> list[str]:
+        out = []
+        f, q = self.parity["float"], self.parity["int8"]
+        if not f["ok"]:
+            out.append(f"ONNX float parity failed: max |p_onnx - p_keras| = "
+                       f"{f['max_abs_diff']:.3g} > {f['bound']:g}. Do not ship "
+                       f"{FLOAT_FILENAME}; check the tf2onnx version and --opset.")
+        if q and not q["ok"]:
+            out.append(f"ONNX int8 parity failed: agreement {q['agreement']:.4f} with the "
+                       f".tflite (needs >= {q['min_agreement']}), max output difference "
+                       f"{q['max_steps']} step(s) (bound {q['steps_bound']}). Do not ship "
+                       f"{INT8_FILENAME}; check the tf2onnx version and --opset.")
+        return out
+
+
+def export(model: keras.Model, int8_tflite: Path | None, x: np.ndarray, kind: OutputKind,
+           int8_kind: OutputKind, positive_class: int = 1, decision_threshold: float = 0.5,
+           opset: int = DEFAULT_OPSET) -> OnnxExport:
+    """Converts the model(s) and proves parity in onnxruntime on the samples `x`.
+
+    Args:
+        model: the pruned Keras model: the float ONNX source and its reference.
+        int8_tflite: the int8 .tflite file: the int8 ONNX source and its reference; None
+            exports the float model only.
+        x: real-valued model inputs, e.g. the test split; quantized with the .tflite input's
+            scale and zero point for an integer-input int8 model.
+        kind: what the Keras model's output holds.
+        int8_kind: what the int8 model's output holds (`QuantizationResult.output_kind`:
+            logits when the sigmoid/softmax moved to the host).
+        positive_class: the clinically positive class of a binary task.
+        decision_threshold: P(positive) from which a case is called positive (binary).
+        opset: ONNX opset of both files.
+
+    Returns:
+        Both files as bytes, the parity document and the ONNX outputs on `x`.
+    """
+    from pipeline.evaluation import predictions, probabilities
+
+    x = np.asarray(x, np.float32)
+    float_onnx = keras_to_onnx(model, opset)
+    float_out = run_onnx(float_onnx, x)
+    keras_out = model.predict(x, verbose=0, batch_size=256)
+    parity: dict[str, Any] = {
+        "float": float_parity(probabilities(float_out, kind), probabilities(keras_out, kind)),
+        "int8": None, "opset": opset}
+    if int8_tflite is None:
+        return OnnxExport(float_onnx, None, parity, float_out, None)
+
+    from device_bench.inputs import to_model_dtype
+    from device_bench.runner import run_model
+    from device_bench.tensors import dequantize
+
+    def predict(outputs: np.ndarray) -> np.ndarray:
+        return predictions(probabilities(outputs, int8_kind), positive_class, decision_threshold)
+
+    int8_onnx = tflite_to_onnx(int8_tflite, opset)
+    reference = run_model(int8_tflite, x)
+    int8_raw = run_onnx(int8_onnx, to_model_dtype(x, reference.input_quantization))
+    int8_out = dequantize(int8_raw, reference.output_quantization)
+    parity["int8"] = int8_parity(int8_raw, reference.raw_outputs, predict(int8_out),
+                                 predict(reference.outputs))
+    return OnnxExport(float_onnx, int8_onnx, parity, float_out, int8_out)
+
+
+def probe_inputs(model: keras.Model, int8_tflite: Path | None, samples: int = 64,
+                 seed: int = 0) -> np.ndarray:
+    """Seeded inputs for a parity check without data (`export-onnx`).
+
+    With an int8 .tflite they are random integer codes dequantized with its input scale, so
+    they span the calibrated input range; otherwise standard normal values.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (samples, *tuple(model.inputs[0].shape[1:]))
+    if int8_tflite is None:
+        return rng.standard_normal(shape).astype(np.float32)
+    from device_bench.runner import run_model
+    from device_bench.tensors import dequantize
+
+    q = run_model(int8_tflite, None).input_quantization
+    if not q.is_quantized:
+        return rng.standard_normal(shape).astype(np.float32)
+    info = np.iinfo(np.dtype(q.dtype))
+    codes = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(q.dtype)
+    return dequantize(codes, q)
