@@ -2,20 +2,30 @@
 
 tau is either given (`threshold`) or derived from a target sparsity S as the S-quantile of
 |w|, over all prunable kernels at once (global scope) or per kernel (layer scope). Biases
-are pruned only on request, with the same tau. Masks are kept through fine-tuning by
-re-applying them after every optimizer step, so a pruned weight never comes back.
+are pruned only on request, as b' = b * 1{|b| >= tau} with the tau of their layer's kernel.
+
+Fine-tuning keeps the masks: a callback re-applies them after every optimizer step (a
+variable constraint set after the first `fit` would not: the train step is already traced),
+so a pruned weight never comes back. The polynomial schedule raises the sparsity over the
+fine-tuning steps, s_t = s_f + (s_i - s_f) (1 - t/T)^3, recomputing the masks every
+`prune_frequency` steps; a new mask is the old mask AND the new magnitude mask.
+
+`--sparsity auto` prunes a fresh copy of the original weights at each sparsity of a grid
+(after the configured fine-tuning) and keeps the largest whose validation AUROC stays within
+`max_prune_drop` of the original model's; when none does, the model ships unpruned.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import PruneConfig, PruneScope
+from pipeline.config import AUTO_SPARSITY, PruneConfig, PruneSchedule, PruneScope
 from pipeline.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -24,75 +34,45 @@ if TYPE_CHECKING:
     from pipeline.data import Splits
     from pipeline.models import OutputKind
 
+Score = Callable[["keras.Model"], "float | None"]
+
+FINETUNE_BATCH_SIZE = 32
+_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
+PRUNABLE_LAYERS = (
+    "Dense",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "SeparableConv1D",
+    "SeparableConv2D",
+)
+
+
+# --------------------------------------------------------------------------- selection
+
 
 @dataclass(frozen=True)
 class PrunableWeight:
-    """One prunable kernel of a layer."""
+    """One prunable kernel of a layer, with the layer's bias on the layer's last kernel."""
 
-    layer: str
+    layer: str  # qualified layer name: "outer/inner" inside a nested model
     kind: str  # the layer class, e.g. "Conv2D"
     attr: str  # "kernel", "depthwise_kernel" or "pointwise_kernel"
-    variable: Any  # keras.Variable
-    bias: Any | None  # the layer's bias variable, if any
+    variable: Any = field(repr=False)  # keras.Variable
+    bias: Any | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return f"{self.layer}/{self.attr}"
 
-
-@dataclass(frozen=True)
-class LayerPruning:
-    """What pruning did to one kernel."""
-
-    name: str
-    kind: str
-    params: int
-    zeros: int
-    threshold: float
-
     @property
-    def sparsity(self) -> float:
-        return self.zeros / self.params if self.params else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "params": self.params,
-                "zeros": self.zeros, "sparsity": self.sparsity, "threshold": self.threshold}
-
-
-@dataclass(frozen=True)
-class PruningResult:
-    """Thresholds, masks and statistics of one pruning pass."""
-
-    config: PruneConfig
-    threshold: float | None  # the global tau; None in layer scope
-    layers: tuple[LayerPruning, ...]
-    masks: dict[str, np.ndarray] = field(repr=False)
-
-    @property
-    def achieved_sparsity(self) -> float:
-        params = sum(layer.params for layer in self.layers)
-        return sum(layer.zeros for layer in self.layers) / params if params else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "method": "magnitude_threshold",
-            "formula": "w' = w * 1{|w| >= threshold}",
-            "scope": self.config.scope.value,
-            "threshold": self.threshold,
-            "target_sparsity": self.config.target_sparsity,
-            "achieved_sparsity": self.achieved_sparsity,
-            "biases_pruned": self.config.prune_biases,
-            "finetune_epochs": self.config.finetune_epochs,
-            "layers": [layer.to_json() for layer in self.layers],
-        }
-
-
-_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
-PRUNABLE_LAYERS = (
-    "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
-    "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
-    "SeparableConv2D",
-)
+    def bias_name(self) -> str:
+        return f"{self.layer}/bias"
 
 
 def _is_prunable_layer(layer: Any) -> bool:
@@ -102,52 +82,108 @@ def _is_prunable_layer(layer: Any) -> bool:
     return isinstance(layer, kinds)
 
 
-def _walk_layers(model: Any) -> list[Any]:
-    """All leaf layers, nested models included, in topological order."""
+def _walk_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(qualified name, layer) of all leaf layers, nested models included, in order."""
     out = []
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
-            out.extend(_walk_layers(layer))
+            out.extend(_walk_layers(layer, f"{prefix}{layer.name}/"))
         else:
-            out.append(layer)
+            out.append((f"{prefix}{layer.name}", layer))
     return out
 
 
-def prunable_weights(model: keras.Model, include: Sequence[str] = (),
-                     exclude: Sequence[str] = ()) -> list[PrunableWeight]:
+def _matches(layer: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(layer, pattern) or fnmatch.fnmatchcase(
+        layer.rsplit("/", 1)[-1], pattern
+    )
+
+
+def prunable_weights(
+    model: keras.Model,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    keep_first_last_dense: bool = False,
+) -> list[PrunableWeight]:
     """Kernels of Dense and convolution layers, filtered by layer-name patterns.
 
+    Normalisation layers and embeddings are never pruned. Patterns are fnmatch globs matched
+    against the layer name (or "outer/inner" inside a nested model).
+
+    Args:
+        model: the Keras model.
+        include: keep only layers matching one of these patterns (empty: all).
+        exclude: drop layers matching one of these patterns.
+        keep_first_last_dense: leave the first and last prunable layer unpruned.
+
     Raises:
-        ConfigError: a pattern matches no prunable layer.
         ModelError: the model has no prunable layer.
+        ConfigError: a pattern matches no prunable layer, or the selection is empty.
     """
     found = []
-    for layer in _walk_layers(model):
+    for qualified, layer in _walk_layers(model):
         if not _is_prunable_layer(layer):
             continue
+        kernels = [(attr, getattr(layer, attr, None)) for attr in _KERNEL_ATTRS]
+        seen: set[int] = set()  # an attribute may alias another (Keras versions differ)
+        kernels = [
+            (attr, var)
+            for attr, var in kernels
+            if var is not None
+            and hasattr(var, "assign")
+            and not (id(var) in seen or seen.add(id(var)))
+        ]
         bias = getattr(layer, "bias", None)
-        for attr in _KERNEL_ATTRS:
-            var = getattr(layer, attr, None)
-            if var is not None and hasattr(var, "assign"):
-                found.append(PrunableWeight(layer.name, type(layer).__name__, attr, var, bias))
+        for i, (attr, var) in enumerate(kernels):
+            owns_bias = i == len(kernels) - 1  # one bias per layer, after the last kernel
+            found.append(
+                PrunableWeight(
+                    qualified, type(layer).__name__, attr, var, bias if owns_bias else None
+                )
+            )
     if not found:
         raise ModelError(
-            f"Model '{model.name}' has no prunable layer; pruning looks for Dense, Conv1D/2D/3D, "
-            "DepthwiseConv, SeparableConv and ConvTranspose kernels. Pass --sparsity 0 to skip "
-            "pruning."
+            f"Model '{model.name}' has no prunable layer; pruning looks for Dense, "
+            "Conv1D/2D/3D, DepthwiseConv, SeparableConv and ConvTranspose kernels. Pass "
+            "--sparsity 0 to skip pruning."
         )
-    names = sorted({w.layer for w in found})
-    for pattern in (*include, *exclude):
-        if not fnmatch.filter(names, pattern):
-            raise ConfigError(
-                f"Layer pattern '{pattern}' matches no prunable layer; prunable layers are: "
-                f"{', '.join(names)}."
-            )
-    if include:
-        found = [w for w in found if any(fnmatch.fnmatchcase(w.layer, p) for p in include)]
-    if exclude:
-        found = [w for w in found if not any(fnmatch.fnmatchcase(w.layer, p) for p in exclude)]
-    return found
+    names = list(dict.fromkeys(w.layer for w in found))
+    for flag, patterns in (("--prune-include", include), ("--prune-exclude", exclude)):
+        for pattern in patterns:
+            if not any(_matches(name, pattern) for name in names):
+                raise ConfigError(
+                    f"{flag} '{pattern}' matches no prunable layer of model '{model.name}'; "
+                    f"its prunable layers are: {', '.join(names)}. Use one of these names "
+                    "or a glob such as 'conv*'."
+                )
+    selected = [
+        name
+        for name in names
+        if (not include or any(_matches(name, p) for p in include))
+        and not any(_matches(name, p) for p in exclude)
+    ]
+    if keep_first_last_dense:
+        selected = [name for name in selected if name not in (names[0], names[-1])]
+    if not selected:
+        kept = (
+            " (--keep-first-last-dense keeps the first and last dense)"
+            if keep_first_last_dense
+            else ""
+        )
+        raise ConfigError(
+            f"The layer selection leaves nothing to prune in model '{model.name}'{kept}; "
+            f"prunable layers are: {', '.join(names)}. Loosen --prune-include/--prune-exclude "
+            "or pass --sparsity 0 to skip pruning."
+        )
+    return [w for w in found if w.layer in selected]
+
+
+def select_weights(model: keras.Model, config: PruneConfig) -> list[PrunableWeight]:
+    """The kernels `config` prunes (see `prunable_weights`)."""
+    return prunable_weights(model, config.include, config.exclude, config.keep_first_last_dense)
+
+
+# --------------------------------------------------------------------------- masks
 
 
 def threshold_for_sparsity(magnitudes: np.ndarray, sparsity: float) -> float:
@@ -161,79 +197,266 @@ def threshold_for_sparsity(magnitudes: np.ndarray, sparsity: float) -> float:
     return float(flat[k]) if k > 0 else 0.0
 
 
-def prune(model: keras.Model, config: PruneConfig, include: Sequence[str] = (),
-          exclude: Sequence[str] = ()) -> PruningResult:
-    """Prunes `model` in place and returns the masks and statistics."""
-    weights = prunable_weights(model, include, exclude)
-    values = {w.name: np.asarray(w.variable.numpy()) for w in weights}
-    if config.threshold is not None:
-        thresholds = {w.name: config.threshold for w in weights}
-        global_tau: float | None = config.threshold
-    elif config.scope is PruneScope.GLOBAL:
-        assert config.target_sparsity is not None
+def _read(variable: Any) -> np.ndarray:
+    return np.asarray(variable.numpy())
+
+
+@dataclass(frozen=True)
+class PruningResult:
+    """Thresholds and masks of one pruning pass (True = kept)."""
+
+    threshold: float | None  # the global tau; None in layer scope
+    thresholds: dict[str, float]  # tau of each kernel, by "layer/attr"
+    sparsity: float | None  # the target S this pass aimed at; None for an absolute tau
+    masks: dict[str, np.ndarray] = field(repr=False)  # kernels and (if pruned) biases
+
+    def pruned_fraction(self, names: Sequence[str]) -> float:
+        """Fraction of the named masks' entries that are pruned."""
+        total = sum(self.masks[n].size for n in names)
+        kept = sum(int(np.count_nonzero(self.masks[n])) for n in names)
+        return (total - kept) / total if total else 0.0
+
+
+def compute_masks(
+    weights: Sequence[PrunableWeight],
+    *,
+    sparsity: float | None = None,
+    threshold: float | None = None,
+    scope: PruneScope = PruneScope.GLOBAL,
+    prune_biases: bool = False,
+    previous: dict[str, np.ndarray] | None = None,
+) -> PruningResult:
+    """Magnitude masks of the current weights; nothing is assigned.
+
+    Args:
+        weights: the kernels to prune.
+        sparsity: target S; tau is the S-quantile of |w| (global or per kernel).
+        threshold: absolute tau instead of a sparsity.
+        scope: global (one tau) or layer (one tau per kernel); unused with `threshold`.
+        prune_biases: also mask biases, with the tau of their layer's (last) kernel.
+        previous: masks of an earlier pass; the new mask is previous AND magnitude mask,
+            so a pruned weight is never revived.
+    """
+    if (sparsity is None) == (threshold is None):
+        raise ValueError("compute_masks needs exactly one of sparsity and threshold")
+    values = {w.name: _read(w.variable) for w in weights}
+    global_tau: float | None
+    if threshold is not None:
+        global_tau = float(threshold)
+        taus = {w.name: global_tau for w in weights}
+    elif scope is PruneScope.GLOBAL:
         all_mags = np.concatenate([np.abs(v).ravel() for v in values.values()])
-        global_tau = threshold_for_sparsity(all_mags, config.target_sparsity)
-        thresholds = {w.name: global_tau for w in weights}
+        global_tau = threshold_for_sparsity(all_mags, float(sparsity))  # type: ignore[arg-type]
+        taus = {w.name: global_tau for w in weights}
     else:
-        assert config.target_sparsity is not None
         global_tau = None
-        thresholds = {name: threshold_for_sparsity(v, config.target_sparsity)
-                      for name, v in values.items()}
-
+        taus = {
+            name: threshold_for_sparsity(v, float(sparsity))  # type: ignore[arg-type]
+            for name, v in values.items()
+        }
     masks: dict[str, np.ndarray] = {}
-    layers = []
     for w in weights:
-        tau = thresholds[w.name]
-        mask = np.abs(values[w.name]) >= tau
+        mask = np.abs(values[w.name]) >= taus[w.name]
+        if previous is not None:
+            mask &= previous[w.name]
         masks[w.name] = mask
-        w.variable.assign(values[w.name] * mask)
-        if config.prune_biases and w.bias is not None and w.attr != "depthwise_kernel":
-            bias_name = f"{w.layer}/bias"
-            b = np.asarray(w.bias.numpy())
-            masks[bias_name] = np.abs(b) >= tau
-            w.bias.assign(b * masks[bias_name])
-        layers.append(LayerPruning(w.name, w.kind, int(mask.size),
-                                   int(mask.size - np.count_nonzero(mask)), float(tau)))
-    return PruningResult(config, global_tau, tuple(layers), masks)
+        if prune_biases and w.bias is not None:
+            bias_mask = np.abs(_read(w.bias)) >= taus[w.name]
+            if previous is not None and w.bias_name in previous:
+                bias_mask &= previous[w.bias_name]
+            masks[w.bias_name] = bias_mask
+    return PruningResult(global_tau, taus, sparsity, masks)
 
 
-def measure_sparsity(model: keras.Model, names: Sequence[str]) -> dict[str, float]:
-    """Zero fraction of the named kernels (layer/attr), read back from the model."""
+def _variables(weights: Sequence[PrunableWeight]) -> dict[str, Any]:
+    out = {}
+    for w in weights:
+        out[w.name] = w.variable
+        if w.bias is not None:
+            out[w.bias_name] = w.bias
+    return out
+
+
+def apply_masks(weights: Sequence[PrunableWeight], masks: dict[str, np.ndarray]) -> None:
+    """Assigns w * mask to every masked variable."""
+    variables = _variables(weights)
+    for name, mask in masks.items():
+        value = _read(variables[name])
+        variables[name].assign((value * mask).astype(value.dtype))
+
+
+def prune(
+    model: keras.Model, config: PruneConfig, *, sparsity: float | None = None
+) -> PruningResult:
+    """One-shot pruning of `model` in place, without fine-tuning.
+
+    Args:
+        model: the Keras model; its selected kernels (and biases if asked) are masked.
+        config: threshold or target sparsity, scope, biases and layer selection.
+        sparsity: overrides the config's target sparsity (required when it is auto).
+
+    Raises:
+        ModelError: no prunable layer. ConfigError: bad layer selection.
+    """
+    if sparsity is None and config.threshold is None:
+        if config.auto:
+            raise ConfigError(
+                f"prune() needs a numeric sparsity with --sparsity {AUTO_SPARSITY}; use "
+                "prune_model() to search it, or pass sparsity=S."
+            )
+        sparsity = float(config.target_sparsity)  # type: ignore[arg-type]
+    weights = select_weights(model, config)
+    result = compute_masks(
+        weights,
+        sparsity=sparsity,
+        threshold=None if sparsity is not None else config.threshold,
+        scope=config.scope,
+        prune_biases=config.prune_biases,
+    )
+    apply_masks(weights, result.masks)
+    return result
+
+
+def measure_sparsity(model: keras.Model, names: Sequence[str] | None = None) -> dict[str, float]:
+    """Zero fraction of the named kernels (layer/attr; default all), read from the model."""
     by_name = {w.name: w for w in prunable_weights(model)}
     out = {}
-    for name in names:
-        v = np.asarray(by_name[name].variable.numpy())
+    for name in by_name if names is None else names:
+        v = _read(by_name[name].variable)
         out[name] = 1.0 - np.count_nonzero(v) / v.size
     return out
 
 
-def _variables_by_name(model: keras.Model) -> dict[str, Any]:
-    out = {}
-    for w in prunable_weights(model):
-        out[w.name] = w.variable
-        if w.bias is not None:
-            out[f"{w.layer}/bias"] = w.bias
-    return out
+# --------------------------------------------------------------------------- fine-tuning
 
 
-def make_mask_callback(model: keras.Model, masks: dict[str, np.ndarray]) -> Any:
-    """A Keras callback re-applying `masks` after every training batch.
+@dataclass(frozen=True)
+class PolynomialSchedule:
+    """s_t = s_f + (s_i - s_f) (1 - t/T)^3, masks recomputed every `frequency` steps.
 
-    Setting a variable constraint after the first fit does not work (the train step is
-    already traced); a callback holds whatever the optimizer does, momentum included.
+    T (`end_step`) is the last mask update at or before the final optimizer step, so the
+    final sparsity is reached exactly and then fine-tuned for the remaining steps. With a
+    single update (T = 0) the final sparsity is applied at once.
+    """
+
+    initial: float
+    final: float
+    end_step: int
+    frequency: int
+
+    @classmethod
+    def for_training(
+        cls, initial: float, final: float, total_steps: int, frequency: int
+    ) -> PolynomialSchedule:
+        end = frequency * ((max(total_steps, 1) - 1) // frequency)
+        return cls(min(initial, final), final, end, frequency)
+
+    def sparsity_at(self, step: int) -> float:
+        if self.end_step <= 0:
+            return self.final
+        progress = min(step, self.end_step) / self.end_step
+        return self.final + (self.initial - self.final) * (1.0 - progress) ** 3
+
+    def is_update(self, step: int) -> bool:
+        """Whether the masks are recomputed before optimizer step `step` (step 0 is the
+        initial pruning, done before fine-tuning starts)."""
+        return 0 < step <= self.end_step and step % self.frequency == 0
+
+
+def finetune_loss(model: keras.Model, kind: OutputKind) -> tuple[Any, bool]:
+    """The fine-tuning loss and whether it wants one-hot labels.
+
+    A model compiled with its own loss (e.g. loaded with compile info) keeps it; otherwise a
+    single sigmoid unit gets binary cross-entropy, a softmax sparse categorical
+    cross-entropy, and raw logits the same with from_logits=True.
     """
     import keras
 
-    variables = _variables_by_name(model)
-    pairs = [(variables[name], mask.astype(np.float32)) for name, mask in masks.items()]
+    from pipeline.models import OutputKind
+
+    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
+        loss = model.loss
+        name = (
+            loss
+            if isinstance(loss, str)
+            else (getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__))
+        )
+        name = str(name).lower()
+        return loss, "categorical" in name and "sparse" not in name
+    logits = kind is OutputKind.LOGITS
+    if int(model.outputs[0].shape[-1]) == 1:
+        return keras.losses.BinaryCrossentropy(from_logits=logits), False
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=logits), False
+
+
+def _finetune_optimizer(model: keras.Model) -> Any:
+    """A fresh copy of the model's own optimizer, else Adam(1e-3)."""
+    import keras
+
+    optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
+    if optimizer is None:
+        return keras.optimizers.Adam(1e-3)
+    return type(optimizer).from_config(optimizer.get_config())
+
+
+def _mask_keeper(
+    weights: Sequence[PrunableWeight],
+    result: PruningResult,
+    schedule: PolynomialSchedule | None,
+    scope: PruneScope,
+    prune_biases: bool,
+) -> Any:
+    """A callback holding the masks after every batch and running the schedule's updates."""
+    import keras
+
+    variables = _variables(weights)
+    kernels = [w.name for w in weights]
 
     class KeepMasks(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.result = result
+            self.updates: list[dict[str, Any]] = []
+            self.step = 0
+            self._set(result.masks)
+
+        def _set(self, masks: dict[str, np.ndarray]) -> None:
+            self._pairs = [
+                (
+                    variables[name],
+                    keras.ops.convert_to_tensor(mask.astype(_read(variables[name]).dtype)),
+                )
+                for name, mask in masks.items()
+            ]
+
         def _apply(self) -> None:
-            for var, mask in pairs:
+            for var, mask in self._pairs:
                 var.assign(var * mask)
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if schedule is None or not schedule.is_update(self.step):
+                return
+            target = schedule.sparsity_at(self.step)
+            self.result = compute_masks(
+                weights,
+                sparsity=target,
+                scope=scope,
+                prune_biases=prune_biases,
+                previous=self.result.masks,
+            )
+            self._set(self.result.masks)
+            self._apply()
+            self.updates.append(
+                {
+                    "step": self.step,
+                    "target_sparsity": target,
+                    "pruned_fraction": self.result.pruned_fraction(kernels),
+                }
+            )
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self._apply()
+            self.step += 1
 
         def on_train_end(self, logs: dict | None = None) -> None:
             self._apply()
@@ -241,34 +464,415 @@ def make_mask_callback(model: keras.Model, masks: dict[str, np.ndarray]) -> Any:
     return KeepMasks()
 
 
-def finetune(model: keras.Model, splits: Splits, masks: dict[str, np.ndarray],
-             kind: OutputKind, epochs: int, seed: int = 0) -> dict[str, list[float]]:
-    """Fine-tunes with masks fixed on the train split, validating on val."""
+@dataclass(frozen=True)
+class Finetuning:
+    """What fine-tuning did: Keras history, final masks, schedule updates."""
+
+    epochs: int
+    steps: int
+    history: dict[str, list[float]]
+    result: PruningResult
+    mask_updates: tuple[dict[str, Any], ...]
+
+
+def steps_per_epoch(splits: Splits) -> int:
+    return max(1, math.ceil(len(splits.y_train) / FINETUNE_BATCH_SIZE))
+
+
+def finetune(
+    model: keras.Model,
+    splits: Splits,
+    kind: OutputKind,
+    weights: Sequence[PrunableWeight],
+    result: PruningResult,
+    config: PruneConfig,
+    *,
+    schedule: PolynomialSchedule | None = None,
+    seed: int = 0,
+) -> Finetuning:
+    """Fine-tunes on the train split (validating on val) with the masks held.
+
+    Args:
+        model: the pruned model, trained in place.
+        splits: data; train for fitting, val for validation.
+        kind: the model's output kind, for the loss when the model brings none.
+        weights: the pruned kernels.
+        result: their current masks.
+        config: epochs, scope and biases.
+        schedule: polynomial schedule raising the sparsity; None keeps `result` fixed.
+        seed: seed of shuffling and dropout.
+    """
     import keras
 
-    from pipeline.models import OutputKind
-
-    if epochs == 0:
-        return {}
     keras.utils.set_random_seed(seed)
+    loss, one_hot = finetune_loss(model, kind)
+    model.compile(optimizer=_finetune_optimizer(model), loss=loss)
     units = int(model.outputs[0].shape[-1])
-    loss = getattr(model, "loss", None)
-    if loss is None:
+
+    def labels(y: np.ndarray) -> np.ndarray:
         if units == 1:
-            loss = keras.losses.BinaryCrossentropy(from_logits=kind is OutputKind.LOGITS)
-        else:
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=kind is OutputKind.LOGITS)
-    optimizer = getattr(model, "optimizer", None)
-    optimizer = (type(optimizer).from_config(optimizer.get_config()) if optimizer is not None
-                 else keras.optimizers.Adam(1e-3))
-    model.compile(optimizer=optimizer, loss=loss)
-    y_train = splits.y_train.astype(np.float32 if units == 1 else np.int64)
-    y_val = splits.y_val.astype(np.float32 if units == 1 else np.int64)
+            return y.astype(np.float32)
+        return keras.utils.to_categorical(y, units) if one_hot else y.astype(np.int64)
+
+    keeper = _mask_keeper(weights, result, schedule, config.scope, config.prune_biases)
     history = model.fit(
-        splits.model_inputs("train"), y_train,
-        validation_data=(splits.model_inputs("val"), y_val),
-        epochs=epochs, batch_size=32, shuffle=True, verbose=0,
-        callbacks=[make_mask_callback(model, masks)],
+        splits.model_inputs("train"),
+        labels(splits.y_train),
+        validation_data=(splits.model_inputs("val"), labels(splits.y_val)),
+        epochs=config.finetune_epochs,
+        batch_size=FINETUNE_BATCH_SIZE,
+        shuffle=True,
+        verbose=0,
+        callbacks=[keeper],
     )
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return Finetuning(
+        epochs=config.finetune_epochs,
+        steps=keeper.step,
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        result=keeper.result,
+        mask_updates=tuple(keeper.updates),
+    )
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass(frozen=True)
+class LayerPruning:
+    """What pruning did to one kernel, read back from the weights that ship."""
+
+    name: str
+    kind: str
+    params: int
+    zeros: int
+    threshold: float
+    bias_params: int | None = None  # set when biases were pruned
+    bias_zeros: int | None = None
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.params if self.params else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "params": self.params,
+            "zeros": self.zeros,
+            "sparsity": self.sparsity,
+            "threshold": self.threshold,
+        }
+        if self.bias_params is not None:
+            doc["bias_params"] = self.bias_params
+            doc["bias_zeros"] = self.bias_zeros
+        return doc
+
+
+def layer_stats(
+    weights: Sequence[PrunableWeight], result: PruningResult | None, prune_biases: bool
+) -> tuple[LayerPruning, ...]:
+    """Per-kernel zeros of the current weights, with the tau that produced them."""
+    out = []
+    for w in weights:
+        v = _read(w.variable)
+        bias_params = bias_zeros = None
+        if prune_biases and w.bias is not None:
+            b = _read(w.bias)
+            bias_params, bias_zeros = int(b.size), int(b.size - np.count_nonzero(b))
+        tau = result.thresholds[w.name] if result is not None else 0.0
+        out.append(
+            LayerPruning(
+                w.name,
+                w.kind,
+                int(v.size),
+                int(v.size - np.count_nonzero(v)),
+                float(tau),
+                bias_params,
+                bias_zeros,
+            )
+        )
+    return tuple(out)
+
+
+def _overall(layers: Sequence[LayerPruning]) -> float:
+    params = sum(layer.params for layer in layers)
+    return sum(layer.zeros for layer in layers) / params if params else 0.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One prune (+ fine-tune) run at one target."""
+
+    sparsity: float | None  # target S; None with an absolute threshold
+    result: PruningResult  # the final masks
+    sparsity_before_finetune: float
+    val_auroc_pruned: float | None
+    finetuning: Finetuning | None
+    val_auroc_finetuned: float | None
+
+    @property
+    def val_auroc(self) -> float | None:
+        """Validation AUROC of the model this trial ships."""
+        return self.val_auroc_finetuned if self.finetuning else self.val_auroc_pruned
+
+
+def run_trial(
+    model: keras.Model,
+    weights: Sequence[PrunableWeight],
+    splits: Splits,
+    kind: OutputKind,
+    config: PruneConfig,
+    sparsity: float | None,
+    *,
+    score: Score,
+    seed: int = 0,
+) -> Trial:
+    """Prunes `model` in place at `sparsity` (or the config's threshold) and fine-tunes it."""
+    schedule = None
+    if config.schedule is PruneSchedule.POLYNOMIAL:
+        assert sparsity is not None  # PruneConfig rejects a threshold with this schedule
+        total = steps_per_epoch(splits) * config.finetune_epochs
+        schedule = PolynomialSchedule.for_training(
+            config.initial_sparsity, sparsity, total, config.prune_frequency
+        )
+        start: float | None = schedule.sparsity_at(0)
+    else:
+        start = sparsity
+    result = compute_masks(
+        weights,
+        sparsity=start,
+        threshold=config.threshold if start is None else None,
+        scope=config.scope,
+        prune_biases=config.prune_biases,
+    )
+    apply_masks(weights, result.masks)
+    before = _overall(layer_stats(weights, result, False))
+    auroc_pruned = score(model)
+    tuning = auroc_tuned = None
+    if config.finetune_epochs > 0:
+        tuning = finetune(
+            model, splits, kind, weights, result, config, schedule=schedule, seed=seed
+        )
+        result = tuning.result
+        auroc_tuned = score(model)
+    return Trial(sparsity, result, before, auroc_pruned, tuning, auroc_tuned)
+
+
+@dataclass(frozen=True)
+class AutoSearch:
+    """The `--sparsity auto` curve and its decision."""
+
+    grid: tuple[float, ...]
+    max_prune_drop: float
+    baseline_val_auroc: float | None
+    curve: tuple[dict[str, Any], ...]
+    chosen_sparsity: float
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "grid": list(self.grid),
+            "max_prune_drop": self.max_prune_drop,
+            "baseline_val_auroc": self.baseline_val_auroc,
+            "curve": list(self.curve),
+            "chosen_sparsity": self.chosen_sparsity,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class PruningOutcome:
+    """The pruning stage's result: the model as it ships, and how it got there."""
+
+    config: PruneConfig
+    layers: tuple[LayerPruning, ...]
+    trial: Trial | None  # None: nothing was pruned
+    original_val_auroc: float | None
+    auto: AutoSearch | None = None
+    note: str | None = None
+
+    @property
+    def target_sparsity(self) -> float | None:
+        if self.trial is None:
+            return 0.0
+        return self.trial.sparsity
+
+    @property
+    def achieved_sparsity(self) -> float:
+        return _overall(self.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's `pruning` section."""
+        trial, cfg = self.trial, self.config
+        result = trial.result if trial else None
+        tuning = trial.finetuning if trial else None
+        if result is not None:
+            threshold = result.threshold
+        else:
+            threshold = None if cfg.scope is PruneScope.LAYER else 0.0
+        formula = "w' = w * 1{|w| >= threshold}"
+        if cfg.prune_biases:
+            formula += "; b' = b * 1{|b| >= threshold}"
+        mode = "threshold" if cfg.threshold is not None else AUTO_SPARSITY if cfg.auto else "fixed"
+        return {
+            "method": "magnitude_threshold",
+            "formula": formula,
+            "sparsity_mode": mode,
+            "scope": cfg.scope.value,
+            "schedule": cfg.schedule.value,
+            "threshold": threshold,
+            "thresholds": {layer.name: layer.threshold for layer in self.layers},
+            "target_sparsity": self.target_sparsity,
+            "achieved_sparsity": self.achieved_sparsity,
+            "achieved_sparsity_before_finetune": (
+                trial.sparsity_before_finetune if trial else self.achieved_sparsity
+            ),
+            "achieved_sparsity_after_finetune": self.achieved_sparsity,
+            "biases_pruned": cfg.prune_biases and trial is not None,
+            "include": list(cfg.include),
+            "exclude": list(cfg.exclude),
+            "keep_first_last_dense": cfg.keep_first_last_dense,
+            "finetune_epochs": cfg.finetune_epochs if tuning else 0,
+            "finetune": None
+            if tuning is None
+            else {
+                "epochs": tuning.epochs,
+                "steps": tuning.steps,
+                "batch_size": FINETUNE_BATCH_SIZE,
+                "schedule": cfg.schedule.value,
+                "initial_sparsity": (
+                    cfg.initial_sparsity if cfg.schedule is PruneSchedule.POLYNOMIAL else None
+                ),
+                "prune_frequency": (
+                    cfg.prune_frequency if cfg.schedule is PruneSchedule.POLYNOMIAL else None
+                ),
+                "mask_updates": list(tuning.mask_updates),
+                "history": tuning.history,
+            },
+            "validation_auroc": {
+                "original": self.original_val_auroc,
+                "pruned": trial.val_auroc_pruned if trial else self.original_val_auroc,
+                "finetuned": trial.val_auroc_finetuned if trial else None,
+            },
+            "auto": self.auto.to_json() if self.auto else None,
+            "note": self.note,
+            "layers": [layer.to_json() for layer in self.layers],
+        }
+
+
+def prune_model(
+    model: keras.Model,
+    splits: Splits,
+    kind: OutputKind,
+    config: PruneConfig,
+    *,
+    score: Score,
+    seed: int = 0,
+) -> PruningOutcome:
+    """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
+
+    Args:
+        model: the model; pruned and fine-tuned in place.
+        splits: train split for fine-tuning, val split for validation and the auto search.
+        kind: the model's output kind.
+        config: the pruning configuration.
+        score: validation AUROC of a model (None when undefined).
+        seed: seed of fine-tuning.
+
+    Raises:
+        ModelError: no prunable layer (unless the sparsity is 0).
+        ConfigError: a layer pattern matches nothing or the selection is empty.
+    """
+    original_auroc = score(model)
+    if config.target_sparsity == 0:
+        try:
+            weights = select_weights(model, config)
+        except ModelError:
+            weights = []
+        return PruningOutcome(
+            config,
+            layer_stats(weights, None, False),
+            None,
+            original_auroc,
+            note="--sparsity 0: pruning skipped, the model ships unchanged.",
+        )
+    weights = select_weights(model, config)
+    if not config.auto:
+        sparsity = None if config.threshold is not None else float(config.target_sparsity)  # type: ignore[arg-type]
+        trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
+        return PruningOutcome(
+            config, layer_stats(weights, trial.result, config.prune_biases), trial, original_auroc
+        )
+    return _auto(model, weights, splits, kind, config, original_auroc, score, seed)
+
+
+def _auto(
+    model: keras.Model,
+    weights: Sequence[PrunableWeight],
+    splits: Splits,
+    kind: OutputKind,
+    config: PruneConfig,
+    baseline: float | None,
+    score: Score,
+    seed: int,
+) -> PruningOutcome:
+    grid = config.auto_grid
+    budget = config.max_prune_drop
+    if baseline is None:
+        reason = (
+            "validation AUROC of the original model is undefined (the validation split "
+            "holds a single class), so auto cannot judge pruning; the model ships "
+            "unpruned. Pass --sparsity S to prune anyway."
+        )
+        search = AutoSearch(grid, budget, None, (), 0.0, reason)
+        return PruningOutcome(
+            config, layer_stats(weights, None, False), None, None, search, note=reason
+        )
+    original = model.get_weights()
+    curve = []
+    best: tuple[Trial, list[np.ndarray]] | None = None
+    for sparsity in grid:
+        model.set_weights(original)
+        trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
+        auroc = trial.val_auroc
+        # a tiny slack so that "no drop at all" passes a zero budget despite float noise
+        ok = auroc is not None and auroc >= baseline - budget - 1e-12
+        curve.append(
+            {
+                "sparsity": sparsity,
+                "achieved_sparsity": _overall(layer_stats(weights, trial.result, False)),
+                "val_auroc_pruned": trial.val_auroc_pruned,
+                "val_auroc_finetuned": trial.val_auroc_finetuned,
+                "val_auroc": auroc,
+                "within_budget": ok,
+            }
+        )
+        if ok and (best is None or sparsity > best[0].sparsity):  # type: ignore[operator]
+            best = (trial, model.get_weights())
+    if best is None:
+        model.set_weights(original)
+        tried = ", ".join(f"{p['sparsity']:g} -> {_auroc_text(p['val_auroc'])}" for p in curve)
+        reason = (
+            f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
+            f"{budget:g} of the original {baseline:.4f} ({tried}); the model ships "
+            "unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
+            "--sparsity S explicitly."
+        )
+        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason)
+        return PruningOutcome(
+            config, layer_stats(weights, None, False), None, baseline, search, note=reason
+        )
+    trial, chosen_weights = best
+    model.set_weights(chosen_weights)
+    reason = (
+        f"largest grid sparsity whose validation AUROC {_auroc_text(trial.val_auroc)} "
+        f"stays within {budget:g} of the original {baseline:.4f}"
+    )
+    search = AutoSearch(grid, budget, baseline, tuple(curve), float(trial.sparsity or 0.0), reason)
+    return PruningOutcome(
+        config, layer_stats(weights, trial.result, config.prune_biases), trial, baseline, search
+    )
+
+
+def _auroc_text(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"

@@ -63,4 +63,33 @@ def residual(shape: tuple[int, int, int] = (28, 28, 1)) -> keras.Model:
     return keras.Model(inputs, outputs, name="residual")
 
 
+def depthwise_separable(shape: tuple[int, int, int] = (12, 12, 3)) -> keras.Model:
+    """Sequential DepthwiseConv2D, SeparableConv2D (two kernels) and Conv2DTranspose."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=shape),
+            keras.layers.DepthwiseConv2D(3, activation="relu", name="dw"),
+            keras.layers.SeparableConv2D(8, 3, activation="relu", name="sep"),
+            keras.layers.Conv2DTranspose(4, 3, strides=2, name="up"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid", name="head"),
+        ],
+        name="depthwise_separable",
+    )
+
+
+def conv3d(shape: tuple[int, int, int, int] = (6, 6, 6, 1)) -> keras.Model:
+    """Conv3D with a LayerNormalization (never pruned) and a softmax head."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=shape),
+            keras.layers.Conv3D(4, 3, activation="relu", name="conv3d"),
+            keras.layers.LayerNormalization(name="norm"),
+            keras.layers.GlobalAveragePooling3D(),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="conv3d",
+    )
+
+
 BUILDERS = {"mlp": mlp, "conv2d": conv2d, "conv1d": conv1d, "residual": residual}
