@@ -138,6 +138,12 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
                                                                       config.bench))
             for variant, entry in zip(paths, raw_bench["models"], strict=True):
                 bench[variant.value] = summarize(entry)
+            if config.quantize.runtime_python is not None:
+                # the same files on the device's runtime: ratios can differ completely
+                other = clock.run("bench runtime-python", lambda: run_device_bench(
+                    list(paths.values()), config.bench, str(config.quantize.runtime_python)))
+                for variant, entry in zip(paths, other["models"], strict=True):
+                    bench[variant.value]["runtime_python"] = summarize(entry)
 
         data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
                                      postprocess=quant.postprocess,

@@ -179,6 +179,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     e.add_argument("--json", action="store_true", help="print onnx.json to stdout")
 
+    d = sub.add_parser("bench", help="latency and memory of .tflite files (device_bench, "
+                       "each model in its own process, interleaved)")
+    d.add_argument("models", nargs="+", type=Path, metavar="MODEL")
+    d.add_argument("--runtime-python", type=Path,
+                   help="run device_bench under this Python (e.g. a venv with tflite-runtime)")
+    d.add_argument("--runs", type=int, default=100)
+    d.add_argument("--warmup", type=int, default=10)
+    d.add_argument("--min-seconds", type=float, default=0.5)
+    d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--json", action="store_true", help="print device_bench's JSON report")
+
     i = sub.add_parser("inspect", help="ops, dtypes and quantization of a .tflite file")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true")
@@ -351,6 +362,34 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     return 0 if exported.ok else 1
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    """The same subprocess interface the build's bench stage uses."""
+    from pipeline.benchmark import run_device_bench, summarize
+    from pipeline.errors import ModelError
+
+    for model in args.models:
+        if not model.is_file():
+            raise ModelError(f"'{model}' is not a file; expected a .tflite model.")
+    config = BenchConfig(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
+                         threads=args.threads)
+    python = str(args.runtime_python) if args.runtime_python else None
+    doc = run_device_bench(list(args.models), config, python)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for model, entry in zip(args.models, doc["models"], strict=True):
+            s = summarize(entry)
+            if s["status"] != "ok":
+                print(f"{model}: {s['status']}: {s['reason']}")
+                continue
+            lat, ratio = s["latency_ms"], s.get("ratio_to_float32") or {}
+            print(f"{model}: {s['runtime']} {s['runtime_version']} {s['threads']} thread(s) "
+                  f"p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
+                  f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
+                  + (f" ({s['note']})" if s.get("note") else ""))
+    return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
+
+
 def _run_inspect(args: argparse.Namespace) -> int:
     from converters.inspection import inspect_tflite
     from pipeline.errors import ModelError
@@ -383,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_build(args)
         if args.command == "export-onnx":
             return _run_export_onnx(args)
+        if args.command == "bench":
+            return _run_bench(args)
         return _run_inspect(args)
     except BedsideError as exc:
         if debug:

@@ -36,7 +36,11 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     console.print(
         f"pruning: threshold {tau}, target sparsity {_fmt(p['target_sparsity'], '.3f')}, "
         f"achieved {p['achieved_sparsity']:.3f} over {len(p['layers'])} kernels"
+        + (f" ({p['sparsity_mode']})" if p.get("sparsity_mode") else "")
     )
+    if p.get("note"):
+        console.print(f"  {p['note']}")
+
     def edge(side: str) -> str:
         t = q[side]
         if t["scale"] is None:
