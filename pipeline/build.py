@@ -65,7 +65,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
                           lambda: models.train_reference_model(splits, config.seed))
         model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
     else:
-        model = clock.run("load model", lambda: models.load_model(config.model))
+        model = clock.run("load model", lambda: models.load_model(config.model,
+                                                                    config.unsafe_load))
         raw = clock.run("load data",
                         lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
         splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)

@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-bench", action="store_true", help="skip latency measurement")
     b.add_argument("--json", action="store_true", help="print report.json to stdout")
     b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    b.add_argument("--unsafe-load", action="store_true",
+                   help="allow Lambda layers in --model (runs code stored in the file)")
     b.add_argument("--onnx", action="store_true", help="also export model_pruned_float32.onnx "
                    "and model_int8.onnx with a parity check (needs bedside-lite[onnx])")
     b.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
@@ -240,6 +242,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
                             require_parity=args.require_onnx_parity),
         overwrite=args.overwrite,
         seed=args.seed,
+        unsafe_load=args.unsafe_load,
     )
 
 
@@ -263,8 +266,8 @@ def _native_logs_captured(enabled: bool) -> Iterator[int]:
         try:
             yield saved
             failed = False
-        except BedsideError:
-            failed = False
+        except (BedsideError, KeyboardInterrupt):
+            failed = False  # the user's error or Ctrl-C: the native log is noise
             raise
         finally:
             sys.stderr.flush()

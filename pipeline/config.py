@@ -357,3 +357,4 @@ class BuildConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     overwrite: bool = False
     seed: int = 0
+    unsafe_load: bool = False  # allow Lambda layers (runs code from the model file)

@@ -31,8 +31,13 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def load_model(path: Path) -> keras.Model:
+def load_model(path: Path, unsafe: bool = False) -> keras.Model:
     """Loads a Keras 3 model file (.keras, .h5) or a SavedModel directory.
+
+    Args:
+        path: the model file or directory.
+        unsafe: allow Lambda layers (their Python code runs at load time). Only for files
+            from a trusted source.
 
     Raises:
         ModelError: the path is missing, unreadable, or not a single-input, single-output
@@ -60,12 +65,14 @@ def load_model(path: Path) -> keras.Model:
         )
     else:
         try:
-            model = keras.models.load_model(path, compile=True, safe_mode=True)
+            model = keras.models.load_model(path, compile=True, safe_mode=not unsafe)
         except ValueError as exc:
             if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
                 raise ModelError(
-                    f"Model '{path}' contains a Lambda layer, whose Python code Keras refuses "
-                    f"to load in safe mode: {exc}"
+                    f"Model '{path}' contains a Lambda layer, refused: loading it runs Python "
+                    "code stored in the file, which can do anything. If you trust the file's "
+                    "source, pass --unsafe-load; better, replace the Lambda with a registered "
+                    "custom layer."
                 ) from None
             raise ModelError(f"Model '{path}' could not be loaded: {exc}") from None
         except (OSError, zipfile.BadZipFile, EOFError, KeyError, TypeError) as exc:
