@@ -31,32 +31,15 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.workloads import reference_cnn  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(
     os.environ.get("BEDSIDE_BREASTMNIST", ROOT.parent / "shared" / "data" / "breastmnist.npz")
 )
 MALIGNANT = 0  # BreastMNIST: 0 = malignant, 1 = normal or benign
-
-
-def reference_cnn(shape: tuple[int, ...] = (28, 28, 1)) -> Any:
-    """A compact CNN (about 25k parameters) for 28x28 grayscale ultrasound."""
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=shape, name="image"),
-            keras.layers.Rescaling(1.0 / 255),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_1"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv_2"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv_3"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(32, activation="relu", name="dense"),
-            keras.layers.Dense(1, activation="sigmoid", name="benign"),
-        ],
-        name="breastmnist_cnn",
-    )
 
 
 def train(splits: Any, epochs: int, seed: int) -> Any:
