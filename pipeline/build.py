@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,12 @@ import numpy as np
 from pipeline import artifacts
 from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
 from pipeline.errors import DataError
+
+JOB_FILE = "job.resolved.toml"
+JOB_HEADER = (
+    "The resolved job of this build (flags > job file > defaults). Re-run it with:\n"
+    "  bedside-lite build --config job.resolved.toml --out DIR"
+)
 
 
 class StageClock:
@@ -39,15 +47,16 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
                     positive_class=splits.positive_class)["auroc"]
 
 
-def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
-          ) -> dict[str, Any]:
+def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
+          reference: Path | None = None) -> dict[str, Any]:
     """Runs the whole pipeline and returns the report (also written as report.json).
+
+    `reference` is a saved embedded reference model to use instead of training it (sweep).
 
     Raises:
         BedsideError: bad input, at the stage that found it; nothing is left in `out`.
     """
     from pipeline import data as data_mod
-    from pipeline import models
 
     artifacts.check_output_dir(config.out, config.overwrite)
     if config.export.onnx:
@@ -57,49 +66,29 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
     clock = StageClock(progress)
     started = time.perf_counter()
 
-    # load
-    if config.model is None:
-        splits = clock.run("load data", lambda: data_mod.from_config(
-            config.data, positive_class=config.evaluation.positive_class))
-        model = clock.run("train reference model",
-                          lambda: models.train_reference_model(splits, config.seed))
-        model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
-    else:
-        model = clock.run("load model", lambda: models.load_model(config.model,
-                                                                    config.unsafe_load))
-        raw = clock.run("load data",
-                        lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
-        splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
-        model_source = str(config.model)
-    models.check_labels(model, splits)
-    kind = models.output_kind(model)
-    input_shape = tuple(model.inputs[0].shape)
+    loaded = load_stage(config, clock, reference)
+    model, splits, kind = loaded.model, loaded.splits, loaded.kind
+    model_source, input_shape = loaded.source, loaded.input_shape
 
     from converters import tflite
-    from device_bench.runner import run_model
-    from pipeline import pruning, quantization
-    from pipeline.benchmark import run_device_bench, summarize
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline import gates as gates_mod
+    from pipeline import jobfile, manifest, quantization
+    from pipeline import report as report_mod
 
+    baseline = gates_mod.load_baseline(config.gates.baseline) if config.gates.baseline else None
     with artifacts.Staging(config.out) as stage:
         paths = {}
         paths[Variant.FLOAT32] = stage.write_bytes(
             Variant.FLOAT32.filename,
             clock.run("convert float32", lambda: tflite.to_float32(model)))
 
-        # prune (auto: search the sparsity) and fine-tune, in place
-        pruned = clock.run("prune", lambda: pruning.prune_model(
-            model, splits, kind, config.prune, seed=config.seed,
-            score=lambda m: _keras_val_auroc(m, splits, kind)))
-        pruning_report = pruned.to_json()
-        history = pruning_report["finetune"]
-        pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
-        finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
+        pruned = prune_stage(model, splits, kind, config, clock)
+        model, pruning_report = pruned.model, pruned.report
+        source_parameters, reference_val_auroc = pruned.source_parameters, pruned.val_auroc
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
             Variant.PRUNED_FLOAT32.filename,
             clock.run("convert pruned float32", lambda: tflite.to_float32(model)))
-        reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
         quant = clock.run("quantize int8", lambda: quantization.quantize(
             model, splits, config.quantize, kind, reference_val_auroc, config.seed, progress))
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -108,43 +97,21 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
             progress))
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
 
+        # provenance inside every model file; outputs checked unchanged (pipeline/manifest.py)
+        job = jobfile.job_from_config(config)
+        embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+        embedded_sha256 = clock.run("embed manifest", lambda: manifest.embed_files(
+            paths, embedded, splits.model_inputs("test")[:32]))
+
         # evaluate every variant by running the .tflite files in the interpreter
-        x_test = splits.model_inputs("test")
-
-        def evaluate_all() -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            reference = None
-            for variant, path in paths.items():
-                outputs = run_model(path, x_test).outputs
-                variant_kind = quant.output_kind if variant is Variant.INT8 else kind
-                metrics = evaluate(probabilities(outputs, variant_kind), splits.y_test,
-                                   positive_class=splits.positive_class,
-                                   decision_threshold=config.evaluation.decision_threshold,
-                                   reference_predictions=reference,
-                                   class_names=splits.class_names)
-                if reference is None:
-                    reference = metrics.predictions
-                out[variant.value] = metrics.values
-            return out
-
-        metrics = clock.run("evaluate", evaluate_all)
+        metrics = clock.run("evaluate", lambda: evaluate_variants(
+            paths, splits, "test", kind, quant.output_kind, config))
         onnx_doc = None
         if config.export.onnx:
             onnx_doc = clock.run("export onnx", lambda: _export_onnx(
                 model, splits, config, quant, kind, paths, stage))
 
-        bench: dict[str, Any] = {}
-        if config.bench.enabled:
-            raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()),
-                                                                      config.bench))
-            for variant, entry in zip(paths, raw_bench["models"], strict=True):
-                bench[variant.value] = summarize(entry)
-            if config.quantize.runtime_python is not None:
-                # the same files on the device's runtime: ratios can differ completely
-                other = clock.run("bench runtime-python", lambda: run_device_bench(
-                    list(paths.values()), config.bench, str(config.quantize.runtime_python)))
-                for variant, entry in zip(paths, other["models"], strict=True):
-                    bench[variant.value]["runtime_python"] = summarize(entry)
+        bench = bench_stage(paths, config, clock)
 
         data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
                                      postprocess=quant.postprocess,
@@ -152,7 +119,7 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": {"source": model_source, "input_shape": list(input_shape),
-                      "output_kind": kind.value, "parameters": int(model.count_params())},
+                      "output_kind": kind.value, "parameters": source_parameters},
             "data": splits.summary(),
             "pruning": pruning_report,
             "quantization": quant.report,
@@ -167,10 +134,150 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None
             report["metrics"].update(onnx_doc["metrics"])
             report["onnx"] = {"parity": onnx_doc["parity"]}
             report["warnings"] += onnx_doc["warnings"]
+        report["gates"] = gates_mod.evaluate(report, config, baseline)
+        report["provenance"] = {
+            "job": JOB_FILE, "manifest": manifest.MANIFEST_FILE,
+            "tflite_metadata": manifest.METADATA_NAME, "embedded_sha256": embedded_sha256,
+        }
         report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
         (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
+        clock.run("report", lambda: report_mod.write_documents(
+            report, stage.dir, html=config.export.html))
+        (stage.dir / JOB_FILE).write_text(jobfile.dumps(job, header=JOB_HEADER))
+        manifest.write(stage.dir, config, job, embedded, embedded_sha256,
+                       [p.name for p in paths.values()])
         stage.commit()
     return report
+
+
+@dataclass
+class Loaded:
+    """What the load stage hands on: the model, its data and what its output holds."""
+
+    model: Any
+    splits: Any
+    kind: Any
+    input_shape: tuple[int | None, ...]
+    source: str
+
+
+def load_stage(config: BuildConfig, clock: StageClock, reference: Path | None = None) -> Loaded:
+    """Loads the model (or trains the embedded one) and its data, fitted to the model.
+
+    Args:
+        config: the build.
+        clock: times the stages.
+        reference: a saved copy of the embedded reference model to load instead of training
+            it again (the sweep trains it once).
+    """
+    from pipeline import data as data_mod
+    from pipeline import models
+
+    if config.model is None:
+        splits = clock.run("load data", lambda: data_mod.from_config(
+            config.data, positive_class=config.evaluation.positive_class))
+        if reference is not None:
+            model = clock.run("load model", lambda: models.load_model(reference))
+        else:
+            model = clock.run("train reference model",
+                              lambda: models.train_reference_model(splits, config.seed))
+        model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
+    else:
+        model = clock.run("load model", lambda: models.load_model(config.model,
+                                                                    config.unsafe_load))
+        raw = clock.run("load data",
+                        lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
+        splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
+        model_source = str(config.model)
+    models.check_labels(model, splits)
+    return Loaded(model, splits, models.output_kind(model), tuple(model.inputs[0].shape),
+                  model_source)
+
+
+@dataclass
+class Pruned:
+    """The pruned (and fine-tuned) model with its report block."""
+
+    model: Any  # a rebuilt, smaller model after structured pruning; else the same, in place
+    report: dict[str, Any]
+    source_parameters: int
+    val_auroc: float | None  # validation AUROC of the model that gets quantized
+
+
+def prune_stage(model: Any, splits: Any, kind: Any, config: BuildConfig,
+                clock: StageClock) -> Pruned:
+    """Structured pruning (if enabled), threshold pruning and fine-tuning."""
+    from pipeline import pruning
+
+    # structured: remove whole channels, rebuild a smaller model that replaces `model`
+    # for the rest of the build (the float32 variant converted before stays the original)
+    structured_report = None
+    source_parameters = int(model.count_params())
+    if config.structured.enabled:
+        from pipeline import structured
+
+        outcome = clock.run("structured prune", lambda: structured.prune_structured(
+            model, splits, kind, config.structured, seed=config.seed,
+            score=lambda m: _keras_val_auroc(m, splits, kind)))
+        model = outcome.model
+        structured_report = outcome.to_json()
+
+    # prune (auto: search the sparsity) and fine-tune, in place
+    pruned = clock.run("prune", lambda: pruning.prune_model(
+        model, splits, kind, config.prune, seed=config.seed,
+        score=lambda m: _keras_val_auroc(m, splits, kind)))
+    pruning_report = pruned.to_json()
+    pruning_report["structured"] = structured_report
+    history = pruning_report["finetune"]
+    pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
+    finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
+    reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
+    return Pruned(model, pruning_report, source_parameters, reference_val_auroc)
+
+
+def evaluate_variants(paths: dict[Variant, Path], splits: Any, split: str, kind: Any,
+                      int8_kind: Any, config: BuildConfig) -> dict[str, Any]:
+    """Metrics of every variant on `split`, by running the .tflite files in the interpreter;
+    agreement is with the first variant's predictions."""
+    from device_bench.runner import run_model
+    from pipeline.evaluation import evaluate, probabilities
+
+    x, y = splits.model_inputs(split), splits.split(split)[1]
+    out: dict[str, Any] = {}
+    reference = None
+    for variant, path in paths.items():
+        outputs = run_model(path, x).outputs
+        variant_kind = int8_kind if variant is Variant.INT8 else kind
+        metrics = evaluate(probabilities(outputs, variant_kind), y,
+                           positive_class=splits.positive_class,
+                           decision_threshold=config.evaluation.decision_threshold,
+                           reference_predictions=reference,
+                           class_names=splits.class_names)
+        if reference is None:
+            reference = metrics.predictions
+        out[variant.value] = metrics.values
+    return out
+
+
+def bench_stage(paths: dict[Variant, Path], config: BuildConfig,
+                clock: StageClock) -> dict[str, Any]:
+    """Latency and memory of every variant through device_bench (empty when disabled)."""
+    from pipeline.benchmark import run_device_bench, summarize
+
+    bench: dict[str, Any] = {}
+    if not config.bench.enabled:
+        return bench
+    raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()),
+                                                              config.bench))
+    for variant, entry in zip(paths, raw_bench["models"], strict=True):
+        bench[variant.value] = summarize(entry)
+    if config.quantize.runtime_python is not None:
+        # the same files on the device's runtime: ratios can differ completely
+        other = clock.run("bench runtime-python", lambda: run_device_bench(
+            list(paths.values()), config.bench, str(config.quantize.runtime_python)))
+        for variant, entry in zip(paths, other["models"], strict=True):
+            bench[variant.value]["runtime_python"] = summarize(entry)
+    return bench
 
 
 def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any, kind: Any,

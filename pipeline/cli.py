@@ -13,22 +13,27 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
+    GATE_LIMITS,
     BenchConfig,
     BuildConfig,
     DataConfig,
     EvaluationConfig,
     ExportConfig,
+    GatesConfig,
     PruneConfig,
     PruneSchedule,
     PruneScope,
     QuantizeConfig,
     RuntimeTarget,
+    StructuredConfig,
+    StructuredCriterion,
 )
 from pipeline.errors import BedsideError
 
@@ -72,6 +77,44 @@ def _size(value: str) -> tuple[int, int]:
 def _class_ref(value: str) -> int | str:
     """`--positive-class`: a class index or a class name."""
     return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
+def _list(item: Callable[[str], Any], choices: Sequence[str] = ()) -> Callable[[str], list[Any]]:
+    """A comma-separated list of `item` values (sweep axes)."""
+
+    def parse(value: str) -> list[Any]:
+        try:
+            out = [item(v.strip()) for v in value.split(",") if v.strip()]
+        except (ValueError, argparse.ArgumentTypeError):
+            out = []
+        if not out or (choices and not all(v in choices for v in out)):
+            allowed = f" from {', '.join(choices)}" if choices else ""
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values{allowed}, received '{value}'")
+        return out
+
+    return parse
+
+
+def _gate(value: str) -> tuple[str, Any]:
+    """`--gate KEY=VALUE`; an unknown key or a bad value is a ConfigError naming it."""
+    from pipeline.jobfile import gate_assignment
+
+    return gate_assignment(value)
+
+
+def _release_arguments(p: argparse.ArgumentParser) -> None:
+    """Options `build` and `sweep` share: job file, gates, output verbosity."""
+    from pipeline.jobfile import GATE_KEYS
+
+    p.add_argument("--config", type=Path, metavar="JOB_TOML",
+                   help="TOML job file holding every option (`bedside-lite init` writes one); "
+                   "flags passed on the command line override it")
+    p.add_argument("--gate", action="append", type=_gate, metavar="KEY=VALUE",
+                   help="release gate, repeatable; exit 1 when one fails. Keys: "
+                   + ", ".join(GATE_KEYS))
+    p.add_argument("--json", action="store_true", help="print the report to stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress and no table")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +162,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="polynomial: optimizer steps between mask updates (default 10)")
     b.add_argument("--max-prune-drop", type=float, default=0.01,
                    help="auto: validation AUROC the pruned float model may lose (default 0.01)")
+    b.add_argument("--structured-sparsity", type=float, metavar="R",
+                   help="structured pruning, before threshold pruning: remove the fraction R "
+                   "in [0, 1) of prunable Conv/Dense output channels and rebuild a smaller "
+                   "model (faster on the device)")
+    b.add_argument("--structured-threshold", type=float, metavar="T",
+                   help="structured pruning: remove channels whose filter norm is below T "
+                   "times their layer's mean filter norm (instead of --structured-sparsity)")
+    b.add_argument("--structured-criterion", choices=[c.value for c in StructuredCriterion],
+                   default="l1", help="filter norm ranking channels (default l1)")
+    b.add_argument("--structured-scope", choices=[s.value for s in PruneScope],
+                   default="global", help="global: one ranking over all layers (norms "
+                   "normalised by each layer's mean); layer: R of every layer (default global)")
+    b.add_argument("--min-channels", type=int, default=4,
+                   help="structured: no layer keeps fewer than min(width, N) channels "
+                   "(default 4)")
+    b.add_argument("--channel-multiple", type=int, default=1, metavar="M",
+                   help="structured: shrunk layers keep a multiple of M channels (8 or 16 "
+                   "match int8 kernel tiles and run faster; default 1: exact)")
+    b.add_argument("--structured-finetune-epochs", type=int, metavar="N",
+                   help="fine-tune the rebuilt model N epochs (default: --finetune-epochs)")
     b.add_argument("--calibration-samples", type=int, default=200)
     b.add_argument("--io", choices=["int8", "uint8", "float32"], default="int8",
                    help="int8 model input/output type (float32: integer inside, float edges)")
@@ -162,7 +225,6 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--bench-runs", type=int, default=100)
     b.add_argument("--threads", type=int, default=1, help="interpreter threads for the bench")
     b.add_argument("--no-bench", action="store_true", help="skip latency measurement")
-    b.add_argument("--json", action="store_true", help="print report.json to stdout")
     b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     b.add_argument("--unsafe-load", action="store_true",
                    help="allow Lambda layers in --model (runs code stored in the file)")
@@ -171,6 +233,44 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     b.add_argument("--require-onnx-parity", action="store_true",
                    help="fail (exit 1) when an ONNX file does not match its source")
+    _release_arguments(b)
+    b.add_argument("--baseline", type=Path, metavar="REPORT_JSON",
+                   help="the previous release's report.json: gate size growth, latency "
+                   "regression and metric drops against it too")
+    b.add_argument("--html", action="store_true", help="also write report.html")
+
+    n = sub.add_parser("init", help="write a commented job file with every option")
+    n.add_argument("path", nargs="?", type=Path, default=Path("job.toml"),
+                   help="where to write it (default job.toml)")
+    n.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+    w = sub.add_parser("sweep", help="grid over sparsity, schedule, calibration size and "
+                       "activation width: Pareto front and a recommended point, confirmed "
+                       "on the test split (resumable)")
+    w.add_argument("--out", type=Path, dest="sweep_out", metavar="DIR",
+                   help="sweep dir (default sweep/; [sweep] out); finished points are kept "
+                   "there and skipped when the sweep runs again")
+    w.add_argument("--sparsity", type=_list(_sparsity), dest="grid_sparsity",
+                   metavar="S,S,...", help="target sparsities, e.g. 0,0.5,0.8")
+    w.add_argument("--threshold", type=_list(float), dest="grid_threshold", metavar="T,T,...",
+                   help="magnitude thresholds tau instead of sparsities")
+    w.add_argument("--prune-schedule", type=_list(str, ("oneshot", "polynomial")),
+                   dest="grid_schedule", metavar="oneshot,polynomial")
+    w.add_argument("--calibration-samples", type=_list(int), dest="grid_calibration_samples",
+                   metavar="N,N,...", help="calibration sizes, e.g. 100,200")
+    w.add_argument("--activations", type=_list(str, ("int8", "int16")),
+                   dest="grid_activations", metavar="int8,int16")
+    w.add_argument("--workers", type=int, metavar="N",
+                   help="points in parallel, each in its own process (default 1)")
+    w.add_argument("--prefer", choices=["size", "latency"],
+                   help="recommend the smallest (default) or the fastest passing point")
+    w.add_argument("--model", type=Path, help="as for build")
+    w.add_argument("--data", type=Path, help="as for build")
+    w.add_argument("--finetune-epochs", type=int, help="as for build")
+    w.add_argument("--seed", type=int, help="as for build")
+    w.add_argument("--bench-runs", type=int, help="as for build")
+    w.add_argument("--no-bench", action="store_true", help="skip latency measurement")
+    _release_arguments(w)
 
     e = sub.add_parser("export-onnx", help="Keras model (and int8 .tflite) to ONNX, with a "
                        "parity check on seeded inputs (needs bedside-lite[onnx])")
@@ -236,10 +336,20 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
                                     positive_class=args.positive_class),
         out=args.out,
         prune=prune,
+        structured=StructuredConfig(
+            sparsity=args.structured_sparsity, threshold=args.structured_threshold,
+            criterion=StructuredCriterion(args.structured_criterion),
+            scope=PruneScope(args.structured_scope), min_channels=args.min_channels,
+            channel_multiple=args.channel_multiple,
+            finetune_epochs=(args.finetune_epochs if args.structured_finetune_epochs is None
+                             else args.structured_finetune_epochs),
+        ),
         quantize=_quantize_config(args),
         bench=BenchConfig(runs=args.bench_runs, threads=args.threads, enabled=not args.no_bench),
         export=ExportConfig(onnx=args.onnx, opset=args.opset,
-                            require_parity=args.require_onnx_parity),
+                            require_parity=args.require_onnx_parity, html=args.html),
+        gates=GatesConfig(baseline=args.baseline,
+                          **{n: getattr(args, f"gate_{n}", None) for n in GATE_LIMITS}),
         overwrite=args.overwrite,
         seed=args.seed,
         unsafe_load=args.unsafe_load,
@@ -279,42 +389,197 @@ def _native_logs_captured(enabled: bool) -> Iterator[int]:
                 print("\n".join(["native log (last lines):", *tail]), file=sys.stderr)
 
 
-def _run_build(args: argparse.Namespace) -> int:
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def _explicit(argv: Sequence[str], command: str) -> dict[str, Any]:
+    """Only the options the user passed: the same parse with every default suppressed."""
+    parser = _parser()
+    for action in _subparser(parser, command)._actions:
+        action.default = argparse.SUPPRESS
+    passed = vars(parser.parse_args(list(argv)))
+    return {k: v for k, v in passed.items() if k not in ("command", "debug")}
+
+
+def _build_defaults() -> dict[str, Any]:
+    from pipeline.jobfile import dests
+
+    return dests(_subparser(_parser(), "build")._actions)
+
+
+def build_options(argv: Sequence[str]) -> argparse.Namespace:
+    """The `build` options of `argv` resolved: flags the user passed > job file > defaults.
+
+    Raises:
+        BedsideError: a bad flag, job file or value (before TensorFlow is imported).
+    """
+    from pipeline import jobfile
+
+    args = _parser().parse_args(list(argv))
+    job = jobfile.load(args.config) if args.config is not None else None
+    return jobfile.resolve(_build_defaults(), _explicit(argv, "build"), job)
+
+
+def build_config(argv: Sequence[str]) -> BuildConfig:
+    """The validated BuildConfig `bedside-lite <argv>` would build (argv starts with build)."""
+    return _build_config(build_options(argv))
+
+
+def job_config(job: Mapping[str, Mapping[str, Any]]) -> BuildConfig:
+    """The validated BuildConfig of a job document (sections of keys, as in a job file).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or an invalid value.
+    """
+    from pipeline import jobfile
+
+    return _build_config(jobfile.resolve(_build_defaults(), {}, jobfile.parse(job)))
+
+
+def _run_with_progress(quiet: bool, debug: bool, work: Callable[[Callable[[str], None]], Any]
+                       ) -> Any:
+    """Runs `work(progress)` with a rich status line (none when quiet), native logs captured."""
+    from rich.console import Console
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_logs_captured(enabled=not debug) as real_stderr:
+        progress_stream = os.fdopen(os.dup(real_stderr), "w")
+        console = Console(file=progress_stream, stderr=True, quiet=quiet)
+        try:
+            with console.status("starting") as status:
+                return work(lambda stage: status.update(f"{stage}..."))
+        finally:
+            progress_stream.close()
+
+
+def _gate_failures(gates: Mapping[str, Any]) -> int:
+    """Prints each failed gate with its measured value and limit; 1 if any failed."""
+    from pipeline.gates import failure_message
+
+    failed = [c for c in gates.get("checks", []) if not c["passed"]]
+    for check in failed:
+        print(f"failed: {failure_message(check)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pipeline import gates
+
+    options = build_options(argv)
+    config = _build_config(options)
+    if config.gates.baseline is not None:
+        gates.load_baseline(config.gates.baseline)  # a bad baseline fails before TensorFlow
+
     from rich.console import Console
 
     from pipeline.build import build
 
-    config = _build_config(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_logs_captured(enabled=not args.debug) as real_stderr:
-        progress_stream = os.fdopen(os.dup(real_stderr), "w")
-        console = Console(file=progress_stream, stderr=True)
-        try:
-            with console.status("starting") as status:
-                report = build(config, progress=lambda stage: status.update(f"{stage}..."))
-        finally:
-            progress_stream.close()
-    console = Console(stderr=args.json, width=max(Console().width, 100))
-    if args.json:
+    report = _run_with_progress(options.quiet, args.debug,
+                                lambda progress: build(config, progress=progress))
+    console = Console(stderr=options.json, width=max(Console().width, 100))
+    if options.json:
         print(json.dumps(report, indent=2))
-    else:
+    elif not options.quiet:
         from pipeline.report import print_summary
 
         print_summary(report, console)
-        console.print(f"artifacts in {config.out}/")
-    required = {t.value for t in config.quantize.require_runtimes}
-    failed = [c for c in report["quantization"].get("verification", [])
-              if c["target"] in required and c["status"] != "ok"]
-    for check in failed:
-        print(f"failed: the int8 model is required to run on {check['target']} but it "
-              f"{check['status']}: {check['reason']}", file=sys.stderr)
-    parity = report.get("onnx", {}).get("parity", {})
-    onnx_failed = config.export.require_parity and not all(
-        doc["ok"] for doc in (parity.get("float"), parity.get("int8")) if doc)
-    if onnx_failed:
-        print("failed: --require-onnx-parity and an ONNX file does not match its source; "
-              "see onnx.parity in report.json", file=sys.stderr)
-    return 1 if failed or onnx_failed else 0
+        console.print(f"artifacts in {config.out}/ (report.md, manifest.json)")
+    return _gate_failures(report["gates"])
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    """`init`: writes a commented job file holding every option with its default."""
+    from pipeline.errors import OutputError
+    from pipeline.jobfile import template
+
+    if args.path.exists() and not args.overwrite:
+        raise OutputError(f"'{args.path}' exists. Pass --overwrite to replace it, or choose "
+                          "another path.")
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{args.path.name}.", dir=args.path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(template(_build_defaults()))
+    os.replace(tmp, args.path)
+    print(f"wrote {args.path}; edit it, then run: bedside-lite build --config {args.path}")
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`sweep`: the grid, its Pareto front and the confirmed recommendation."""
+    from pipeline import jobfile, sweep
+
+    job_file = jobfile.load(args.config) if args.config is not None else None
+    passed = _explicit(argv, "sweep")
+    grid_passed = {k[5:]: passed.pop(k) for k in list(passed) if k.startswith("grid_")}
+    for name in ("sweep_out", "workers", "prefer", "config", "json", "quiet"):
+        passed.pop(name, None)
+    options = jobfile.resolve(_build_defaults(), passed, job_file)
+    base_job = jobfile.job_from_config(_build_config(options))
+    file_sweep = job_file.sweep if job_file is not None else {}
+
+    def axis(name: str) -> tuple[Any, ...]:
+        values = grid_passed.get(name, file_sweep.get(name))
+        return tuple(values) if values else ()
+
+    grid = sweep.Grid(sparsity=axis("sparsity"), threshold=axis("threshold"),
+                      schedule=axis("schedule"),
+                      calibration_samples=axis("calibration_samples"),
+                      activations=axis("activations"))
+    sweep_options = sweep.SweepOptions(
+        out=args.sweep_out or file_sweep.get("out") or Path("sweep"),
+        workers=args.workers or file_sweep.get("workers") or 1,
+        prefer=args.prefer or file_sweep.get("prefer") or "size",
+    )
+    summary = _run_with_progress(args.quiet, args.debug, lambda progress: sweep.run(
+        base_job, grid, sweep_options, job_config, progress))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
+        _print_sweep(summary, sweep_options.out)
+    rec = summary["recommended"]
+    if rec is None:
+        print("failed: no sweep point passes the gates on the validation split; see "
+              f"{sweep_options.out / sweep.SWEEP_MD}", file=sys.stderr)
+        return 1
+    return _gate_failures({"checks": rec["failed_gates"]})
+
+
+def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline import sweep
+
+    table = Table(title="bedside-lite sweep (validation split)", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for column in ("point", "int8 KB", "AUROC", "sens", "spec", "p50 ms", "gates", ""):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    rec = summary["recommended"]
+    for d in summary["points"]:
+        m, b = d["metrics"]["int8"], (d.get("bench") or {}).get("int8") or {}
+        p50 = b.get("latency_ms", {}).get("p50")
+        mark = ("recommended" if rec and rec["key"] == d["key"] else "") + \
+            (" pareto" if d["pareto"] else "")
+        table.add_row(
+            sweep.label(d["params"]),
+            f"{d['artifacts']['int8']['bytes'] / 1024:.1f}",
+            "-" if m.get("auroc") is None else f"{m['auroc']:.4f}",
+            "-" if m.get("sensitivity") is None else f"{m['sensitivity']:.3f}",
+            "-" if m.get("specificity") is None else f"{m['specificity']:.3f}",
+            "-" if p50 is None else f"{p50:.4f}",
+            "pass" if d["gates"]["passed"] else "FAIL", mark.strip(),
+        )
+    console = Console(width=max(Console().width, 100))
+    console.print(table)
+    if rec is not None:
+        auroc = rec["test"]["auroc"]
+        console.print(f"recommended {rec['key']}: test AUROC "
+                      f"{'-' if auroc is None else format(auroc, '.4f')}, gates "
+                      f"{'passed' if rec['gates_passed'] else 'FAILED'}; build in {rec['out']}/")
+    console.print(f"sweep in {out}/ (sweep.md, sweep.json)")
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
@@ -401,6 +666,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
         raise ModelError(f"'{args.file}' is not a file; expected a .tflite model.")
     info = inspect_tflite(args.file)
     doc = info.to_json()
+    from pipeline.manifest import read_embedded
+
+    doc["manifest"] = read_embedded(args.file)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -412,6 +680,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
               f"in={','.join(op['inputs'])} out={','.join(op['outputs'])}  {op['output_name']}")
     if doc["float_tensors"]:
         print(f"  float tensors: {', '.join(doc['float_tensors'])}")
+    if doc["manifest"] is not None:
+        text = json.dumps(doc["manifest"], indent=2).replace("\n", "\n    ")
+        print(f"  manifest (metadata 'bedside_lite_manifest'):\n    {text}")
     return 0
 
 
@@ -422,7 +693,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "build":
-            return _run_build(args)
+            return _run_build(args, argv)
+        if args.command == "init":
+            return _run_init(args)
+        if args.command == "sweep":
+            return _run_sweep(args, argv)
         if args.command == "export-onnx":
             return _run_export_onnx(args)
         if args.command == "bench":

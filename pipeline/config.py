@@ -158,6 +158,75 @@ class PruneConfig:
         return self.target_sparsity == AUTO_SPARSITY
 
 
+class StructuredCriterion(str, enum.Enum):
+    """Norm of a filter (the kernel slice producing one output channel)."""
+
+    L1 = "l1"
+    L2 = "l2"
+
+
+@dataclass(frozen=True)
+class StructuredConfig:
+    """Structured pruning: whole output channels of Conv/Dense layers are removed and a
+    smaller model is rebuilt (see pipeline/structured.py).
+
+    Channels are ranked by their filter norm divided by the mean filter norm of their
+    layer. With `sparsity` R the lowest R of the prunable channels go (over all layers in
+    global scope, in each layer in layer scope); with `threshold` T every channel whose
+    normalised norm is below T goes. No layer drops below min(width, `min_channels`). With
+    `channel_multiple` M > 1 every shrunk layer keeps a multiple of M channels (the nearest,
+    at least M; a layer of width <= M stays whole): int8 kernels (XNNPACK) work in tiles of
+    8 or 16 channels, so aligned widths run faster than the MAC count says. Off when neither
+    sparsity nor threshold is set.
+    """
+
+    sparsity: float | None = None  # R in [0, 1): fraction of prunable channels removed
+    threshold: float | None = None  # T >= 0 on normalised filter norms
+    criterion: StructuredCriterion = StructuredCriterion.L1
+    scope: PruneScope = PruneScope.GLOBAL
+    min_channels: int = 4
+    channel_multiple: int = 1
+    finetune_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
+        object.__setattr__(self, "scope", PruneScope(self.scope))
+        if self.sparsity is not None and self.threshold is not None:
+            raise ConfigError(
+                "Structured pruning needs at most one of a channel sparsity and a threshold; "
+                f"received --structured-sparsity {self.sparsity} and --structured-threshold "
+                f"{self.threshold}. Pass one of them."
+            )
+        if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
+            raise ConfigError(
+                f"--structured-sparsity must be in [0, 1); received {self.sparsity}. Use e.g. "
+                "--structured-sparsity 0.5 to remove half of the prunable channels."
+            )
+        if self.threshold is not None and not 0.0 <= self.threshold < math.inf:
+            raise ConfigError(
+                f"--structured-threshold must be a finite value >= 0; received "
+                f"{self.threshold}. It is compared with each filter's norm divided by its "
+                "layer's mean filter norm: e.g. 0.5 removes filters below half the mean."
+            )
+        if self.min_channels < 1:
+            raise ConfigError(
+                f"--min-channels must be >= 1; received {self.min_channels}."
+            )
+        if self.channel_multiple < 1:
+            raise ConfigError(
+                f"--channel-multiple must be >= 1; received {self.channel_multiple}. Use 1 to "
+                "keep exact widths, 8 or 16 to align them with int8 kernel tiles."
+            )
+        if self.finetune_epochs < 0:
+            raise ConfigError(
+                f"--structured-finetune-epochs must be >= 0; received {self.finetune_epochs}."
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.sparsity is not None or self.threshold is not None
+
+
 class RuntimeTarget(str, enum.Enum):
     """Runtimes the int8 model is verified on."""
 
@@ -333,6 +402,7 @@ class ExportConfig:
     onnx: bool = False
     opset: int = 17
     require_parity: bool = False  # exit 1 when an ONNX file does not match its source
+    html: bool = False  # also write report.html beside report.md
 
     def __post_init__(self) -> None:
         low, high = ONNX_OPSETS
@@ -341,6 +411,82 @@ class ExportConfig:
                 f"--opset must be in [{low}, {high}] (tf2onnx 1.17 with QDQ int8); received "
                 f"{self.opset}. The default 17 runs on onnxruntime >= 1.11."
             )
+
+
+# Limits of `[gates]` (and `--gate KEY=VALUE`), each judged on the int8 model; the
+# `require_*` gates live with the stage they check (QuantizeConfig, ExportConfig).
+GATE_LIMITS = ("max_auroc_drop", "max_sensitivity_drop", "min_specificity", "max_int8_bytes",
+               "max_int8_p50_ms", "min_speedup", "max_latency_regression_pct",
+               "max_size_growth_pct")
+BASELINE_GATES = ("max_latency_regression_pct", "max_size_growth_pct")
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    """Release gates: limits the int8 model must meet, else the build exits 1.
+
+    Drops compare int8 with float32 on the test split and, with a `baseline` (the previous
+    release's report.json), with that release's int8 model too. Unset limits are not checked.
+    """
+
+    max_auroc_drop: float | None = None  # float32 AUROC - int8 AUROC
+    max_sensitivity_drop: float | None = None  # float32 sensitivity - int8 sensitivity
+    min_specificity: float | None = None  # int8 specificity
+    max_int8_bytes: int | None = None  # size of model_int8.tflite
+    max_int8_p50_ms: float | None = None  # int8 median latency (needs the bench)
+    min_speedup: float | None = None  # float32 p50 / int8 p50 (needs the bench)
+    max_latency_regression_pct: float | None = None  # int8 p50 vs the baseline's, in %
+    max_size_growth_pct: float | None = None  # int8 bytes vs the baseline's, in %
+    baseline: Path | None = None  # the previous release's report.json
+
+    def __post_init__(self) -> None:
+        for name in GATE_LIMITS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not math.isfinite(value):
+                raise ConfigError(f"Gate {name} must be a finite number; received {value!r}.")
+        for name in ("max_auroc_drop", "max_sensitivity_drop", "min_specificity"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"Gate {name} is a fraction in [-1, 1] (0.02 = two points); received "
+                    f"{value}."
+                )
+        for name in ("max_int8_bytes", "max_int8_p50_ms", "min_speedup"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"Gate {name} must be > 0; received {value}.")
+        if self.max_int8_bytes is not None and not isinstance(self.max_int8_bytes, int):
+            raise ConfigError(
+                f"Gate max_int8_bytes must be a whole number of bytes; received "
+                f"{self.max_int8_bytes!r}."
+            )
+        needs_baseline = [n for n in BASELINE_GATES if getattr(self, n) is not None]
+        if needs_baseline and self.baseline is None:
+            raise ConfigError(
+                f"Gate {needs_baseline[0]} compares with the previous release; received no "
+                "baseline. Pass --baseline PATH/report.json or set [gates] baseline."
+            )
+        if self.baseline is not None:
+            if not self.baseline.is_file():
+                raise ConfigError(
+                    f"Baseline '{self.baseline}' is not a file; expected the report.json of "
+                    "the previous release (e.g. downloaded from its CI run)."
+                )
+            if not needs_baseline and self.max_auroc_drop is None and \
+                    self.max_sensitivity_drop is None:
+                raise ConfigError(
+                    f"Baseline '{self.baseline}' was given but no gate uses it. Set at least "
+                    "one of max_latency_regression_pct, max_size_growth_pct, max_auroc_drop, "
+                    "max_sensitivity_drop in [gates] (or --gate KEY=VALUE)."
+                )
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by gate name."""
+        return {n: getattr(self, n) for n in GATE_LIMITS if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)
@@ -352,9 +498,11 @@ class BuildConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     out: Path = Path("build")
     prune: PruneConfig = field(default_factory=PruneConfig)
+    structured: StructuredConfig = field(default_factory=StructuredConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
     overwrite: bool = False
     seed: int = 0
     unsafe_load: bool = False  # allow Lambda layers (runs code from the model file)

@@ -1,8 +1,24 @@
-"""The human summary of a build report: a compact table on the terminal."""
+"""The human report of a build: a compact table on the terminal, and `report.md` (with
+`--html`, `report.html`) with PNG plots beside the artifacts, readable as a CI artifact.
+
+Plots need matplotlib (`pip install 'bedside-lite[report]'`); without it they are skipped
+and the report says so.
+"""
 
 from __future__ import annotations
 
+import html as html_mod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+LATENCY_PNG = "latency.png"
+SIZE_AUROC_PNG = "size_auroc.png"
+CONFUSION_PNG = "confusion.png"
+PLOTS_MISSING = "plots skipped: matplotlib is not installed (pip install 'bedside-lite[report]')"
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -14,21 +30,41 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(title="bedside-lite build", title_justify="left", box=box.SIMPLE_HEAD,
-                  padding=(0, 1), pad_edge=False)
-    for column in ("variant", "bytes", "AUROC", "acc", "sens", "spec", "agree",
-                   "p50 ms", "p99 ms", "RSS MB"):
-        table.add_column(column, justify="left" if column == "variant" else "right",
-                         no_wrap=True)
+    table = Table(
+        title="bedside-lite build",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    for column in (
+        "variant",
+        "bytes",
+        "AUROC",
+        "acc",
+        "sens",
+        "spec",
+        "agree",
+        "p50 ms",
+        "p99 ms",
+        "RSS MB",
+    ):
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     for variant, art in report["artifacts"].items():
         m = report["metrics"].get(variant, {})
         b = report["bench"].get(variant, {})
         lat = b.get("latency_ms", {})
         table.add_row(
-            variant, f"{art['bytes']}", _fmt(m.get("auroc")), _fmt(m.get("accuracy")),
-            _fmt(m.get("sensitivity"), ".3f"), _fmt(m.get("specificity"), ".3f"),
-            _fmt(m.get("agreement"), ".3f"), _fmt(lat.get("p50"), ".4f"),
-            _fmt(lat.get("p99"), ".4f"), _fmt(b.get("peak_rss_mb"), ".1f"),
+            variant,
+            f"{art['bytes']}",
+            _fmt(m.get("auroc")),
+            _fmt(m.get("accuracy")),
+            _fmt(m.get("sensitivity"), ".3f"),
+            _fmt(m.get("specificity"), ".3f"),
+            _fmt(m.get("agreement"), ".3f"),
+            _fmt(lat.get("p50"), ".4f"),
+            _fmt(lat.get("p99"), ".4f"),
+            _fmt(b.get("peak_rss_mb"), ".1f"),
         )
     console.print(table)
     p, q = report["pruning"], report["quantization"]
@@ -65,14 +101,389 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             console.print(f"  {worst}")
         else:
             for row in worst:
-                console.print(f"  {row['op']:<16} {row['layer']:<48} RMSE/scale "
-                              f"{_fmt(row['rmse_over_scale'], '.3f')}")
+                console.print(
+                    f"  {row['op']:<16} {row['layer']:<48} RMSE/scale "
+                    f"{_fmt(row['rmse_over_scale'], '.3f')}"
+                )
         for t in q["tried"]:
-            console.print(f"  tried {t['name']:<28} val AUROC {_fmt(t['val_auroc'])}"
-                          f"{'  <- meets budget' if t['meets_budget'] else ''}")
+            console.print(
+                f"  tried {t['name']:<28} val AUROC {_fmt(t['val_auroc'])}"
+                f"{'  <- meets budget' if t['meets_budget'] else ''}"
+            )
     for check in q.get("verification", []):
         if check["status"] != "ok":
-            console.print(f"[red]runtime {check['target']}: {check['status']}[/red] "
-                          f"{check['reason']}")
+            console.print(
+                f"[red]runtime {check['target']}: {check['status']}[/red] {check['reason']}"
+            )
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    gates = report.get("gates")
+    if gates and gates["checks"]:
+        failed = [c for c in gates["checks"] if not c["passed"]]
+        total = len(gates["checks"])
+        console.print(
+            f"gates: [green]all {total} passed[/green]"
+            if not failed
+            else f"gates: [red]{len(failed)} of {total} failed[/red]"
+        )
+        for check in gates["checks"]:
+            mark = "ok  " if check["passed"] else "FAIL"
+            console.print(
+                f"  {mark} {check['name']:<27} {check['against']:<19} measured "
+                f"{cell(check['measured'])} limit {cell(check['limit'])}"
+            )
+
+
+# --- report.md / report.html -----------------------------------------------------------
+
+
+@dataclass
+class Document:
+    """A small document model rendered to Markdown and to HTML alike."""
+
+    title: str
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def items(self, items: Sequence[str]) -> None:
+        if items:
+            self.blocks.append(("ul", list(items)))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.blocks.append(("table", list(header), [[cell(v) for v in r] for r in rows]))
+
+    def image(self, path: str, alt: str) -> None:
+        self.blocks.append(("img", path, alt))
+
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for block in self.blocks:
+            kind = block[0]
+            if kind == "h2":
+                out += [f"## {block[1]}", ""]
+            elif kind == "p":
+                out += [block[1], ""]
+            elif kind == "ul":
+                out += [f"- {item}" for item in block[1]] + [""]
+            elif kind == "table":
+                header, rows = block[1], block[2]
+                out.append("| " + " | ".join(header) + " |")
+                out.append(
+                    "|"
+                    + "|".join(" --- " if i == 0 else " ---: " for i in range(len(header)))
+                    + "|"
+                )
+                out += [
+                    "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows
+                ]
+                out.append("")
+            elif kind == "img":
+                out += [f"![{block[2]}]({block[1]})", ""]
+        return "\n".join(out).rstrip() + "\n"
+
+    def html(self) -> str:
+        esc = html_mod.escape
+        out = [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{esc(self.title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+            "padding:.2em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
+            ".fail{color:#b00;font-weight:bold}.pass{color:#070}img{max-width:100%}</style>",
+            "</head><body>",
+            f"<h1>{esc(self.title)}</h1>",
+        ]
+        for block in self.blocks:
+            kind = block[0]
+            if kind == "h2":
+                out.append(f"<h2>{esc(block[1])}</h2>")
+            elif kind == "p":
+                out.append(f"<p>{_inline_html(block[1])}</p>")
+            elif kind == "ul":
+                out.append(
+                    "<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block[1]) + "</ul>"
+                )
+            elif kind == "table":
+                head = "".join(f"<th>{esc(h)}</th>" for h in block[1])
+                body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block[2])
+                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif kind == "img":
+                out.append(f'<p><img src="{esc(block[1])}" alt="{esc(block[2])}"></p>')
+        out.append("</body></html>")
+        return "\n".join(out) + "\n"
+
+
+def _inline_html(text: str) -> str:
+    """Escapes text, keeping Markdown's **bold** and `code` (all the report uses)."""
+    parts = html_mod.escape(text).split("`")
+    text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _td(cell: str) -> str:
+    cls = ' class="fail"' if cell == "FAIL" else ' class="pass"' if cell == "pass" else ""
+    return f"<td{cls}>{_inline_html(cell)}</td>"
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0 or abs(value) >= 1000 or abs(value) < 0.001:
+            return f"{value:.4g}"
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value)
+    return str(value)
+
+
+def _kb(nbytes: int | None) -> str:
+    return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
+
+
+def variant_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """One row per variant: size, AUROC, sensitivity, specificity, latency, memory."""
+    rows = []
+    for variant, art in report["artifacts"].items():
+        m = report["metrics"].get(variant, {})
+        b = report.get("bench", {}).get(variant, {})
+        lat = b.get("latency_ms", {})
+        rows.append(
+            [
+                f"`{variant}`",
+                _kb(art.get("bytes")),
+                _fmt(m.get("auroc")),
+                _fmt(m.get("sensitivity"), ".3f"),
+                _fmt(m.get("specificity"), ".3f"),
+                _fmt(m.get("accuracy"), ".3f"),
+                _fmt(lat.get("p50"), ".4f"),
+                _fmt(lat.get("p99"), ".4f"),
+                _fmt(b.get("peak_rss_mb"), ".1f"),
+            ]
+        )
+    return rows
+
+
+VARIANT_HEADER = (
+    "variant",
+    "size",
+    "AUROC",
+    "sensitivity",
+    "specificity",
+    "accuracy",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MB",
+)
+
+
+def gate_rows(gates: dict[str, Any] | None) -> list[list[Any]]:
+    return [
+        [
+            f"`{c['name']}`",
+            c["against"],
+            c["measured"],
+            c["limit"],
+            "pass" if c["passed"] else "FAIL",
+            c["detail"],
+        ]
+        for c in (gates or {}).get("checks", [])
+    ]
+
+
+def build_document(report: dict[str, Any], plots: dict[str, str], notes: list[str]) -> Document:
+    """The report's content, independent of Markdown or HTML."""
+    doc = Document("bedside-lite build report")
+    model, data = report["model"], report["data"]
+    gates = report.get("gates") or {"checks": [], "passed": True}
+    failed = [c for c in gates["checks"] if not c["passed"]]
+    verdict = (
+        "no gates configured"
+        if not gates["checks"]
+        else "**all gates passed**"
+        if not failed
+        else f"**{len(failed)} of {len(gates['checks'])} gates FAILED**"
+    )
+    positive = data.get("positive_class_name")
+    positive = data.get("positive_class") if positive is None else positive
+    threshold = next(
+        (
+            m.get("decision_threshold")
+            for m in report["metrics"].values()
+            if m.get("decision_threshold") is not None
+        ),
+        None,
+    )
+    doc.text(f"Release verdict: {verdict}.")
+    doc.items(
+        [
+            f"model: {model['source']} ({model['output_kind']}, {model['parameters']} parameters, "
+            f"input {model['input_shape']})",
+            f"data: {data.get('source')}; positive class `{positive}`"
+            + (f" at P >= {threshold}" if threshold is not None else ""),
+            "metrics on the test split, computed by running each `.tflite` file",
+        ]
+    )
+    doc.heading("Variants")
+    doc.table(VARIANT_HEADER, variant_rows(report))
+    if gates["checks"]:
+        doc.heading("Gates")
+        if gates.get("baseline"):
+            doc.text(f"Baseline: `{gates['baseline']}`.")
+        doc.table(("gate", "against", "measured", "limit", "result", "detail"), gate_rows(gates))
+    doc.heading("Plots")
+    for name, title in plots.items():
+        doc.image(name, title)
+    doc.items(notes)
+    doc.heading("Confusion matrices (test split)")
+    for variant, metrics in report["metrics"].items():
+        matrix = metrics.get("confusion_matrix")
+        if not matrix:
+            continue
+        names = metrics.get("class_names") or [str(i) for i in range(len(matrix))]
+        doc.text(f"**{variant}** (rows: true class, columns: predicted)")
+        doc.table(
+            ["true \\ predicted", *names],
+            [[name, *row] for name, row in zip(names, matrix, strict=False)],
+        )
+    doc.heading("Pruning and quantization")
+    p, q = report["pruning"], report["quantization"]
+    doc.items(
+        [
+            f"pruning: threshold {cell(p.get('threshold'))}, target sparsity "
+            f"{cell(p.get('target_sparsity'))}, achieved {_fmt(p.get('achieved_sparsity'), '.3f')}"
+            + (f" ({p['sparsity_mode']})" if p.get("sparsity_mode") else ""),
+            f"int8: full_integer={q.get('full_integer')}, recipe {q.get('recipe', '-')}, "
+            f"calibrated on {q.get('calibration_samples')} samples, activations "
+            f"{q.get('activations')}",
+            *(
+                f"runtime {c['target']}: {c['status']}"
+                + (f" ({c['reason']})" if c.get("reason") else "")
+                for c in q.get("verification", [])
+            ),
+        ]
+    )
+    if report.get("warnings"):
+        doc.heading("Warnings")
+        doc.items(report["warnings"])
+    prov = report.get("provenance")
+    if prov:
+        doc.heading("Provenance")
+        doc.text(
+            f"`{prov['manifest']}` lists the sha256 of the inputs and of every artifact; "
+            f"`{prov['job']}` re-runs this build. Each `.tflite` embeds its inputs, "
+            f"versions and job as metadata `{prov['tflite_metadata']}` "
+            "(`bedside-lite inspect FILE`)."
+        )
+    return doc
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})  # no version: stable bytes
+
+
+def write_plots(report: dict[str, Any], out_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """PNG plots of a build report; returns {file: title} and notes on what was skipped."""
+    plt = _pyplot()
+    if plt is None:
+        return {}, [PLOTS_MISSING]
+    plots: dict[str, str] = {}
+    notes: list[str] = []
+    bench = {v: b for v, b in report.get("bench", {}).items() if b.get("status") == "ok"}
+    if bench:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        keys = [
+            k for k in ("p50", "p90", "p99") if all(k in b["latency_ms"] for b in bench.values())
+        ]
+        width = 0.8 / max(len(keys), 1)
+        for i, key in enumerate(keys):
+            ax.bar(
+                [j + i * width for j in range(len(bench))],
+                [b["latency_ms"][key] for b in bench.values()],
+                width,
+                label=key,
+            )
+        ax.set_xticks([j + width * (len(keys) - 1) / 2 for j in range(len(bench))], list(bench))
+        ax.set_ylabel("latency per invoke (ms)")
+        ax.set_title("latency percentiles per variant")
+        ax.legend()
+        _save(fig, out_dir / LATENCY_PNG)
+        plt.close(fig)
+        plots[LATENCY_PNG] = "latency p50/p90/p99 per variant"
+    else:
+        notes.append("latency plot skipped: the bench did not run (--no-bench) or failed")
+    points = [
+        (v, a["bytes"] / 1024, report["metrics"].get(v, {}).get("auroc"))
+        for v, a in report["artifacts"].items()
+        if a.get("bytes")
+    ]
+    points = [p for p in points if p[2] is not None]
+    if points:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for name, kb, auroc in points:
+            ax.scatter([kb], [auroc], s=40)
+            ax.annotate(name, (kb, auroc), textcoords="offset points", xytext=(5, 5))
+        ax.margins(x=0.25, y=0.2)
+        ax.set_xlabel("file size (KB)")
+        ax.set_ylabel("test AUROC")
+        ax.set_title("size vs AUROC")
+        _save(fig, out_dir / SIZE_AUROC_PNG)
+        plt.close(fig)
+        plots[SIZE_AUROC_PNG] = "size vs AUROC per variant"
+    matrices = {v: m for v, m in report["metrics"].items() if m.get("confusion_matrix")}
+    if matrices:
+        fig, axes = plt.subplots(
+            1, len(matrices), figsize=(3.2 * len(matrices), 3.2), squeeze=False
+        )
+        for ax, (variant, m) in zip(axes[0], matrices.items(), strict=True):
+            cm = m["confusion_matrix"]
+            names = m.get("class_names") or [str(i) for i in range(len(cm))]
+            ax.imshow(cm, cmap="Blues")
+            for i, row in enumerate(cm):
+                for j, count in enumerate(row):
+                    ax.text(j, i, str(count), ha="center", va="center")
+            ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+            ax.set_yticks(range(len(names)), names)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(variant)
+        _save(fig, out_dir / CONFUSION_PNG)
+        plt.close(fig)
+        plots[CONFUSION_PNG] = "confusion matrices (test split)"
+    return plots, notes
+
+
+def write_documents(report: dict[str, Any], out_dir: Path, html: bool = False) -> list[Path]:
+    """Writes report.md (and report.html) with its plots into `out_dir`."""
+    plots, notes = write_plots(report, out_dir)
+    doc = build_document(report, plots, notes)
+    written = [out_dir / name for name in plots]
+    (out_dir / REPORT_MD).write_text(doc.markdown(), encoding="utf-8")
+    written.append(out_dir / REPORT_MD)
+    if html:
+        (out_dir / REPORT_HTML).write_text(doc.html(), encoding="utf-8")
+        written.append(out_dir / REPORT_HTML)
+    return written

@@ -1,0 +1,521 @@
+"""`bedside-lite sweep`: a grid over sparsity (or tau), pruning schedule, calibration size
+and activation width.
+
+Each point is pruned, fine-tuned, quantized (exactly its settings: no remedy ladder),
+evaluated on the validation split and benchmarked, using the build's own stages. Points
+run in worker processes (`--workers N`, spawn) and each finished point is stored as
+`points/<key>.json`, the key a hash of everything that shapes its result (the point's job
+and the library versions); a rerun skips finished points. The gates are judged on
+validation metrics, the Pareto front is taken over (int8 size, int8 p50, int8 AUROC), and
+the recommended point (the smallest, or the fastest, that passes the gates) is confirmed
+once on the test split by a full build into `confirm/<key>/`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import BuildConfig, Variant
+from pipeline.errors import ConfigError, OutputError
+
+POINTS_DIR = "points"
+CONFIRM_DIR = "confirm"
+SWEEP_JSON = "sweep.json"
+SWEEP_MD = "sweep.md"
+REFERENCE_PREFIX = "reference-"
+# Sections of a point's job that do not change its measured result
+_UNKEYED_SECTIONS = ("export", "gates")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Values per axis; an axis left out keeps the base job's single value."""
+
+    sparsity: tuple[float | str, ...] = ()
+    threshold: tuple[float, ...] = ()
+    schedule: tuple[str, ...] = ()
+    calibration_samples: tuple[int, ...] = ()
+    activations: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sparsity and self.threshold:
+            raise ConfigError(
+                "A sweep varies either the sparsity or the threshold tau; received both "
+                f"(sparsity {list(self.sparsity)}, threshold {list(self.threshold)}). "
+                "Keep one of them."
+            )
+
+    def points(self, base: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Every combination, as the job keys it sets ([prune] and [quantize])."""
+        prune, quantize = base.get("prune", {}), base.get("quantize", {})
+        if self.threshold:
+            amount: list[tuple[str, Any]] = [("threshold", t) for t in self.threshold]
+        elif self.sparsity:
+            amount = [("sparsity", s) for s in self.sparsity]
+        elif "threshold" in prune:
+            amount = [("threshold", prune["threshold"])]
+        else:
+            amount = [("sparsity", prune.get("sparsity", "auto"))]
+        axes = (
+            amount,
+            self.schedule or [prune.get("schedule", "oneshot")],
+            self.calibration_samples or [quantize.get("calibration_samples", 200)],
+            self.activations or [quantize.get("activations", "int8")],
+        )
+        return [
+            {a[0]: a[1], "schedule": s, "calibration_samples": c, "activations": w}
+            for a, s, c, w in itertools.product(*axes)
+        ]
+
+
+def point_job(
+    base: Mapping[str, Mapping[str, Any]], point: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The base job with a point's settings; the remedy ladder is off so that the point
+    measures exactly what it names."""
+    job = {section: dict(table) for section, table in base.items()}
+    prune = job.setdefault("prune", {})
+    quantize = job.setdefault("quantize", {})
+    prune.pop("sparsity", None)
+    prune.pop("threshold", None)
+    for name in ("sparsity", "threshold"):
+        if name in point:
+            prune[name] = point[name]
+    prune["schedule"] = point["schedule"]
+    quantize["calibration_samples"] = point["calibration_samples"]
+    quantize["activations"] = point["activations"]
+    quantize["remedy"] = False
+    return job
+
+
+def point_key(job: Mapping[str, Mapping[str, Any]], versions: Mapping[str, str]) -> str:
+    """Hash of what shapes a point's result: its job (not output or gates) and versions."""
+    keyed = {s: t for s, t in job.items() if s not in _UNKEYED_SECTIONS}
+    text = json.dumps({"job": keyed, "versions": dict(versions)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    """Temporary file + rename: an interrupted sweep never leaves a half-written point."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; results are not
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def label(params: Mapping[str, Any]) -> str:
+    """A point's settings in a few words: `sparsity=0.5 oneshot cal=200 int8`."""
+    amount = "threshold" if "threshold" in params else "sparsity"
+    return (
+        f"{amount}={params[amount]} {params['schedule']} "
+        f"cal={params['calibration_samples']} {params['activations']}"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def evaluate_point(config: BuildConfig, reference: Path | None) -> dict[str, Any]:
+    """Prunes, fine-tunes, quantizes, evaluates on the validation split and benches one
+    point, through the build's stages. Heavy: imports TensorFlow."""
+    from converters import tflite
+    from pipeline import build as build_mod
+    from pipeline import jobfile, manifest, quantization
+
+    clock = build_mod.StageClock(lambda _: None)
+    loaded = build_mod.load_stage(config, clock, reference)
+    model, splits, kind = loaded.model, loaded.splits, loaded.kind
+    with tempfile.TemporaryDirectory(prefix="bedside-sweep-") as tmp:
+        paths = {Variant.FLOAT32: Path(tmp) / Variant.FLOAT32.filename}
+        paths[Variant.FLOAT32].write_bytes(tflite.to_float32(model))
+        pruned = build_mod.prune_stage(model, splits, kind, config, clock)
+        paths[Variant.PRUNED_FLOAT32] = Path(tmp) / Variant.PRUNED_FLOAT32.filename
+        paths[Variant.PRUNED_FLOAT32].write_bytes(tflite.to_float32(pruned.model))
+        quant = clock.run(
+            "quantize int8",
+            lambda: quantization.quantize(
+                pruned.model, splits, config.quantize, kind, pruned.val_auroc, config.seed
+            ),
+        )
+        paths[Variant.INT8] = Path(tmp) / Variant.INT8.filename
+        paths[Variant.INT8].write_bytes(quant.tflite)
+        # the same provenance as a build, so a point's files are byte for byte what the
+        # confirming build ships (the embedded manifest holds no output path)
+        job = jobfile.job_from_config(config)
+        embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+        manifest.embed_files(paths, embedded, splits.model_inputs("val")[:32])
+        metrics = clock.run(
+            "evaluate",
+            lambda: build_mod.evaluate_variants(
+                paths, splits, "val", kind, quant.output_kind, config
+            ),
+        )
+        bench = build_mod.bench_stage(paths, config, clock)
+        sizes = {
+            v.value: {"bytes": p.stat().st_size, "sha256": manifest.sha256_file(p)}
+            for v, p in paths.items()
+        }
+    p, q = pruned.report, quant.report
+    return {
+        "split": "val",
+        "artifacts": sizes,
+        "metrics": metrics,
+        "bench": bench,
+        "pruning": {
+            k: p.get(k)
+            for k in (
+                "threshold",
+                "target_sparsity",
+                "achieved_sparsity",
+                "schedule",
+                "finetune_epochs",
+            )
+        },
+        "quantization": {
+            k: q.get(k) for k in ("recipe", "activations", "calibration_samples", "full_integer")
+        },
+        "timings_s": clock.seconds,
+    }
+
+
+def _worker(
+    config: BuildConfig, reference: str | None, path: str, head: dict[str, Any]
+) -> dict[str, Any]:
+    """Runs one point and stores it (in a spawned process, or in-process with 1 worker)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    doc = {**head, **evaluate_point(config, Path(reference) if reference else None)}
+    _write_json(Path(path), doc)
+    return doc
+
+
+def _int8(doc: Mapping[str, Any], what: str) -> Any:
+    if what == "bytes":
+        return doc["artifacts"]["int8"]["bytes"]
+    if what == "p50":
+        b = doc.get("bench", {}).get("int8") or {}
+        return b.get("latency_ms", {}).get("p50") if b.get("status") == "ok" else None
+    return doc["metrics"]["int8"].get(what)
+
+
+def pareto(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Keys of the points no other point beats on int8 size, p50 (when measured) and AUROC."""
+
+    def objectives(doc: Mapping[str, Any]) -> tuple[float, ...] | None:
+        auroc = _int8(doc, "auroc")
+        if auroc is None:
+            return None
+        p50 = _int8(doc, "p50")
+        return (float(_int8(doc, "bytes")), p50 if p50 is not None else 0.0, -auroc)
+
+    scored: list[tuple[str, tuple[float, ...]]] = []
+    for doc in points:
+        values = objectives(doc)
+        if values is not None:
+            scored.append((doc["key"], values))
+    front = []
+    for key, mine in scored:
+        dominated = any(
+            all(a <= b for a, b in zip(other, mine, strict=True)) and other != mine
+            for k, other in scored
+            if k != key
+        )
+        if not dominated:
+            front.append(key)
+    return front
+
+
+def recommend(points: Sequence[Mapping[str, Any]], prefer: str) -> Mapping[str, Any] | None:
+    """The smallest (or fastest) point that passes every gate; ties go to higher AUROC."""
+    passing = [d for d in points if d["gates"]["passed"] and _int8(d, "auroc") is not None]
+    if prefer == "latency":
+        passing = [d for d in passing if _int8(d, "p50") is not None]
+
+        def order(d: Mapping[str, Any]) -> tuple[float, ...]:
+            return (_int8(d, "p50"), _int8(d, "bytes"), -_int8(d, "auroc"))
+    else:
+
+        def order(d: Mapping[str, Any]) -> tuple[float, ...]:
+            p50 = _int8(d, "p50")
+            return (_int8(d, "bytes"), -_int8(d, "auroc"), p50 if p50 is not None else 0.0)
+
+    return min(passing, key=order) if passing else None
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How the sweep runs (not what each point builds)."""
+
+    out: Path = Path("sweep")
+    workers: int = 1
+    prefer: str = "size"  # size | latency
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1; received {self.workers}.")
+        if self.prefer not in ("size", "latency"):
+            raise ConfigError(f"--prefer must be size or latency; received '{self.prefer}'.")
+
+
+def check_output_dir(out: Path) -> None:
+    """A sweep dir is resumed, so it may exist, but only as a sweep dir."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"Sweep output '{out}' is a file; expected a directory.")
+    if out.is_dir() and any(out.iterdir()) and not (out / POINTS_DIR).is_dir():
+        raise OutputError(
+            f"Sweep output '{out}' is a non-empty directory that holds no sweep "
+            f"('{POINTS_DIR}/' missing). Choose a new or empty directory, or an earlier "
+            "sweep's directory to resume it."
+        )
+
+
+def _reference_model(
+    base: BuildConfig,
+    job: Mapping[str, Mapping[str, Any]],
+    out: Path,
+    versions: Mapping[str, str],
+    progress: Callable[[str], None],
+) -> Path | None:
+    """The embedded reference model, trained once per sweep and stored in the sweep dir."""
+    if base.model is not None:
+        return None
+    key = point_key({s: job[s] for s in ("model", "data") if s in job}, versions)
+    path = out / f"{REFERENCE_PREFIX}{key}.keras"
+    if not path.is_file():
+        from pipeline import build as build_mod
+
+        progress("train reference model")
+        loaded = build_mod.load_stage(base, build_mod.StageClock(lambda _: None))
+        tmp = path.with_name(f".{path.name}.partial.keras")
+        loaded.model.save(tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def run(
+    base_job: Mapping[str, Mapping[str, Any]],
+    grid: Grid,
+    options: SweepOptions,
+    configure: Callable[[Mapping[str, Mapping[str, Any]]], BuildConfig],
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Runs (or resumes) a sweep and writes sweep.json and sweep.md into `options.out`.
+
+    Args:
+        base_job: the resolved job every point starts from.
+        grid: the values per axis.
+        options: output dir, workers, preference.
+        configure: turns a job document into a validated BuildConfig.
+        progress: reports what is running.
+
+    Raises:
+        ConfigError: a point's settings are invalid (raised before any point runs).
+    """
+    from pipeline import gates as gates_mod
+    from pipeline.manifest import versions as library_versions
+
+    check_output_dir(options.out)
+    versions = library_versions()
+    base = configure(base_job)
+    if options.prefer == "latency" and not base.bench.enabled:
+        raise ConfigError(
+            "--prefer latency needs the bench; remove --no-bench "
+            "([bench] enabled = false) or use --prefer size."
+        )
+    todo = []
+    for point in grid.points(base_job):
+        job = point_job(base_job, point)
+        try:
+            config = configure(job)
+        except ConfigError as exc:
+            raise ConfigError(f"Sweep point {point}: {exc}") from None
+        key = point_key(job, versions)
+        todo.append((key, point, job, config))
+    keys = [k for k, *_ in todo]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("The sweep grid repeats a point; list each value once per axis.")
+
+    points_dir = options.out / POINTS_DIR
+    points_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict[str, Any]] = {}
+    for key, *_ in todo:
+        path = points_dir / f"{key}.json"
+        if path.is_file():
+            done[key] = json.loads(path.read_text())
+    reused = len(done)
+    pending = [t for t in todo if t[0] not in done]
+    reference = (
+        _reference_model(base, base_job, options.out, versions, progress) if pending else None
+    )
+
+    def head(key: str, point: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+        return {"key": key, "params": dict(point), "job": job, "versions": versions}
+
+    def report_progress() -> None:
+        progress(f"sweep: {len(done)}/{len(todo)} points done ({reused} reused)")
+
+    report_progress()
+    if pending and options.workers == 1:
+        for key, point, job, config in pending:
+            done[key] = _worker(
+                config,
+                str(reference) if reference else None,
+                str(points_dir / f"{key}.json"),
+                head(key, point, job),
+            )
+            report_progress()
+    elif pending:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(
+                    _worker,
+                    config,
+                    str(reference) if reference else None,
+                    str(points_dir / f"{key}.json"),
+                    head(key, point, job),
+                ): key
+                for key, point, job, config in pending
+            }
+            for future in concurrent.futures.as_completed(futures):
+                done[futures[future]] = future.result()
+                report_progress()
+
+    points = [done[k] for k in keys]
+    for doc in points:
+        checks = gates_mod.evaluate_limits(
+            doc, base.gates, None, bench_note="the sweep ran without the bench"
+        )
+        doc["gates"] = {
+            "passed": all(c.passed for c in checks),
+            "checks": [c.to_json() for c in checks],
+        }
+    front = set(pareto(points))
+    for doc in points:
+        doc["pareto"] = doc["key"] in front
+    best = recommend(points, options.prefer)
+    summary: dict[str, Any] = {
+        "grid": {k: list(v) for k, v in vars(grid).items() if v},
+        "prefer": options.prefer,
+        "split": "val",
+        "points": [{k: v for k, v in d.items() if k != "job"} for d in points],
+        "pareto": [d["key"] for d in points if d["pareto"]],
+        "recommended": None,
+    }
+    if best is not None:
+        summary["recommended"] = _confirm(best, todo, options, reference, progress)
+    _write_json(options.out / SWEEP_JSON, summary)
+    _write_markdown(summary, options.out)
+    return summary
+
+
+def _confirm(
+    best: Mapping[str, Any],
+    todo: Sequence[tuple[Any, ...]],
+    options: SweepOptions,
+    reference: Path | None,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """A full build of the recommended point on the test split (reused when present)."""
+    from pipeline.build import build
+
+    key = best["key"]
+    config = next(c for k, _, _, c in todo if k == key)
+    out = options.out / CONFIRM_DIR / key
+    report_path = out / "report.json"
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+    else:
+        if reference is None and config.model is None:
+            reference = next(options.out.glob(f"{REFERENCE_PREFIX}*.keras"), None)
+        config = replace(config, out=out, overwrite=True)
+        report = build(
+            config, progress=lambda stage: progress(f"confirm: {stage}"), reference=reference
+        )
+    test = report["metrics"]["int8"]
+    return {
+        "key": key,
+        "params": best["params"],
+        "out": str(out),
+        "gates_passed": report["gates"]["passed"],
+        "failed_gates": [c for c in report["gates"]["checks"] if not c["passed"]],
+        "test": {k: test.get(k) for k in ("auroc", "sensitivity", "specificity", "accuracy")},
+        "int8_bytes": report["artifacts"]["int8"]["bytes"],
+    }
+
+
+def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
+    from pipeline.report import Document, cell
+
+    doc = Document("bedside-lite sweep")
+    rec = summary["recommended"]
+    doc.text(
+        f"{len(summary['points'])} points on the validation split; grid "
+        f"{json.dumps(summary['grid'])}; recommended: the "
+        f"{'fastest' if summary['prefer'] == 'latency' else 'smallest'} point passing "
+        "the gates."
+    )
+    rows = []
+    for d in sorted(summary["points"], key=lambda d: _int8(d, "bytes")):
+        f32 = d["metrics"]["float32"].get("auroc")
+        i8 = _int8(d, "auroc")
+        mark = "**recommended**" if rec and rec["key"] == d["key"] else ""
+        rows.append(
+            [
+                label(d["params"]),
+                f"{_int8(d, 'bytes') / 1024:.1f} KB",
+                i8,
+                None if f32 is None or i8 is None else f32 - i8,
+                _int8(d, "sensitivity"),
+                _int8(d, "specificity"),
+                _int8(d, "p50"),
+                "pass" if d["gates"]["passed"] else "FAIL",
+                "yes" if d["pareto"] else "",
+                mark,
+            ]
+        )
+    doc.heading("Points")
+    doc.table(
+        (
+            "point",
+            "int8 size",
+            "int8 AUROC",
+            "AUROC drop",
+            "sensitivity",
+            "specificity",
+            "p50 ms",
+            "gates",
+            "Pareto",
+            "",
+        ),
+        rows,
+    )
+    doc.heading("Recommended")
+    if rec is None:
+        doc.text("No point passes the gates; relax the grid or the gates.")
+    else:
+        verdict = "passed" if rec["gates_passed"] else "FAILED"
+        doc.text(
+            f"`{rec['key']}` ({label(rec['params'])}) "
+            f"confirmed on the test split: gates {verdict}; int8 AUROC "
+            f"{cell(rec['test']['auroc'])}; full build in `{rec['out']}`."
+        )
+    (out / SWEEP_MD).write_text(doc.markdown(), encoding="utf-8")
