@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.artifacts import sha256
 from pipeline.config import BuildConfig
 from pipeline.errors import ModelError
 
@@ -63,24 +64,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hash_path(path: Path, shown: str | None = None) -> dict[str, Any]:
     """sha256 of a file, or of a directory tree (sorted relative paths and file hashes)."""
     entry: dict[str, Any] = {"path": shown or str(path)}
     if path.is_file():
-        entry.update(sha256=sha256_file(path), bytes=path.stat().st_size)
+        entry.update(sha256=sha256(path), bytes=path.stat().st_size)
     elif path.is_dir():
         digest = hashlib.sha256()
         files = sorted(p for p in path.rglob("*") if p.is_file())
         for p in files:
-            digest.update(f"{p.relative_to(path).as_posix()}\0{sha256_file(p)}\n".encode())
+            digest.update(f"{p.relative_to(path).as_posix()}\0{sha256(p)}\n".encode())
         entry.update(sha256=digest.hexdigest(), files=len(files), kind="directory")
     else:
         entry.update(sha256=None, note="not found")
@@ -113,7 +106,7 @@ def input_files(config: BuildConfig) -> dict[str, Any]:
 
             csv = Path(sklearn.__file__).parent / "datasets" / "data" / "breast_cancer.csv"
             if csv.is_file():
-                entry.update(sha256=sha256_file(csv), bytes=csv.stat().st_size)
+                entry.update(sha256=sha256(csv), bytes=csv.stat().st_size)
         except ImportError:  # pragma: no cover - scikit-learn is a dependency
             pass
         data.append(entry)
@@ -302,7 +295,7 @@ def write(
 ) -> Path:
     """Writes manifest.json listing every other file of `stage_dir` with its hash."""
     artifacts = {
-        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        p.name: {"sha256": sha256(p), "bytes": p.stat().st_size}
         for p in sorted(stage_dir.iterdir())
         if p.is_file() and p.name != MANIFEST_FILE
     }

@@ -62,8 +62,8 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             _fmt(m.get("sensitivity"), ".3f"),
             _fmt(m.get("specificity"), ".3f"),
             _fmt(m.get("agreement"), ".3f"),
-            _fmt(lat.get("p50"), ".4f"),
-            _fmt(lat.get("p99"), ".4f"),
+            _fmt(lat.get("p50"), ".3g"),
+            _fmt(lat.get("p99"), ".3g"),
             _fmt(b.get("peak_rss_mb"), ".1f"),
         )
     console.print(table)
@@ -267,8 +267,8 @@ def variant_rows(report: dict[str, Any]) -> list[list[Any]]:
                 _fmt(m.get("sensitivity"), ".3f"),
                 _fmt(m.get("specificity"), ".3f"),
                 _fmt(m.get("accuracy"), ".3f"),
-                _fmt(lat.get("p50"), ".4f"),
-                _fmt(lat.get("p99"), ".4f"),
+                _fmt(lat.get("p50"), ".3g"),
+                _fmt(lat.get("p99"), ".3g"),
                 _fmt(b.get("peak_rss_mb"), ".1f"),
             ]
         )

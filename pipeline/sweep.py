@@ -138,8 +138,8 @@ def evaluate_point(config: BuildConfig, reference: Path | None) -> dict[str, Any
     """Prunes, fine-tunes, quantizes, evaluates on the validation split and benches one
     point, through the build's stages. Heavy: imports TensorFlow."""
     from converters import tflite
+    from pipeline import artifacts, jobfile, manifest, quantization
     from pipeline import build as build_mod
-    from pipeline import jobfile, manifest, quantization
 
     clock = build_mod.StageClock(lambda _: None)
     loaded = build_mod.load_stage(config, clock, reference)
@@ -171,7 +171,7 @@ def evaluate_point(config: BuildConfig, reference: Path | None) -> dict[str, Any
         )
         bench = build_mod.bench_stage(paths, config, clock)
         sizes = {
-            v.value: {"bytes": p.stat().st_size, "sha256": manifest.sha256_file(p)}
+            v.value: {"bytes": p.stat().st_size, "sha256": artifacts.sha256(p)}
             for v, p in paths.items()
         }
     p, q = pruned.report, quant.report
