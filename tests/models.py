@@ -93,3 +93,95 @@ def conv3d(shape: tuple[int, int, int, int] = (6, 6, 6, 1)) -> keras.Model:
 
 
 BUILDERS = {"mlp": mlp, "conv2d": conv2d, "conv1d": conv1d, "residual": residual}
+
+
+# --------------------------------------------------------------------------- structured pruning
+
+
+def structured_sequential(shape: tuple[int, int, int] = (12, 12, 3)) -> keras.Model:
+    """Sequential Conv -> BatchNorm -> activation chains into Flatten -> Dense chains."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=shape),
+            keras.layers.Conv2D(8, 3, name="conv_a"),
+            keras.layers.BatchNormalization(name="bn_a"),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(12, 3, padding="same", use_bias=False, name="conv_b"),
+            keras.layers.BatchNormalization(name="bn_b"),
+            keras.layers.Activation("relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(16, activation="relu", name="dense"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="structured_sequential",
+    )
+
+
+def structured_functional(shape: tuple[int, int, int] = (16, 16, 3)) -> keras.Model:
+    """Functional: BatchNorm, depthwise, a residual Add, a Concatenate read by a Conv,
+    separable conv (depth_multiplier 2), and Flatten into Dense."""
+    inputs = keras.Input(shape=shape, name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(6.0)(x)
+    branch = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    branch = keras.layers.BatchNormalization(name="dw_bn")(branch)
+    branch = keras.layers.ReLU()(branch)
+    branch = keras.layers.Conv2D(8, 1, name="project")(branch)
+    branch = keras.layers.BatchNormalization(name="project_bn")(branch)
+    x = keras.layers.Add(name="add")([x, branch])
+    left = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="left")(x)
+    right = keras.layers.SeparableConv2D(10, 3, padding="same", depth_multiplier=2, name="right")(x)
+    x = keras.layers.Concatenate(name="concat")([left, right])
+    x = keras.layers.Conv2D(12, 1, name="mix")(x)
+    x = keras.layers.BatchNormalization(name="mix_bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D(4)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu", name="dense")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="structured_functional")
+
+
+def structured_conv1d(length: int = 32) -> keras.Model:
+    """Conv1D, BatchNorm, Conv1DTranspose and global pooling into a softmax head."""
+    inputs = keras.Input(shape=(length, 2))
+    x = keras.layers.Conv1D(8, 3, name="conv1d_a")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ELU()(x)
+    x = keras.layers.Conv1DTranspose(6, 3, strides=2, name="up")(x)
+    x = keras.layers.Conv1D(12, 3, strides=2, activation="relu", name="conv1d_b")(x)
+    x = keras.layers.GlobalMaxPooling1D()(x)
+    x = keras.layers.Dense(8, activation="relu", name="dense")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="structured_conv1d")
+
+
+def structured_unhandled(shape: tuple[int, int, int] = (8, 8, 3)) -> keras.Model:
+    """Layers structured pruning leaves whole: depth_multiplier 2, Reshape; the Conv1D
+    after the Reshape is still prunable."""
+    inputs = keras.Input(shape=shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw2")(x)
+    x = keras.layers.Conv2D(8, 1, name="c2")(x)
+    x = keras.layers.Reshape((-1, 8), name="reshape")(x)
+    x = keras.layers.Conv1D(10, 3, activation="relu", name="seq")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="structured_unhandled")
+
+
+def structured_squeeze_excite(shape: tuple[int, int, int] = (10, 10, 3)) -> keras.Model:
+    """A squeeze-excite block: Multiply of a feature map by a broadcast (1, 1, C) scale."""
+    inputs = keras.Input(shape=shape)
+    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu", name="features")(inputs)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = keras.layers.Conv2D(6, 1, activation="relu", name="squeeze")(s)
+    s = keras.layers.Conv2D(12, 1, activation="sigmoid", name="excite")(s)
+    x = keras.layers.Multiply(name="scale")([x, s])
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="after")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="structured_squeeze_excite")

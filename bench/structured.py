@@ -1,0 +1,339 @@
+"""Int8 latency of structured-pruned vs unpruned models on BreastMNIST, and its AUROC cost.
+
+Two models are trained briefly from scratch (fixed seed) on the BreastMNIST train split:
+
+- the reference CNN of bench/prune_sweep.py (28x28x1; three convolutions, two dense);
+- MobileNetV2 alpha 0.35 at 96x96x3 (keras.applications, weights=None, one sigmoid unit),
+  with Rescaling to [-1, 1], a three-fold channel Concatenate and Resizing 28x28 -> 96x96
+  inside the model (cheap ops first: they run at 28x28); BatchNormalization momentum
+  lowered to 0.9 so that its statistics settle in a short run.
+
+Each is structured-pruned with the pipeline's own step (`pipeline.structured`, global l1
+scope, `--channel-multiple`) at each sparsity R and fine-tuned, then every model is
+quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
+the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
+malignant = class 0 positive). All int8 files are timed in ONE interleaved device_bench run
+at 1 thread (`pipeline.benchmark.run_device_bench`), so machine drift hits them alike.
+The unpruned models also get the same number of extra fine-tuning epochs ("unpruned +
+fine-tuning") so that an AUROC difference is not just extra training. Prints a markdown
+table.
+
+    PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
+
+A benchmark, not a test: about 8-10 minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.prune_sweep import DEFAULT_DATA, MALIGNANT, reference_cnn  # noqa: E402
+
+
+def mobilenet_v2(alpha: float = 0.35, size: int = 96, momentum: float = 0.9) -> Any:
+    """MobileNetV2 on 28x28x1 images: rescale, repeat channels and resize inside."""
+    import keras
+
+    image = keras.Input((28, 28, 1), name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(image)
+    x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
+    x = keras.layers.Resizing(size, size, name="resize")(x)
+    model = keras.applications.MobileNetV2(
+        alpha=alpha,
+        input_tensor=x,
+        weights=None,
+        classes=1,
+        classifier_activation="sigmoid",
+    )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+    return model
+
+
+def train(build: Any, splits: Any, epochs: int, seed: int) -> tuple[Any, float]:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    start = time.perf_counter()
+    model.fit(
+        splits.model_inputs("train"),
+        splits.y_train.astype(np.float32),
+        epochs=epochs,
+        batch_size=32,
+        shuffle=True,
+        verbose=0,
+    )
+    return model, time.perf_counter() - start
+
+
+def val_auroc(splits: Any, kind: Any) -> Any:
+    from pipeline.evaluation import evaluate, probabilities
+
+    def score(model: Any) -> float | None:
+        out = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+        return evaluate(probabilities(out, kind), splits.y_val, positive_class=MALIGNANT)["auroc"]
+
+    return score
+
+
+def to_int8_file(
+    model: Any, splits: Any, kind: Any, path: Path, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Quantizes as the build does and evaluates the file (and the Keras model) on the test
+    split; also returns the int8 file's P(malignant) of every test image."""
+    from converters.tflite import to_int8
+    from device_bench.runner import run_model
+    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.quantization import calibration_indices
+
+    idx = calibration_indices(splits.y_train, 200, seed)
+    path.write_bytes(to_int8(model, splits.model_inputs("train")[idx]))
+    x_test = splits.model_inputs("test")
+    probs = probabilities(run_model(path, x_test).outputs, kind)
+    keras_probs = probabilities(model.predict(x_test, verbose=0, batch_size=256), kind)
+    return {
+        "test_auroc_int8": evaluate(probs, splits.y_test, positive_class=MALIGNANT)["auroc"],
+        "test_auroc_float": evaluate(keras_probs, splits.y_test, positive_class=MALIGNANT)["auroc"],
+        "int8_bytes": path.stat().st_size,
+    }, probs[:, MALIGNANT]
+
+
+def auroc_delta_ci(
+    y: np.ndarray, base: np.ndarray, other: np.ndarray, samples: int = 2000, seed: int = 0
+) -> list[float]:
+    """95% paired-bootstrap interval of AUROC(other) - AUROC(base) over the test images."""
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.asarray(y) == MALIGNANT
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(samples):
+        idx = rng.integers(0, len(truth), len(truth))
+        if truth[idx].all() or not truth[idx].any():
+            continue
+        deltas.append(roc_auc_score(truth[idx], other[idx]) - roc_auc_score(truth[idx], base[idx]))
+    return [float(v) for v in np.percentile(deltas, [2.5, 97.5])]
+
+
+def finetuned_copy(model: Any, splits: Any, kind: Any, epochs: int, seed: int) -> Any:
+    """The unpruned model fine-tuned as the pruned one is (same helper, same epochs)."""
+    import keras
+
+    from pipeline import pruning
+    from pipeline.config import PruneConfig
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    config = PruneConfig(target_sparsity=0.0, finetune_epochs=epochs)
+    pruning.finetune(copy, splits, kind, [], pruning.PruningResult(None, {}, None, {}), config,
+                     seed=seed)  # fmt: skip
+    return copy
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from pipeline import data as data_mod
+    from pipeline import structured
+    from pipeline.benchmark import run_device_bench, summarize
+    from pipeline.config import BenchConfig, StructuredConfig
+    from pipeline.macs import total_macs
+    from pipeline.models import output_kind
+
+    tf.config.experimental.enable_op_determinism()
+    started = time.perf_counter()
+    raw = data_mod.load(args.data, positive_class=MALIGNANT)
+    splits = data_mod.fit_to_model(raw, (None, 28, 28, 1), str(args.data))
+    specs = [
+        ("reference CNN", reference_cnn, args.cnn_epochs, args.cnn_sparsities),
+        ("MobileNetV2-0.35 96x96", mobilenet_v2, args.mobilenet_epochs, args.mobilenet_sparsities),
+    ]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="structured-bench-") as tmp:
+        files: list[Path] = []
+        for name, build, epochs, sparsities in specs:
+            model, seconds = train(build, splits, epochs, args.seed)
+            kind = output_kind(model)
+            score = val_auroc(splits, kind)
+            print(f"{name}: trained {epochs} epochs in {seconds:.0f} s", file=sys.stderr)
+            variants: list[tuple[str, Any, dict[str, Any]]] = [
+                ("unpruned", model, {"removed_channels": 0, "achieved_sparsity": 0.0})
+            ]
+            if args.finetune_epochs > 0:
+                tuned = finetuned_copy(model, splits, kind, args.finetune_epochs, args.seed)
+                variants.append((f"unpruned + fine-tuning ({args.finetune_epochs} ep)", tuned,
+                                 {"removed_channels": 0, "achieved_sparsity": 0.0}))  # fmt: skip
+            for sparsity in sparsities:
+                config = StructuredConfig(
+                    sparsity=sparsity,
+                    channel_multiple=args.channel_multiple,
+                    finetune_epochs=args.finetune_epochs,
+                )
+                outcome = structured.prune_structured(
+                    model, splits, kind, config, score=score, seed=args.seed
+                )
+                label = f"structured R={sparsity:g}, M={args.channel_multiple}"
+                variants.append(
+                    (
+                        label,
+                        outcome.model,
+                        {
+                            "removed_channels": outcome.removed_channels,
+                            "achieved_sparsity": outcome.achieved_sparsity,
+                            "rebuild_max_abs_diff": outcome.rebuild_max_abs_diff,
+                            "val_auroc_before_finetune": outcome.val_auroc["pruned"],
+                        },
+                    )
+                )
+            base_scores = None
+            for i, (variant, keras_model, extra) in enumerate(variants):
+                path = Path(tmp) / f"{len(files):02d}.tflite"
+                files.append(path)
+                metrics, scores = to_int8_file(keras_model, splits, kind, path, args.seed)
+                if base_scores is None:
+                    base_scores = scores
+                rows.append(
+                    {
+                        "model": name,
+                        "variant": variant,
+                        "baseline": i == 0,
+                        "params": int(keras_model.count_params()),
+                        "macs": total_macs(keras_model),
+                        "val_auroc": score(keras_model),
+                        **extra,
+                        **metrics,
+                        "test_auroc_int8_delta_ci95": auroc_delta_ci(
+                            splits.y_test, base_scores, scores, seed=args.seed
+                        ),
+                    }
+                )
+                print(f"  {variant}: test AUROC int8 {rows[-1]['test_auroc_int8']:.4f}",
+                      file=sys.stderr)  # fmt: skip
+        bench_config = BenchConfig(
+            runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=1
+        )
+        report = run_device_bench(files, bench_config)
+    for row, entry in zip(rows, report["models"], strict=True):
+        summary = summarize(entry)
+        row["bench_status"] = summary["status"]
+        row["p50_ms"] = summary.get("latency_ms", {}).get("p50")
+        row["p90_ms"] = summary.get("latency_ms", {}).get("p90")
+        row["runtime"] = f"{summary.get('runtime')} {summary.get('runtime_version')}"
+        row["xnnpack"] = summary.get("xnnpack")
+    for row in rows:
+        same = [r for r in rows if r["model"] == row["model"]]
+        base = same[0]  # unpruned
+        control = same[1] if args.finetune_epochs > 0 else base  # unpruned + fine-tuning
+        row["speedup"] = (
+            base["p50_ms"] / row["p50_ms"] if base["p50_ms"] and row["p50_ms"] else None
+        )
+        for key in ("test_auroc_int8", "val_auroc"):
+            for ref, suffix in ((base, "delta"), (control, "delta_control")):
+                row[f"{key}_{suffix}"] = (
+                    row[key] - ref[key] if row[key] is not None and ref[key] is not None else None
+                )
+    return {
+        "data": str(args.data),
+        "seed": args.seed,
+        "finetune_epochs": args.finetune_epochs,
+        "channel_multiple": args.channel_multiple,
+        "epochs": {"reference CNN": args.cnn_epochs, "MobileNetV2": args.mobilenet_epochs},
+        "bench": {"runs": args.runs, "threads": 1, "host_cpus": os.cpu_count()},
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    runtime = rows[0]["runtime"] if rows else "-"
+    lines = [
+        f"int8 on BreastMNIST test (156 images), {runtime}, 1 thread, XNNPACK, "
+        f"one interleaved device_bench run; seed {result['seed']}, fine-tuning "
+        f"{result['finetune_epochs']} epochs:",
+        "",
+        "| model | variant | channels removed | params | MACs | int8 bytes | p50 ms | p90 ms "
+        "| speedup (p50) | test AUROC int8 | Δ vs unpruned (95% CI) | Δ vs unpruned + ft "
+        "| test AUROC float | val AUROC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        removed = (
+            f"{r['removed_channels']} ({r['achieved_sparsity']:.0%})"
+            if r["removed_channels"]
+            else "0"
+        )
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {removed} | {r['params']:,} | "
+            f"{_fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {_fmt(r['p50_ms'])} | "
+            f"{_fmt(r['p90_ms'])} | {_fmt(r['speedup'], '.2f')}x | "
+            f"{_fmt(r['test_auroc_int8'])} | {_fmt(r['test_auroc_int8_delta'], '+.4f')} "
+            f"{_ci(r)} | {_fmt(r['test_auroc_int8_delta_control'], '+.4f')} | "
+            f"{_fmt(r['test_auroc_float'])} | "
+            f"{_fmt(r['val_auroc'])} |"
+        )
+    lines += ["", f"({result['seconds']} s)"]
+    return "\n".join(lines)
+
+
+def _ci(row: dict[str, Any]) -> str:
+    if row["baseline"]:
+        return ""
+    low, high = row["test_auroc_int8_delta_ci95"]
+    return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--cnn-epochs", type=int, default=60)
+    parser.add_argument("--mobilenet-epochs", type=int, default=30)
+    parser.add_argument("--finetune-epochs", type=int, default=20)
+    parser.add_argument("--cnn-sparsities", type=_floats, default=[0.5, 0.75])
+    parser.add_argument("--mobilenet-sparsities", type=_floats, default=[0.5, 0.75, 0.9])
+    parser.add_argument("--channel-multiple", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        print(
+            f"skipped: BreastMNIST not found at {args.data}; pass --data PATH or set "
+            "BEDSIDE_BREASTMNIST.",
+            file=sys.stderr,
+        )
+        return 0
+    result = run(args)
+    print(markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
