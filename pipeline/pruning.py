@@ -794,7 +794,7 @@ def prune_model(
             layer_stats(weights, None, False),
             None,
             original_auroc,
-            note="--sparsity 0: pruning skipped, the model ships unchanged.",
+            note="--sparsity 0: threshold pruning skipped.",
         )
     weights = select_weights(model, config)
     if not config.auto:

@@ -76,6 +76,14 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     )
     if p.get("note"):
         console.print(f"  {p['note']}")
+    st = p.get("structured")
+    if st:
+        console.print(
+            f"structured: {len(st.get('layers', []))} layers narrowed, MACs "
+            f"{st['macs_before']:,} -> {st['macs_after']:,}, params {st['params_before']:,} "
+            f"-> {st['params_after']:,}" + (f", {len(st['skipped'])} layers left whole"
+                                           if st.get("skipped") else "")
+        )
 
     def edge(side: str) -> str:
         t = q[side]
