@@ -107,7 +107,7 @@ def test_npz_prefers_x_then_first_array(tmp_path) -> None:
 
 def test_pickled_input_is_refused(tmp_path) -> None:
     path = tmp_path / "objects.npy"
-    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(path, np.array([{"a": 1}], dtype=object))  # np.save pickles objects
 
     with pytest.raises(InputDataError, match="cannot be read"):
         load_input_file(path)
