@@ -126,7 +126,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
             "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
             "metrics": metrics,
             "bench": bench,
-            "warnings": [*splits.warnings, *_warnings(bench)],
+            "warnings": [*splits.warnings, *_quantization_warnings(quant.report),
+                         *_warnings(bench)],
             "timings_s": clock.seconds,
         }
         if onnx_doc is not None:
@@ -367,6 +368,18 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
         )
     return data_mod.from_config(config.data, input_shape=input_shape,
                                 positive_class=config.evaluation.positive_class)
+
+
+def _quantization_warnings(q: dict[str, Any]) -> list[str]:
+    if q.get("budget_met", True):
+        return []
+    best = next(t for t in q["tried"] if t["name"] == q["recipe"])
+    return [
+        f"no int8 recipe kept validation AUROC within {q['max_auroc_drop']} of the pruned "
+        f"float model ({q['reference_val_auroc']:.4f}); shipping '{q['recipe']}' with "
+        f"{best['val_auroc']:.4f}. Consider --remedy-int16, more calibration data or "
+        "less pruning."
+    ]
 
 
 def _warnings(bench: dict[str, Any]) -> list[str]:

@@ -245,6 +245,7 @@ class QuantizeConfig:
     sparse_encoding: bool = False
     max_auroc_drop: float = 0.01
     remedy: bool = True
+    remedy_int16: bool = False  # 16x8 is accurate but not XNNPACK-accelerated: opt in
     runtimes: tuple[RuntimeTarget, ...] = (RuntimeTarget.LITERT,
                                            RuntimeTarget.LITERT_NO_DELEGATES)
     require_runtimes: tuple[RuntimeTarget, ...] = ()

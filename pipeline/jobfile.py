@@ -332,6 +332,12 @@ KEYS: tuple[Key, ...] = (
     ),
     _k(
         "quantize",
+        "remedy_int16",
+        "bool",
+        "let the remedies try int16 activations (16x8: accurate, not XNNPACK-accelerated)",
+    ),
+    _k(
+        "quantize",
         "runtime_python",
         "path",
         "a Python with tflite-runtime: verify and bench there too",

@@ -186,3 +186,18 @@ def test_verification_on_legacy_tflite_runtime(tmp_path: Path) -> None:
     assert check["status"] == "ok", check
     assert check["runtime"] == "tflite_runtime"
     assert check["max_steps_vs_primary"] <= 2
+
+
+def test_int16_remedy_only_on_request() -> None:
+    """16x8 kernels are not XNNPACK-accelerated: never a silent remedy."""
+    from pipeline.config import QuantizeConfig
+    from pipeline.models import OutputKind
+    from pipeline.quantization import _ladder
+
+    default = _ladder(QuantizeConfig(), OutputKind.SIGMOID)
+    assert [c.name for c in default][:2] == ["plain", "logits"]
+    assert all(c.activations == "int8" for c in default)
+    opted = _ladder(QuantizeConfig(remedy_int16=True), OutputKind.SIGMOID)
+    assert opted[-1].activations == "int16" and opted[-1].logits
+    assert [c.name for c in _ladder(QuantizeConfig(remedy=False), OutputKind.SIGMOID)] == [
+        "plain"]
