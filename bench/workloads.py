@@ -112,12 +112,15 @@ def prepare(name: str, workdir: Path, seed: int = 0) -> Workload | None:
         d = {k: npz[k] for k in npz.files}
     np.savez(data_path, **d)
     if not model_path.exists():
+        import tensorflow as tf
+
         keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
         x, y = d["train_images"][..., None].astype(np.float32), d["train_labels"]
         xv, yv = d["val_images"][..., None].astype(np.float32), d["val_labels"]
         if name == "breastmnist_cnn":
             model = reference_cnn()
-            _fit(model, x, y, xv, yv, epochs=60, lr=1e-3)
+            _fit(model, x, y, xv, yv, epochs=100, lr=1e-3)
         elif name in ("mobilenet_v2_035", "mobilenet_v2_100"):
             model = mobilenet_v2(0.35 if name.endswith("035") else 1.0)
             _fit(model, x, y, xv, yv, epochs=15, lr=1e-3)
