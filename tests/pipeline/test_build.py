@@ -151,3 +151,20 @@ def test_build_user_mlp_on_embedded_data_as_npz(wdbc_npz: Path, tmp_path: Path) 
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["float32"]["auroc"] > 0.95
     assert abs(report["metrics"]["int8"]["auroc"] - report["metrics"]["float32"]["auroc"]) < 0.02
+
+
+def _bench(p50: float, runtime: str = "ai_edge_litert") -> dict:
+    return {"status": "ok", "runtime": runtime, "runtime_version": "x", "threads": 1,
+            "latency_ms": {"p50": p50}}
+
+
+def test_warns_when_int8_is_not_faster() -> None:
+    from pipeline.build import _warnings
+
+    assert _warnings({"float32": _bench(2.0), "int8": _bench(1.0)}) == []
+    slow = _warnings({"float32": _bench(1.0), "int8": _bench(1.5)})
+    assert len(slow) == 1 and "1.5 ms int8 vs 1 ms float32" in slow[0]
+    legacy = {"float32": {**_bench(2.0), "runtime_python": _bench(0.4, "tflite_runtime")},
+              "int8": {**_bench(1.0), "runtime_python": _bench(4.3, "tflite_runtime")}}
+    (warning,) = _warnings(legacy)
+    assert "tflite_runtime" in warning and "4.3 ms int8 vs 0.4 ms" in warning
