@@ -40,9 +40,21 @@ def build(workload: Workload, sparsity: float, out: Path) -> dict[str, Any]:
     """Runs `bedside-lite build` in-process and returns its report."""
     from pipeline.cli import main
 
-    argv = ["build", "--model", str(workload.model), "--data", str(workload.data),
-            "--out", str(out), "--sparsity", str(sparsity), "--no-bench", "--overwrite",
-            "--positive-class", str(workload.positive_class)]
+    argv = [
+        "build",
+        "--model",
+        str(workload.model),
+        "--data",
+        str(workload.data),
+        "--out",
+        str(out),
+        "--sparsity",
+        str(sparsity),
+        "--no-bench",
+        "--overwrite",
+        "--positive-class",
+        str(workload.positive_class),
+    ]
     if sparsity > 0:
         argv += ["--finetune-epochs", str(workload.finetune_epochs)]
     code = main(argv)
@@ -92,8 +104,12 @@ def handmade_int8(workload: Workload, out: Path) -> dict[str, Any]:
     except Exception:  # noqa: BLE001
         model.export(tmp, format="tf_saved_model", verbose=False)
         converter2 = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        for attr in ("optimizations", "representative_dataset", "inference_input_type",
-                     "inference_output_type"):
+        for attr in (
+            "optimizations",
+            "representative_dataset",
+            "inference_input_type",
+            "inference_output_type",
+        ):
             setattr(converter2, attr, getattr(converter, attr))
         converter2.target_spec.supported_ops = converter.target_spec.supported_ops
         data = converter2.convert()
@@ -101,21 +117,36 @@ def handmade_int8(workload: Workload, out: Path) -> dict[str, Any]:
     path = out / "handmade_int8.tflite"
     path.write_bytes(data)
     outputs = run_model(path, x_test).outputs
-    metrics = evaluate(probabilities(outputs, output_kind(model)), y_test,
-                       positive_class=workload.positive_class)
+    metrics = evaluate(
+        probabilities(outputs, output_kind(model)), y_test, positive_class=workload.positive_class
+    )
     return {"path": path, "metrics": metrics.values, "how": how}
 
 
-def time_files(paths: list[Path], *, xnnpack: bool, python: str | None, runs: int,
-               min_seconds: float) -> list[dict[str, Any]]:
+def time_files(
+    paths: list[Path], *, xnnpack: bool, python: str | None, runs: int, min_seconds: float
+) -> list[dict[str, Any]]:
     """One interleaved device_bench run over `paths` (compare mode), 1 thread."""
     from pipeline.benchmark import device_bench_env
 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp, "bench.json")
-        cmd = [python or sys.executable, "-m", "device_bench", *map(str, paths), "--runs",
-               str(runs), "--warmup", "5", "--min-seconds", str(min_seconds), "--threads", "1",
-               "--json", str(report)]
+        cmd = [
+            python or sys.executable,
+            "-m",
+            "device_bench",
+            *map(str, paths),
+            "--runs",
+            str(runs),
+            "--warmup",
+            "5",
+            "--min-seconds",
+            str(min_seconds),
+            "--threads",
+            "1",
+            "--json",
+            str(report),
+        ]
         if not xnnpack:
             cmd.append("--no-xnnpack")
         subprocess.run(cmd, env=device_bench_env(), capture_output=True, check=False)
@@ -124,39 +155,54 @@ def time_files(paths: list[Path], *, xnnpack: bool, python: str | None, runs: in
         return json.loads(report.read_text())["models"]
 
 
-def run_workload(workload: Workload, workdir: Path, args: argparse.Namespace
-                 ) -> dict[str, Any]:
+def run_workload(workload: Workload, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     reports = {s: build(workload, s, workdir / f"s{s:g}") for s in SPARSITIES}
     handmade = handmade_int8(workload, workdir)
     base = reports[0.0]
     variants: dict[str, dict[str, Any]] = {
-        "float32": {"path": workdir / "s0" / "model_float32.tflite",
-                    "metrics": base["metrics"]["float32"]},
-        "pruned_float32 (0.5)": {"path": workdir / "s0.5" / "model_pruned_float32.tflite",
-                                 "metrics": reports[0.5]["metrics"]["pruned_float32"]},
-        "int8 (pipeline)": {"path": workdir / "s0" / "model_int8.tflite",
-                            "metrics": base["metrics"]["int8"],
-                            "recipe": base["quantization"].get("recipe")},
+        "float32": {
+            "path": workdir / "s0" / "model_float32.tflite",
+            "metrics": base["metrics"]["float32"],
+        },
+        "pruned_float32 (0.5)": {
+            "path": workdir / "s0.5" / "model_pruned_float32.tflite",
+            "metrics": reports[0.5]["metrics"]["pruned_float32"],
+        },
+        "int8 (pipeline)": {
+            "path": workdir / "s0" / "model_int8.tflite",
+            "metrics": base["metrics"]["int8"],
+            "recipe": base["quantization"].get("recipe"),
+        },
     }
     for s in SPARSITIES[1:]:
         variants[f"pruned int8 ({s:g})"] = {
             "path": workdir / f"s{s:g}" / "model_int8.tflite",
             "metrics": reports[s]["metrics"]["int8"],
-            "achieved_sparsity": reports[s]["pruning"]["achieved_sparsity"]}
-    variants["int8 (hand-made PTQ)"] = {"path": handmade["path"],
-                                       "metrics": handmade["metrics"], "how": handmade["how"]}
+            "achieved_sparsity": reports[s]["pruning"]["achieved_sparsity"],
+        }
+    variants["int8 (hand-made PTQ)"] = {
+        "path": handmade["path"],
+        "metrics": handmade["metrics"],
+        "how": handmade["how"],
+    }
     paths = [v["path"] for v in variants.values()]
     timed = {
-        "xnnpack": time_files(paths, xnnpack=True, python=None, runs=args.runs,
-                              min_seconds=args.min_seconds),
-        "no_xnnpack": time_files(paths, xnnpack=False, python=None, runs=args.runs,
-                                 min_seconds=args.min_seconds),
+        "xnnpack": time_files(
+            paths, xnnpack=True, python=None, runs=args.runs, min_seconds=args.min_seconds
+        ),
+        "no_xnnpack": time_files(
+            paths, xnnpack=False, python=None, runs=args.runs, min_seconds=args.min_seconds
+        ),
     }
     if args.legacy_python:
         legacy_names = ["float32", "int8 (pipeline)", "int8 (hand-made PTQ)"]
-        legacy = time_files([variants[n]["path"] for n in legacy_names], xnnpack=True,
-                            python=args.legacy_python, runs=args.runs,
-                            min_seconds=args.min_seconds)
+        legacy = time_files(
+            [variants[n]["path"] for n in legacy_names],
+            xnnpack=True,
+            python=args.legacy_python,
+            runs=args.runs,
+            min_seconds=args.min_seconds,
+        )
         for name, entry in zip(legacy_names, legacy, strict=True):
             variants[name]["tflite_runtime"] = entry
     for key, entries in timed.items():
@@ -166,22 +212,31 @@ def run_workload(workload: Workload, workdir: Path, args: argparse.Namespace
         raw = Path(v["path"]).read_bytes()
         v["bytes"], v["gzip_bytes"] = len(raw), len(gzip.compress(raw, 9))
         v["path"] = str(v["path"])
-    return {"name": workload.name, "variants": variants,
-            "parameters": base["model"]["parameters"],
-            "build_seconds": {f"{s:g}": r["timings_s"]["total"] for s, r in reports.items()}}
+    return {
+        "name": workload.name,
+        "variants": variants,
+        "parameters": base["model"]["parameters"],
+        "build_seconds": {f"{s:g}": r["timings_s"]["total"] for s, r in reports.items()},
+    }
 
 
 def time_default_build(workdir: Path) -> dict[str, Any]:
     """The README's main job, as a whole process."""
     out = workdir / "default"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline", "build", "--out", str(out),
-                    "--overwrite"], capture_output=True, check=True,
-                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "build", "--out", str(out), "--overwrite"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     wall = time.perf_counter() - start
     report = json.loads((out / "report.json").read_text())
-    return {"wall_s": round(wall, 1), "stages_s": report["timings_s"],
-            "auroc": {k: report["metrics"][k]["auroc"] for k in report["metrics"]}}
+    return {
+        "wall_s": round(wall, 1),
+        "stages_s": report["timings_s"],
+        "auroc": {k: report["metrics"][k]["auroc"] for k in report["metrics"]},
+    }
 
 
 def _p50(entry: dict[str, Any] | None) -> float | None:
@@ -204,7 +259,8 @@ def markdown(result: dict[str, Any]) -> str:
         v = w["variants"]
         f32 = v["float32"]
         lines += [
-            f"### {w['name']} ({w['parameters']:,} parameters)", "",
+            f"### {w['name']} ({w['parameters']:,} parameters)",
+            "",
             "| variant | bytes | size vs f32 | gzip | gzip vs f32 | AUROC | sens | spec | "
             "p50 ms XNNPACK | speedup | p99 ms | p50 ms no XNNPACK | speedup | "
             "p50 ms tflite-runtime 2.14 | speedup | peak RSS MB |",
@@ -222,13 +278,17 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_f(m.get('specificity'), '.3f')} | {_f(_p50(x))} | "
                 f"{_ratio(_p50(f32.get('xnnpack')), _p50(x))} | {_f(p99)} | {_f(_p50(nx))} | "
                 f"{_ratio(_p50(f32.get('no_xnnpack')), _p50(nx))} | {_f(_p50(lg))} | "
-                f"{_ratio(_p50(f32.get('tflite_runtime')), _p50(lg))} | {_f(rss, '.1f')} |")
+                f"{_ratio(_p50(f32.get('tflite_runtime')), _p50(lg))} | {_f(rss, '.1f')} |"
+            )
         lines.append("")
     d = result.get("default_build")
     if d:
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in d["stages_s"].items() if k != "total")
-        lines += [f"Default build (`bedside-lite build`, whole process): {d['wall_s']} s wall; "
-                  f"stages: {stages}.", ""]
+        lines += [
+            f"Default build (`bedside-lite build`, whole process): {d['wall_s']} s wall; "
+            f"stages: {stages}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -249,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {name}", file=sys.stderr)
         workload = prepare(name, workdir / "models")
         if workload is None:
-            print(f"skipped {name}: BreastMNIST not found (set BEDSIDE_BREASTMNIST)",
-                  file=sys.stderr)
+            print(
+                f"skipped {name}: BreastMNIST not found (set BEDSIDE_BREASTMNIST)", file=sys.stderr
+            )
             result["skipped"].append(name)
             continue
         result["workloads"].append(run_workload(workload, workdir / name, args))

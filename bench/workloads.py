@@ -78,13 +78,21 @@ def mobilenet_v2(alpha: float, size: int = 96, bn_momentum: float = 0.9) -> Any:
     return keras.Model(inputs, outputs, name=f"mobilenet_v2_{int(alpha * 100):03d}")
 
 
-def _fit(model: Any, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-         epochs: int, lr: float) -> None:
+def _fit(
+    model: Any, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, epochs: int, lr: float
+) -> None:
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
-    model.fit(x, y.astype(np.float32), validation_data=(xv, yv.astype(np.float32)),
-              epochs=epochs, batch_size=32, shuffle=True, verbose=0)
+    model.fit(
+        x,
+        y.astype(np.float32),
+        validation_data=(xv, yv.astype(np.float32)),
+        epochs=epochs,
+        batch_size=32,
+        shuffle=True,
+        verbose=0,
+    )
 
 
 def prepare(name: str, workdir: Path, seed: int = 0) -> Workload | None:
@@ -102,9 +110,11 @@ def prepare(name: str, workdir: Path, seed: int = 0) -> Workload | None:
         if not model_path.exists():
             train_reference_model(splits, seed).save(model_path)
         # standardised on the host, as the build does for the embedded data
-        np.savez(data_path, **{f"{s}_images": splits.model_inputs(s) for s in
-                               ("train", "val", "test")},
-                 **{f"{s}_labels": splits.split(s)[1] for s in ("train", "val", "test")})
+        np.savez(
+            data_path,
+            **{f"{s}_images": splits.model_inputs(s) for s in ("train", "val", "test")},
+            **{f"{s}_labels": splits.split(s)[1] for s in ("train", "val", "test")},
+        )
         return Workload(name, model_path, data_path, MALIGNANT, finetune_epochs=5)
     if not BREASTMNIST.is_file():
         return None

@@ -54,7 +54,8 @@ class TensorInfo:
             "shape": list(self.shape),
             "scale": (self.scale[0] if per_tensor else list(self.scale)) if self.scale else None,
             "zero_point": (self.zero_point[0] if per_tensor else list(self.zero_point))
-            if self.zero_point else None,
+            if self.zero_point
+            else None,
         }
 
 
@@ -101,8 +102,9 @@ class ModelInfo:
         for op in self.ops:
             if op.op in ("QUANTIZE", "DEQUANTIZE"):
                 continue
-            floats = [self.tensors[i] for i in (*op.inputs, *op.outputs)
-                      if self.tensors[i].is_float]
+            floats = [
+                self.tensors[i] for i in (*op.inputs, *op.outputs) if self.tensors[i].is_float
+            ]
             if floats:
                 out.append((op, floats[0]))
         return out
@@ -120,15 +122,24 @@ class ModelInfo:
             entry = out.setdefault(op.op, {"count": 0, "versions": set(), "dtypes": set()})
             entry["count"] += 1
             entry["versions"].add(op.version)
-            entry["dtypes"].update(self.tensors[i].dtype.lower() for i in (*op.inputs,
-                                                                            *op.outputs))
-        return {k: {"count": v["count"], "versions": sorted(v["versions"]),
-                    "dtypes": sorted(v["dtypes"])} for k, v in sorted(out.items())}
+            entry["dtypes"].update(self.tensors[i].dtype.lower() for i in (*op.inputs, *op.outputs))
+        return {
+            k: {
+                "count": v["count"],
+                "versions": sorted(v["versions"]),
+                "dtypes": sorted(v["dtypes"]),
+            }
+            for k, v in sorted(out.items())
+        }
 
     def weight_sparsity(self) -> list[dict[str, Any]]:
         return [
-            {"name": t.name, "dtype": t.dtype.lower(), "params": int(np.prod(t.shape)),
-             "sparsity": t.zeros / max(int(np.prod(t.shape)), 1)}
+            {
+                "name": t.name,
+                "dtype": t.dtype.lower(),
+                "params": int(np.prod(t.shape)),
+                "sparsity": t.zeros / max(int(np.prod(t.shape)), 1),
+            }
             for t in self.tensors
             if t.constant and t.zeros is not None and len(t.shape) >= 2
         ]
@@ -141,10 +152,14 @@ class ModelInfo:
             "input": self.tensors[self.inputs[0]].quantization_json(),
             "output": self.tensors[self.outputs[0]].quantization_json(),
             "ops": [
-                {"index": op.index, "op": op.op, "version": op.version,
-                 "inputs": [self.tensors[i].dtype.lower() for i in op.inputs],
-                 "outputs": [self.tensors[i].dtype.lower() for i in op.outputs],
-                 "output_name": self.tensors[op.outputs[0]].name if op.outputs else None}
+                {
+                    "index": op.index,
+                    "op": op.op,
+                    "version": op.version,
+                    "inputs": [self.tensors[i].dtype.lower() for i in op.inputs],
+                    "outputs": [self.tensors[i].dtype.lower() for i in op.outputs],
+                    "output_name": self.tensors[op.outputs[0]].name if op.outputs else None,
+                }
                 for op in self.ops
             ],
             "op_summary": self.op_summary(),
@@ -182,20 +197,26 @@ def inspect_tflite(source: bytes | Path) -> ModelInfo:
         buf = buffers[t.buffer] if t.buffer < len(buffers) else None
         raw = getattr(buf, "data", None) if buf is not None else None
         constant = raw is not None and len(raw) > 0
-        zeros = int(np.count_nonzero(np.asarray(raw, np.uint8).reshape(-1) == 0)) \
-            if constant and type_names.get(t.type) in ("INT8", "UINT8") else None
+        zeros = (
+            int(np.count_nonzero(np.asarray(raw, np.uint8).reshape(-1) == 0))
+            if constant and type_names.get(t.type) in ("INT8", "UINT8")
+            else None
+        )
         if constant and type_names.get(t.type) == "FLOAT32":
             values = np.frombuffer(bytes(np.asarray(raw, np.uint8)), np.float32)
             zeros = int(np.count_nonzero(values == 0))
         q = t.quantization
-        scale = tuple(float(s) for s in (q.scale if q is not None and q.scale is not None
-                                         else []))
-        zp = tuple(int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None
-                                    else []))
+        scale = tuple(float(s) for s in (q.scale if q is not None and q.scale is not None else []))
+        zp = tuple(
+            int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])
+        )
         tname = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
-        tensors.append(TensorInfo(i, tname, type_names.get(t.type, str(t.type)), shape,
-                                  constant, scale, zp, zeros))
+        tensors.append(
+            TensorInfo(
+                i, tname, type_names.get(t.type, str(t.type)), shape, constant, scale, zp, zeros
+            )
+        )
 
     ops = []
     for i, op in enumerate(graph.operators or []):
@@ -204,20 +225,33 @@ def inspect_tflite(source: bytes | Path) -> ModelInfo:
         op_name = op_names.get(builtin, str(builtin))
         if op_name == "CUSTOM" and code.customCode:
             op_name = f"CUSTOM:{code.customCode.decode()}"
-        ops.append(OpInfo(i, op_name, int(code.version),
-                          tuple(int(x) for x in (op.inputs if op.inputs is not None else [])
-                                if x >= 0),
-                          tuple(int(x) for x in (op.outputs if op.outputs is not None else []))))
+        ops.append(
+            OpInfo(
+                i,
+                op_name,
+                int(code.version),
+                tuple(int(x) for x in (op.inputs if op.inputs is not None else []) if x >= 0),
+                tuple(int(x) for x in (op.outputs if op.outputs is not None else [])),
+            )
+        )
 
     metadata = {}
     for m in model.metadata or []:
         key = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
         buf = buffers[m.buffer] if m.buffer < len(buffers) else None
-        metadata[key] = bytes(np.asarray(buf.data, np.uint8)) if buf is not None and \
-            buf.data is not None else b""
-    return ModelInfo(tuple(ops), tuple(tensors),
-                     tuple(int(x) for x in graph.inputs), tuple(int(x) for x in graph.outputs),
-                     metadata, len(model.subgraphs))
+        metadata[key] = (
+            bytes(np.asarray(buf.data, np.uint8))
+            if buf is not None and buf.data is not None
+            else b""
+        )
+    return ModelInfo(
+        tuple(ops),
+        tuple(tensors),
+        tuple(int(x) for x in graph.inputs),
+        tuple(int(x) for x in graph.outputs),
+        metadata,
+        len(model.subgraphs),
+    )
 
 
 def require_full_integer(info: ModelInfo, source: str, float_edges: bool = False) -> None:

@@ -69,8 +69,7 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> bytes:
 
     spec = model.inputs[0]
     signature = [tf.TensorSpec((None, *spec.shape[1:]), tf.float32, name=INPUT_NAME)]
-    fn = tf.function(lambda x: {OUTPUT_NAME: model(x, training=False)},
-                     input_signature=signature)
+    fn = tf.function(lambda x: {OUTPUT_NAME: model(x, training=False)}, input_signature=signature)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
     return _check(proto)
 
@@ -92,8 +91,10 @@ def tflite_to_onnx(tflite_path: Path, opset: int = DEFAULT_OPSET) -> bytes:
 
     proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
     if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
-        raise ValueError(f"'{tflite_path}' converted to {len(proto.graph.input)} inputs and "
-                         f"{len(proto.graph.output)} outputs; expected one of each.")
+        raise ValueError(
+            f"'{tflite_path}' converted to {len(proto.graph.input)} inputs and "
+            f"{len(proto.graph.output)} outputs; expected one of each."
+        )
     _rename_io(proto.graph, INPUT_NAME, OUTPUT_NAME)
     return _check(proto)
 
@@ -114,17 +115,24 @@ def run_onnx(model: bytes | Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
 
 
-def float_parity(onnx_probs: np.ndarray, keras_probs: np.ndarray,
-                 bound: float = FLOAT_BOUND) -> dict[str, Any]:
+def float_parity(
+    onnx_probs: np.ndarray, keras_probs: np.ndarray, bound: float = FLOAT_BOUND
+) -> dict[str, Any]:
     """Float ONNX vs Keras: the largest absolute difference of class probabilities."""
-    diff = float(np.max(np.abs(np.asarray(onnx_probs, np.float64)
-                               - np.asarray(keras_probs, np.float64))))
+    diff = float(
+        np.max(np.abs(np.asarray(onnx_probs, np.float64) - np.asarray(keras_probs, np.float64)))
+    )
     return {"max_abs_diff": diff, "bound": bound, "ok": bool(diff <= bound)}
 
 
-def int8_parity(onnx_raw: np.ndarray, tflite_raw: np.ndarray, onnx_pred: np.ndarray,
-                tflite_pred: np.ndarray, max_steps: int = INT8_MAX_STEPS,
-                min_agreement: float = INT8_MIN_AGREEMENT) -> dict[str, Any]:
+def int8_parity(
+    onnx_raw: np.ndarray,
+    tflite_raw: np.ndarray,
+    onnx_pred: np.ndarray,
+    tflite_pred: np.ndarray,
+    max_steps: int = INT8_MAX_STEPS,
+    min_agreement: float = INT8_MIN_AGREEMENT,
+) -> dict[str, Any]:
     """Int8 ONNX vs the int8 .tflite: prediction agreement and output step difference.
 
     Steps are counted on integer outputs; for float outputs (`--io float32`) `max_steps`
@@ -135,8 +143,14 @@ def int8_parity(onnx_raw: np.ndarray, tflite_raw: np.ndarray, onnx_pred: np.ndar
     diff = np.abs(onnx_raw.astype(np.float64) - tflite_raw.astype(np.float64))
     steps = int(diff.max()) if np.issubdtype(tflite_raw.dtype, np.integer) else None
     ok = agreement >= min_agreement and (steps is None or steps <= max_steps)
-    return {"agreement": agreement, "min_agreement": min_agreement, "max_steps": steps,
-            "steps_bound": max_steps, "max_abs_diff": float(diff.max()), "ok": bool(ok)}
+    return {
+        "agreement": agreement,
+        "min_agreement": min_agreement,
+        "max_steps": steps,
+        "steps_bound": max_steps,
+        "max_abs_diff": float(diff.max()),
+        "ok": bool(ok),
+    }
 
 
 @dataclass(frozen=True)
@@ -157,20 +171,31 @@ class OnnxExport:
         out = []
         f, q = self.parity["float"], self.parity["int8"]
         if not f["ok"]:
-            out.append(f"ONNX float parity failed: max |p_onnx - p_keras| = "
-                       f"{f['max_abs_diff']:.3g} > {f['bound']:g}. Do not ship "
-                       f"{FLOAT_FILENAME}; check the tf2onnx version and --opset.")
+            out.append(
+                f"ONNX float parity failed: max |p_onnx - p_keras| = "
+                f"{f['max_abs_diff']:.3g} > {f['bound']:g}. Do not ship "
+                f"{FLOAT_FILENAME}; check the tf2onnx version and --opset."
+            )
         if q and not q["ok"]:
-            out.append(f"ONNX int8 parity failed: agreement {q['agreement']:.4f} with the "
-                       f".tflite (needs >= {q['min_agreement']}), max output difference "
-                       f"{q['max_steps']} step(s) (bound {q['steps_bound']}). Do not ship "
-                       f"{INT8_FILENAME}; check the tf2onnx version and --opset.")
+            out.append(
+                f"ONNX int8 parity failed: agreement {q['agreement']:.4f} with the "
+                f".tflite (needs >= {q['min_agreement']}), max output difference "
+                f"{q['max_steps']} step(s) (bound {q['steps_bound']}). Do not ship "
+                f"{INT8_FILENAME}; check the tf2onnx version and --opset."
+            )
         return out
 
 
-def export(model: keras.Model, int8_tflite: Path | None, x: np.ndarray, kind: OutputKind,
-           int8_kind: OutputKind, positive_class: int = 1, decision_threshold: float = 0.5,
-           opset: int = DEFAULT_OPSET) -> OnnxExport:
+def export(
+    model: keras.Model,
+    int8_tflite: Path | None,
+    x: np.ndarray,
+    kind: OutputKind,
+    int8_kind: OutputKind,
+    positive_class: int = 1,
+    decision_threshold: float = 0.5,
+    opset: int = DEFAULT_OPSET,
+) -> OnnxExport:
     """Converts the model(s) and proves parity in onnxruntime on the samples `x`.
 
     Args:
@@ -197,7 +222,9 @@ def export(model: keras.Model, int8_tflite: Path | None, x: np.ndarray, kind: Ou
     keras_out = model.predict(x, verbose=0, batch_size=256)
     parity: dict[str, Any] = {
         "float": float_parity(probabilities(float_out, kind), probabilities(keras_out, kind)),
-        "int8": None, "opset": opset}
+        "int8": None,
+        "opset": opset,
+    }
     if int8_tflite is None:
         return OnnxExport(float_onnx, None, parity, float_out, None)
 
@@ -212,13 +239,15 @@ def export(model: keras.Model, int8_tflite: Path | None, x: np.ndarray, kind: Ou
     reference = run_model(int8_tflite, x)
     int8_raw = run_onnx(int8_onnx, to_model_dtype(x, reference.input_quantization))
     int8_out = dequantize(int8_raw, reference.output_quantization)
-    parity["int8"] = int8_parity(int8_raw, reference.raw_outputs, predict(int8_out),
-                                 predict(reference.outputs))
+    parity["int8"] = int8_parity(
+        int8_raw, reference.raw_outputs, predict(int8_out), predict(reference.outputs)
+    )
     return OnnxExport(float_onnx, int8_onnx, parity, float_out, int8_out)
 
 
-def probe_inputs(model: keras.Model, int8_tflite: Path | None, samples: int = 64,
-                 seed: int = 0) -> np.ndarray:
+def probe_inputs(
+    model: keras.Model, int8_tflite: Path | None, samples: int = 64, seed: int = 0
+) -> np.ndarray:
     """Seeded inputs for a parity check without data (`export-onnx`).
 
     With an int8 .tflite they are random integer codes dequantized with its input scale, so

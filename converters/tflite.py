@@ -56,8 +56,9 @@ def _converter(model: keras.Model, workdir: str) -> Any:
     except Exception:  # noqa: BLE001 - fall back on any export failure
         spec = model.inputs[0]
         signature = [tf.TensorSpec((None, *spec.shape[1:]), tf.float32, name=INPUT_NAME)]
-        fn = tf.function(lambda x: {OUTPUT_NAME: model(x, training=False)},
-                         input_signature=signature)
+        fn = tf.function(
+            lambda x: {OUTPUT_NAME: model(x, training=False)}, input_signature=signature
+        )
         return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
 
 
@@ -88,8 +89,14 @@ IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
 
 
-def to_int8(model: keras.Model, calibration: np.ndarray, *, io: str = "int8",
-            activations: str = "int8", sparse: bool = False) -> bytes:
+def to_int8(
+    model: keras.Model,
+    calibration: np.ndarray,
+    *,
+    io: str = "int8",
+    activations: str = "int8",
+    sparse: bool = False,
+) -> bytes:
     """Full-integer post-training quantization (int8 weights).
 
     Args:
@@ -107,8 +114,10 @@ def to_int8(model: keras.Model, calibration: np.ndarray, *, io: str = "int8",
     import tensorflow as tf
 
     if io not in IO_TYPES or activations not in ACTIVATION_TYPES:
-        raise ValueError(f"io must be one of {IO_TYPES} and activations one of "
-                         f"{ACTIVATION_TYPES}; received io={io!r}, activations={activations!r}")
+        raise ValueError(
+            f"io must be one of {IO_TYPES} and activations one of "
+            f"{ACTIVATION_TYPES}; received io={io!r}, activations={activations!r}"
+        )
     if activations == "int16":
         ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         integer_io = tf.int16
@@ -143,7 +152,10 @@ def logits_view(model: keras.Model) -> Iterator[tuple[keras.Model, str]]:
     activation = getattr(last, "activation", None)
     name = getattr(activation, "__name__", "")
     if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)) and name in (
-            "", "softmax", "sigmoid"):
+        "",
+        "softmax",
+        "sigmoid",
+    ):
         removed = "softmax" if isinstance(last, keras.layers.Softmax) else name
         yield keras.Model(model.inputs, last.input, name=f"{model.name}_logits"), removed
         return

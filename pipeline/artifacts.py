@@ -41,8 +41,11 @@ def sha256(path: Path) -> str:
 
 def describe(path: Path, final_dir: Path) -> dict[str, Any]:
     """`path`, `bytes`, `sha256` of an artifact (path as it will be after the swap)."""
-    return {"path": str(final_dir / path.name), "bytes": path.stat().st_size,
-            "sha256": sha256(path)}
+    return {
+        "path": str(final_dir / path.name),
+        "bytes": path.stat().st_size,
+        "sha256": sha256(path),
+    }
 
 
 class Staging:

@@ -30,8 +30,9 @@ def device_bench_env() -> dict[str, str]:
     return env
 
 
-def run_device_bench(models: list[Path], config: BenchConfig,
-                     python: str | None = None) -> dict[str, Any]:
+def run_device_bench(
+    models: list[Path], config: BenchConfig, python: str | None = None
+) -> dict[str, Any]:
     """Runs `python -m device_bench` on `models` and returns its JSON report.
 
     Raises:
@@ -40,13 +41,29 @@ def run_device_bench(models: list[Path], config: BenchConfig,
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as tmp:
         report_path = Path(tmp) / "bench.json"
         cmd = [
-            python or sys.executable, "-m", "device_bench", *map(str, models),
-            "--runs", str(config.runs), "--warmup", str(config.warmup),
-            "--min-seconds", str(config.min_seconds), "--threads", str(config.threads),
-            "--json", str(report_path),
+            python or sys.executable,
+            "-m",
+            "device_bench",
+            *map(str, models),
+            "--runs",
+            str(config.runs),
+            "--warmup",
+            str(config.warmup),
+            "--min-seconds",
+            str(config.min_seconds),
+            "--threads",
+            str(config.threads),
+            "--json",
+            str(report_path),
         ]
-        proc = subprocess.run(cmd, env=device_bench_env(), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            cmd,
+            env=device_bench_env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if not report_path.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise ConfigError(
@@ -60,8 +77,12 @@ def run_device_bench(models: list[Path], config: BenchConfig,
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:
     """The report's `bench.<variant>` block from one device_bench model entry."""
     if entry.get("status") != "ok":
-        return {"status": entry.get("status"), "reason": entry.get("reason"),
-                "runtime": entry.get("runtime"), "threads": entry.get("threads")}
+        return {
+            "status": entry.get("status"),
+            "reason": entry.get("reason"),
+            "runtime": entry.get("runtime"),
+            "threads": entry.get("threads"),
+        }
     latency = entry["latency_ms"]
     return {
         "status": "ok",

@@ -43,12 +43,16 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
     from pipeline.evaluation import evaluate, probabilities
 
     outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
-    return evaluate(probabilities(outputs, kind), splits.y_val,
-                    positive_class=splits.positive_class)["auroc"]
+    return evaluate(
+        probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
+    )["auroc"]
 
 
-def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
-          reference: Path | None = None) -> dict[str, Any]:
+def build(
+    config: BuildConfig,
+    progress: Callable[[str], None] = lambda _: None,
+    reference: Path | None = None,
+) -> dict[str, Any]:
     """Runs the whole pipeline and returns the report (also written as report.json).
 
     `reference` is a saved embedded reference model to use instead of training it (sweep).
@@ -79,8 +83,8 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
     with artifacts.Staging(config.out) as stage:
         paths = {}
         paths[Variant.FLOAT32] = stage.write_bytes(
-            Variant.FLOAT32.filename,
-            clock.run("convert float32", lambda: tflite.to_float32(model)))
+            Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model))
+        )
 
         pruned = prune_stage(model, splits, kind, config, clock)
         model, pruning_report = pruned.model, pruned.report
@@ -88,46 +92,78 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
             Variant.PRUNED_FLOAT32.filename,
-            clock.run("convert pruned float32", lambda: tflite.to_float32(model)))
-        quant = clock.run("quantize int8", lambda: quantization.quantize(
-            model, splits, config.quantize, kind, reference_val_auroc, config.seed, progress))
+            clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
+        )
+        quant = clock.run(
+            "quantize int8",
+            lambda: quantization.quantize(
+                model, splits, config.quantize, kind, reference_val_auroc, config.seed, progress
+            ),
+        )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
-        quant = clock.run("verify runtimes", lambda: _verify(
-            model, splits, config, quant, paths[Variant.INT8], kind, reference_val_auroc,
-            progress))
+        quant = clock.run(
+            "verify runtimes",
+            lambda: _verify(
+                model,
+                splits,
+                config,
+                quant,
+                paths[Variant.INT8],
+                kind,
+                reference_val_auroc,
+                progress,
+            ),
+        )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
 
         # provenance inside every model file; outputs checked unchanged (pipeline/manifest.py)
         job = jobfile.job_from_config(config)
         embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
-        embedded_sha256 = clock.run("embed manifest", lambda: manifest.embed_files(
-            paths, embedded, splits.model_inputs("test")[:32]))
+        embedded_sha256 = clock.run(
+            "embed manifest",
+            lambda: manifest.embed_files(paths, embedded, splits.model_inputs("test")[:32]),
+        )
 
         # evaluate every variant by running the .tflite files in the interpreter
-        metrics = clock.run("evaluate", lambda: evaluate_variants(
-            paths, splits, "test", kind, quant.output_kind, config))
+        metrics = clock.run(
+            "evaluate",
+            lambda: evaluate_variants(paths, splits, "test", kind, quant.output_kind, config),
+        )
         onnx_doc = None
         if config.export.onnx:
-            onnx_doc = clock.run("export onnx", lambda: _export_onnx(
-                model, splits, config, quant, kind, paths, stage))
+            onnx_doc = clock.run(
+                "export onnx",
+                lambda: _export_onnx(model, splits, config, quant, kind, paths, stage),
+            )
 
         bench = bench_stage(paths, config, clock)
 
-        data_mod.write_preprocessing(stage.dir / "preprocessing.json", splits, input_shape,
-                                     postprocess=quant.postprocess,
-                                     decision_threshold=config.evaluation.decision_threshold)
+        data_mod.write_preprocessing(
+            stage.dir / "preprocessing.json",
+            splits,
+            input_shape,
+            postprocess=quant.postprocess,
+            decision_threshold=config.evaluation.decision_threshold,
+        )
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
-            "model": {"source": model_source, "input_shape": list(input_shape),
-                      "output_kind": kind.value, "parameters": source_parameters},
+            "model": {
+                "source": model_source,
+                "input_shape": list(input_shape),
+                "output_kind": kind.value,
+                "parameters": source_parameters,
+            },
             "data": splits.summary(),
             "pruning": pruning_report,
             "quantization": quant.report,
             "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
             "metrics": metrics,
             "bench": bench,
-            "warnings": [*splits.warnings, *_quantization_warnings(quant.report),
-                         *_warnings(bench)],
+            "warnings": [
+                *splits.warnings,
+                *_quantization_warnings(quant.report),
+                *_warnings(bench),
+            ],
             "timings_s": clock.seconds,
         }
         if onnx_doc is not None:
@@ -137,16 +173,20 @@ def build(config: BuildConfig, progress: Callable[[str], None] = lambda _: None,
             report["warnings"] += onnx_doc["warnings"]
         report["gates"] = gates_mod.evaluate(report, config, baseline)
         report["provenance"] = {
-            "job": JOB_FILE, "manifest": manifest.MANIFEST_FILE,
-            "tflite_metadata": manifest.METADATA_NAME, "embedded_sha256": embedded_sha256,
+            "job": JOB_FILE,
+            "manifest": manifest.MANIFEST_FILE,
+            "tflite_metadata": manifest.METADATA_NAME,
+            "embedded_sha256": embedded_sha256,
         }
         report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
         (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
-        clock.run("report", lambda: report_mod.write_documents(
-            report, stage.dir, html=config.export.html))
+        clock.run(
+            "report", lambda: report_mod.write_documents(report, stage.dir, html=config.export.html)
+        )
         (stage.dir / JOB_FILE).write_text(jobfile.dumps(job, header=JOB_HEADER))
-        manifest.write(stage.dir, config, job, embedded, embedded_sha256,
-                       [p.name for p in paths.values()])
+        manifest.write(
+            stage.dir, config, job, embedded, embedded_sha256, [p.name for p in paths.values()]
+        )
         stage.commit()
     return report
 
@@ -175,24 +215,28 @@ def load_stage(config: BuildConfig, clock: StageClock, reference: Path | None = 
     from pipeline import models
 
     if config.model is None:
-        splits = clock.run("load data", lambda: data_mod.from_config(
-            config.data, positive_class=config.evaluation.positive_class))
+        splits = clock.run(
+            "load data",
+            lambda: data_mod.from_config(
+                config.data, positive_class=config.evaluation.positive_class
+            ),
+        )
         if reference is not None:
             model = clock.run("load model", lambda: models.load_model(reference))
         else:
-            model = clock.run("train reference model",
-                              lambda: models.train_reference_model(splits, config.seed))
+            model = clock.run(
+                "train reference model", lambda: models.train_reference_model(splits, config.seed)
+            )
         model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
     else:
-        model = clock.run("load model", lambda: models.load_model(config.model,
-                                                                    config.unsafe_load))
-        raw = clock.run("load data",
-                        lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
+        model = clock.run("load model", lambda: models.load_model(config.model, config.unsafe_load))
+        raw = clock.run("load data", lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
         splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
         model_source = str(config.model)
     models.check_labels(model, splits)
-    return Loaded(model, splits, models.output_kind(model), tuple(model.inputs[0].shape),
-                  model_source)
+    return Loaded(
+        model, splits, models.output_kind(model), tuple(model.inputs[0].shape), model_source
+    )
 
 
 @dataclass
@@ -205,8 +249,9 @@ class Pruned:
     val_auroc: float | None  # validation AUROC of the model that gets quantized
 
 
-def prune_stage(model: Any, splits: Any, kind: Any, config: BuildConfig,
-                clock: StageClock) -> Pruned:
+def prune_stage(
+    model: Any, splits: Any, kind: Any, config: BuildConfig, clock: StageClock
+) -> Pruned:
     """Structured pruning (if enabled), threshold pruning and fine-tuning."""
     from pipeline import pruning
 
@@ -217,16 +262,32 @@ def prune_stage(model: Any, splits: Any, kind: Any, config: BuildConfig,
     if config.structured.enabled:
         from pipeline import structured
 
-        outcome = clock.run("structured prune", lambda: structured.prune_structured(
-            model, splits, kind, config.structured, seed=config.seed,
-            score=lambda m: _keras_val_auroc(m, splits, kind)))
+        outcome = clock.run(
+            "structured prune",
+            lambda: structured.prune_structured(
+                model,
+                splits,
+                kind,
+                config.structured,
+                seed=config.seed,
+                score=lambda m: _keras_val_auroc(m, splits, kind),
+            ),
+        )
         model = outcome.model
         structured_report = outcome.to_json()
 
     # prune (auto: search the sparsity) and fine-tune, in place
-    pruned = clock.run("prune", lambda: pruning.prune_model(
-        model, splits, kind, config.prune, seed=config.seed,
-        score=lambda m: _keras_val_auroc(m, splits, kind)))
+    pruned = clock.run(
+        "prune",
+        lambda: pruning.prune_model(
+            model,
+            splits,
+            kind,
+            config.prune,
+            seed=config.seed,
+            score=lambda m: _keras_val_auroc(m, splits, kind),
+        ),
+    )
     pruning_report = pruned.to_json()
     pruning_report["structured"] = structured_report
     history = pruning_report["finetune"]
@@ -236,8 +297,14 @@ def prune_stage(model: Any, splits: Any, kind: Any, config: BuildConfig,
     return Pruned(model, pruning_report, source_parameters, reference_val_auroc)
 
 
-def evaluate_variants(paths: dict[Variant, Path], splits: Any, split: str, kind: Any,
-                      int8_kind: Any, config: BuildConfig) -> dict[str, Any]:
+def evaluate_variants(
+    paths: dict[Variant, Path],
+    splits: Any,
+    split: str,
+    kind: Any,
+    int8_kind: Any,
+    config: BuildConfig,
+) -> dict[str, Any]:
     """Metrics of every variant on `split`, by running the .tflite files in the interpreter;
     agreement is with the first variant's predictions."""
     from device_bench.runner import run_model
@@ -249,40 +316,55 @@ def evaluate_variants(paths: dict[Variant, Path], splits: Any, split: str, kind:
     for variant, path in paths.items():
         outputs = run_model(path, x).outputs
         variant_kind = int8_kind if variant is Variant.INT8 else kind
-        metrics = evaluate(probabilities(outputs, variant_kind), y,
-                           positive_class=splits.positive_class,
-                           decision_threshold=config.evaluation.decision_threshold,
-                           reference_predictions=reference,
-                           class_names=splits.class_names)
+        metrics = evaluate(
+            probabilities(outputs, variant_kind),
+            y,
+            positive_class=splits.positive_class,
+            decision_threshold=config.evaluation.decision_threshold,
+            reference_predictions=reference,
+            class_names=splits.class_names,
+        )
         if reference is None:
             reference = metrics.predictions
         out[variant.value] = metrics.values
     return out
 
 
-def bench_stage(paths: dict[Variant, Path], config: BuildConfig,
-                clock: StageClock) -> dict[str, Any]:
+def bench_stage(
+    paths: dict[Variant, Path], config: BuildConfig, clock: StageClock
+) -> dict[str, Any]:
     """Latency and memory of every variant through device_bench (empty when disabled)."""
     from pipeline.benchmark import run_device_bench, summarize
 
     bench: dict[str, Any] = {}
     if not config.bench.enabled:
         return bench
-    raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()),
-                                                              config.bench))
+    raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()), config.bench))
     for variant, entry in zip(paths, raw_bench["models"], strict=True):
         bench[variant.value] = summarize(entry)
     if config.quantize.runtime_python is not None:
         # the same files on the device's runtime: ratios can differ completely
-        other = clock.run("bench runtime-python", lambda: run_device_bench(
-            list(paths.values()), config.bench, str(config.quantize.runtime_python)))
+        other = clock.run(
+            "bench runtime-python",
+            lambda: run_device_bench(
+                list(paths.values()), config.bench, str(config.quantize.runtime_python)
+            ),
+        )
         for variant, entry in zip(paths, other["models"], strict=True):
             bench[variant.value]["runtime_python"] = summarize(entry)
     return bench
 
 
-def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any, kind: Any,
-            reference_val_auroc: float | None, progress: Callable[[str], None]) -> Any:
+def _verify(
+    model: Any,
+    splits: Any,
+    config: BuildConfig,
+    quant: Any,
+    path: Any,
+    kind: Any,
+    reference_val_auroc: float | None,
+    progress: Callable[[str], None],
+) -> Any:
     """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
     from dataclasses import replace
 
@@ -300,14 +382,20 @@ def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any,
             reference = view.predict(x_test, verbose=0, batch_size=256)
 
     def predict(outputs: np.ndarray) -> np.ndarray:
-        return predictions(probabilities(outputs, quant.output_kind), splits.positive_class,
-                           0.5)
+        return predictions(probabilities(outputs, quant.output_kind), splits.positive_class, 0.5)
 
     def run_checks(data_path: Any) -> list[Any]:
         info = inspect_tflite(data_path)
         scale = info.tensors[info.outputs[0]].scale
-        return verify(data_path, x_test, reference, scale[0] if scale else 1.0, predict,
-                      config.quantize.runtimes, config.quantize.runtime_python)
+        return verify(
+            data_path,
+            x_test,
+            reference,
+            scale[0] if scale else 1.0,
+            predict,
+            config.quantize.runtimes,
+            config.quantize.runtime_python,
+        )
 
     progress("verify runtimes")
     checks = run_checks(path)
@@ -315,11 +403,13 @@ def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any,
     if config.quantize.sparse_encoding:
         failed = [c for c in checks if c.status != "ok"]
         if failed:
-            sparse["reason"] = "; ".join(f"{c.target.value}: {c.status} ({c.reason})"
-                                         for c in failed)
+            sparse["reason"] = "; ".join(
+                f"{c.target.value}: {c.status} ({c.reason})" for c in failed
+            )
             dense_config = replace(config.quantize, sparse_encoding=False)
-            quant = quantization.quantize(model, splits, dense_config, kind,
-                                          reference_val_auroc, config.seed, progress)
+            quant = quantization.quantize(
+                model, splits, dense_config, kind, reference_val_auroc, config.seed, progress
+            )
             path.write_bytes(quant.tflite)
             checks = run_checks(path)
         else:
@@ -329,8 +419,15 @@ def _verify(model: Any, splits: Any, config: BuildConfig, quant: Any, path: Any,
     return quant
 
 
-def _export_onnx(model: Any, splits: Any, config: BuildConfig, quant: Any, kind: Any,
-                 paths: dict[Variant, Any], stage: artifacts.Staging) -> dict[str, Any]:
+def _export_onnx(
+    model: Any,
+    splits: Any,
+    config: BuildConfig,
+    quant: Any,
+    kind: Any,
+    paths: dict[Variant, Any],
+    stage: artifacts.Staging,
+) -> dict[str, Any]:
     """Writes both .onnx files into the staging dir; parity and metrics on the test split."""
     from converters import onnx_export
     from device_bench.runner import run_model
@@ -338,24 +435,44 @@ def _export_onnx(model: Any, splits: Any, config: BuildConfig, quant: Any, kind:
 
     x_test = splits.model_inputs("test")
     threshold = config.evaluation.decision_threshold
-    exported = onnx_export.export(model, paths[Variant.INT8], x_test, kind, quant.output_kind,
-                                  positive_class=splits.positive_class,
-                                  decision_threshold=threshold, opset=config.export.opset)
-    files = {"onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME,
-                                                      exported.float_onnx),
-             "onnx_int8": stage.write_bytes(onnx_export.INT8_FILENAME, exported.int8_onnx)}
-    reference = predictions(probabilities(run_model(paths[Variant.FLOAT32], x_test).outputs,
-                                          kind), splits.positive_class, threshold)
+    exported = onnx_export.export(
+        model,
+        paths[Variant.INT8],
+        x_test,
+        kind,
+        quant.output_kind,
+        positive_class=splits.positive_class,
+        decision_threshold=threshold,
+        opset=config.export.opset,
+    )
+    files = {
+        "onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME, exported.float_onnx),
+        "onnx_int8": stage.write_bytes(onnx_export.INT8_FILENAME, exported.int8_onnx),
+    }
+    reference = predictions(
+        probabilities(run_model(paths[Variant.FLOAT32], x_test).outputs, kind),
+        splits.positive_class,
+        threshold,
+    )
     metrics = {}
     for name, outputs, variant_kind in (
-            ("onnx_pruned_float32", exported.float_outputs, kind),
-            ("onnx_int8", exported.int8_outputs, quant.output_kind)):
-        metrics[name] = evaluate(probabilities(outputs, variant_kind), splits.y_test,
-                                 positive_class=splits.positive_class,
-                                 decision_threshold=threshold, reference_predictions=reference,
-                                 class_names=splits.class_names).values
-    return {"artifacts": {k: artifacts.describe(p, config.out) for k, p in files.items()},
-            "metrics": metrics, "parity": exported.parity, "warnings": exported.warnings()}
+        ("onnx_pruned_float32", exported.float_outputs, kind),
+        ("onnx_int8", exported.int8_outputs, quant.output_kind),
+    ):
+        metrics[name] = evaluate(
+            probabilities(outputs, variant_kind),
+            splits.y_test,
+            positive_class=splits.positive_class,
+            decision_threshold=threshold,
+            reference_predictions=reference,
+            class_names=splits.class_names,
+        ).values
+    return {
+        "artifacts": {k: artifacts.describe(p, config.out) for k, p in files.items()},
+        "metrics": metrics,
+        "parity": exported.parity,
+        "warnings": exported.warnings(),
+    }
 
 
 def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) -> Any:
@@ -366,8 +483,9 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
             "--model was given without --data. Pass the model's dataset with --data "
             "(an .npz, medmnist:NAME, an image/DICOM folder or a .csv)."
         )
-    return data_mod.from_config(config.data, input_shape=input_shape,
-                                positive_class=config.evaluation.positive_class)
+    return data_mod.from_config(
+        config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
+    )
 
 
 def _quantization_warnings(q: dict[str, Any]) -> list[str]:

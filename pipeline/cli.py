@@ -90,7 +90,8 @@ def _list(item: Callable[[str], Any], choices: Sequence[str] = ()) -> Callable[[
         if not out or (choices and not all(v in choices for v in out)):
             allowed = f" from {', '.join(choices)}" if choices else ""
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated values{allowed}, received '{value}'")
+                f"expected comma-separated values{allowed}, received '{value}'"
+            )
         return out
 
     return parse
@@ -107,12 +108,20 @@ def _release_arguments(p: argparse.ArgumentParser) -> None:
     """Options `build` and `sweep` share: job file, gates, output verbosity."""
     from pipeline.jobfile import GATE_KEYS
 
-    p.add_argument("--config", type=Path, metavar="JOB_TOML",
-                   help="TOML job file holding every option (`bedside-lite init` writes one); "
-                   "flags passed on the command line override it")
-    p.add_argument("--gate", action="append", type=_gate, metavar="KEY=VALUE",
-                   help="release gate, repeatable; exit 1 when one fails. Keys: "
-                   + ", ".join(GATE_KEYS))
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="JOB_TOML",
+        help="TOML job file holding every option (`bedside-lite init` writes one); "
+        "flags passed on the command line override it",
+    )
+    p.add_argument(
+        "--gate",
+        action="append",
+        type=_gate,
+        metavar="KEY=VALUE",
+        help="release gate, repeatable; exit 1 when one fails. Keys: " + ", ".join(GATE_KEYS),
+    )
     p.add_argument("--json", action="store_true", help="print the report to stdout")
     p.add_argument("--quiet", action="store_true", help="no progress and no table")
 
@@ -129,144 +138,336 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     b = sub.add_parser("build", help="prune, quantize to int8, verify, evaluate, bench, report")
-    b.add_argument("--model", type=Path, help="Keras 3 model (.keras, .h5) or SavedModel dir; "
-                   "default: train the embedded reference classifier")
-    b.add_argument("--data", type=Path, metavar="PATH|medmnist:NAME[@SIZE]",
-                   help=".npz (MedMNIST layout or x/y), medmnist:NAME[@SIZE] (Keras cache, "
-                   "downloaded once), folder of PNG/JPEG or DICOM files (class subfolders or "
-                   "--labels CSV), or tabular .csv; default: embedded WDBC")
+    b.add_argument(
+        "--model",
+        type=Path,
+        help="Keras 3 model (.keras, .h5) or SavedModel dir; "
+        "default: train the embedded reference classifier",
+    )
+    b.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH|medmnist:NAME[@SIZE]",
+        help=".npz (MedMNIST layout or x/y), medmnist:NAME[@SIZE] (Keras cache, "
+        "downloaded once), folder of PNG/JPEG or DICOM files (class subfolders or "
+        "--labels CSV), or tabular .csv; default: embedded WDBC",
+    )
     b.add_argument("--out", type=Path, default=Path("build"), help="output dir (default build/)")
     group = b.add_mutually_exclusive_group()
-    group.add_argument("--sparsity", type=_sparsity, metavar="S|auto",
-                       help="target sparsity S in [0, 1), 0 skips pruning; 'auto' (default): "
-                       f"the largest of {', '.join(f'{s:g}' for s in AUTO_SPARSITY_GRID)} "
-                       "keeping validation AUROC within --max-prune-drop")
+    group.add_argument(
+        "--sparsity",
+        type=_sparsity,
+        metavar="S|auto",
+        help="target sparsity S in [0, 1), 0 skips pruning; 'auto' (default): "
+        f"the largest of {', '.join(f'{s:g}' for s in AUTO_SPARSITY_GRID)} "
+        "keeping validation AUROC within --max-prune-drop",
+    )
     group.add_argument("--threshold", type=float, help="absolute magnitude threshold tau >= 0")
-    b.add_argument("--prune-scope", choices=[s.value for s in PruneScope], default="global",
-                   help="global: one tau over all kernels; layer: one per kernel")
+    b.add_argument(
+        "--prune-scope",
+        choices=[s.value for s in PruneScope],
+        default="global",
+        help="global: one tau over all kernels; layer: one per kernel",
+    )
     b.add_argument("--prune-biases", action="store_true", help="also prune biases with tau")
-    b.add_argument("--prune-include", action="append", default=[], metavar="PATTERN",
-                   help="prune only layers whose name matches (fnmatch, repeatable)")
-    b.add_argument("--prune-exclude", action="append", default=[], metavar="PATTERN",
-                   help="never prune layers whose name matches (fnmatch, repeatable)")
-    b.add_argument("--keep-first-last-dense", action="store_true",
-                   help="leave the first and last prunable layer unpruned")
-    b.add_argument("--finetune-epochs", type=int, default=0,
-                   help="fine-tune with the masks held, on the train split (default 0)")
-    b.add_argument("--prune-schedule", choices=[s.value for s in PruneSchedule],
-                   default="oneshot", help="oneshot: prune, then fine-tune; polynomial: "
-                   "sparsity rises cubically over the fine-tuning steps")
-    b.add_argument("--initial-sparsity", type=float, default=0.0,
-                   help="polynomial: sparsity at the first step (default 0)")
-    b.add_argument("--prune-frequency", type=int, default=10,
-                   help="polynomial: optimizer steps between mask updates (default 10)")
-    b.add_argument("--max-prune-drop", type=float, default=0.01,
-                   help="auto: validation AUROC the pruned float model may lose (default 0.01)")
-    b.add_argument("--structured-sparsity", type=float, metavar="R",
-                   help="structured pruning, before threshold pruning: remove the fraction R "
-                   "in [0, 1) of prunable Conv/Dense output channels and rebuild a smaller "
-                   "model (faster on the device)")
-    b.add_argument("--structured-threshold", type=float, metavar="T",
-                   help="structured pruning: remove channels whose filter norm is below T "
-                   "times their layer's mean filter norm (instead of --structured-sparsity)")
-    b.add_argument("--structured-criterion", choices=[c.value for c in StructuredCriterion],
-                   default="l1", help="filter norm ranking channels (default l1)")
-    b.add_argument("--structured-scope", choices=[s.value for s in PruneScope],
-                   default="global", help="global: one ranking over all layers (norms "
-                   "normalised by each layer's mean); layer: R of every layer (default global)")
-    b.add_argument("--min-channels", type=int, default=4,
-                   help="structured: no layer keeps fewer than min(width, N) channels "
-                   "(default 4)")
-    b.add_argument("--channel-multiple", type=int, default=1, metavar="M",
-                   help="structured: shrunk layers keep a multiple of M channels (8 or 16 "
-                   "match int8 kernel tiles and run faster; default 1: exact)")
-    b.add_argument("--structured-finetune-epochs", type=int, metavar="N",
-                   help="fine-tune the rebuilt model N epochs (default: --finetune-epochs)")
+    b.add_argument(
+        "--prune-include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="prune only layers whose name matches (fnmatch, repeatable)",
+    )
+    b.add_argument(
+        "--prune-exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="never prune layers whose name matches (fnmatch, repeatable)",
+    )
+    b.add_argument(
+        "--keep-first-last-dense",
+        action="store_true",
+        help="leave the first and last prunable layer unpruned",
+    )
+    b.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="fine-tune with the masks held, on the train split (default 0)",
+    )
+    b.add_argument(
+        "--prune-schedule",
+        choices=[s.value for s in PruneSchedule],
+        default="oneshot",
+        help="oneshot: prune, then fine-tune; polynomial: "
+        "sparsity rises cubically over the fine-tuning steps",
+    )
+    b.add_argument(
+        "--initial-sparsity",
+        type=float,
+        default=0.0,
+        help="polynomial: sparsity at the first step (default 0)",
+    )
+    b.add_argument(
+        "--prune-frequency",
+        type=int,
+        default=10,
+        help="polynomial: optimizer steps between mask updates (default 10)",
+    )
+    b.add_argument(
+        "--max-prune-drop",
+        type=float,
+        default=0.01,
+        help="auto: validation AUROC the pruned float model may lose (default 0.01)",
+    )
+    b.add_argument(
+        "--structured-sparsity",
+        type=float,
+        metavar="R",
+        help="structured pruning, before threshold pruning: remove the fraction R "
+        "in [0, 1) of prunable Conv/Dense output channels and rebuild a smaller "
+        "model (faster on the device)",
+    )
+    b.add_argument(
+        "--structured-threshold",
+        type=float,
+        metavar="T",
+        help="structured pruning: remove channels whose filter norm is below T "
+        "times their layer's mean filter norm (instead of --structured-sparsity)",
+    )
+    b.add_argument(
+        "--structured-criterion",
+        choices=[c.value for c in StructuredCriterion],
+        default="l1",
+        help="filter norm ranking channels (default l1)",
+    )
+    b.add_argument(
+        "--structured-scope",
+        choices=[s.value for s in PruneScope],
+        default="global",
+        help="global: one ranking over all layers (norms "
+        "normalised by each layer's mean); layer: R of every layer (default global)",
+    )
+    b.add_argument(
+        "--min-channels",
+        type=int,
+        default=4,
+        help="structured: no layer keeps fewer than min(width, N) channels (default 4)",
+    )
+    b.add_argument(
+        "--channel-multiple",
+        type=int,
+        default=1,
+        metavar="M",
+        help="structured: shrunk layers keep a multiple of M channels (8 or 16 "
+        "match int8 kernel tiles and run faster; default 1: exact)",
+    )
+    b.add_argument(
+        "--structured-finetune-epochs",
+        type=int,
+        metavar="N",
+        help="fine-tune the rebuilt model N epochs (default: --finetune-epochs)",
+    )
     b.add_argument("--calibration-samples", type=int, default=200)
-    b.add_argument("--io", choices=["int8", "uint8", "float32"], default="int8",
-                   help="int8 model input/output type (float32: integer inside, float edges)")
-    b.add_argument("--activations", choices=["int8", "int16"], default="int8",
-                   help="activation width (int16: the 16x8 mode)")
-    b.add_argument("--sparse-encoding", action="store_true",
-                   help="store pruned weights sparse; kept only if every runtime verifies it")
-    b.add_argument("--max-auroc-drop", type=float, default=0.01,
-                   help="int8 validation AUROC budget below the pruned float model")
-    b.add_argument("--no-remedy", action="store_true",
-                   help="keep plain PTQ even when it breaks the AUROC budget")
-    b.add_argument("--remedy-int16", action="store_true",
-                   help="let the remedies try int16 activations (16x8): more accurate, but "
-                   "not accelerated by XNNPACK (measured 40x slower on MobileNetV2-0.35)")
-    b.add_argument("--runtime-python", type=Path,
-                   help="a Python with tflite-runtime (e.g. a numpy<2 venv): verify there too")
-    b.add_argument("--require-runtime", action="append", default=[],
-                   choices=[t.value for t in RuntimeTarget],
-                   help="fail (exit 1) unless the int8 model verifies on this runtime")
+    b.add_argument(
+        "--io",
+        choices=["int8", "uint8", "float32"],
+        default="int8",
+        help="int8 model input/output type (float32: integer inside, float edges)",
+    )
+    b.add_argument(
+        "--activations",
+        choices=["int8", "int16"],
+        default="int8",
+        help="activation width (int16: the 16x8 mode)",
+    )
+    b.add_argument(
+        "--sparse-encoding",
+        action="store_true",
+        help="store pruned weights sparse; kept only if every runtime verifies it",
+    )
+    b.add_argument(
+        "--max-auroc-drop",
+        type=float,
+        default=0.01,
+        help="int8 validation AUROC budget below the pruned float model",
+    )
+    b.add_argument(
+        "--no-remedy",
+        action="store_true",
+        help="keep plain PTQ even when it breaks the AUROC budget",
+    )
+    b.add_argument(
+        "--remedy-int16",
+        action="store_true",
+        help="let the remedies try int16 activations (16x8): more accurate, but "
+        "not accelerated by XNNPACK (measured 40x slower on MobileNetV2-0.35)",
+    )
+    b.add_argument(
+        "--runtime-python",
+        type=Path,
+        help="a Python with tflite-runtime (e.g. a numpy<2 venv): verify there too",
+    )
+    b.add_argument(
+        "--require-runtime",
+        action="append",
+        default=[],
+        choices=[t.value for t in RuntimeTarget],
+        help="fail (exit 1) unless the int8 model verifies on this runtime",
+    )
     b.add_argument("--scale", type=float, help="input preprocessing: x * scale + offset")
     b.add_argument("--offset", type=float)
-    b.add_argument("--mean", type=_floats, metavar="M[,M...]",
-                   help="input preprocessing (x - mean) / std, scalar or per channel/feature")
+    b.add_argument(
+        "--mean",
+        type=_floats,
+        metavar="M[,M...]",
+        help="input preprocessing (x - mean) / std, scalar or per channel/feature",
+    )
     b.add_argument("--std", type=_floats, metavar="S[,S...]")
-    b.add_argument("--resize", type=_size, metavar="HxW",
-                   help="resize images (bilinear); image folders default to the model's size")
-    b.add_argument("--labels", type=Path, metavar="CSV",
-                   help="filename,label CSV for an image/DICOM folder (default: labels.csv)")
-    b.add_argument("--label-column", default="label",
-                   help="label column of a tabular --data CSV or of --labels (default label)")
-    b.add_argument("--calibration-data", type=Path, metavar="PATH",
-                   help="samples for int8 calibration instead of the train split; labels "
-                   "optional (e.g. an unlabelled image or DICOM folder)")
+    b.add_argument(
+        "--resize",
+        type=_size,
+        metavar="HxW",
+        help="resize images (bilinear); image folders default to the model's size",
+    )
+    b.add_argument(
+        "--labels",
+        type=Path,
+        metavar="CSV",
+        help="filename,label CSV for an image/DICOM folder (default: labels.csv)",
+    )
+    b.add_argument(
+        "--label-column",
+        default="label",
+        help="label column of a tabular --data CSV or of --labels (default label)",
+    )
+    b.add_argument(
+        "--calibration-data",
+        type=Path,
+        metavar="PATH",
+        help="samples for int8 calibration instead of the train split; labels "
+        "optional (e.g. an unlabelled image or DICOM folder)",
+    )
     b.add_argument("--window-center", type=float, help="DICOM window center (with --window-width)")
     b.add_argument("--window-width", type=float, help="DICOM window width; maps onto 0..255")
-    b.add_argument("--window-from-file", action="store_true",
-                   help="use each DICOM file's own WindowCenter/WindowWidth")
-    b.add_argument("--positive-class", type=_class_ref, metavar="INDEX|NAME",
-                   help="clinically positive class of a binary task (default: the dataset's, "
-                   "e.g. malignant for WDBC and BreastMNIST; else 1)")
-    b.add_argument("--decision-threshold", type=float, default=0.5,
-                   help="P(positive) from which a case is called positive (default 0.5)")
+    b.add_argument(
+        "--window-from-file",
+        action="store_true",
+        help="use each DICOM file's own WindowCenter/WindowWidth",
+    )
+    b.add_argument(
+        "--positive-class",
+        type=_class_ref,
+        metavar="INDEX|NAME",
+        help="clinically positive class of a binary task (default: the dataset's, "
+        "e.g. malignant for WDBC and BreastMNIST; else 1)",
+    )
+    b.add_argument(
+        "--decision-threshold",
+        type=float,
+        default=0.5,
+        help="P(positive) from which a case is called positive (default 0.5)",
+    )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
     b.add_argument("--threads", type=int, default=1, help="interpreter threads for the bench")
     b.add_argument("--no-bench", action="store_true", help="skip latency measurement")
     b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    b.add_argument("--unsafe-load", action="store_true",
-                   help="allow Lambda layers in --model (runs code stored in the file)")
-    b.add_argument("--onnx", action="store_true", help="also export model_pruned_float32.onnx "
-                   "and model_int8.onnx with a parity check (needs bedside-lite[onnx])")
+    b.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="allow Lambda layers in --model (runs code stored in the file)",
+    )
+    b.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also export model_pruned_float32.onnx "
+        "and model_int8.onnx with a parity check (needs bedside-lite[onnx])",
+    )
     b.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    b.add_argument("--require-onnx-parity", action="store_true",
-                   help="fail (exit 1) when an ONNX file does not match its source")
+    b.add_argument(
+        "--require-onnx-parity",
+        action="store_true",
+        help="fail (exit 1) when an ONNX file does not match its source",
+    )
     _release_arguments(b)
-    b.add_argument("--baseline", type=Path, metavar="REPORT_JSON",
-                   help="the previous release's report.json: gate size growth, latency "
-                   "regression and metric drops against it too")
+    b.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="REPORT_JSON",
+        help="the previous release's report.json: gate size growth, latency "
+        "regression and metric drops against it too",
+    )
     b.add_argument("--html", action="store_true", help="also write report.html")
 
     n = sub.add_parser("init", help="write a commented job file with every option")
-    n.add_argument("path", nargs="?", type=Path, default=Path("job.toml"),
-                   help="where to write it (default job.toml)")
+    n.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=Path("job.toml"),
+        help="where to write it (default job.toml)",
+    )
     n.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
-    w = sub.add_parser("sweep", help="grid over sparsity, schedule, calibration size and "
-                       "activation width: Pareto front and a recommended point, confirmed "
-                       "on the test split (resumable)")
-    w.add_argument("--out", type=Path, dest="sweep_out", metavar="DIR",
-                   help="sweep dir (default sweep/; [sweep] out); finished points are kept "
-                   "there and skipped when the sweep runs again")
-    w.add_argument("--sparsity", type=_list(_sparsity), dest="grid_sparsity",
-                   metavar="S,S,...", help="target sparsities, e.g. 0,0.5,0.8")
-    w.add_argument("--threshold", type=_list(float), dest="grid_threshold", metavar="T,T,...",
-                   help="magnitude thresholds tau instead of sparsities")
-    w.add_argument("--prune-schedule", type=_list(str, ("oneshot", "polynomial")),
-                   dest="grid_schedule", metavar="oneshot,polynomial")
-    w.add_argument("--calibration-samples", type=_list(int), dest="grid_calibration_samples",
-                   metavar="N,N,...", help="calibration sizes, e.g. 100,200")
-    w.add_argument("--activations", type=_list(str, ("int8", "int16")),
-                   dest="grid_activations", metavar="int8,int16")
-    w.add_argument("--workers", type=int, metavar="N",
-                   help="points in parallel, each in its own process (default 1)")
-    w.add_argument("--prefer", choices=["size", "latency"],
-                   help="recommend the smallest (default) or the fastest passing point")
+    w = sub.add_parser(
+        "sweep",
+        help="grid over sparsity, schedule, calibration size and "
+        "activation width: Pareto front and a recommended point, confirmed "
+        "on the test split (resumable)",
+    )
+    w.add_argument(
+        "--out",
+        type=Path,
+        dest="sweep_out",
+        metavar="DIR",
+        help="sweep dir (default sweep/; [sweep] out); finished points are kept "
+        "there and skipped when the sweep runs again",
+    )
+    w.add_argument(
+        "--sparsity",
+        type=_list(_sparsity),
+        dest="grid_sparsity",
+        metavar="S,S,...",
+        help="target sparsities, e.g. 0,0.5,0.8",
+    )
+    w.add_argument(
+        "--threshold",
+        type=_list(float),
+        dest="grid_threshold",
+        metavar="T,T,...",
+        help="magnitude thresholds tau instead of sparsities",
+    )
+    w.add_argument(
+        "--prune-schedule",
+        type=_list(str, ("oneshot", "polynomial")),
+        dest="grid_schedule",
+        metavar="oneshot,polynomial",
+    )
+    w.add_argument(
+        "--calibration-samples",
+        type=_list(int),
+        dest="grid_calibration_samples",
+        metavar="N,N,...",
+        help="calibration sizes, e.g. 100,200",
+    )
+    w.add_argument(
+        "--activations",
+        type=_list(str, ("int8", "int16")),
+        dest="grid_activations",
+        metavar="int8,int16",
+    )
+    w.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="points in parallel, each in its own process (default 1)",
+    )
+    w.add_argument(
+        "--prefer",
+        choices=["size", "latency"],
+        help="recommend the smallest (default) or the fastest passing point",
+    )
     w.add_argument("--model", type=Path, help="as for build")
     w.add_argument("--data", type=Path, help="as for build")
     w.add_argument("--finetune-epochs", type=int, help="as for build")
@@ -275,8 +476,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--no-bench", action="store_true", help="skip latency measurement")
     _release_arguments(w)
 
-    e = sub.add_parser("export-onnx", help="Keras model (and int8 .tflite) to ONNX, with a "
-                       "parity check on seeded inputs (needs bedside-lite[onnx])")
+    e = sub.add_parser(
+        "export-onnx",
+        help="Keras model (and int8 .tflite) to ONNX, with a "
+        "parity check on seeded inputs (needs bedside-lite[onnx])",
+    )
     e.add_argument("--model", type=Path, required=True, help="the (pruned) Keras model")
     e.add_argument("--tflite", type=Path, help="its int8 .tflite: also write model_int8.onnx")
     e.add_argument("--out", type=Path, required=True, help="output dir")
@@ -284,11 +488,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     e.add_argument("--json", action="store_true", help="print onnx.json to stdout")
 
-    d = sub.add_parser("bench", help="latency and memory of .tflite files (device_bench, "
-                       "each model in its own process, interleaved)")
+    d = sub.add_parser(
+        "bench",
+        help="latency and memory of .tflite files (device_bench, "
+        "each model in its own process, interleaved)",
+    )
     d.add_argument("models", nargs="+", type=Path, metavar="MODEL")
-    d.add_argument("--runtime-python", type=Path,
-                   help="run device_bench under this Python (e.g. a venv with tflite-runtime)")
+    d.add_argument(
+        "--runtime-python",
+        type=Path,
+        help="run device_bench under this Python (e.g. a venv with tflite-runtime)",
+    )
     d.add_argument("--runs", type=int, default=100)
     d.add_argument("--warmup", type=int, default=10)
     d.add_argument("--min-seconds", type=float, default=0.5)
@@ -308,52 +518,80 @@ def _quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     required = tuple(RuntimeTarget(r) for r in args.require_runtime)
     runtimes += [r for r in required if r not in runtimes]
     return QuantizeConfig(
-        calibration_samples=args.calibration_samples, io=args.io,
-        activations=args.activations, sparse_encoding=args.sparse_encoding,
-        max_auroc_drop=args.max_auroc_drop, remedy=not args.no_remedy,
+        calibration_samples=args.calibration_samples,
+        io=args.io,
+        activations=args.activations,
+        sparse_encoding=args.sparse_encoding,
+        max_auroc_drop=args.max_auroc_drop,
+        remedy=not args.no_remedy,
         remedy_int16=args.remedy_int16,
-        runtimes=tuple(runtimes), require_runtimes=required,
+        runtimes=tuple(runtimes),
+        require_runtimes=required,
         runtime_python=args.runtime_python,
     )
 
 
 def _build_config(args: argparse.Namespace) -> BuildConfig:
     prune = PruneConfig(  # neither --sparsity nor --threshold: auto
-        target_sparsity=args.sparsity, threshold=args.threshold,
-        scope=PruneScope(args.prune_scope), prune_biases=args.prune_biases,
-        include=tuple(args.prune_include), exclude=tuple(args.prune_exclude),
+        target_sparsity=args.sparsity,
+        threshold=args.threshold,
+        scope=PruneScope(args.prune_scope),
+        prune_biases=args.prune_biases,
+        include=tuple(args.prune_include),
+        exclude=tuple(args.prune_exclude),
         keep_first_last_dense=args.keep_first_last_dense,
-        finetune_epochs=args.finetune_epochs, schedule=PruneSchedule(args.prune_schedule),
-        initial_sparsity=args.initial_sparsity, prune_frequency=args.prune_frequency,
+        finetune_epochs=args.finetune_epochs,
+        schedule=PruneSchedule(args.prune_schedule),
+        initial_sparsity=args.initial_sparsity,
+        prune_frequency=args.prune_frequency,
         max_prune_drop=args.max_prune_drop,
     )
     return BuildConfig(
         model=args.model,
         data=DataConfig(
-            path=args.data, scale=args.scale, offset=args.offset, seed=args.seed,
-            mean=args.mean, std=args.std, resize=args.resize, label_column=args.label_column,
-            labels=args.labels, calibration=args.calibration_data,
-            window_center=args.window_center, window_width=args.window_width,
+            path=args.data,
+            scale=args.scale,
+            offset=args.offset,
+            seed=args.seed,
+            mean=args.mean,
+            std=args.std,
+            resize=args.resize,
+            label_column=args.label_column,
+            labels=args.labels,
+            calibration=args.calibration_data,
+            window_center=args.window_center,
+            window_width=args.window_width,
             window_from_file=args.window_from_file,
         ),
-        evaluation=EvaluationConfig(decision_threshold=args.decision_threshold,
-                                    positive_class=args.positive_class),
+        evaluation=EvaluationConfig(
+            decision_threshold=args.decision_threshold, positive_class=args.positive_class
+        ),
         out=args.out,
         prune=prune,
         structured=StructuredConfig(
-            sparsity=args.structured_sparsity, threshold=args.structured_threshold,
+            sparsity=args.structured_sparsity,
+            threshold=args.structured_threshold,
             criterion=StructuredCriterion(args.structured_criterion),
-            scope=PruneScope(args.structured_scope), min_channels=args.min_channels,
+            scope=PruneScope(args.structured_scope),
+            min_channels=args.min_channels,
             channel_multiple=args.channel_multiple,
-            finetune_epochs=(args.finetune_epochs if args.structured_finetune_epochs is None
-                             else args.structured_finetune_epochs),
+            finetune_epochs=(
+                args.finetune_epochs
+                if args.structured_finetune_epochs is None
+                else args.structured_finetune_epochs
+            ),
         ),
         quantize=_quantize_config(args),
         bench=BenchConfig(runs=args.bench_runs, threads=args.threads, enabled=not args.no_bench),
-        export=ExportConfig(onnx=args.onnx, opset=args.opset,
-                            require_parity=args.require_onnx_parity, html=args.html),
-        gates=GatesConfig(baseline=args.baseline,
-                          **{n: getattr(args, f"gate_{n}", None) for n in GATE_LIMITS}),
+        export=ExportConfig(
+            onnx=args.onnx,
+            opset=args.opset,
+            require_parity=args.require_onnx_parity,
+            html=args.html,
+        ),
+        gates=GatesConfig(
+            baseline=args.baseline, **{n: getattr(args, f"gate_{n}", None) for n in GATE_LIMITS}
+        ),
         overwrite=args.overwrite,
         seed=args.seed,
         unsafe_load=args.unsafe_load,
@@ -442,8 +680,9 @@ def job_config(job: Mapping[str, Mapping[str, Any]]) -> BuildConfig:
     return _build_config(jobfile.resolve(_build_defaults(), {}, jobfile.parse(job)))
 
 
-def _run_with_progress(quiet: bool, debug: bool, work: Callable[[Callable[[str], None]], Any]
-                       ) -> Any:
+def _run_with_progress(
+    quiet: bool, debug: bool, work: Callable[[Callable[[str], None]], Any]
+) -> Any:
     """Runs `work(progress)` with a rich status line (none when quiet), native logs captured."""
     from rich.console import Console
 
@@ -480,8 +719,9 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from pipeline.build import build
 
-    report = _run_with_progress(options.quiet, args.debug,
-                                lambda progress: build(config, progress=progress))
+    report = _run_with_progress(
+        options.quiet, args.debug, lambda progress: build(config, progress=progress)
+    )
     console = Console(stderr=options.json, width=max(Console().width, 100))
     if options.json:
         print(json.dumps(report, indent=2))
@@ -499,8 +739,9 @@ def _run_init(args: argparse.Namespace) -> int:
     from pipeline.jobfile import template
 
     if args.path.exists() and not args.overwrite:
-        raise OutputError(f"'{args.path}' exists. Pass --overwrite to replace it, or choose "
-                          "another path.")
+        raise OutputError(
+            f"'{args.path}' exists. Pass --overwrite to replace it, or choose another path."
+        )
     args.path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{args.path.name}.", dir=args.path.parent)
     with os.fdopen(fd, "w") as f:
@@ -527,25 +768,34 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         values = grid_passed.get(name, file_sweep.get(name))
         return tuple(values) if values else ()
 
-    grid = sweep.Grid(sparsity=axis("sparsity"), threshold=axis("threshold"),
-                      schedule=axis("schedule"),
-                      calibration_samples=axis("calibration_samples"),
-                      activations=axis("activations"))
+    grid = sweep.Grid(
+        sparsity=axis("sparsity"),
+        threshold=axis("threshold"),
+        schedule=axis("schedule"),
+        calibration_samples=axis("calibration_samples"),
+        activations=axis("activations"),
+    )
     sweep_options = sweep.SweepOptions(
         out=args.sweep_out or file_sweep.get("out") or Path("sweep"),
         workers=args.workers or file_sweep.get("workers") or 1,
         prefer=args.prefer or file_sweep.get("prefer") or "size",
     )
-    summary = _run_with_progress(args.quiet, args.debug, lambda progress: sweep.run(
-        base_job, grid, sweep_options, job_config, progress))
+    summary = _run_with_progress(
+        args.quiet,
+        args.debug,
+        lambda progress: sweep.run(base_job, grid, sweep_options, job_config, progress),
+    )
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
         _print_sweep(summary, sweep_options.out)
     rec = summary["recommended"]
     if rec is None:
-        print("failed: no sweep point passes the gates on the validation split; see "
-              f"{sweep_options.out / sweep.SWEEP_MD}", file=sys.stderr)
+        print(
+            "failed: no sweep point passes the gates on the validation split; see "
+            f"{sweep_options.out / sweep.SWEEP_MD}",
+            file=sys.stderr,
+        )
         return 1
     return _gate_failures({"checks": rec["failed_gates"]})
 
@@ -557,16 +807,22 @@ def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
 
     from pipeline import sweep
 
-    table = Table(title="bedside-lite sweep (validation split)", title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(
+        title="bedside-lite sweep (validation split)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     for column in ("point", "int8 KB", "AUROC", "sens", "spec", "p50 ms", "gates", ""):
         table.add_column(column, justify="left" if column == "point" else "right")
     rec = summary["recommended"]
     for d in summary["points"]:
         m, b = d["metrics"]["int8"], (d.get("bench") or {}).get("int8") or {}
         p50 = b.get("latency_ms", {}).get("p50")
-        mark = ("recommended" if rec and rec["key"] == d["key"] else "") + \
-            (" pareto" if d["pareto"] else "")
+        mark = ("recommended" if rec and rec["key"] == d["key"] else "") + (
+            " pareto" if d["pareto"] else ""
+        )
         table.add_row(
             sweep.label(d["params"]),
             f"{d['artifacts']['int8']['bytes'] / 1024:.1f}",
@@ -574,15 +830,18 @@ def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
             "-" if m.get("sensitivity") is None else f"{m['sensitivity']:.3f}",
             "-" if m.get("specificity") is None else f"{m['specificity']:.3f}",
             "-" if p50 is None else f"{p50:.4f}",
-            "pass" if d["gates"]["passed"] else "FAIL", mark.strip(),
+            "pass" if d["gates"]["passed"] else "FAIL",
+            mark.strip(),
         )
     console = Console(width=max(Console().width, 100))
     console.print(table)
     if rec is not None:
         auroc = rec["test"]["auroc"]
-        console.print(f"recommended {rec['key']}: test AUROC "
-                      f"{'-' if auroc is None else format(auroc, '.4f')}, gates "
-                      f"{'passed' if rec['gates_passed'] else 'FAILED'}; build in {rec['out']}/")
+        console.print(
+            f"recommended {rec['key']}: test AUROC "
+            f"{'-' if auroc is None else format(auroc, '.4f')}, gates "
+            f"{'passed' if rec['gates_passed'] else 'FAILED'}; build in {rec['out']}/"
+        )
     console.print(f"sweep in {out}/ (sweep.md, sweep.json)")
 
 
@@ -593,8 +852,10 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
     export_config = ExportConfig(onnx=True, opset=args.opset)
     if args.tflite is not None and not args.tflite.is_file():
-        raise ModelError(f"--tflite '{args.tflite}' is not a file; expected the int8 .tflite "
-                         "written by `bedside-lite build` (model_int8.tflite).")
+        raise ModelError(
+            f"--tflite '{args.tflite}' is not a file; expected the int8 .tflite "
+            "written by `bedside-lite build` (model_int8.tflite)."
+        )
     from converters import onnx_export
 
     onnx_export.require_extra()
@@ -611,24 +872,40 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
             meta = json.loads((args.tflite.parent / "preprocessing.json").read_text())
             postprocess = meta.get("postprocess", "none")
         probes = onnx_export.probe_inputs(model, args.tflite)
-        exported = onnx_export.export(model, args.tflite, probes, kind,
-                                      postprocess_kind(postprocess, kind),
-                                      opset=export_config.opset)
+        exported = onnx_export.export(
+            model,
+            args.tflite,
+            probes,
+            kind,
+            postprocess_kind(postprocess, kind),
+            opset=export_config.opset,
+        )
         with artifacts.Staging(args.out) as stage:
-            files = {"onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME,
-                                                              exported.float_onnx)}
+            files = {
+                "onnx_pruned_float32": stage.write_bytes(
+                    onnx_export.FLOAT_FILENAME, exported.float_onnx
+                )
+            }
             if exported.int8_onnx is not None:
-                files["onnx_int8"] = stage.write_bytes(onnx_export.INT8_FILENAME,
-                                                       exported.int8_onnx)
-            doc = {"model": str(args.model), "tflite": args.tflite and str(args.tflite),
-                   "parity_inputs": f"{len(probes)} seeded random samples",
-                   "artifacts": {k: artifacts.describe(p, args.out) for k, p in files.items()},
-                   "parity": exported.parity, "warnings": exported.warnings()}
+                files["onnx_int8"] = stage.write_bytes(
+                    onnx_export.INT8_FILENAME, exported.int8_onnx
+                )
+            doc = {
+                "model": str(args.model),
+                "tflite": args.tflite and str(args.tflite),
+                "parity_inputs": f"{len(probes)} seeded random samples",
+                "artifacts": {k: artifacts.describe(p, args.out) for k, p in files.items()},
+                "parity": exported.parity,
+                "warnings": exported.warnings(),
+            }
             (stage.dir / "onnx.json").write_text(json.dumps(doc, indent=2) + "\n")
             stage.commit()
-    print(json.dumps(doc, indent=2) if args.json else
-          f"wrote {', '.join(p.name for p in files.values())} to {args.out}/; parity "
-          f"{'ok' if exported.ok else 'FAILED'}")
+    print(
+        json.dumps(doc, indent=2)
+        if args.json
+        else f"wrote {', '.join(p.name for p in files.values())} to {args.out}/; parity "
+        f"{'ok' if exported.ok else 'FAILED'}"
+    )
     for warning in doc["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0 if exported.ok else 1
@@ -642,8 +919,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     for model in args.models:
         if not model.is_file():
             raise ModelError(f"'{model}' is not a file; expected a .tflite model.")
-    config = BenchConfig(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
-                         threads=args.threads)
+    config = BenchConfig(
+        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
+    )
     python = str(args.runtime_python) if args.runtime_python else None
     doc = run_device_bench(list(args.models), config, python)
     if args.json:
@@ -655,10 +933,12 @@ def _run_bench(args: argparse.Namespace) -> int:
                 print(f"{model}: {s['status']}: {s['reason']}")
                 continue
             lat, ratio = s["latency_ms"], s.get("ratio_to_float32") or {}
-            print(f"{model}: {s['runtime']} {s['runtime_version']} {s['threads']} thread(s) "
-                  f"p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
-                  f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
-                  + (f" ({s['note']})" if s.get("note") else ""))
+            print(
+                f"{model}: {s['runtime']} {s['runtime_version']} {s['threads']} thread(s) "
+                f"p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
+                f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
+                + (f" ({s['note']})" if s.get("note") else "")
+            )
     return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
 
 
@@ -680,8 +960,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
     print(f"  input  {doc['input']}")
     print(f"  output {doc['output']}")
     for op in doc["ops"]:
-        print(f"  #{op['index']:<3} {op['op']:<24} v{op['version']:<2} "
-              f"in={','.join(op['inputs'])} out={','.join(op['outputs'])}  {op['output_name']}")
+        print(
+            f"  #{op['index']:<3} {op['op']:<24} v{op['version']:<2} "
+            f"in={','.join(op['inputs'])} out={','.join(op['outputs'])}  {op['output_name']}"
+        )
     if doc["float_tensors"]:
         print(f"  float tensors: {', '.join(doc['float_tensors'])}")
     if doc["manifest"] is not None:

@@ -105,9 +105,7 @@ class PruneConfig:
                 "Weights with |w| below it are set to zero."
             )
         if self.finetune_epochs < 0:
-            raise ConfigError(
-                f"--finetune-epochs must be >= 0; received {self.finetune_epochs}."
-            )
+            raise ConfigError(f"--finetune-epochs must be >= 0; received {self.finetune_epochs}.")
         if not 0.0 <= self.initial_sparsity < 1.0:
             raise ConfigError(
                 f"--initial-sparsity must be in [0, 1); received {self.initial_sparsity}."
@@ -144,8 +142,10 @@ class PruneConfig:
                     f"steps; received --finetune-epochs {self.finetune_epochs}. Pass "
                     "--finetune-epochs N with N >= 1."
                 )
-            if isinstance(self.target_sparsity, float | int) and \
-                    self.initial_sparsity > self.target_sparsity:
+            if (
+                isinstance(self.target_sparsity, float | int)
+                and self.initial_sparsity > self.target_sparsity
+            ):
                 raise ConfigError(
                     f"--initial-sparsity {self.initial_sparsity} is above the final "
                     f"--sparsity {self.target_sparsity}; the polynomial schedule only raises "
@@ -209,9 +209,7 @@ class StructuredConfig:
                 "layer's mean filter norm: e.g. 0.5 removes filters below half the mean."
             )
         if self.min_channels < 1:
-            raise ConfigError(
-                f"--min-channels must be >= 1; received {self.min_channels}."
-            )
+            raise ConfigError(f"--min-channels must be >= 1; received {self.min_channels}.")
         if self.channel_multiple < 1:
             raise ConfigError(
                 f"--channel-multiple must be >= 1; received {self.channel_multiple}. Use 1 to "
@@ -246,8 +244,7 @@ class QuantizeConfig:
     max_auroc_drop: float = 0.01
     remedy: bool = True
     remedy_int16: bool = False  # 16x8 is accurate but not XNNPACK-accelerated: opt in
-    runtimes: tuple[RuntimeTarget, ...] = (RuntimeTarget.LITERT,
-                                           RuntimeTarget.LITERT_NO_DELEGATES)
+    runtimes: tuple[RuntimeTarget, ...] = (RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES)
     require_runtimes: tuple[RuntimeTarget, ...] = ()
     runtime_python: Path | None = None
 
@@ -268,9 +265,7 @@ class QuantizeConfig:
                 "or float32 edges). Use --io int8 (int16 edges) or --io float32."
             )
         if not self.max_auroc_drop >= 0:
-            raise ConfigError(
-                f"--max-auroc-drop must be >= 0; received {self.max_auroc_drop}."
-            )
+            raise ConfigError(f"--max-auroc-drop must be >= 0; received {self.max_auroc_drop}.")
         needs_python = RuntimeTarget.TFLITE_RUNTIME in (*self.runtimes, *self.require_runtimes)
         if needs_python and self.runtime_python is None:
             raise ConfigError(
@@ -326,8 +321,9 @@ class DataConfig:
     window_from_file: bool = False  # each DICOM file's own WindowCenter/WindowWidth
 
     def __post_init__(self) -> None:
-        if (self.scale is not None or self.offset is not None) and \
-                (self.mean is not None or self.std is not None):
+        if (self.scale is not None or self.offset is not None) and (
+            self.mean is not None or self.std is not None
+        ):
             raise ConfigError(
                 "Pass either --scale/--offset or --mean/--std, not both; received "
                 f"scale={self.scale}, offset={self.offset}, mean={self.mean}, std={self.std}."
@@ -343,8 +339,12 @@ class DataConfig:
                 f"--std must hold finite numbers > 0; received {self.std}. Use e.g. --std 0.5 "
                 "or one value per channel: --std 0.229,0.224,0.225."
             )
-        if self.mean is not None and self.std is not None and \
-                1 not in (len(self.mean), len(self.std)) and len(self.mean) != len(self.std):
+        if (
+            self.mean is not None
+            and self.std is not None
+            and 1 not in (len(self.mean), len(self.std))
+            and len(self.mean) != len(self.std)
+        ):
             raise ConfigError(
                 f"--mean has {len(self.mean)} values and --std {len(self.std)}; pass one value "
                 "or the same number (one per channel/feature) for each."
@@ -416,9 +416,16 @@ class ExportConfig:
 
 # Limits of `[gates]` (and `--gate KEY=VALUE`), each judged on the int8 model; the
 # `require_*` gates live with the stage they check (QuantizeConfig, ExportConfig).
-GATE_LIMITS = ("max_auroc_drop", "max_sensitivity_drop", "min_specificity", "max_int8_bytes",
-               "max_int8_p50_ms", "min_speedup", "max_latency_regression_pct",
-               "max_size_growth_pct")
+GATE_LIMITS = (
+    "max_auroc_drop",
+    "max_sensitivity_drop",
+    "min_specificity",
+    "max_int8_bytes",
+    "max_int8_p50_ms",
+    "min_speedup",
+    "max_latency_regression_pct",
+    "max_size_growth_pct",
+)
 BASELINE_GATES = ("max_latency_regression_pct", "max_size_growth_pct")
 
 
@@ -445,15 +452,17 @@ class GatesConfig:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or \
-                    not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
                 raise ConfigError(f"Gate {name} must be a finite number; received {value!r}.")
         for name in ("max_auroc_drop", "max_sensitivity_drop", "min_specificity"):
             value = getattr(self, name)
             if value is not None and not -1.0 <= value <= 1.0:
                 raise ConfigError(
-                    f"Gate {name} is a fraction in [-1, 1] (0.02 = two points); received "
-                    f"{value}."
+                    f"Gate {name} is a fraction in [-1, 1] (0.02 = two points); received {value}."
                 )
         for name in ("max_int8_bytes", "max_int8_p50_ms", "min_speedup"):
             value = getattr(self, name)
@@ -476,8 +485,11 @@ class GatesConfig:
                     f"Baseline '{self.baseline}' is not a file; expected the report.json of "
                     "the previous release (e.g. downloaded from its CI run)."
                 )
-            if not needs_baseline and self.max_auroc_drop is None and \
-                    self.max_sensitivity_drop is None:
+            if (
+                not needs_baseline
+                and self.max_auroc_drop is None
+                and self.max_sensitivity_drop is None
+            ):
                 raise ConfigError(
                     f"Baseline '{self.baseline}' was given but no gate uses it. Set at least "
                     "one of max_latency_regression_pct, max_size_growth_pct, max_auroc_drop, "

@@ -97,9 +97,7 @@ def _load_saved_model(path: Path) -> keras.Model:
     sig = loaded.signatures["serving_default"]
     specs = list(sig.structured_input_signature[1].values())
     if len(specs) != 1:
-        raise ModelError(
-            f"SavedModel '{path}' has {len(specs)} inputs; one input is supported."
-        )
+        raise ModelError(f"SavedModel '{path}' has {len(specs)} inputs; one input is supported.")
     inputs = keras.Input(shape=tuple(specs[0].shape[1:]), dtype=specs[0].dtype.name)
     outputs = layer(inputs)
     if isinstance(outputs, dict):
@@ -167,11 +165,16 @@ def train_reference_model(splits: Splits, seed: int = 0) -> keras.Model:
         ],
         name="wdbc_mlp",
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"]
+    )
     model.fit(
-        splits.model_inputs("train"), splits.y_train.astype(np.float32),
+        splits.model_inputs("train"),
+        splits.y_train.astype(np.float32),
         validation_data=(splits.model_inputs("val"), splits.y_val.astype(np.float32)),
-        epochs=60, batch_size=32, shuffle=True, verbose=0,
+        epochs=60,
+        batch_size=32,
+        shuffle=True,
+        verbose=0,
     )
     return model

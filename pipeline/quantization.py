@@ -42,8 +42,9 @@ def calibration_indices(y: np.ndarray, samples: int, seed: int) -> np.ndarray:
     take = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - take), kind="stable")[: samples - take.sum()]:
         take[i] += 1
-    chosen = [rng.permutation(np.flatnonzero(y == c))[:k]
-              for c, k in zip(classes, take, strict=True)]
+    chosen = [
+        rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take, strict=True)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -72,8 +73,9 @@ class QuantizationResult:
     report: dict[str, Any] = field(repr=False)
 
 
-def _convert(model: keras.Model, splits: Splits, config: QuantizeConfig, cand: Candidate,
-             seed: int) -> tuple[bytes, str, np.ndarray]:
+def _convert(
+    model: keras.Model, splits: Splits, config: QuantizeConfig, cand: Candidate, seed: int
+) -> tuple[bytes, str, np.ndarray]:
     from converters import tflite
 
     idx = calibration_indices(splits.calibration_labels, cand.calibration_samples, seed)
@@ -82,12 +84,22 @@ def _convert(model: keras.Model, splits: Splits, config: QuantizeConfig, cand: C
     try:
         if cand.logits:
             with tflite.logits_view(model) as (view, removed):
-                data = tflite.to_int8(view, calibration, io=io, activations=cand.activations,
-                                      sparse=config.sparse_encoding)
+                data = tflite.to_int8(
+                    view,
+                    calibration,
+                    io=io,
+                    activations=cand.activations,
+                    sparse=config.sparse_encoding,
+                )
         else:
             removed = "none"
-            data = tflite.to_int8(model, calibration, io=io, activations=cand.activations,
-                                  sparse=config.sparse_encoding)
+            data = tflite.to_int8(
+                model,
+                calibration,
+                io=io,
+                activations=cand.activations,
+                sparse=config.sparse_encoding,
+            )
     except Exception as exc:  # noqa: BLE001 - the converter raises a variety of types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantizationError(
@@ -105,8 +117,9 @@ def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | N
         path = Path(tmp, "candidate.tflite")
         path.write_bytes(data)
         outputs = run_model(path, splits.model_inputs("val")).outputs
-    auroc = evaluate(probabilities(outputs, kind), splits.y_val,
-                     positive_class=splits.positive_class)["auroc"]
+    auroc = evaluate(
+        probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
+    )["auroc"]
     return auroc, outputs
 
 
@@ -115,15 +128,18 @@ def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
     info = np.iinfo(np.dtype(dtype)) if dtype in ("int8", "uint8", "int16") else None
     flat = np.asarray(raw).reshape(len(raw), -1)[:, -1]
     _, counts = np.unique(flat, return_counts=True)
-    doc = {"largest_tie_fraction": float(counts.max() / len(flat)) if len(flat) else 0.0,
-           "distinct_levels": int(len(counts))}
+    doc = {
+        "largest_tie_fraction": float(counts.max() / len(flat)) if len(flat) else 0.0,
+        "distinct_levels": int(len(counts)),
+    }
     if info is not None:
         doc["saturated_fraction"] = float(np.mean((raw == info.min) | (raw == info.max)))
     return doc
 
 
-def layer_errors(model: keras.Model, calibration: np.ndarray, limit: int = 5
-                 ) -> list[dict[str, Any]] | str:
+def layer_errors(
+    model: keras.Model, calibration: np.ndarray, limit: int = 5
+) -> list[dict[str, Any]] | str:
     """The layers with the largest quantization error (RMSE / scale), from TFLite's
     QuantizationDebugger; a string saying why when it cannot run."""
     import csv
@@ -139,8 +155,8 @@ def layer_errors(model: keras.Model, calibration: np.ndarray, limit: int = 5
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = tflite.representative_dataset(calibration)
             debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter,
-                debug_dataset=tflite.representative_dataset(calibration[:32]))
+                converter=converter, debug_dataset=tflite.representative_dataset(calibration[:32])
+            )
             debugger.run()
             dump = io.StringIO()
             debugger.layer_statistics_dump(dump)
@@ -151,9 +167,14 @@ def layer_errors(model: keras.Model, calibration: np.ndarray, limit: int = 5
         scale = float(row.get("scale") or "nan")
         mse = float(row.get("mean_squared_error") or "nan")
         layer = row.get("tensor_name", "").replace("NumericVerify/", "").split(";")[0]
-        rows.append({"layer": layer, "op": row.get("op_name"),
-                     "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
-                     "max_abs_error": float(row.get("max_abs_error") or "nan")})
+        rows.append(
+            {
+                "layer": layer,
+                "op": row.get("op_name"),
+                "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
+                "max_abs_error": float(row.get("max_abs_error") or "nan"),
+            }
+        )
     rows.sort(key=lambda r: -(r["rmse_over_scale"] or 0.0))
     return rows[:limit]
 
@@ -168,19 +189,34 @@ def _ladder(config: QuantizeConfig, kind: OutputKind) -> list[Candidate]:
     if logits:
         ladder.append(replace(plain, name="logits", logits=True))
     for other in sorted({max(n // 4, 16), n * 4} - {n}):
-        ladder.append(replace(plain, name=f"logits+calibration_{other}", logits=logits,
-                              calibration_samples=other))
+        ladder.append(
+            replace(
+                plain, name=f"logits+calibration_{other}", logits=logits, calibration_samples=other
+            )
+        )
     # 16x8 kernels run on the reference path, not XNNPACK: a MobileNetV2-0.35 went from
     # 0.30 ms to 11.7 ms. Only on request, so a remedy never trades speed silently.
     if config.remedy_int16 and config.activations == "int8" and config.io != "uint8":
-        ladder.append(replace(plain, name="logits+int16_activations" if logits else
-                              "int16_activations", logits=logits, activations="int16"))
+        ladder.append(
+            replace(
+                plain,
+                name="logits+int16_activations" if logits else "int16_activations",
+                logits=logits,
+                activations="int16",
+            )
+        )
     return ladder
 
 
-def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig, kind: OutputKind,
-             reference_val_auroc: float | None, seed: int = 0,
-             progress: Callable[[str], None] = lambda _: None) -> QuantizationResult:
+def quantize(
+    model: keras.Model,
+    splits: Splits,
+    config: QuantizeConfig,
+    kind: OutputKind,
+    reference_val_auroc: float | None,
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda _: None,
+) -> QuantizationResult:
     """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
 
     Args:
@@ -208,13 +244,20 @@ def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig, kind: O
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
         auroc, _ = _val_auroc(data, splits, eval_kind)
-        drop = None if auroc is None or reference_val_auroc is None else \
-            reference_val_auroc - auroc
+        drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
         meets = drop is None or drop <= config.max_auroc_drop
-        tried.append({"name": cand.name, "postprocess": removed,
-                      "calibration_samples": int(len(idx)), "activations": cand.activations,
-                      "val_auroc": auroc, "val_auroc_drop": drop, "meets_budget": meets,
-                      "bytes": len(data)})
+        tried.append(
+            {
+                "name": cand.name,
+                "postprocess": removed,
+                "calibration_samples": int(len(idx)),
+                "activations": cand.activations,
+                "val_auroc": auroc,
+                "val_auroc_drop": drop,
+                "meets_budget": meets,
+                "bytes": len(data),
+            }
+        )
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
         if meets:
@@ -247,8 +290,9 @@ def quantize(model: keras.Model, splits: Splits, config: QuantizeConfig, kind: O
     return QuantizationResult(data, removed, postprocess_kind(removed, kind), report)
 
 
-def _diagnose(model: keras.Model, splits: Splits, data: bytes, info: Any,
-              idx: np.ndarray) -> dict[str, Any]:
+def _diagnose(
+    model: keras.Model, splits: Splits, data: bytes, info: Any, idx: np.ndarray
+) -> dict[str, Any]:
     from device_bench.runner import run_model
 
     with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:

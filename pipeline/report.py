@@ -81,8 +81,8 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
         console.print(
             f"structured: {len(st.get('layers', []))} layers narrowed, MACs "
             f"{st['macs_before']:,} -> {st['macs_after']:,}, params {st['params_before']:,} "
-            f"-> {st['params_after']:,}" + (f", {len(st['skipped'])} layers left whole"
-                                           if st.get("skipped") else "")
+            f"-> {st['params_after']:,}"
+            + (f", {len(st['skipped'])} layers left whole" if st.get("skipped") else "")
         )
 
     def edge(side: str) -> str:

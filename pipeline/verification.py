@@ -49,11 +49,30 @@ class RuntimeCheck:
         return doc
 
 
-def _command(target: RuntimeTarget, model: Path, inputs: Path, outputs: Path, status: Path,
-             runtime_python: Path | None) -> list[str]:
+def _command(
+    target: RuntimeTarget,
+    model: Path,
+    inputs: Path,
+    outputs: Path,
+    status: Path,
+    runtime_python: Path | None,
+) -> list[str]:
     python = str(runtime_python) if target is RuntimeTarget.TFLITE_RUNTIME else sys.executable
-    cmd = [python, "-m", "device_bench", "run", str(model), "--input", str(inputs),
-           "--output", str(outputs), "--status", str(status), "--overwrite", "--no-fallback"]
+    cmd = [
+        python,
+        "-m",
+        "device_bench",
+        "run",
+        str(model),
+        "--input",
+        str(inputs),
+        "--output",
+        str(outputs),
+        "--status",
+        str(status),
+        "--overwrite",
+        "--no-fallback",
+    ]
     if target is RuntimeTarget.TFLITE_RUNTIME:
         cmd += ["--runtime", "tflite_runtime"]
     else:
@@ -63,8 +82,9 @@ def _command(target: RuntimeTarget, model: Path, inputs: Path, outputs: Path, st
     return cmd
 
 
-def run_on_runtime(target: RuntimeTarget, model: Path, x: np.ndarray,
-                   runtime_python: Path | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+def run_on_runtime(
+    target: RuntimeTarget, model: Path, x: np.ndarray, runtime_python: Path | None = None
+) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Runs `model` on `x` under one runtime in a subprocess.
 
     Returns:
@@ -74,16 +94,24 @@ def run_on_runtime(target: RuntimeTarget, model: Path, x: np.ndarray,
         inputs, outputs, status = Path(tmp, "x.npy"), Path(tmp, "y.npz"), Path(tmp, "s.json")
         np.save(inputs, x.astype(np.float32))
         cmd = _command(target, model, inputs, outputs, status, runtime_python)
-        proc = subprocess.run(cmd, env=device_bench_env(), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False, timeout=600)
+        proc = subprocess.run(
+            cmd,
+            env=device_bench_env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            timeout=600,
+        )
         info: dict[str, Any] = json.loads(status.read_text()) if status.exists() else {}
-        if proc.returncode < 0 or (proc.returncode != 0 and not outputs.exists()
-                                   and not info):
+        if proc.returncode < 0 or (proc.returncode != 0 and not outputs.exists() and not info):
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
             state = "crashed" if proc.returncode < 0 else "refused"
-            return None, {**info, "status": state,
-                          "reason": f"exit {proc.returncode}: {tail}" if tail else
-                          f"exit {proc.returncode}"}
+            return None, {
+                **info,
+                "status": state,
+                "reason": f"exit {proc.returncode}: {tail}" if tail else f"exit {proc.returncode}",
+            }
         if not outputs.exists():
             reason = info.get("reason") or info.get("error") or (proc.stderr or "").strip()
             return None, {**info, "status": "refused", "reason": reason}
@@ -95,9 +123,15 @@ def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))) / scale)
 
 
-def verify(model: Path, x: np.ndarray, reference_outputs: np.ndarray, output_scale: float,
-           predict: Any, targets: tuple[RuntimeTarget, ...],
-           runtime_python: Path | None = None) -> list[RuntimeCheck]:
+def verify(
+    model: Path,
+    x: np.ndarray,
+    reference_outputs: np.ndarray,
+    output_scale: float,
+    predict: Any,
+    targets: tuple[RuntimeTarget, ...],
+    runtime_python: Path | None = None,
+) -> list[RuntimeCheck]:
     """Verifies `model` on every target; the first target that runs is the primary.
 
     Args:
@@ -115,26 +149,53 @@ def verify(model: Path, x: np.ndarray, reference_outputs: np.ndarray, output_sca
     reference_pred = predict(reference_outputs)
     for target in targets:
         outputs, info = run_on_runtime(target, model, x, runtime_python)
-        common = {"runtime": info.get("runtime"), "runtime_version": info.get("runtime_version"),
-                  "note": info.get("note")}
+        common = {
+            "runtime": info.get("runtime"),
+            "runtime_version": info.get("runtime_version"),
+            "note": info.get("note"),
+        }
         if outputs is None:
             checks.append(RuntimeCheck(target, info["status"], info.get("reason"), **common))
             continue
         pred = predict(outputs)
-        vs_ref = dict(agreement_vs_reference=float(np.mean(pred == reference_pred)),
-                      max_steps_vs_reference=_steps(outputs, reference_outputs, output_scale))
+        vs_ref = dict(
+            agreement_vs_reference=float(np.mean(pred == reference_pred)),
+            max_steps_vs_reference=_steps(outputs, reference_outputs, output_scale),
+        )
         if primary is None:
             primary = outputs
-            checks.append(RuntimeCheck(target, "ok", None, **common, **vs_ref,
-                                       agreement_vs_primary=1.0, max_steps_vs_primary=0.0))
+            checks.append(
+                RuntimeCheck(
+                    target,
+                    "ok",
+                    None,
+                    **common,
+                    **vs_ref,
+                    agreement_vs_primary=1.0,
+                    max_steps_vs_primary=0.0,
+                )
+            )
             continue
         steps = _steps(outputs, primary, output_scale)
         agreement = float(np.mean(pred == predict(primary)))
         ok = steps <= MAX_STEPS_VS_PRIMARY and agreement >= MIN_AGREEMENT_VS_PRIMARY
-        reason = None if ok else (
-            f"outputs differ from the primary runtime by up to {steps:.1f} quantization steps "
-            f"(bound {MAX_STEPS_VS_PRIMARY:g}) and agree on {agreement:.1%} of predictions")
-        checks.append(RuntimeCheck(target, "ok" if ok else "mismatch", reason, **common,
-                                   **vs_ref, agreement_vs_primary=agreement,
-                                   max_steps_vs_primary=steps))
+        reason = (
+            None
+            if ok
+            else (
+                f"outputs differ from the primary runtime by up to {steps:.1f} quantization steps "
+                f"(bound {MAX_STEPS_VS_PRIMARY:g}) and agree on {agreement:.1%} of predictions"
+            )
+        )
+        checks.append(
+            RuntimeCheck(
+                target,
+                "ok" if ok else "mismatch",
+                reason,
+                **common,
+                **vs_ref,
+                agreement_vs_primary=agreement,
+                max_steps_vs_primary=steps,
+            )
+        )
     return checks

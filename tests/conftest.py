@@ -11,13 +11,17 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
-BREASTMNIST = Path(os.environ.get("BEDSIDE_BREASTMNIST",
-                                  ROOT.parent / "shared" / "data" / "breastmnist.npz"))
+BREASTMNIST = Path(
+    os.environ.get("BEDSIDE_BREASTMNIST", ROOT.parent / "shared" / "data" / "breastmnist.npz")
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--regen-golden", action="store_true",
-                     help="rewrite golden JSON files instead of comparing against them")
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="rewrite golden JSON files instead of comparing against them",
+    )
 
 
 @pytest.fixture

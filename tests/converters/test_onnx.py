@@ -34,8 +34,14 @@ def bn_dropout(n_features: int = 12):
     # non-trivial moving statistics, so a graph using batch statistics would not match
     rng = np.random.default_rng(1)
     bn = model.get_layer("bn")
-    bn.set_weights([rng.uniform(0.5, 2, 16), rng.normal(0, 0.5, 16), rng.normal(0, 1, 16),
-                    rng.uniform(0.5, 3, 16)])
+    bn.set_weights(
+        [
+            rng.uniform(0.5, 2, 16),
+            rng.normal(0, 0.5, 16),
+            rng.normal(0, 1, 16),
+            rng.uniform(0.5, 3, 16),
+        ]
+    )
     return model
 
 
@@ -57,7 +63,7 @@ def _case(name: str, tmp_path: Path, samples: int = 48):
     model = builder()
     shape = (samples, *model.inputs[0].shape[1:])
     rng = np.random.default_rng(0)
-    x = (rng.uniform(0, 1, shape) * scale if scale > 1 else rng.normal(0, 1, shape))
+    x = rng.uniform(0, 1, shape) * scale if scale > 1 else rng.normal(0, 1, shape)
     x = x.astype(np.float32)
     path = tmp_path / "model_int8.tflite"
     path.write_bytes(tflite.to_int8(model, x[:32]))
@@ -91,8 +97,9 @@ def test_onnx_files_match_keras_and_tflite(name: str, tmp_path: Path, onnx_extra
     # dynamic batch: one sample and an odd batch run and agree with the full batch
     full = onnx_export.run_onnx(exported.float_onnx, x)
     for n in (1, 7):
-        np.testing.assert_allclose(onnx_export.run_onnx(exported.float_onnx, x[:n]), full[:n],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            onnx_export.run_onnx(exported.float_onnx, x[:n]), full[:n], atol=1e-6
+        )
 
 
 def test_int8_with_host_sigmoid_reads_logits(tmp_path: Path, onnx_extra: None) -> None:
@@ -153,9 +160,17 @@ def test_parity_failure_is_a_warning(tmp_path: Path) -> None:
 
     raw = np.zeros((4, 1), np.int8)
     pred = np.zeros(4, int)
-    bad = OnnxExport(b"", b"", {"float": float_parity(np.ones((4, 2)), np.zeros((4, 2))),
-                                "int8": int8_parity(raw + 3, raw, pred, pred), "opset": 17},
-                     np.zeros((4, 1)), np.zeros((4, 1)))
+    bad = OnnxExport(
+        b"",
+        b"",
+        {
+            "float": float_parity(np.ones((4, 2)), np.zeros((4, 2))),
+            "int8": int8_parity(raw + 3, raw, pred, pred),
+            "opset": 17,
+        },
+        np.zeros((4, 1)),
+        np.zeros((4, 1)),
+    )
     assert not bad.ok
     assert len(bad.warnings()) == 2 and "model_int8.onnx" in bad.warnings()[1]
 
@@ -164,11 +179,26 @@ def test_build_with_onnx(tmp_path: Path, onnx_extra: None) -> None:
     from pipeline import artifacts
 
     out = tmp_path / "build"
-    assert main(["build", "--out", str(out), "--no-bench", "--sparsity", "0.5", "--onnx",
-                 "--require-onnx-parity"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--out",
+                str(out),
+                "--no-bench",
+                "--sparsity",
+                "0.5",
+                "--onnx",
+                "--require-onnx-parity",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
-    for key, name in (("onnx_pruned_float32", "model_pruned_float32.onnx"),
-                      ("onnx_int8", "model_int8.onnx")):
+    for key, name in (
+        ("onnx_pruned_float32", "model_pruned_float32.onnx"),
+        ("onnx_int8", "model_int8.onnx"),
+    ):
         art = report["artifacts"][key]
         assert Path(art["path"]) == out / name
         assert art["bytes"] == (out / name).stat().st_size
@@ -178,21 +208,37 @@ def test_build_with_onnx(tmp_path: Path, onnx_extra: None) -> None:
     assert parity["int8"]["ok"] and parity["int8"]["max_steps"] <= 1
     assert parity["opset"] == 17
     m = report["metrics"]
-    assert m["onnx_pruned_float32"]["auroc"] == pytest.approx(m["pruned_float32"]["auroc"],
-                                                              abs=1e-3)
+    assert m["onnx_pruned_float32"]["auroc"] == pytest.approx(
+        m["pruned_float32"]["auroc"], abs=1e-3
+    )
     assert m["onnx_int8"]["auroc"] == pytest.approx(m["int8"]["auroc"], abs=1e-3)
     assert m["onnx_int8"]["agreement"] == pytest.approx(m["int8"]["agreement"], abs=0.02)
     assert not [w for w in report["warnings"] if "ONNX" in w]
 
 
-def test_export_onnx_command(tmp_path: Path, onnx_extra: None,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_onnx_command(
+    tmp_path: Path, onnx_extra: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     model, _, _, path = _case("mlp", tmp_path)
     model_path = tmp_path / "pruned.keras"
     model.save(model_path)
     out = tmp_path / "onnx"
-    assert main(["export-onnx", "--model", str(model_path), "--tflite", str(path),
-                 "--out", str(out), "--opset", "15"]) == 0
+    assert (
+        main(
+            [
+                "export-onnx",
+                "--model",
+                str(model_path),
+                "--tflite",
+                str(path),
+                "--out",
+                str(out),
+                "--opset",
+                "15",
+            ]
+        )
+        == 0
+    )
     assert (out / "model_pruned_float32.onnx").is_file() and (out / "model_int8.onnx").is_file()
     doc = json.loads((out / "onnx.json").read_text())
     assert doc["parity"]["opset"] == 15 and doc["parity"]["float"]["ok"]
@@ -200,14 +246,15 @@ def test_export_onnx_command(tmp_path: Path, onnx_extra: None,
     assert "parity ok" in capsys.readouterr().out
 
 
-def test_onnx_without_extra_exits_2_before_work(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_onnx_without_extra_exits_2_before_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from converters import onnx_export
 
     real = onnx_export.find_spec
-    monkeypatch.setattr(onnx_export, "find_spec",
-                        lambda name: None if name == "tf2onnx" else real(name))
+    monkeypatch.setattr(
+        onnx_export, "find_spec", lambda name: None if name == "tf2onnx" else real(name)
+    )
     out = tmp_path / "build"
     assert main(["build", "--out", str(out), "--onnx"]) == 2
     err = capsys.readouterr().err
@@ -215,7 +262,8 @@ def test_onnx_without_extra_exits_2_before_work(tmp_path: Path,
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_opset_out_of_range_is_a_config_error(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_opset_out_of_range_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["build", "--out", str(tmp_path / "b"), "--onnx", "--opset", "9"]) == 2
     assert "--opset must be in [13, 18]" in capsys.readouterr().err

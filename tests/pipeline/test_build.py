@@ -24,8 +24,13 @@ def default_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
 
 def test_default_build_writes_every_artifact(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
-    for name in ("model_float32.tflite", "model_pruned_float32.tflite", "model_int8.tflite",
-                 "report.json", "preprocessing.json"):
+    for name in (
+        "model_float32.tflite",
+        "model_pruned_float32.tflite",
+        "model_int8.tflite",
+        "report.json",
+        "preprocessing.json",
+    ):
         assert (out / name).is_file(), name
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".build.")]
     for variant in VARIANTS:
@@ -34,8 +39,7 @@ def test_default_build_writes_every_artifact(default_build: tuple[Path, dict]) -
         assert len(art["sha256"]) == 64
 
 
-def test_default_int8_is_full_integer_read_from_the_file(default_build: tuple[Path, dict]
-                                                         ) -> None:
+def test_default_int8_is_full_integer_read_from_the_file(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
     info = inspect_tflite(out / "model_int8.tflite")
     assert info.full_integer
@@ -66,7 +70,8 @@ def test_default_report_keys(default_build: tuple[Path, dict]) -> None:
     for layer in p["layers"]:
         assert {"name", "params", "sparsity"} <= set(layer)
     weighted = sum(lay["sparsity"] * lay["params"] for lay in p["layers"]) / sum(
-        lay["params"] for lay in p["layers"])
+        lay["params"] for lay in p["layers"]
+    )
     assert p["achieved_sparsity"] == pytest.approx(weighted)
     for variant in VARIANTS:
         assert {"accuracy", "auroc"} <= set(report["metrics"][variant])
@@ -77,8 +82,7 @@ def test_default_report_keys(default_build: tuple[Path, dict]) -> None:
         assert b["peak_rss_mb"] > 0
 
 
-def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path, dict]
-                                                      ) -> None:
+def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
     sparsity = inspect_tflite(out / "model_pruned_float32.tflite").weight_sparsity()
     kernels = [s for s in sparsity if s["params"] > 100]
@@ -88,8 +92,9 @@ def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path,
     assert zeros / total == pytest.approx(report["pruning"]["achieved_sparsity"], abs=0.02)
 
 
-def test_refuses_non_empty_out_without_overwrite(default_build: tuple[Path, dict],
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_non_empty_out_without_overwrite(
+    default_build: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
     out, _ = default_build
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(["build", "--out", str(out), "--no-bench"]) == 2
@@ -102,13 +107,13 @@ def _train_briefly(model, x: np.ndarray, y: np.ndarray, epochs: int = 3) -> None
     units = model.outputs[0].shape[-1]
     loss = "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
     model.compile(optimizer="adam", loss=loss)
-    model.fit(x, y.astype(np.float32 if units == 1 else np.int64), epochs=epochs,
-              batch_size=64, verbose=0)
+    model.fit(
+        x, y.astype(np.float32 if units == 1 else np.int64), epochs=epochs, batch_size=64, verbose=0
+    )
 
 
 @pytest.mark.parametrize("kind", ["residual", "conv2d"])
-def test_build_user_model_on_breastmnist(kind: str, breastmnist_path: Path,
-                                         tmp_path: Path) -> None:
+def test_build_user_model_on_breastmnist(kind: str, breastmnist_path: Path, tmp_path: Path) -> None:
     import keras
 
     keras.utils.set_random_seed(0)
@@ -119,8 +124,20 @@ def test_build_user_model_on_breastmnist(kind: str, breastmnist_path: Path,
     model_path = tmp_path / f"{kind}.keras"
     model.save(model_path)
     out = tmp_path / "out"
-    code = main(["build", "--model", str(model_path), "--data", str(breastmnist_path),
-                 "--out", str(out), "--no-bench", "--sparsity", "0.3"])
+    code = main(
+        [
+            "build",
+            "--model",
+            str(model_path),
+            "--data",
+            str(breastmnist_path),
+            "--out",
+            str(out),
+            "--no-bench",
+            "--sparsity",
+            "0.3",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["quantization"]["full_integer"]
@@ -146,16 +163,34 @@ def test_build_user_mlp_on_embedded_data_as_npz(wdbc_npz: Path, tmp_path: Path) 
     data = tmp_path / "std.npz"
     np.savez(data, x=((x - mean) / std).astype(np.float32), y=y)
     out = tmp_path / "out"
-    assert main(["build", "--model", str(model_path), "--data", str(data), "--out", str(out),
-                 "--no-bench"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--model",
+                str(model_path),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--no-bench",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["float32"]["auroc"] > 0.95
     assert abs(report["metrics"]["int8"]["auroc"] - report["metrics"]["float32"]["auroc"]) < 0.02
 
 
 def _bench(p50: float, runtime: str = "ai_edge_litert") -> dict:
-    return {"status": "ok", "runtime": runtime, "runtime_version": "x", "threads": 1,
-            "latency_ms": {"p50": p50}}
+    return {
+        "status": "ok",
+        "runtime": runtime,
+        "runtime_version": "x",
+        "threads": 1,
+        "latency_ms": {"p50": p50},
+    }
 
 
 def test_warns_when_int8_is_not_faster() -> None:
@@ -164,7 +199,9 @@ def test_warns_when_int8_is_not_faster() -> None:
     assert _warnings({"float32": _bench(2.0), "int8": _bench(1.0)}) == []
     slow = _warnings({"float32": _bench(1.0), "int8": _bench(1.5)})
     assert len(slow) == 1 and "1.5 ms int8 vs 1 ms float32" in slow[0]
-    legacy = {"float32": {**_bench(2.0), "runtime_python": _bench(0.4, "tflite_runtime")},
-              "int8": {**_bench(1.0), "runtime_python": _bench(4.3, "tflite_runtime")}}
+    legacy = {
+        "float32": {**_bench(2.0), "runtime_python": _bench(0.4, "tflite_runtime")},
+        "int8": {**_bench(1.0), "runtime_python": _bench(4.3, "tflite_runtime")},
+    }
     (warning,) = _warnings(legacy)
     assert "tflite_runtime" in warning and "4.3 ms int8 vs 0.4 ms" in warning

@@ -20,16 +20,20 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("catalogue")
     good = root / "mlp.keras"
     models.mlp().save(good)
-    lam = keras.Sequential([keras.Input((30,)), keras.layers.Dense(4),
-                            keras.layers.Lambda(lambda t: t * 2.0),
-                            keras.layers.Dense(1, activation="sigmoid")])
+    lam = keras.Sequential(
+        [
+            keras.Input((30,)),
+            keras.layers.Dense(4),
+            keras.layers.Lambda(lambda t: t * 2.0),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     lam.save(root / "lambda.keras")
     a, b = keras.Input((30,)), keras.Input((5,))
     two = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
     two.save(root / "two_inputs.keras")
     rng = np.random.default_rng(0)
-    np.savez(root / "good.npz", x=rng.normal(size=(90, 30)).astype(np.float32),
-             y=np.arange(90) % 2)
+    np.savez(root / "good.npz", x=rng.normal(size=(90, 30)).astype(np.float32), y=np.arange(90) % 2)
     (root / "truncated.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 40)
     (root / "corrupt.npz").write_bytes(b"PK\x03\x04" + b"\x01" * 60)
     (root / "empty_dir").mkdir()
@@ -50,10 +54,22 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, err
 
 
-def _build(files: dict[str, Path], out: Path, model: str = "mlp", data: str = "good",
-           *extra: str) -> list[str]:
-    return ["build", "--model", str(files[model]), "--data", str(files[data]), "--out",
-            str(out), "--no-bench", "--sparsity", "0.5", *extra]
+def _build(
+    files: dict[str, Path], out: Path, model: str = "mlp", data: str = "good", *extra: str
+) -> list[str]:
+    return [
+        "build",
+        "--model",
+        str(files[model]),
+        "--data",
+        str(files[data]),
+        "--out",
+        str(out),
+        "--no-bench",
+        "--sparsity",
+        "0.5",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -69,8 +85,14 @@ def _build(files: dict[str, Path], out: Path, model: str = "mlp", data: str = "g
         ("mlp", "empty_dir", "empty_dir"),
     ],
 )
-def test_bad_input_exits_2(model: str, data: str, words: str, files: dict[str, Path],
-                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2(
+    model: str,
+    data: str,
+    words: str,
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = tmp_path / "out"
     code, err = _cli(_build(files, out, model, data), capsys)
     assert code == 2
@@ -84,8 +106,9 @@ def test_unsafe_load_builds_a_lambda_model(files: dict[str, Path], tmp_path: Pat
     assert (tmp_path / "out" / "model_int8.tflite").is_file()
 
 
-def test_truncated_tflite_is_refused_by_inspect(files: dict[str, Path],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_tflite_is_refused_by_inspect(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = _cli(["inspect", str(files["truncated"].with_suffix(".tflite"))], capsys)
     assert code == 2 and "truncated.tflite" in err
 
@@ -94,13 +117,24 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     from pipeline.errors import ModelError
 
     with pytest.raises(ModelError):
-        main(["--debug", "build", "--model", str(tmp_path / "missing.keras"), "--data",
-              str(tmp_path / "d.npz")])
+        main(
+            [
+                "--debug",
+                "build",
+                "--model",
+                str(tmp_path / "missing.keras"),
+                "--data",
+                str(tmp_path / "d.npz"),
+            ]
+        )
 
 
-def test_ctrl_c_leaves_the_previous_output_untouched(files: dict[str, Path], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_leaves_the_previous_output_untouched(
+    files: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = tmp_path / "out"
     assert main(_build(files, out)) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -21,16 +21,27 @@ def test_bench_two_models_interleaved(capsys: pytest.CaptureFixture[str]) -> Non
     assert first["status"] == second["status"] == "ok"
     assert first["ratio_to_first"]["p50"] == 1.0
     assert second["ratio_to_first"]["p50"] == pytest.approx(
-        second["latency_ms"]["p50"] / first["latency_ms"]["p50"], rel=1e-6)
+        second["latency_ms"]["p50"] / first["latency_ms"]["p50"], rel=1e-6
+    )
 
 
-def test_bench_reports_a_bad_model_without_dying(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_reports_a_bad_model_without_dying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.tflite"
     data = (MODELS / "dense_int8.tflite").read_bytes()
     broken.write_bytes(data[: len(data) // 3])
-    code = main(["bench", str(MODELS / "dense_float32.tflite"), str(broken), "--runs", "20",
-                 "--min-seconds", "0"])
+    code = main(
+        [
+            "bench",
+            str(MODELS / "dense_float32.tflite"),
+            str(broken),
+            "--runs",
+            "20",
+            "--min-seconds",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "refused" in out and "dense_float32.tflite: " in out
@@ -41,9 +52,25 @@ def test_bench_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not a file" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.environ.get("BEDSIDE_LEGACY_PYTHON"),
-                    reason="set BEDSIDE_LEGACY_PYTHON to a numpy<2 Python with tflite-runtime")
+@pytest.mark.skipif(
+    not os.environ.get("BEDSIDE_LEGACY_PYTHON"),
+    reason="set BEDSIDE_LEGACY_PYTHON to a numpy<2 Python with tflite-runtime",
+)
 def test_bench_under_runtime_python(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", str(MODELS / "dense_int8.tflite"), "--runs", "20", "--min-seconds",
-                 "0", "--json", "--runtime-python", os.environ["BEDSIDE_LEGACY_PYTHON"]]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(MODELS / "dense_int8.tflite"),
+                "--runs",
+                "20",
+                "--min-seconds",
+                "0",
+                "--json",
+                "--runtime-python",
+                os.environ["BEDSIDE_LEGACY_PYTHON"],
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["models"][0]["runtime"] == "tflite_runtime"

@@ -27,8 +27,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(["build", "--model", str(tmp_path / "nope.keras"), "--data",
-                      str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")], capsys)
+    code, err = _run(
+        [
+            "build",
+            "--model",
+            str(tmp_path / "nope.keras"),
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2
     assert "does not exist" in err and "nope.keras" in err
     assert not (tmp_path / "o").exists()
@@ -37,30 +47,55 @@ def test_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_corrupt_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    code, err = _run(["build", "--model", str(bad), "--data", str(tmp_path / "d.npz"),
-                      "--out", str(tmp_path / "o")], capsys)
+    code, err = _run(
+        [
+            "build",
+            "--model",
+            str(bad),
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "broken.keras" in err
 
 
-def test_data_shape_mismatch(tiny_model: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_shape_mismatch(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "images.npz"
     rng = np.random.default_rng(0)
     np.savez(data, x=rng.normal(size=(60, 8, 8)).astype(np.float32), y=np.arange(60) % 2)
-    code, err = _run(["build", "--model", str(tiny_model), "--data", str(data), "--out",
-                      str(tmp_path / "o"), "--no-bench"], capsys)
+    code, err = _run(
+        [
+            "build",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-bench",
+        ],
+        capsys,
+    )
     assert code == 2
     assert "(8, 8)" in err and "(None, 30)" in err
     assert not (tmp_path / "o").exists()
     assert not list(tmp_path.glob(".o.*"))
 
 
-def test_pickled_npz_refused(tiny_model: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_pickled_npz_refused(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "pickled.npz"
     np.savez(data, x=np.array([{"a": 1}], dtype=object), y=np.array([0]))
-    code, err = _run(["build", "--model", str(tiny_model), "--data", str(data), "--out",
-                      str(tmp_path / "o")], capsys)
+    code, err = _run(
+        ["build", "--model", str(tiny_model), "--data", str(data), "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 2 and "pickled" in err
 
 
@@ -69,17 +104,22 @@ def test_nan_data(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     x[3, 4] = np.nan
     data = tmp_path / "nan.npz"
     np.savez(data, x=x, y=np.arange(60) % 2)
-    code, err = _run(["build", "--model", str(tiny_model), "--data", str(data), "--out",
-                      str(tmp_path / "o")], capsys)
+    code, err = _run(
+        ["build", "--model", str(tiny_model), "--data", str(data), "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 2 and "NaN" in err
 
 
-def test_labels_beyond_the_output(tiny_model: Path, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_labels_beyond_the_output(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "three.npz"
     np.savez(data, x=np.ones((90, 30), np.float32), y=np.arange(90) % 3)
-    code, err = _run(["build", "--model", str(tiny_model), "--data", str(data), "--out",
-                      str(tmp_path / "o")], capsys)
+    code, err = _run(
+        ["build", "--model", str(tiny_model), "--data", str(data), "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 2 and "class 2" in err
 
 

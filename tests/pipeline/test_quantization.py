@@ -41,8 +41,14 @@ def _sin_model():
         def call(self, x):
             return keras.ops.sin(x)
 
-    return keras.Sequential([keras.Input((30,)), keras.layers.Dense(4, name="pre"), Sin(),
-                             keras.layers.Dense(1, activation="sigmoid", name="head")])
+    return keras.Sequential(
+        [
+            keras.Input((30,)),
+            keras.layers.Dense(4, name="pre"),
+            Sin(),
+            keras.layers.Dense(1, activation="sigmoid", name="head"),
+        ]
+    )
 
 
 def test_float_op_left_by_the_converter_is_caught() -> None:
@@ -84,17 +90,30 @@ def confident(tmp_path_factory: pytest.TempPathFactory, breastmnist_path: Path) 
 
 
 def _build(model: Path, data: Path, out: Path, *flags: str) -> dict:
-    code = main(["build", "--model", str(model), "--data", str(data), "--out", str(out),
-                 "--no-bench", "--sparsity", "0", *flags])
+    code = main(
+        [
+            "build",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--no-bench",
+            "--sparsity",
+            "0",
+            *flags,
+        ]
+    )
     assert code == 0
     return json.loads((out / "report.json").read_text())
 
 
-def test_remedy_keeps_confident_sigmoid_within_budget(confident: Path, breastmnist_path: Path,
-                                                      tmp_path: Path) -> None:
+def test_remedy_keeps_confident_sigmoid_within_budget(
+    confident: Path, breastmnist_path: Path, tmp_path: Path
+) -> None:
     plain = _build(confident, breastmnist_path, tmp_path / "plain", "--no-remedy")
-    remedied = _build(confident, breastmnist_path, tmp_path / "remedy",
-                      "--max-auroc-drop", "0.0")
+    remedied = _build(confident, breastmnist_path, tmp_path / "remedy", "--max-auroc-drop", "0.0")
     assert plain["quantization"]["recipe"] == "plain"
     assert len(plain["quantization"]["tried"]) == 1
     q = remedied["quantization"]
@@ -112,11 +131,15 @@ def test_remedy_keeps_confident_sigmoid_within_budget(confident: Path, breastmni
 
 @pytest.mark.parametrize(
     "flags, in_dtype, full_integer",
-    [(["--io", "uint8"], "uint8", True), (["--io", "float32"], "float32", False),
-     (["--activations", "int16"], "int16", True)],
+    [
+        (["--io", "uint8"], "uint8", True),
+        (["--io", "float32"], "float32", False),
+        (["--activations", "int16"], "int16", True),
+    ],
 )
-def test_io_and_activation_options(flags: list[str], in_dtype: str, full_integer: bool,
-                                   wdbc_npz: Path, tmp_path: Path) -> None:
+def test_io_and_activation_options(
+    flags: list[str], in_dtype: str, full_integer: bool, wdbc_npz: Path, tmp_path: Path
+) -> None:
     from tests import models
 
     model = tmp_path / "mlp.keras"
@@ -152,15 +175,24 @@ sys.exit(code)
     return script
 
 
-def test_broken_runtime_is_caught(wdbc_npz: Path, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_runtime_is_caught(
+    wdbc_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests import models
 
     model = tmp_path / "mlp.keras"
     models.mlp().save(model)
     broken = _broken_python(tmp_path)
-    argv = ["build", "--model", str(model), "--data", str(wdbc_npz), "--no-bench",
-            "--runtime-python", str(broken)]
+    argv = [
+        "build",
+        "--model",
+        str(model),
+        "--data",
+        str(wdbc_npz),
+        "--no-bench",
+        "--runtime-python",
+        str(broken),
+    ]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     checks = {c["target"]: c for c in report["quantization"]["verification"]}
@@ -169,18 +201,42 @@ def test_broken_runtime_is_caught(wdbc_npz: Path, tmp_path: Path,
     assert checks["tflite-runtime"]["status"] == "mismatch"
     assert "quantization steps" in checks["tflite-runtime"]["reason"]
     capsys.readouterr()
-    assert main([*argv, "--out", str(tmp_path / "b"), "--require-runtime",
-                 RuntimeTarget.TFLITE_RUNTIME.value]) == 1
+    assert (
+        main(
+            [
+                *argv,
+                "--out",
+                str(tmp_path / "b"),
+                "--require-runtime",
+                RuntimeTarget.TFLITE_RUNTIME.value,
+            ]
+        )
+        == 1
+    )
     assert "tflite-runtime" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.environ.get("BEDSIDE_LEGACY_PYTHON"),
-                    reason="set BEDSIDE_LEGACY_PYTHON to a numpy<2 Python with tflite-runtime")
+@pytest.mark.skipif(
+    not os.environ.get("BEDSIDE_LEGACY_PYTHON"),
+    reason="set BEDSIDE_LEGACY_PYTHON to a numpy<2 Python with tflite-runtime",
+)
 def test_verification_on_legacy_tflite_runtime(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["build", "--out", str(out), "--no-bench", "--runtime-python",
-                 os.environ["BEDSIDE_LEGACY_PYTHON"], "--require-runtime",
-                 "tflite-runtime"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--out",
+                str(out),
+                "--no-bench",
+                "--runtime-python",
+                os.environ["BEDSIDE_LEGACY_PYTHON"],
+                "--require-runtime",
+                "tflite-runtime",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     check = {c["target"]: c for c in report["quantization"]["verification"]}["tflite-runtime"]
     assert check["status"] == "ok", check
@@ -199,5 +255,4 @@ def test_int16_remedy_only_on_request() -> None:
     assert all(c.activations == "int8" for c in default)
     opted = _ladder(QuantizeConfig(remedy_int16=True), OutputKind.SIGMOID)
     assert opted[-1].activations == "int16" and opted[-1].logits
-    assert [c.name for c in _ladder(QuantizeConfig(remedy=False), OutputKind.SIGMOID)] == [
-        "plain"]
+    assert [c.name for c in _ladder(QuantizeConfig(remedy=False), OutputKind.SIGMOID)] == ["plain"]
