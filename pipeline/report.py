@@ -39,33 +39,19 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     )
     for column in (
         "variant",
-        "bytes",
+        "size",
         "AUROC",
-        "acc",
         "sens",
         "spec",
+        "acc",
         "agree",
         "p50 ms",
         "p99 ms",
         "RSS MB",
     ):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
-    for variant, art in report["artifacts"].items():
-        m = report["metrics"].get(variant, {})
-        b = report["bench"].get(variant, {})
-        lat = b.get("latency_ms", {})
-        table.add_row(
-            variant,
-            f"{art['bytes']}",
-            _fmt(m.get("auroc")),
-            _fmt(m.get("accuracy")),
-            _fmt(m.get("sensitivity"), ".3f"),
-            _fmt(m.get("specificity"), ".3f"),
-            _fmt(m.get("agreement"), ".3f"),
-            _fmt(lat.get("p50"), ".3g"),
-            _fmt(lat.get("p99"), ".3g"),
-            _fmt(b.get("peak_rss_mb"), ".1f"),
-        )
+    for row in variant_rows(report, markdown=False):
+        table.add_row(*row)
     console.print(table)
     p, q = report["pruning"], report["quantization"]
     tau = "per layer" if p["threshold"] is None else f"{p['threshold']:.6g}"
@@ -260,8 +246,8 @@ def _kb(nbytes: int | None) -> str:
     return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
 
 
-def variant_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """One row per variant: size, AUROC, sensitivity, specificity, latency, memory."""
+def variant_rows(report: dict[str, Any], markdown: bool = True) -> list[list[Any]]:
+    """One row per variant (VARIANT_HEADER's columns), for report.md and the terminal."""
     rows = []
     for variant, art in report["artifacts"].items():
         m = report["metrics"].get(variant, {})
@@ -269,12 +255,13 @@ def variant_rows(report: dict[str, Any]) -> list[list[Any]]:
         lat = b.get("latency_ms", {})
         rows.append(
             [
-                f"`{variant}`",
+                f"`{variant}`" if markdown else variant,
                 _kb(art.get("bytes")),
                 _fmt(m.get("auroc")),
                 _fmt(m.get("sensitivity"), ".3f"),
                 _fmt(m.get("specificity"), ".3f"),
                 _fmt(m.get("accuracy"), ".3f"),
+                _fmt(m.get("agreement"), ".3f"),
                 _fmt(lat.get("p50"), ".3g"),
                 _fmt(lat.get("p99"), ".3g"),
                 _fmt(b.get("peak_rss_mb"), ".1f"),
@@ -290,6 +277,7 @@ VARIANT_HEADER = (
     "sensitivity",
     "specificity",
     "accuracy",
+    "agreement",
     "p50 ms",
     "p99 ms",
     "peak RSS MB",
