@@ -239,7 +239,9 @@ def _parser() -> argparse.ArgumentParser:
         "--structured-criterion",
         choices=[c.value for c in StructuredCriterion],
         default="l1",
-        help="filter norm ranking channels (default l1)",
+        help="ranking of channels: l1/l2 filter norm, or activation (mean |value| each "
+        "reader takes from the channel on training inputs times its kernel rows' l2 "
+        "norm; default l1)",
     )
     b.add_argument(
         "--structured-scope",
@@ -261,6 +263,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="M",
         help="structured: shrunk layers keep a multiple of M channels (8 or 16 "
         "match int8 kernel tiles and run faster; default 1: exact)",
+    )
+    b.add_argument(
+        "--drop-blocks",
+        type=int,
+        default=0,
+        metavar="N",
+        help="structured: first remove the N residual branches that add least to their "
+        "skip input (fewer ops, faster on the device; default 0)",
     )
     b.add_argument(
         "--structured-finetune-epochs",
@@ -575,6 +585,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             scope=PruneScope(args.structured_scope),
             min_channels=args.min_channels,
             channel_multiple=args.channel_multiple,
+            drop_blocks=args.drop_blocks,
             finetune_epochs=(
                 args.finetune_epochs
                 if args.structured_finetune_epochs is None

@@ -159,10 +159,14 @@ class PruneConfig:
 
 
 class StructuredCriterion(str, enum.Enum):
-    """Norm of a filter (the kernel slice producing one output channel)."""
+    """How a channel is scored: the norm of its filter (the kernel slice producing it), or
+    what its consumers read from it on training inputs."""
 
     L1 = "l1"
     L2 = "l2"
+    # data-driven: mean |input| of the channel where each consumer reads it, times the
+    # l2 norm of the consumer's kernel rows for it (what removing the channel takes away)
+    ACTIVATION = "activation"
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,12 @@ class StructuredConfig:
     normalised norm is below T goes. No layer drops below min(width, `min_channels`). With
     `channel_multiple` M > 1 every shrunk layer keeps a multiple of M channels (the nearest,
     at least M; a layer of width <= M stays whole): int8 kernels (XNNPACK) work in tiles of
-    8 or 16 channels, so aligned widths run faster than the MAC count says. Off when neither
-    sparsity nor threshold is set.
+    8 or 16 channels, so aligned widths run faster than the MAC count says.
+
+    With `drop_blocks` N > 0 the N residual branches that add least to their skip input
+    (mean ||branch|| / ||skip|| over training images) are removed whole first, channels
+    after: a removed branch takes its ops with it, which narrowing cannot (each op has a
+    fixed cost on the device). Off when none of sparsity, threshold and drop_blocks is set.
     """
 
     sparsity: float | None = None  # R in [0, 1): fraction of prunable channels removed
@@ -187,9 +195,15 @@ class StructuredConfig:
     min_channels: int = 4
     channel_multiple: int = 1
     finetune_epochs: int = 0
+    drop_blocks: int = 0  # residual branches removed whole, before channels
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
+        if self.drop_blocks < 0:
+            raise ConfigError(
+                f"--drop-blocks must be >= 0; received {self.drop_blocks}. It is the number of "
+                "residual branches to remove (0 keeps them all)."
+            )
         object.__setattr__(self, "scope", PruneScope(self.scope))
         if self.sparsity is not None and self.threshold is not None:
             raise ConfigError(
@@ -222,6 +236,11 @@ class StructuredConfig:
 
     @property
     def enabled(self) -> bool:
+        return self.sparsity is not None or self.threshold is not None or self.drop_blocks > 0
+
+    @property
+    def channels(self) -> bool:
+        """Whether channels are removed (else only residual branches)."""
         return self.sparsity is not None or self.threshold is not None
 
 

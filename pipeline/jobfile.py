@@ -265,9 +265,9 @@ KEYS: tuple[Key, ...] = (
         "prune",
         "structured_criterion",
         "choice",
-        "filter norm ranking channels",
+        "how channels are ranked: filter norm, or what their readers take from them",
         attr="structured.criterion",
-        choices=("l1", "l2"),
+        choices=("l1", "l2", "activation"),
     ),
     _k(
         "prune",
@@ -290,6 +290,14 @@ KEYS: tuple[Key, ...] = (
         "int",
         "structured: shrunk layers keep a multiple of M channels (1: exact)",
         attr="structured.channel_multiple",
+    ),
+    _k(
+        "prune",
+        "drop_blocks",
+        "int",
+        "structured: first remove the N residual branches that add least",
+        attr="structured.drop_blocks",
+        example="4",
     ),
     _k(
         "prune",

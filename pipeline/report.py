@@ -64,8 +64,13 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
         console.print(f"  {p['note']}")
     st = p.get("structured")
     if st:
+        layers = st.get("layers", [])
+        narrowed = sum(
+            1 for r in layers if 0 < (r["channels_after"] or 0) < (r["channels_before"] or 0)
+        )
         console.print(
-            f"structured: {len(st.get('layers', []))} layers narrowed, MACs "
+            f"structured: {len(st.get('dropped_blocks', []))} residual branches removed, "
+            f"{narrowed} layers narrowed, MACs "
             f"{st['macs_before']:,} -> {st['macs_after']:,}, params {st['params_before']:,} "
             f"-> {st['params_after']:,}"
             + (f", {len(st['skipped'])} layers left whole" if st.get("skipped") else "")

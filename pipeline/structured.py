@@ -433,10 +433,74 @@ def filter_norms(
     return norms
 
 
-def channel_scores(
-    model: keras.Model, graph: ChannelGraph, criterion: StructuredCriterion
+def _input_rows_norm(layer: Any) -> np.ndarray:
+    """l2 norm of the kernel weights that read each input unit of a Conv/Dense layer."""
+    if isinstance(layer, _classes(SEPARABLE)):
+        depthwise = np.asarray(layer.depthwise_kernel.numpy(), np.float64)  # (..., C, m)
+        c_in, m = depthwise.shape[-2:]
+        pointwise = np.asarray(layer.pointwise_kernel.numpy(), np.float64).reshape(c_in * m, -1)
+        per_row = np.sqrt((pointwise**2).sum(axis=1)).reshape(c_in, m)
+        taps = np.sqrt((np.moveaxis(depthwise, -2, 0).reshape(c_in, -1, m) ** 2).sum(axis=1))
+        return np.asarray((per_row * taps).sum(axis=1))
+    kernel = np.asarray(layer.kernel.numpy(), np.float64)
+    axis = -1 if isinstance(layer, _classes(TRANSPOSED)) else -2 if kernel.ndim > 2 else 0
+    rows = np.moveaxis(kernel, axis, 0).reshape(kernel.shape[axis], -1)
+    return np.sqrt((rows**2).sum(axis=1))
+
+
+def activation_scores(
+    model: keras.Model, graph: ChannelGraph, x: np.ndarray
 ) -> dict[int, np.ndarray]:
-    """Normalised score of every channel of every prunable group (mean 1 per producer)."""
+    """Score of every channel of every prunable group from data: for each Conv/Dense that
+    reads the channel, mean |value| it reads (over `x` and all positions) times the l2 norm
+    of its kernel rows for that channel, summed over readers. A channel nobody reads with a
+    kernel scores 0."""
+    import keras
+
+    prunable = graph.prunable()
+    readers = [
+        role
+        for role in graph.roles.values()
+        if role.role == "producer" and any(graph.find(g) in prunable for g in role.inputs[0].groups)
+    ]
+    scores = {gid: np.zeros(graph.size(gid)) for gid in prunable}
+    if not readers:
+        return scores
+    functional = _functional(model)
+    nodes = {n.operation.name: n for n in _nodes(functional) if not n.is_input}
+    probe = keras.Model(functional.inputs, [nodes[r.layer.name].input_tensors[0] for r in readers])
+    values = probe.predict(x, verbose=0, batch_size=64)
+    values = values if isinstance(values, list) else [values]
+    for role, value in zip(readers, values, strict=True):
+        channels = role.inputs[0]
+        width = sum(graph.size(g) for g in channels.groups)
+        magnitude = np.abs(np.asarray(value, np.float64)).reshape(-1, value.shape[-1])
+        contribution = magnitude.mean(axis=0)
+        contribution = contribution * _input_rows_norm(role.layer)
+        if channels.flat:  # Flatten -> Dense: sum each channel's positions
+            contribution = contribution.reshape(channels.flat, width).sum(axis=0)
+        offset = 0
+        for g in channels.groups:
+            root, size = graph.find(g), graph.size(g)
+            if root in scores:
+                scores[root] += contribution[offset : offset + size]
+            offset += size
+    return scores
+
+
+def channel_scores(
+    model: keras.Model,
+    graph: ChannelGraph,
+    criterion: StructuredCriterion,
+    x: np.ndarray | None = None,
+) -> dict[int, np.ndarray]:
+    """Normalised score of every channel of every prunable group (mean 1 per producer, or
+    per group for the activation criterion, which needs the inputs `x`)."""
+    if criterion is StructuredCriterion.ACTIVATION:
+        if x is None:
+            raise ValueError("the activation criterion needs input samples")
+        raw = activation_scores(model, graph, x)
+        return {g: v / v.mean() if v.mean() > 0 else np.ones_like(v) for g, v in raw.items()}
     scores = {}
     for gid, names in graph.prunable().items():
         per_producer = []
@@ -490,14 +554,17 @@ class ChannelPlan:
         return sum(self.graph.size(g) for g in self.scores)
 
 
-def select_channels(model: keras.Model, config: StructuredConfig) -> ChannelPlan:
+def select_channels(
+    model: keras.Model, config: StructuredConfig, x: np.ndarray | None = None
+) -> ChannelPlan:
     """The channels `config` keeps in every prunable group of `model`; nothing is changed.
+    `x`: training inputs, needed by the activation criterion.
 
     Raises:
         ModelError: the model has no functional graph.
     """
     graph = analyse(model)
-    scores = channel_scores(model, graph, config.criterion)
+    scores = channel_scores(model, graph, config.criterion, x)
     floor = {gid: min(len(s), config.min_channels) for gid, s in scores.items()}
     remove: dict[int, set[int]] = {gid: set() for gid in scores}
     if config.threshold is not None:
@@ -655,6 +722,161 @@ def mask_removed_inputs(model: keras.Model, plan: ChannelPlan) -> keras.Model:
     return copy
 
 
+# --------------------------------------------------------------------------- residual blocks
+
+
+@dataclass(frozen=True)
+class ResidualBranch:
+    """A chain of single-input layers from a tensor `skip` to an Add that sums the chain's
+    output with `skip` again: removing the chain leaves Add(skip) = skip."""
+
+    add: str  # the Add layer's name
+    layers: tuple[str, ...]  # the chain, input side first
+    skip_index: int  # which of the Add's two inputs is the skip
+    last: Any = field(repr=False)  # the chain's last layer (BatchNormalization or producer)
+
+
+def residual_branches(model: keras.Model) -> list[ResidualBranch]:
+    """Every residual branch of `model` that can be removed whole: a chain of single-input,
+    single-output layers, called once, each read only by the next, starting at the tensor
+    the Add also reads and ending in a BatchNormalization or a Conv/Dense (so that zeroing
+    that layer zeroes the branch). Add layers of more than two inputs are not considered.
+
+    Raises:
+        ModelError: the model has no functional graph.
+    """
+    import keras
+
+    graph = _functional(model)
+    nodes = _nodes(graph)
+    made_by: dict[int, Any] = {}
+    readers: dict[int, int] = {}
+    calls: dict[int, int] = {}
+    for node in nodes:
+        for t in node.outputs:
+            made_by[id(t)] = node
+        if node.is_input or node.operation is None:
+            continue
+        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
+        for t in node.input_tensors:
+            readers[id(t)] = readers.get(id(t), 0) + 1
+    for t in graph.outputs:
+        readers[id(t)] = readers.get(id(t), 0) + 1
+    last_kinds = (*_classes(PRODUCERS), keras.layers.BatchNormalization)
+    found = []
+    for node in nodes:
+        layer = node.operation
+        if not isinstance(layer, keras.layers.Add) or len(node.input_tensors) != 2:
+            continue
+        for skip_index in (0, 1):
+            skip, out = node.input_tensors[skip_index], node.input_tensors[1 - skip_index]
+            chain: list[Any] = []
+            tensor = out
+            while id(tensor) != id(skip) and len(chain) <= 64:
+                producer = made_by.get(id(tensor))
+                if (
+                    producer is None
+                    or producer.is_input
+                    or len(producer.input_tensors) != 1
+                    or len(producer.outputs) != 1
+                    or readers.get(id(tensor), 0) != 1
+                    or calls.get(id(producer.operation), 0) != 1
+                ):
+                    break
+                chain.append(producer.operation)
+                tensor = producer.input_tensors[0]
+            if id(tensor) == id(skip) and chain and isinstance(chain[0], last_kinds):
+                found.append(
+                    ResidualBranch(
+                        layer.name, tuple(c.name for c in reversed(chain)), skip_index, chain[0]
+                    )
+                )
+                break
+    return found
+
+
+def branch_scores(
+    model: keras.Model, branches: Sequence[ResidualBranch], x: np.ndarray
+) -> list[float]:
+    """How much each branch adds: mean over `x` of ||branch output|| / ||skip input||."""
+    import keras
+
+    if not branches:
+        return []
+    graph = _functional(model)
+    by_name = {n.operation.name: n for n in _nodes(graph) if not n.is_input}
+    outputs = []
+    for b in branches:
+        ins = by_name[b.add].input_tensors
+        outputs += [ins[b.skip_index], ins[1 - b.skip_index]]
+    probe = keras.Model(graph.inputs, outputs)
+    values = probe.predict(x, verbose=0, batch_size=64)
+    scores = []
+    for i in range(len(branches)):
+        skip, out = (
+            np.asarray(v, np.float64).reshape(len(x), -1) for v in values[2 * i : 2 * i + 2]
+        )
+        ratio = np.linalg.norm(out, axis=1) / np.maximum(np.linalg.norm(skip, axis=1), 1e-12)
+        scores.append(float(ratio.mean()))
+    return scores
+
+
+def zero_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> keras.Model:
+    """A copy of `model` whose given branches output zeros: the reference `drop_branches`
+    equals exactly (a BatchNormalization with gamma = beta = 0, a Conv/Dense with a zero
+    kernel and bias, outputs 0)."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for b in branches:
+        layer = copy.get_layer(b.layers[-1])
+        for name in ("gamma", "beta", "kernel", "bias", "pointwise_kernel"):
+            variable = getattr(layer, name, None)
+            if variable is not None and hasattr(variable, "assign"):
+                variable.assign(np.zeros(variable.shape, np.asarray(variable.numpy()).dtype))
+    return copy
+
+
+def drop_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> keras.Model:
+    """A new functional model without the given branches: their Add passes its skip input
+    through. Other layers keep their names, configs and weights."""
+    import keras
+
+    graph = _functional(model)
+    gone = {name for b in branches for name in b.layers}
+    passthrough = {b.add: b.skip_index for b in branches}
+    inputs = [
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
+        for t in graph.inputs
+    ]
+    tensors: dict[int, Any] = {id(o): n for o, n in zip(graph.inputs, inputs, strict=True)}
+    clones: dict[str, Any] = {}
+    for node in _nodes(graph):
+        layer = node.operation
+        if node.is_input or layer is None or layer.name in gone:
+            continue
+        if layer.name in passthrough:
+            skip = node.input_tensors[passthrough[layer.name]]
+            tensors[id(node.outputs[0])] = tensors[id(skip)]
+            continue
+        if layer.name not in clones:
+            clones[layer.name] = type(layer).from_config(layer.get_config())
+        args, kwargs = node.arguments.fill_in(tensors)
+        out = clones[layer.name](*args, **kwargs)
+        for old, new in zip(node.outputs, keras.tree.flatten(out), strict=True):
+            tensors[id(old)] = new
+    outputs = [tensors[id(t)] for t in graph.outputs]
+    new = keras.Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs if len(outputs) > 1 else outputs[0],
+        name=model.name,
+    )
+    for name, clone in clones.items():
+        clone.set_weights(model.get_layer(name).get_weights())
+    return new
+
+
 # --------------------------------------------------------------------------- the stage
 
 
@@ -693,6 +915,7 @@ class StructuredOutcome:
     rebuild_max_abs_diff: float | None
     val_auroc: dict[str, float | None]
     finetune: dict[str, Any] | None
+    dropped_blocks: tuple[dict[str, Any], ...] = ()
 
     @property
     def achieved_sparsity(self) -> float:
@@ -703,11 +926,24 @@ class StructuredOutcome:
         cfg = self.config
         ratio = self.macs_before / self.macs_after if self.macs_before and self.macs_after else None
         return {
-            "method": "channel_norm",
+            "method": "residual_branches+channel_norm"
+            if cfg.drop_blocks and cfg.channels
+            else "residual_branches"
+            if cfg.drop_blocks
+            else "channel_norm",
             "criterion": cfg.criterion.value,
-            "normalisation": "filter norm (times |gamma|/sqrt(var+eps) of a BatchNormalization "
-            "right after) divided by the mean filter norm of its layer",
+            "normalisation": (
+                "sum over readers of mean |input| (up to 256 training inputs) times the l2 "
+                "norm of the reader's kernel rows, divided by the group's mean score"
+                if cfg.criterion is StructuredCriterion.ACTIVATION
+                else "filter norm (times |gamma|/sqrt(var+eps) of a BatchNormalization "
+                "right after) divided by the mean filter norm of its layer"
+            ),
             "scope": None if cfg.threshold is not None else cfg.scope.value,
+            "drop_blocks": cfg.drop_blocks,
+            "dropped_blocks": list(self.dropped_blocks),
+            "block_score": "mean ||branch output|| / ||skip input|| over up to 256 training "
+            "inputs; the lowest go",
             "target_sparsity": cfg.sparsity,
             "threshold": cfg.threshold,
             "min_channels": cfg.min_channels,
@@ -736,17 +972,17 @@ def _layer_table(before: keras.Model, after: keras.Model) -> tuple[LayerChannels
     new = {m.name: m for m in count_macs(after)}
     out = []
     for old in count_macs(before):
-        cur = new.get(old.name, old)
+        cur = new.get(old.name)  # None: removed with its residual branch
         out.append(
             LayerChannels(
                 old.name,
                 old.kind,
                 old.out_channels,
-                cur.out_channels,
+                cur.out_channels if cur else 0,
                 old.in_channels,
-                cur.in_channels,
+                cur.in_channels if cur else 0,
                 old.macs,
-                cur.macs,
+                cur.macs if cur else 0,
             )
         )
     return tuple(out)
@@ -792,30 +1028,40 @@ def prune_structured(
     score: Score,
     seed: int = 0,
 ) -> StructuredOutcome:
-    """The structured step: pick channels, rebuild a smaller model, fine-tune it.
+    """The structured step: drop residual branches, pick channels, rebuild a smaller model,
+    fine-tune it.
 
     `model` is not changed; the outcome holds the new model. Before fine-tuning the rebuilt
-    model is checked against `mask_removed_inputs` on the validation inputs; the largest
-    difference is reported.
+    model is checked against its reference (`zero_branches`, then `mask_removed_inputs`) on
+    the validation inputs; the largest difference is reported.
 
     Args:
         model: the trained model.
-        splits: train split for fine-tuning, val split for validation.
+        splits: train split for scoring branches and fine-tuning, val split for validation.
         kind: the model's output kind (the fine-tuning loss when the model has none).
-        config: sparsity or threshold, criterion, scope, minimum width, epochs.
+        config: branches to drop, sparsity or threshold, criterion, scope, minimum width,
+            epochs.
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
 
     Raises:
-        ModelError: the model has no functional graph (a subclassed model).
+        ModelError: the model has no functional graph (a subclassed model), or fewer
+            removable residual branches than `config.drop_blocks`.
     """
     from pipeline import pruning
     from pipeline.macs import total_macs
 
-    plan = select_channels(model, config)
-    pruned = rebuild(model, plan)
-    x_val = splits.model_inputs("val")
-    diff = _max_abs_diff(pruned, mask_removed_inputs(model, plan), x_val[:256])
+    x_val = splits.model_inputs("val")[:256]
+    source, diffs, dropped = model, [], []
+    if config.drop_blocks:
+        source, dropped, reference = _drop_blocks(model, splits.model_inputs("train")[:256], config)
+        diffs.append(_max_abs_diff(source, reference, x_val))
+    plan = None
+    pruned = source
+    if config.channels:
+        plan = select_channels(source, config, splits.model_inputs("train")[:256])
+        pruned = rebuild(source, plan)
+        diffs.append(_max_abs_diff(pruned, mask_removed_inputs(source, plan), x_val))
     auroc = {"original": score(model), "pruned": score(pruned), "finetuned": None}
     tuning = None
     if config.finetune_epochs > 0:
@@ -843,12 +1089,37 @@ def prune_structured(
         macs_after=total_macs(pruned),
         params_before=int(model.count_params()),
         params_after=int(pruned.count_params()),
-        prunable_channels=plan.prunable_channels,
-        removed_channels=plan.removed,
+        prunable_channels=plan.prunable_channels if plan else 0,
+        removed_channels=plan.removed if plan else 0,
         layers=_layer_table(model, pruned),
-        skipped=_skipped(plan),
-        groups=_groups(plan),
-        rebuild_max_abs_diff=diff,
+        skipped=_skipped(plan) if plan else (),
+        groups=_groups(plan) if plan else (),
+        rebuild_max_abs_diff=max(diffs),
         val_auroc=auroc,
         finetune=tuning,
+        dropped_blocks=tuple(dropped),
     )
+
+
+def _drop_blocks(
+    model: keras.Model, x: np.ndarray, config: StructuredConfig
+) -> tuple[keras.Model, list[dict[str, Any]], keras.Model]:
+    """The model without its `config.drop_blocks` weakest residual branches, what was
+    dropped, and the reference it must equal (those branches zeroed)."""
+    branches = residual_branches(model)
+    if len(branches) < config.drop_blocks:
+        raise ModelError(
+            f"--drop-blocks {config.drop_blocks} asks for more residual branches than model "
+            f"'{model.name}' has: {len(branches)} can be removed (a chain of single-input "
+            "layers from a tensor to an Add of it, ending in a BatchNormalization or "
+            f"Conv/Dense). Pass --drop-blocks {len(branches)} or fewer"
+            + ("." if branches else ", i.e. leave it out for this model.")
+        )
+    scores = branch_scores(model, branches, x)
+    chosen = sorted(np.argsort(scores, kind="stable")[: config.drop_blocks].tolist())
+    picked = [branches[i] for i in chosen]
+    dropped = [
+        {"add": branches[i].add, "layers": list(branches[i].layers), "score": scores[i]}
+        for i in chosen
+    ]
+    return drop_branches(model, picked), dropped, zero_branches(model, picked)

@@ -48,6 +48,9 @@ CONFIGS = {
         sparsity=0.4, scope=PruneScope.LAYER, criterion=StructuredCriterion.L2, min_channels=2
     ),
     "threshold": StructuredConfig(threshold=0.9, min_channels=1),
+    "activation": StructuredConfig(
+        sparsity=0.5, criterion=StructuredCriterion.ACTIVATION, min_channels=2
+    ),
 }
 
 
@@ -86,17 +89,19 @@ def widths(model: keras.Model) -> dict[str, int]:
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_rebuilt_model_equals_masked_original(kind: str, config: str) -> None:
     model = randomized(kind)
-    plan = structured.select_channels(model, CONFIGS[config])
+    x = inputs_for(model)
+    plan = structured.select_channels(model, CONFIGS[config], inputs_for(model, 16, seed=2))
     rebuilt = structured.rebuild(model, plan)
     reference = structured.mask_removed_inputs(model, plan)
-    x = inputs_for(model)
 
     assert plan.removed > 0
     assert rebuilt.count_params() < model.count_params()
     assert type(rebuilt) is type(model)
     assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
     # the comparison is not vacuous: removing the channels changes the original's output
-    assert np.max(np.abs(predict(reference, x) - predict(model, x))) > 1e-6
+    # (the activation criterion may rightly remove only channels a ReLU keeps at zero)
+    if config != "activation":
+        assert np.max(np.abs(predict(reference, x) - predict(model, x))) > 1e-6
     np.testing.assert_allclose(predict(rebuilt, x), predict(reference, x), rtol=0, atol=1e-5)
 
 
@@ -278,6 +283,44 @@ def test_batchnorm_scale_is_folded_into_the_filter_norm() -> None:
     assert set(range(8)) - set(plan.kept[group].tolist()) == {1, 5}
 
 
+def _dead_channel_model() -> keras.Model:
+    """conv 'a' (4 filters) -> ReLU -> conv 'b'; filter 0 of 'a' has the largest weights but
+    a bias that keeps it below zero, so ReLU silences it on every input."""
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 1, activation="relu", name="a")(inputs)
+    x = keras.layers.Conv2D(3, 1, name="b")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    kernel = np.full((1, 1, 2, 4), 0.5, np.float32)
+    kernel[..., 0] = 3.0
+    model.get_layer("a").kernel.assign(kernel)
+    model.get_layer("a").bias.assign(np.array([-1000.0, 0.0, 0.0, 0.0], np.float32))
+    return model
+
+
+def test_activation_criterion_removes_a_channel_that_is_never_read() -> None:
+    model = _dead_channel_model()
+    x = np.random.default_rng(0).uniform(0, 1, (16, 6, 6, 2)).astype(np.float32)
+    one = {"sparsity": 0.25, "min_channels": 1}
+    by_activation = structured.select_channels(
+        model, StructuredConfig(criterion=StructuredCriterion.ACTIVATION, **one), x
+    )
+    by_norm = structured.select_channels(model, StructuredConfig(**one))
+    (gid,) = by_activation.kept
+    assert 0 not in by_activation.kept[gid]  # silent: nothing is lost without it
+    assert 0 in by_norm.kept[gid]  # the largest filter
+    scores = structured.activation_scores(model, by_activation.graph, x)[gid]
+    assert scores[0] == 0.0 and np.all(scores[1:] > 0)
+    np.testing.assert_allclose(
+        predict(structured.rebuild(model, by_activation), x), predict(model, x), atol=1e-5
+    )
+
+
+def test_activation_criterion_needs_inputs() -> None:
+    config = StructuredConfig(sparsity=0.5, criterion=StructuredCriterion.ACTIVATION)
+    with pytest.raises(ValueError, match="needs input samples"):
+        structured.select_channels(_dead_channel_model(), config)
+
+
 def test_unhandled_layers_are_left_whole_and_listed() -> None:
     model = randomized("structured_unhandled")
     plan = structured.select_channels(model, StructuredConfig(sparsity=0.5, min_channels=1))
@@ -404,4 +447,166 @@ def test_build_converts_the_rebuilt_model(tmp_path: Path) -> None:
     assert weights("model_int8.tflite") == weights("model_pruned_float32.tflite")
     assert weights("model_pruned_float32.tflite") < 0.6 * weights("model_float32.tflite")
     assert report["pruning"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.05)
+    assert inspect_tflite(out / "model_int8.tflite").full_integer
+
+
+# --------------------------------------------------------------------------- residual branches
+
+
+MOBILENET_RESIDUAL_ADDS = {f"block_{i}_add" for i in (2, 4, 5, 7, 8, 9, 11, 12, 14, 15)}
+
+
+def test_residual_branches_are_found_whole() -> None:
+    found = {b.add: b for b in structured.residual_branches(mobilenet_v2())}
+    assert set(found) == MOBILENET_RESIDUAL_ADDS
+    block = found["block_4_add"]
+    assert block.layers[0] == "block_4_expand" and block.layers[-1] == "block_4_project_BN"
+    assert "block_4_depthwise" in block.layers
+    (branch,) = structured.residual_branches(models.structured_functional())
+    assert (branch.add, branch.layers[-1]) == ("add", "project_bn")
+    (branch,) = structured.residual_branches(models.residual())
+    assert branch.layers == ("dw", "dw_bn", branch.layers[2], "pw")
+
+
+def _add_of(left: keras.KerasTensor, right: keras.KerasTensor) -> keras.KerasTensor:
+    return keras.layers.Add(name="add")([left, right])
+
+
+def test_branches_that_cannot_be_removed_whole_are_not_offered() -> None:
+    inputs = keras.Input((8, 8, 4))
+    # the branch's middle tensor is also read outside it
+    mid = keras.layers.Conv2D(4, 1, name="a")(inputs)
+    end = keras.layers.BatchNormalization(name="a_bn")(mid)
+    side = keras.layers.Conv2D(4, 1, name="side")(mid)
+    x = keras.layers.Concatenate()([_add_of(inputs, end), side])
+    assert structured.residual_branches(keras.Model(inputs, x)) == []
+    # two computed branches, neither is the other's skip
+    left = keras.layers.Conv2D(4, 1)(inputs)
+    right = keras.layers.Conv2D(4, 1)(inputs)
+    assert structured.residual_branches(keras.Model(inputs, _add_of(left, right))) == []
+    # the branch ends in an activation: zeroing its last layer would not zero it
+    act = keras.layers.Activation("sigmoid")(keras.layers.Conv2D(4, 1)(inputs))
+    assert structured.residual_branches(keras.Model(inputs, _add_of(inputs, act))) == []
+
+
+@pytest.mark.parametrize("kind", ["mobilenet_v2", "residual", "structured_functional"])
+def test_dropped_branches_equal_zeroed_branches(kind: str) -> None:
+    model = randomized(kind)
+    branches = structured.residual_branches(model)[-3:]  # nearest the head: they show
+    dropped = structured.drop_branches(model, branches)
+    x = inputs_for(model)
+
+    def features(m: keras.Model) -> np.ndarray:  # what the head reads (a random
+        # MobileNetV2's softmax is nearly constant)
+        head = m.get_layer(model.layers[-1].name)
+        return predict(keras.Model(m.inputs[0], head.input), x)
+
+    reference = features(structured.zero_branches(model, branches))
+    assert np.max(np.abs(features(dropped) - reference)) <= 1e-5
+    assert np.max(np.abs(features(model) - reference)) > 1e-3  # the branches mattered
+    gone = {name for b in branches for name in b.layers}
+    assert not gone & {layer.name for layer in dropped.layers}
+    assert total_macs(dropped) < total_macs(model)
+    assert len(dropped.layers) == len(model.layers) - len(gone) - len(branches)
+
+
+def test_branch_scores_rank_the_weakest_branch_first() -> None:
+    model = randomized("mobilenet_v2")
+    branches = structured.residual_branches(model)
+    target = next(b for b in branches if b.add == "block_8_add")
+    bn = model.get_layer(target.layers[-1])
+    bn.gamma.assign(bn.gamma.numpy() * 1e-3)
+    bn.beta.assign(bn.beta.numpy() * 1e-3)
+    scores = structured.branch_scores(model, branches, inputs_for(model))
+    assert branches[int(np.argmin(scores))].add == "block_8_add"
+
+
+def test_prune_structured_drops_blocks_then_channels() -> None:
+    model = randomized("mobilenet_v2")
+    splits = synthetic_splits(model, n=32)
+    config = StructuredConfig(sparsity=0.5, drop_blocks=4, min_channels=2)
+    outcome = structured.prune_structured(
+        model, splits, output_kind(model), config, score=lambda m: 0.5
+    )
+    doc = json.loads(json.dumps(outcome.to_json()))
+    assert doc["rebuild_max_abs_diff"] <= 1e-5
+    assert doc["method"] == "residual_branches+channel_norm"
+    dropped = doc["dropped_blocks"]
+    scores = structured.branch_scores(
+        model, structured.residual_branches(model), splits.model_inputs("train")
+    )
+    assert sorted(d["score"] for d in dropped) == pytest.approx(sorted(scores)[:4])
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    for block in dropped:
+        for name in block["layers"]:
+            if name in layers:
+                assert layers[name]["channels_after"] == 0 == layers[name]["macs_after"]
+    assert doc["macs_after"] == total_macs(outcome.model) < doc["macs_before"]
+    assert doc["removed_channels"] > 0
+
+
+def test_drop_blocks_only_leaves_channels_alone() -> None:
+    model = randomized("structured_functional")
+    splits = synthetic_splits(model, n=32)
+    outcome = structured.prune_structured(
+        model, splits, output_kind(model), StructuredConfig(drop_blocks=1), score=lambda m: 0.5
+    )
+    doc = outcome.to_json()
+    assert doc["method"] == "residual_branches" and doc["removed_channels"] == 0
+    assert [d["add"] for d in doc["dropped_blocks"]] == ["add"]
+    assert widths(outcome.model)["mix"] == widths(model)["mix"]
+    x = inputs_for(model)
+    zeroed = structured.zero_branches(model, structured.residual_branches(model))
+    assert np.max(np.abs(predict(outcome.model, x) - predict(zeroed, x))) <= 1e-5
+
+
+def test_more_blocks_than_the_model_has_is_a_model_error() -> None:
+    model = models.structured_functional()
+    with pytest.raises(ModelError, match="1 can be removed.*--drop-blocks 1 or fewer"):
+        structured.prune_structured(
+            model,
+            synthetic_splits(model, n=8),
+            output_kind(model),
+            StructuredConfig(drop_blocks=2),
+            score=lambda m: 0.5,
+        )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--drop-blocks", "-1"], "--drop-blocks must be >= 0"),
+        (["--drop-blocks", "2"], "0 can be removed"),  # the default MLP has no residual
+    ],
+)
+def test_bad_drop_blocks_exit_2(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", "--out", str(tmp_path / "out"), "--no-bench", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
+    model = models.structured_functional()
+    model.save(tmp_path / "model.keras")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(120, 16, 16, 3)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64))
+    out = tmp_path / "build"
+    flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--structured-criterion",
+             "activation", "--sparsity", "0", "--finetune-epochs", "1"]  # fmt: skip
+    code = main(
+        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+         "--out", str(out), "--no-bench", "--calibration-samples", "32", *flags]
+    )  # fmt: skip
+    assert code == 0
+    s = json.loads((out / "report.json").read_text())["pruning"]["structured"]
+    assert [d["add"] for d in s["dropped_blocks"]] == ["add"]
+    assert s["criterion"] == "activation" and s["removed_channels"] > 0
+    assert s["rebuild_max_abs_diff"] <= 1e-5
+    layers = {layer["name"]: layer for layer in s["layers"]}
+    assert layers["project"]["channels_after"] == 0  # went with its branch
+    assert s["macs_after"] < s["macs_before"]
     assert inspect_tflite(out / "model_int8.tflite").full_integer
