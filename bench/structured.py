@@ -3,24 +3,26 @@
 Two models are trained briefly from scratch (fixed seed) on the BreastMNIST train split:
 
 - the reference CNN of bench/prune_sweep.py (28x28x1; three convolutions, two dense);
-- MobileNetV2 alpha 0.35 at 96x96x3 (keras.applications, weights=None, one sigmoid unit),
-  with Rescaling to [-1, 1], a three-fold channel Concatenate and Resizing 28x28 -> 96x96
-  inside the model (cheap ops first: they run at 28x28); BatchNormalization momentum
-  lowered to 0.9 so that its statistics settle in a short run.
+- MobileNetV2 alpha 0.35 at 96x96x3 (keras.applications, weights=None, one sigmoid unit,
+  BatchNormalization momentum 0.9 so that its statistics settle in a short run), fed as the
+  build feeds it: resized to 96x96 on the host, gray repeated to RGB, scaled to [-1, 1].
 
-Each is structured-pruned with the pipeline's own step (`pipeline.structured`, global l1
-scope, `--channel-multiple`) at each sparsity R and fine-tuned, then every model is
-quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
-the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
-malignant = class 0 positive). All int8 files are timed in ONE interleaved device_bench run
-at 1 thread (`pipeline.benchmark.run_device_bench`), so machine drift hits them alike.
-The unpruned models also get the same number of extra fine-tuning epochs ("unpruned +
-fine-tuning") so that an AUROC difference is not just extra training. Prints a markdown
-table.
+Each variant D:R[:criterion] is made by the pipeline's own step (`pipeline.structured`):
+drop the D residual branches that add least, then remove the fraction R of channels
+(global scope, `--channel-multiple`, criterion l1 or activation); the rebuilt model is
+fine-tuned by the pipeline's helper once per seed (`--seeds`, default 3). The unpruned model
+is fine-tuned the same way as a control ("unpruned + fine-tuning"), so that an AUROC
+difference is not just extra training. Every model is quantized to full-integer int8 as the
+build does (`calibration_indices`, `to_int8`), run on the test split with device_bench's
+runner, and scored with `pipeline.evaluation` (AUROC, malignant = class 0 positive); a
+variant's AUROC is the mean over its seeds, with a paired-bootstrap interval of that mean's
+difference to the unpruned int8 model. The first seed's int8 file of every variant is timed
+in ONE interleaved device_bench run at 1 thread (`pipeline.benchmark.run_device_bench`), so
+machine drift hits them alike. Prints a markdown table.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
 
-A benchmark, not a test: about 8-10 minutes on two cores.
+A benchmark, not a test: about 20 minutes on two cores.
 """
 
 from __future__ import annotations
@@ -42,16 +44,12 @@ from bench.prune_sweep import DEFAULT_DATA, MALIGNANT, reference_cnn  # noqa: E4
 
 
 def mobilenet_v2(alpha: float = 0.35, size: int = 96, momentum: float = 0.9) -> Any:
-    """MobileNetV2 on 28x28x1 images: rescale, repeat channels and resize inside."""
+    """MobileNetV2 on size x size x 3 inputs in [-1, 1] (the host resizes and scales)."""
     import keras
 
-    image = keras.Input((28, 28, 1), name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(image)
-    x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
-    x = keras.layers.Resizing(size, size, name="resize")(x)
     model = keras.applications.MobileNetV2(
         alpha=alpha,
-        input_tensor=x,
+        input_shape=(size, size, 3),
         weights=None,
         classes=1,
         classifier_activation="sigmoid",
@@ -60,6 +58,21 @@ def mobilenet_v2(alpha: float = 0.35, size: int = 96, momentum: float = 0.9) -> 
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
     return model
+
+
+def load_splits(path: Path, size: int | None = None) -> Any:
+    """BreastMNIST splits as the build prepares them: 28x28x1 raw pixels for the reference
+    CNN (it rescales inside); for MobileNetV2 resized on the host to size x size, gray
+    repeated to RGB and scaled to [-1, 1] (`--resize`, `--scale`, `--offset` of the build)."""
+    from pipeline import data as data_mod
+
+    if size is None:
+        raw = data_mod.load(path, positive_class=MALIGNANT)
+        return data_mod.fit_to_model(raw, (None, 28, 28, 1), str(path))
+    raw = data_mod.load(
+        path, positive_class=MALIGNANT, resize=(size, size), scale=1 / 127.5, offset=-1.0
+    )
+    return data_mod.fit_to_model(raw, (None, size, size, 3), str(path))
 
 
 def train(build: Any, splits: Any, epochs: int, seed: int) -> tuple[Any, float]:
@@ -113,9 +126,14 @@ def to_int8_file(
 
 
 def auroc_delta_ci(
-    y: np.ndarray, base: np.ndarray, other: np.ndarray, samples: int = 2000, seed: int = 0
+    y: np.ndarray,
+    base: np.ndarray,
+    others: list[np.ndarray],
+    samples: int = 2000,
+    seed: int = 0,
 ) -> list[float]:
-    """95% paired-bootstrap interval of AUROC(other) - AUROC(base) over the test images."""
+    """95% paired-bootstrap interval of mean over `others` of AUROC(other) - AUROC(base),
+    resampling the test images (the same resample for every model)."""
     from sklearn.metrics import roc_auc_score
 
     truth = np.asarray(y) == MALIGNANT
@@ -125,12 +143,13 @@ def auroc_delta_ci(
         idx = rng.integers(0, len(truth), len(truth))
         if truth[idx].all() or not truth[idx].any():
             continue
-        deltas.append(roc_auc_score(truth[idx], other[idx]) - roc_auc_score(truth[idx], base[idx]))
+        reference = roc_auc_score(truth[idx], base[idx])
+        deltas.append(np.mean([roc_auc_score(truth[idx], o[idx]) for o in others]) - reference)
     return [float(v) for v in np.percentile(deltas, [2.5, 97.5])]
 
 
 def finetuned_copy(model: Any, splits: Any, kind: Any, epochs: int, seed: int) -> Any:
-    """The unpruned model fine-tuned as the pruned one is (same helper, same epochs)."""
+    """A copy of `model` fine-tuned by the pipeline's helper (the build's fine-tuning)."""
     import keras
 
     from pipeline import pruning
@@ -148,7 +167,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from pipeline import data as data_mod
     from pipeline import structured
     from pipeline.benchmark import run_device_bench, summarize
     from pipeline.config import BenchConfig, StructuredConfig
@@ -157,42 +175,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     tf.config.experimental.enable_op_determinism()
     started = time.perf_counter()
-    raw = data_mod.load(args.data, positive_class=MALIGNANT)
-    splits = data_mod.fit_to_model(raw, (None, 28, 28, 1), str(args.data))
     specs = [
-        ("reference CNN", reference_cnn, args.cnn_epochs, args.cnn_sparsities),
-        ("MobileNetV2-0.35 96x96", mobilenet_v2, args.mobilenet_epochs, args.mobilenet_sparsities),
-    ]
+        ("reference CNN", reference_cnn, None, args.cnn_epochs, args.cnn_variants),
+        ("MobileNetV2-0.35 96x96", mobilenet_v2, 96, args.mobilenet_epochs,
+         args.mobilenet_variants),
+    ]  # fmt: skip
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="structured-bench-") as tmp:
         files: list[Path] = []
-        for name, build, epochs, sparsities in specs:
+        for name, build, size, epochs, variants_of in specs:
+            splits = load_splits(args.data, size)
             model, seconds = train(build, splits, epochs, args.seed)
             kind = output_kind(model)
             score = val_auroc(splits, kind)
             print(f"{name}: trained {epochs} epochs in {seconds:.0f} s", file=sys.stderr)
-            variants: list[tuple[str, Any, dict[str, Any]]] = [
-                ("unpruned", model, {"removed_channels": 0, "achieved_sparsity": 0.0})
+
+            def tuned(start: Any, splits: Any = splits, kind: Any = kind) -> list[Any]:
+                """One fine-tuned copy of `start` per seed."""
+                return [
+                    finetuned_copy(start, splits, kind, args.finetune_epochs, s)
+                    for s in range(args.seed, args.seed + args.seeds)
+                ]
+
+            variants: list[tuple[str, list[Any], dict[str, Any]]] = [
+                ("unpruned", [model], {"removed_channels": 0, "achieved_sparsity": 0.0})
             ]
             if args.finetune_epochs > 0:
-                tuned = finetuned_copy(model, splits, kind, args.finetune_epochs, args.seed)
-                variants.append((f"unpruned + fine-tuning ({args.finetune_epochs} ep)", tuned,
-                                 {"removed_channels": 0, "achieved_sparsity": 0.0}))  # fmt: skip
-            for sparsity in sparsities:
+                control = f"unpruned + fine-tuning ({args.finetune_epochs} ep)"
+                unchanged = {"removed_channels": 0, "achieved_sparsity": 0.0}
+                variants.append((control, tuned(model), unchanged))
+            for blocks, sparsity, criterion in variants_of:
                 config = StructuredConfig(
-                    sparsity=sparsity,
+                    sparsity=sparsity or None,
+                    drop_blocks=blocks,
+                    criterion=criterion or args.criterion,
                     channel_multiple=args.channel_multiple,
-                    finetune_epochs=args.finetune_epochs,
                 )
-                outcome = structured.prune_structured(
+                outcome = structured.prune_structured(  # rebuilt, not yet fine-tuned
                     model, splits, kind, config, score=score, seed=args.seed
                 )
-                label = f"structured R={sparsity:g}, M={args.channel_multiple}"
+                label = ", ".join(
+                    ([f"{blocks} residual branches dropped"] if blocks else [])
+                    + (
+                        [f"R={sparsity:g} {config.criterion.value}, M={args.channel_multiple}"]
+                        if sparsity
+                        else []
+                    )
+                )
                 variants.append(
                     (
-                        label,
-                        outcome.model,
+                        f"structured {label}",
+                        tuned(outcome.model) if args.finetune_epochs > 0 else [outcome.model],
                         {
+                            "drop_blocks": blocks,
+                            "criterion": config.criterion.value,
                             "removed_channels": outcome.removed_channels,
                             "achieved_sparsity": outcome.achieved_sparsity,
                             "rebuild_max_abs_diff": outcome.rebuild_max_abs_diff,
@@ -201,29 +237,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 )
             base_scores = None
-            for i, (variant, keras_model, extra) in enumerate(variants):
+            for i, (variant, keras_models, extra) in enumerate(variants):
                 path = Path(tmp) / f"{len(files):02d}.tflite"
-                files.append(path)
-                metrics, scores = to_int8_file(keras_model, splits, kind, path, args.seed)
+                files.append(path)  # the first seed's file is timed: same shapes, same ops
+                per_seed, all_scores = [], []
+                for k, keras_model in enumerate(keras_models):
+                    target = path if k == 0 else Path(tmp) / f"seed{k}.tflite"
+                    metrics, scores = to_int8_file(keras_model, splits, kind, target, args.seed)
+                    metrics["val_auroc"] = score(keras_model)
+                    per_seed.append(metrics)
+                    all_scores.append(scores)
                 if base_scores is None:
-                    base_scores = scores
+                    base_scores = all_scores[0]
                 rows.append(
                     {
                         "model": name,
                         "variant": variant,
                         "baseline": i == 0,
-                        "params": int(keras_model.count_params()),
-                        "macs": total_macs(keras_model),
-                        "val_auroc": score(keras_model),
+                        "params": int(keras_models[0].count_params()),
+                        "macs": total_macs(keras_models[0]),
                         **extra,
-                        **metrics,
+                        "seeds": len(keras_models),
+                        "per_seed": per_seed,
+                        **{
+                            key: float(np.mean([m[key] for m in per_seed]))
+                            for key in ("test_auroc_int8", "test_auroc_float", "val_auroc")
+                        },
+                        "test_auroc_int8_range": [
+                            min(m["test_auroc_int8"] for m in per_seed),
+                            max(m["test_auroc_int8"] for m in per_seed),
+                        ],
+                        "int8_bytes": per_seed[0]["int8_bytes"],
                         "test_auroc_int8_delta_ci95": auroc_delta_ci(
-                            splits.y_test, base_scores, scores, seed=args.seed
+                            splits.y_test, base_scores, all_scores, seed=args.seed
                         ),
                     }
                 )
-                print(f"  {variant}: test AUROC int8 {rows[-1]['test_auroc_int8']:.4f}",
-                      file=sys.stderr)  # fmt: skip
+                print(f"  {variant}: test AUROC int8 {rows[-1]['test_auroc_int8']:.4f} "
+                      f"{rows[-1]['test_auroc_int8_range']}", file=sys.stderr)  # fmt: skip
         bench_config = BenchConfig(
             runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=1
         )
@@ -250,8 +301,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "data": str(args.data),
         "seed": args.seed,
+        "seeds": args.seeds,
         "finetune_epochs": args.finetune_epochs,
         "channel_multiple": args.channel_multiple,
+        "criterion": args.criterion,
         "epochs": {"reference CNN": args.cnn_epochs, "MobileNetV2": args.mobilenet_epochs},
         "bench": {"runs": args.runs, "threads": 1, "host_cpus": os.cpu_count()},
         "rows": rows,
@@ -268,12 +321,14 @@ def markdown(result: dict[str, Any]) -> str:
     runtime = rows[0]["runtime"] if rows else "-"
     lines = [
         f"int8 on BreastMNIST test (156 images), {runtime}, 1 thread, XNNPACK, "
-        f"one interleaved device_bench run; seed {result['seed']}, fine-tuning "
-        f"{result['finetune_epochs']} epochs:",
+        f"one interleaved device_bench run; training seed {result['seed']}; fine-tuned "
+        f"{result['finetune_epochs']} epochs with seeds {result['seed']}.."
+        f"{result['seed'] + result['seeds'] - 1}, AUROCs are the mean over those seeds "
+        "(range in brackets):",
         "",
         "| model | variant | channels removed | params | MACs | int8 bytes | p50 ms | p90 ms "
-        "| speedup (p50) | test AUROC int8 | Δ vs unpruned (95% CI) | Δ vs unpruned + ft "
-        "| test AUROC float | val AUROC |",
+        "| speedup (p50) | test AUROC int8 [range] | Δ vs unpruned (95% CI) "
+        "| Δ vs unpruned + ft | test AUROC float | val AUROC |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -286,13 +341,21 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['model']} | {r['variant']} | {removed} | {r['params']:,} | "
             f"{_fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {_fmt(r['p50_ms'])} | "
             f"{_fmt(r['p90_ms'])} | {_fmt(r['speedup'], '.2f')}x | "
-            f"{_fmt(r['test_auroc_int8'])} | {_fmt(r['test_auroc_int8_delta'], '+.4f')} "
+            f"{_fmt(r['test_auroc_int8'])} {_range(r)} | "
+            f"{_fmt(r['test_auroc_int8_delta'], '+.4f')} "
             f"{_ci(r)} | {_fmt(r['test_auroc_int8_delta_control'], '+.4f')} | "
             f"{_fmt(r['test_auroc_float'])} | "
             f"{_fmt(r['val_auroc'])} |"
         )
     lines += ["", f"({result['seconds']} s)"]
     return "\n".join(lines)
+
+
+def _range(row: dict[str, Any]) -> str:
+    if row["seeds"] < 2:
+        return ""
+    low, high = row["test_auroc_int8_range"]
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def _ci(row: dict[str, Any]) -> str:
@@ -302,8 +365,14 @@ def _ci(row: dict[str, Any]) -> str:
     return f"[{low:+.3f}, {high:+.3f}]"
 
 
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+def _variants(text: str) -> list[tuple[int, float, str | None]]:
+    """ "D:R[:criterion],..." -> [(residual branches dropped, channel sparsity, criterion)]."""
+    out = []
+    for item in text.split(","):
+        if item.strip():
+            blocks, sparsity, *criterion = item.split(":")
+            out.append((int(blocks), float(sparsity), criterion[0] if criterion else None))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,13 +381,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cnn-epochs", type=int, default=60)
     parser.add_argument("--mobilenet-epochs", type=int, default=30)
     parser.add_argument("--finetune-epochs", type=int, default=20)
-    parser.add_argument("--cnn-sparsities", type=_floats, default=[0.5, 0.75])
-    parser.add_argument("--mobilenet-sparsities", type=_floats, default=[0.5, 0.75, 0.9])
+    parser.add_argument(
+        "--cnn-variants",
+        type=_variants,
+        default=_variants("0:0.5:l1,0:0.5:activation,0:0.75:l1"),
+        help="comma-separated D:R[:criterion]: residual branches dropped, channel sparsity, "
+        "channel criterion (default --criterion)",
+    )
+    parser.add_argument(
+        "--mobilenet-variants",
+        type=_variants,
+        default=_variants("0:0.75:l1,0:0.75:activation,10:0,10:0.5:activation,10:0.6:activation"),
+    )
     parser.add_argument("--channel-multiple", type=int, default=8)
+    parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="activation")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="fine-tune every variant with this many seeds (seed, seed+1, ...); AUROC is "
+        "their mean",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
     if not args.data.is_file():

@@ -468,15 +468,14 @@ def activation_scores(
         return scores
     functional = _functional(model)
     nodes = {n.operation.name: n for n in _nodes(functional) if not n.is_input}
-    probe = keras.Model(functional.inputs, [nodes[r.layer.name].input_tensors[0] for r in readers])
-    values = probe.predict(x, verbose=0, batch_size=64)
-    values = values if isinstance(values, list) else [values]
-    for role, value in zip(readers, values, strict=True):
+    probe = keras.Model(
+        _single(functional.inputs), [nodes[r.layer.name].input_tensors[0] for r in readers]
+    )
+    means = _mean_abs_last_axis(probe, x)
+    for role, mean in zip(readers, means, strict=True):
         channels = role.inputs[0]
         width = sum(graph.size(g) for g in channels.groups)
-        magnitude = np.abs(np.asarray(value, np.float64)).reshape(-1, value.shape[-1])
-        contribution = magnitude.mean(axis=0)
-        contribution = contribution * _input_rows_norm(role.layer)
+        contribution = mean * _input_rows_norm(role.layer)
         if channels.flat:  # Flatten -> Dense: sum each channel's positions
             contribution = contribution.reshape(channels.flat, width).sum(axis=0)
         offset = 0
@@ -486,6 +485,28 @@ def activation_scores(
                 scores[root] += contribution[offset : offset + size]
             offset += size
     return scores
+
+
+def _single(inputs: list[Any]) -> Any:
+    """A model's input list as Keras wants it for a one-input model: the tensor itself."""
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _mean_abs_last_axis(probe: keras.Model, x: np.ndarray, batch: int = 32) -> list[np.ndarray]:
+    """Mean |value| of every output of `probe` over `x` and all but the last axis, batch by
+    batch (memory holds one batch of activations, not all of them)."""
+    sums: list[np.ndarray] = []
+    counts: list[int] = []
+    for start in range(0, len(x), batch):
+        outs = probe(x[start : start + batch], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        rows = [np.abs(np.asarray(o, np.float64)).reshape(-1, o.shape[-1]) for o in outs]
+        if not sums:
+            sums, counts = [np.zeros(r.shape[1]) for r in rows], [0] * len(rows)
+        for k, r in enumerate(rows):
+            sums[k] += r.sum(axis=0)
+            counts[k] += r.shape[0]
+    return [total / max(n, 1) for total, n in zip(sums, counts, strict=True)]
 
 
 def channel_scores(
@@ -809,16 +830,17 @@ def branch_scores(
     for b in branches:
         ins = by_name[b.add].input_tensors
         outputs += [ins[b.skip_index], ins[1 - b.skip_index]]
-    probe = keras.Model(graph.inputs, outputs)
-    values = probe.predict(x, verbose=0, batch_size=64)
-    scores = []
-    for i in range(len(branches)):
-        skip, out = (
-            np.asarray(v, np.float64).reshape(len(x), -1) for v in values[2 * i : 2 * i + 2]
-        )
-        ratio = np.linalg.norm(out, axis=1) / np.maximum(np.linalg.norm(skip, axis=1), 1e-12)
-        scores.append(float(ratio.mean()))
-    return scores
+    probe = keras.Model(_single(graph.inputs), outputs)
+    ratios = np.zeros(len(branches))
+    for start in range(0, len(x), 32):
+        values = probe(x[start : start + 32], training=False)
+        for i in range(len(branches)):
+            skip, out = (
+                np.asarray(v, np.float64).reshape(v.shape[0], -1) for v in values[2 * i : 2 * i + 2]
+            )
+            norms = np.linalg.norm(out, axis=1) / np.maximum(np.linalg.norm(skip, axis=1), 1e-12)
+            ratios[i] += norms.sum()
+    return [float(r / len(x)) for r in ratios]
 
 
 def zero_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> keras.Model:
