@@ -1134,8 +1134,12 @@ def _drop_blocks(
             f"--drop-blocks {config.drop_blocks} asks for more residual branches than model "
             f"'{model.name}' has: {len(branches)} can be removed (a chain of single-input "
             "layers from a tensor to an Add of it, ending in a BatchNormalization or "
-            f"Conv/Dense). Pass --drop-blocks {len(branches)} or fewer"
-            + ("." if branches else ", i.e. leave it out for this model.")
+            "Conv/Dense). "
+            + (
+                f"Pass --drop-blocks {len(branches)} or fewer."
+                if branches
+                else "Leave out --drop-blocks for this model."
+            )
         )
     scores = branch_scores(model, branches, x)
     chosen = sorted(np.argsort(scores, kind="stable")[: config.drop_blocks].tolist())

@@ -585,6 +585,8 @@ def test_bad_drop_blocks_exit_2(
     assert main(["build", "--out", str(tmp_path / "out"), "--no-bench", *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    if "can be removed" in message:
+        assert "Leave out --drop-blocks" in err
     assert not (tmp_path / "out").exists()
 
 
