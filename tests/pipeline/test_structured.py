@@ -421,21 +421,27 @@ def test_bad_structured_flags_exit_2(
     assert not (tmp_path / "out").exists()
 
 
-def test_build_converts_the_rebuilt_model(tmp_path: Path) -> None:
-    """Structured, then threshold pruning on the smaller model, then int8 of that model;
-    the float32 variant stays the original."""
-    model = models.structured_sequential()
+def _build(tmp_path: Path, model: keras.Model, flags: list[str]) -> Path:
+    """`bedside-lite build` of `model` on 120 random images labelled by their mean; the
+    output directory (the build must succeed)."""
     model.save(tmp_path / "model.keras")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, size=(120, 12, 12, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 1, (120, *model.inputs[0].shape[1:]))
+    x = x.astype("float32")
     np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64))
     out = tmp_path / "build"
-    flags = ["--structured-sparsity", "0.5", "--sparsity", "0.5", "--finetune-epochs", "1"]
     code = main(
         ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
          "--out", str(out), "--no-bench", "--calibration-samples", "32", *flags]
     )  # fmt: skip
     assert code == 0
+    return out
+
+
+def test_build_converts_the_rebuilt_model(tmp_path: Path) -> None:
+    """Structured, then threshold pruning on the smaller model, then int8 of that model;
+    the float32 variant stays the original."""
+    flags = ["--structured-sparsity", "0.5", "--sparsity", "0.5", "--finetune-epochs", "1"]
+    out = _build(tmp_path, models.structured_sequential(), flags)
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     assert s["params_after"] < s["params_before"] == report["model"]["parameters"]
@@ -591,19 +597,9 @@ def test_bad_drop_blocks_exit_2(
 
 
 def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
-    model = models.structured_functional()
-    model.save(tmp_path / "model.keras")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, size=(120, 16, 16, 3)).astype("float32")
-    np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64))
-    out = tmp_path / "build"
     flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--structured-criterion",
              "activation", "--sparsity", "0", "--finetune-epochs", "1"]  # fmt: skip
-    code = main(
-        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
-         "--out", str(out), "--no-bench", "--calibration-samples", "32", *flags]
-    )  # fmt: skip
-    assert code == 0
+    out = _build(tmp_path, models.structured_functional(), flags)
     s = json.loads((out / "report.json").read_text())["pruning"]["structured"]
     assert [d["add"] for d in s["dropped_blocks"]] == ["add"]
     assert s["criterion"] == "activation" and s["removed_channels"] > 0
