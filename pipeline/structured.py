@@ -754,7 +754,6 @@ class ResidualBranch:
     add: str  # the Add layer's name
     layers: tuple[str, ...]  # the chain, input side first
     skip_index: int  # which of the Add's two inputs is the skip
-    last: Any = field(repr=False)  # the chain's last layer (BatchNormalization or producer)
 
 
 def residual_branches(model: keras.Model) -> list[ResidualBranch]:
@@ -808,9 +807,7 @@ def residual_branches(model: keras.Model) -> list[ResidualBranch]:
                 tensor = producer.input_tensors[0]
             if id(tensor) == id(skip) and chain and isinstance(chain[0], last_kinds):
                 found.append(
-                    ResidualBranch(
-                        layer.name, tuple(c.name for c in reversed(chain)), skip_index, chain[0]
-                    )
+                    ResidualBranch(layer.name, tuple(c.name for c in reversed(chain)), skip_index)
                 )
                 break
     return found
@@ -1074,14 +1071,15 @@ def prune_structured(
     from pipeline.macs import total_macs
 
     x_val = splits.model_inputs("val")[:256]
+    x_train = splits.model_inputs("train")[:256]  # scores branches and activations
     source, diffs, dropped = model, [], []
     if config.drop_blocks:
-        source, dropped, reference = _drop_blocks(model, splits.model_inputs("train")[:256], config)
+        source, dropped, reference = _drop_blocks(model, x_train, config)
         diffs.append(_max_abs_diff(source, reference, x_val))
     plan = None
     pruned = source
     if config.channels:
-        plan = select_channels(source, config, splits.model_inputs("train")[:256])
+        plan = select_channels(source, config, x_train)
         pruned = rebuild(source, plan)
         diffs.append(_max_abs_diff(pruned, mask_removed_inputs(source, plan), x_val))
     auroc = {"original": score(model), "pruned": score(pruned), "finetuned": None}
