@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import artifacts
-from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
+from pipeline.config import SCHEMA_VERSION, BuildConfig, PruneConfig, Variant
 from pipeline.errors import DataError
 
 JOB_FILE = "job.resolved.toml"
@@ -161,6 +161,7 @@ def build(
             "bench": bench,
             "warnings": [
                 *splits.warnings,
+                *_structured_warnings(pruning_report.get("structured"), config.prune),
                 *_quantization_warnings(quant.report),
                 *_warnings(bench),
             ],
@@ -486,6 +487,25 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
     return data_mod.from_config(
         config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
     )
+
+
+def _structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[str]:
+    """A warning when structured pruning lost more validation AUROC than pruning may."""
+    if not s:
+        return []
+    auroc = s["validation_auroc"]
+    after = auroc["finetuned"] if auroc["finetuned"] is not None else auroc["pruned"]
+    if auroc["original"] is None or after is None:
+        return []
+    drop = auroc["original"] - after
+    if drop <= prune.max_prune_drop:
+        return []
+    return [
+        f"structured pruning lost {drop:.4f} validation AUROC ({auroc['original']:.4f} -> "
+        f"{after:.4f}), more than --max-prune-drop {prune.max_prune_drop}. Remove fewer "
+        "channels or branches, fine-tune longer (--structured-finetune-epochs), or try the "
+        "other --structured-criterion; gate the release with --gate max_auroc_drop=X."
+    ]
 
 
 def _quantization_warnings(q: dict[str, Any]) -> list[str]:

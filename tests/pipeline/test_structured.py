@@ -608,3 +608,20 @@ def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
     assert layers["project"]["channels_after"] == 0  # went with its branch
     assert s["macs_after"] < s["macs_before"]
     assert inspect_tflite(out / "model_int8.tflite").full_integer
+
+
+def test_a_structured_loss_beyond_the_pruning_budget_is_warned() -> None:
+    from pipeline.build import _structured_warnings
+    from pipeline.config import PruneConfig
+
+    def report(original: float, pruned: float, finetuned: float | None) -> dict:
+        return {"validation_auroc": {"original": original, "pruned": pruned,
+                                     "finetuned": finetuned}}  # fmt: skip
+
+    budget = PruneConfig(max_prune_drop=0.01)
+    assert _structured_warnings(None, budget) == []
+    assert _structured_warnings(report(0.90, 0.60, 0.895), budget) == []  # fine-tuning recovered
+    (warning,) = _structured_warnings(report(0.90, 0.60, 0.85), budget)
+    assert "lost 0.0500 validation AUROC (0.9000 -> 0.8500)" in warning
+    (warning,) = _structured_warnings(report(0.90, 0.80, None), budget)  # no fine-tuning
+    assert "lost 0.1000" in warning
