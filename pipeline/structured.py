@@ -231,6 +231,25 @@ def _nodes(graph: Any) -> list[Any]:
     ]
 
 
+def _nodes_by_name(graph: Any) -> dict[str, Any]:
+    """The call node of every layer, by layer name (layers called once)."""
+    return {n.operation.name: n for n in _nodes(graph) if not n.is_input}
+
+
+def _fresh_input(tensor: Any) -> Any:
+    """A new keras.Input like a model's input tensor, with its name."""
+    import keras
+
+    return keras.Input(
+        batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor._keras_history[0].name
+    )
+
+
+def _single(tensors: list[Any]) -> Any:
+    """A tensor list as Keras wants it for a one-tensor model: the tensor itself."""
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
 def _channels_last(layer: Any) -> bool:
     return getattr(layer, "data_format", "channels_last") in (None, "channels_last")
 
@@ -467,7 +486,7 @@ def activation_scores(
     if not readers:
         return scores
     functional = _functional(model)
-    nodes = {n.operation.name: n for n in _nodes(functional) if not n.is_input}
+    nodes = _nodes_by_name(functional)
     probe = keras.Model(
         _single(functional.inputs), [nodes[r.layer.name].input_tensors[0] for r in readers]
     )
@@ -485,11 +504,6 @@ def activation_scores(
                 scores[root] += contribution[offset : offset + size]
             offset += size
     return scores
-
-
-def _single(inputs: list[Any]) -> Any:
-    """A model's input list as Keras wants it for a one-input model: the tensor itself."""
-    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _mean_abs_last_axis(probe: keras.Model, x: np.ndarray, batch: int = 32) -> list[np.ndarray]:
@@ -693,12 +707,7 @@ def rebuild(model: keras.Model, plan: ChannelPlan) -> keras.Model:
     if isinstance(model, keras.Sequential):
         new = keras.models.clone_model(model, clone_function=clone)
     else:
-        inputs = keras.tree.map_structure(  # the same input names and structure
-            lambda t: keras.Input(
-                batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name
-            ),
-            model.input,
-        )
+        inputs = keras.tree.map_structure(_fresh_input, model.input)  # same names, structure
         new = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for name, role in plan.graph.roles.items():
         if not role.layer.weights:
@@ -822,7 +831,7 @@ def branch_scores(
     if not branches:
         return []
     graph = _functional(model)
-    by_name = {n.operation.name: n for n in _nodes(graph) if not n.is_input}
+    by_name = _nodes_by_name(graph)
     outputs = []
     for b in branches:
         ins = by_name[b.add].input_tensors
@@ -865,10 +874,7 @@ def drop_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> ker
     graph = _functional(model)
     gone = {name for b in branches for name in b.layers}
     passthrough = {b.add: b.skip_index for b in branches}
-    inputs = [
-        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
-        for t in graph.inputs
-    ]
+    inputs = [_fresh_input(t) for t in graph.inputs]
     tensors: dict[int, Any] = {id(o): n for o, n in zip(graph.inputs, inputs, strict=True)}
     clones: dict[str, Any] = {}
     for node in _nodes(graph):
@@ -886,11 +892,7 @@ def drop_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> ker
         for old, new in zip(node.outputs, keras.tree.flatten(out), strict=True):
             tensors[id(old)] = new
     outputs = [tensors[id(t)] for t in graph.outputs]
-    new = keras.Model(
-        inputs if len(inputs) > 1 else inputs[0],
-        outputs if len(outputs) > 1 else outputs[0],
-        name=model.name,
-    )
+    new = keras.Model(_single(inputs), _single(outputs), name=model.name)
     for name, clone in clones.items():
         clone.set_weights(model.get_layer(name).get_weights())
     return new
