@@ -236,6 +236,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         },
                     )
                 )
+            if args.floor:
+                branches = len(structured.residual_branches(model))
+                config = StructuredConfig(
+                    sparsity=0.99, drop_blocks=branches, channel_multiple=args.channel_multiple
+                )
+                outcome = structured.prune_structured(
+                    model, splits, kind, config, score=score, seed=args.seed
+                )
+                label = f"{branches} residual branches dropped, " if branches else ""
+                variants.append(
+                    (
+                        f"floor: {label}every layer at its minimum width (latency only)",
+                        [outcome.model],
+                        {"floor": True, "drop_blocks": branches,
+                         "removed_channels": outcome.removed_channels,
+                         "achieved_sparsity": outcome.achieved_sparsity},
+                    )
+                )  # fmt: skip
             base_scores = None
             for i, (variant, keras_models, extra) in enumerate(variants):
                 path = Path(tmp) / f"{len(files):02d}.tflite"
@@ -249,6 +267,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     all_scores.append(scores)
                 if base_scores is None:
                     base_scores = all_scores[0]
+                if extra.get("floor"):  # not fine-tuned: its AUROC says nothing
+                    per_seed = [{**per_seed[0], **dict.fromkeys(AUROC_KEYS)}]
                 rows.append(
                     {
                         "model": name,
@@ -259,21 +279,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         **extra,
                         "seeds": len(keras_models),
                         "per_seed": per_seed,
-                        **{
-                            key: float(np.mean([m[key] for m in per_seed]))
-                            for key in ("test_auroc_int8", "test_auroc_float", "val_auroc")
-                        },
+                        **{key: _mean([m[key] for m in per_seed]) for key in AUROC_KEYS},
                         "test_auroc_int8_range": [
                             min(m["test_auroc_int8"] for m in per_seed),
                             max(m["test_auroc_int8"] for m in per_seed),
-                        ],
+                        ]
+                        if not extra.get("floor")
+                        else None,
                         "int8_bytes": per_seed[0]["int8_bytes"],
                         "test_auroc_int8_delta_ci95": auroc_delta_ci(
                             splits.y_test, base_scores, all_scores, seed=args.seed
-                        ),
+                        )
+                        if not extra.get("floor")
+                        else None,
                     }
                 )
-                print(f"  {variant}: test AUROC int8 {rows[-1]['test_auroc_int8']:.4f} "
+                print(f"  {variant}: test AUROC int8 {_fmt(rows[-1]['test_auroc_int8'])} "
                       f"{rows[-1]['test_auroc_int8_range']}", file=sys.stderr)  # fmt: skip
         bench_config = BenchConfig(
             runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=1
@@ -310,6 +331,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+AUROC_KEYS = ("test_auroc_int8", "test_auroc_float", "val_auroc")
+
+
+def _mean(values: list[Any]) -> float | None:
+    return None if None in values else float(np.mean(values))
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -352,14 +380,14 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _range(row: dict[str, Any]) -> str:
-    if row["seeds"] < 2:
+    if row["seeds"] < 2 or row["test_auroc_int8_range"] is None:
         return ""
     low, high = row["test_auroc_int8_range"]
     return f"[{low:.3f}, {high:.3f}]"
 
 
 def _ci(row: dict[str, Any]) -> str:
-    if row["baseline"]:
+    if row["baseline"] or row["test_auroc_int8_delta_ci95"] is None:
         return ""
     low, high = row["test_auroc_int8_delta_ci95"]
     return f"[{low:+.3f}, {high:+.3f}]"
@@ -405,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="fine-tune every variant with this many seeds (seed, seed+1, ...); AUROC is "
         "their mean",
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each model with every residual branch dropped and every layer at its "
+        "minimum width (not fine-tuned): the fastest structured pruning can make it",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
