@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.config import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
+    FINETUNE_AUGMENTATIONS,
     GATE_LIMITS,
     BenchConfig,
     BuildConfig,
@@ -27,6 +28,7 @@ from pipeline.config import (
     EvaluationConfig,
     ExportConfig,
     GatesConfig,
+    LrSchedule,
     PruneConfig,
     PruneSchedule,
     PruneScope,
@@ -277,6 +279,30 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="fine-tune the rebuilt model N epochs (default: --finetune-epochs)",
+    )
+    b.add_argument(
+        "--structured-augment",
+        action="append",
+        default=[],
+        choices=FINETUNE_AUGMENTATIONS,
+        help="structured fine-tuning: random transforms of the training images (hflip, "
+        "vflip: mirror half of them; shift: up to 10%%); repeatable; only for label-"
+        "preserving transforms of your images (default none)",
+    )
+    b.add_argument(
+        "--structured-lr-schedule",
+        choices=[s.value for s in LrSchedule],
+        default="constant",
+        help="structured fine-tuning: the optimizer's learning rate throughout, or cosine "
+        "decay from it to 0 (default constant)",
+    )
+    b.add_argument(
+        "--structured-distill",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="structured fine-tuning: targets are (1-W) label + W the unpruned model's "
+        "probability on the same (augmented) image (default 0: labels only)",
     )
     b.add_argument("--calibration-samples", type=int, default=200)
     b.add_argument(
@@ -586,6 +612,9 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             min_channels=args.min_channels,
             channel_multiple=args.channel_multiple,
             drop_blocks=args.drop_blocks,
+            augment=tuple(args.structured_augment),
+            lr_schedule=LrSchedule(args.structured_lr_schedule),
+            distill=args.structured_distill,
             finetune_epochs=(
                 args.finetune_epochs
                 if args.structured_finetune_epochs is None

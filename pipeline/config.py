@@ -158,6 +158,18 @@ class PruneConfig:
         return self.target_sparsity == AUTO_SPARSITY
 
 
+class LrSchedule(str, enum.Enum):
+    """Learning rate over fine-tuning: the optimizer's rate throughout, or decayed from it
+    to 0 along a cosine."""
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+# random transforms of training images during fine-tuning (labels unchanged)
+FINETUNE_AUGMENTATIONS = ("hflip", "vflip", "shift")
+
+
 class StructuredCriterion(str, enum.Enum):
     """How a channel is scored: the norm of its filter (the kernel slice producing it), or
     what its consumers read from it on training inputs."""
@@ -196,9 +208,28 @@ class StructuredConfig:
     channel_multiple: int = 1
     finetune_epochs: int = 0
     drop_blocks: int = 0  # residual branches removed whole, before channels
+    # fine-tuning recipe of the rebuilt model (see pipeline.pruning.finetune)
+    augment: tuple[str, ...] = ()  # random image transforms of FINETUNE_AUGMENTATIONS
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT
+    distill: float = 0.0  # weight of the unpruned model's probabilities in the targets
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
+        object.__setattr__(self, "lr_schedule", LrSchedule(self.lr_schedule))
+        object.__setattr__(self, "augment", tuple(dict.fromkeys(self.augment)))
+        unknown = [a for a in self.augment if a not in FINETUNE_AUGMENTATIONS]
+        if unknown:
+            raise ConfigError(
+                f"--structured-augment must be one of {', '.join(FINETUNE_AUGMENTATIONS)}; "
+                f"received {', '.join(unknown)}. Repeat the flag for several, e.g. "
+                "--structured-augment hflip --structured-augment shift."
+            )
+        if not 0.0 <= self.distill <= 1.0:
+            raise ConfigError(
+                f"--structured-distill must be in [0, 1]; received {self.distill}. It is the "
+                "weight of the unpruned model's probabilities in the fine-tuning targets "
+                "(0: labels only, 0.5: half each, 1: the unpruned model only)."
+            )
         if self.drop_blocks < 0:
             raise ConfigError(
                 f"--drop-blocks must be >= 0; received {self.drop_blocks}. It is the number of "

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import AUTO_SPARSITY, GATE_LIMITS, BuildConfig
+from pipeline.config import (
+    AUTO_SPARSITY,
+    FINETUNE_AUGMENTATIONS,
+    GATE_LIMITS,
+    BuildConfig,
+    LrSchedule,
+)
 from pipeline.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -306,6 +312,31 @@ KEYS: tuple[Key, ...] = (
         "fine-tune the rebuilt model (unset: finetune_epochs)",
         attr="structured.finetune_epochs",
         example="2",
+    ),
+    _k(
+        "prune",
+        "structured_augment",
+        "choices",
+        "structured fine-tuning: random image transforms",
+        attr="structured.augment",
+        choices=FINETUNE_AUGMENTATIONS,
+        example='["hflip", "shift"]',
+    ),
+    _k(
+        "prune",
+        "structured_lr_schedule",
+        "choice",
+        "structured fine-tuning: learning rate constant or cosine-decayed to 0",
+        attr="structured.lr_schedule",
+        choices=tuple(s.value for s in LrSchedule),
+    ),
+    _k(
+        "prune",
+        "structured_distill",
+        "float",
+        "structured fine-tuning: weight of the unpruned model's probabilities in the targets",
+        attr="structured.distill",
+        example="0.5",
     ),
     _k("quantize", "calibration_samples", "int", "calibration sample size"),
     _k(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import AUTO_SPARSITY, PruneConfig, PruneSchedule, PruneScope
+from pipeline.config import AUTO_SPARSITY, LrSchedule, PruneConfig, PruneSchedule, PruneScope
 from pipeline.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -363,17 +363,26 @@ class PolynomialSchedule:
         return 0 < step <= self.end_step and step % self.frequency == 0
 
 
-def finetune_loss(model: keras.Model, kind: OutputKind) -> tuple[Any, bool]:
+def finetune_loss(
+    model: keras.Model, kind: OutputKind, soft_targets: bool = False
+) -> tuple[Any, bool]:
     """The fine-tuning loss and whether it wants one-hot labels.
 
     A model compiled with its own loss (e.g. loaded with compile info) keeps it; otherwise a
     single sigmoid unit gets binary cross-entropy, a softmax sparse categorical
-    cross-entropy, and raw logits the same with from_logits=True.
+    cross-entropy, and raw logits the same with from_logits=True. With `soft_targets`
+    (distillation) several units get categorical cross-entropy on one-hot-shaped targets,
+    and the model's own loss is not used.
     """
     import keras
 
     from pipeline.models import OutputKind
 
+    logits = kind is OutputKind.LOGITS
+    if soft_targets:
+        if int(model.outputs[0].shape[-1]) == 1:
+            return keras.losses.BinaryCrossentropy(from_logits=logits), False
+        return keras.losses.CategoricalCrossentropy(from_logits=logits), True
     if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
         loss = model.loss
         name = (
@@ -383,20 +392,91 @@ def finetune_loss(model: keras.Model, kind: OutputKind) -> tuple[Any, bool]:
         )
         name = str(name).lower()
         return loss, "categorical" in name and "sparse" not in name
-    logits = kind is OutputKind.LOGITS
     if int(model.outputs[0].shape[-1]) == 1:
         return keras.losses.BinaryCrossentropy(from_logits=logits), False
     return keras.losses.SparseCategoricalCrossentropy(from_logits=logits), False
 
 
-def _finetune_optimizer(model: keras.Model) -> Any:
-    """A fresh copy of the model's own optimizer, else Adam(1e-3)."""
+def _finetune_optimizer(model: keras.Model, cosine_steps: int = 0) -> Any:
+    """A fresh copy of the model's own optimizer, else Adam(1e-3). With `cosine_steps` a
+    numeric learning rate decays from its value to 0 over that many steps (a schedule the
+    model brings is kept)."""
     import keras
 
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
-    if optimizer is None:
-        return keras.optimizers.Adam(1e-3)
-    return type(optimizer).from_config(optimizer.get_config())
+    config = (
+        optimizer.get_config()
+        if optimizer is not None
+        else keras.optimizers.Adam(1e-3).get_config()
+    )
+    rate = config.get("learning_rate")
+    if cosine_steps and isinstance(rate, (int, float)):
+        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(float(rate), cosine_steps)
+    return (type(optimizer) if optimizer is not None else keras.optimizers.Adam).from_config(config)
+
+
+def teacher_targets(teacher: keras.Model, kind: OutputKind, weight: float) -> Any:
+    """A function (x, y) -> targets mixing labels with the teacher's probabilities on x:
+    (1 - weight) * y + weight * p_teacher(x). `y` is a float (N,) for one output unit and
+    one-hot (N, C) for several; the teacher's logits go through a sigmoid or softmax."""
+    import keras
+
+    from pipeline.models import OutputKind
+
+    units = int(teacher.outputs[0].shape[-1])
+
+    def targets(x: Any, y: Any) -> Any:
+        out = teacher(x, training=False)
+        if kind is OutputKind.LOGITS:
+            out = keras.ops.sigmoid(out) if units == 1 else keras.ops.softmax(out, axis=-1)
+        out = keras.ops.reshape(out, (-1,)) if units == 1 else out
+        return (1.0 - weight) * y + weight * keras.ops.cast(out, y.dtype)
+
+    return targets
+
+
+def augmenter(names: Sequence[str], seed: int) -> Any:
+    """Random image transforms (Keras preprocessing layers, applied per batch) for names
+    of FINETUNE_AUGMENTATIONS: hflip/vflip mirror half of the images, shift translates by
+    up to 10% of height and width (reflecting the border)."""
+    import keras
+
+    made = {
+        "hflip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
+        "vflip": lambda: keras.layers.RandomFlip("vertical", seed=seed + 1),
+        "shift": lambda: keras.layers.RandomTranslation(
+            0.1, 0.1, fill_mode="reflect", seed=seed + 2
+        ),
+    }
+    return keras.Sequential([made[name]() for name in names])
+
+
+def _train_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    augment: Sequence[str],
+    targets: Any,
+) -> Any:
+    """Shuffled batches of (x, y) with the augmentation applied, then the targets."""
+    import tensorflow as tf
+
+    if augment and x.ndim != 4:
+        raise ConfigError(
+            f"--structured-augment ({', '.join(augment)}) transforms images: it needs a model "
+            f"input of shape (N, H, W, C); received inputs of shape {x.shape}. Leave out "
+            "--structured-augment for this model."
+        )
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(FINETUNE_BATCH_SIZE)
+    if augment:
+        transform = augmenter(augment, seed)
+        data = data.map(lambda a, b: (transform(a, training=True), b))
+    if targets is not None:
+        data = data.map(lambda a, b: (a, targets(a, b)))
+    return data.prefetch(2)
 
 
 def _mask_keeper(
@@ -489,6 +569,10 @@ def finetune(
     *,
     schedule: PolynomialSchedule | None = None,
     seed: int = 0,
+    augment: Sequence[str] = (),
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT,
+    teacher: keras.Model | None = None,
+    distill: float = 0.0,
 ) -> Finetuning:
     """Fine-tunes on the train split (validating on val) with the masks held.
 
@@ -500,13 +584,22 @@ def finetune(
         result: their current masks.
         config: epochs, scope and biases.
         schedule: polynomial schedule raising the sparsity; None keeps `result` fixed.
-        seed: seed of shuffling and dropout.
+        seed: seed of shuffling, augmentation and dropout.
+        augment: random transforms of the training images (FINETUNE_AUGMENTATIONS).
+        lr_schedule: constant, or cosine decay to 0 over the fine-tuning steps.
+        teacher: the unpruned model, for distillation.
+        distill: weight of the teacher's probabilities in the targets (0: labels only).
+            Distillation trains with cross-entropy on soft targets, whatever loss the
+            model was compiled with.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
-    loss, one_hot = finetune_loss(model, kind)
-    model.compile(optimizer=_finetune_optimizer(model), loss=loss)
+    distilling = teacher is not None and distill > 0
+    loss, one_hot = finetune_loss(model, kind, soft_targets=distilling)
+    steps = config.finetune_epochs * steps_per_epoch(splits)
+    cosine = steps if lr_schedule is LrSchedule.COSINE else 0
+    model.compile(optimizer=_finetune_optimizer(model, cosine), loss=loss)
     units = int(model.outputs[0].shape[-1])
 
     def labels(y: np.ndarray) -> np.ndarray:
@@ -515,13 +608,18 @@ def finetune(
         return keras.utils.to_categorical(y, units) if one_hot else y.astype(np.int64)
 
     keeper = _mask_keeper(weights, result, schedule, config.scope, config.prune_biases)
-    history = model.fit(
+    train = _train_dataset(
         splits.model_inputs("train"),
         labels(splits.y_train),
+        seed=seed,
+        augment=augment,
+        targets=teacher_targets(teacher, kind, distill) if distilling else None,
+    )
+    history = model.fit(
+        train,
         validation_data=(splits.model_inputs("val"), labels(splits.y_val)),
         epochs=config.finetune_epochs,
-        batch_size=FINETUNE_BATCH_SIZE,
-        shuffle=True,
+        shuffle=False,  # the dataset shuffles, with the seed
         verbose=0,
         callbacks=[keeper],
     )

@@ -1061,7 +1061,8 @@ def prune_structured(
         splits: train split for scoring branches and fine-tuning, val split for validation.
         kind: the model's output kind (the fine-tuning loss when the model has none).
         config: branches to drop, sparsity or threshold, criterion, scope, minimum width,
-            epochs.
+            and the fine-tuning recipe (epochs, augmentation, learning-rate schedule,
+            distillation from `model`).
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
 
@@ -1096,11 +1097,18 @@ def prune_structured(
             empty,
             PruneConfig(target_sparsity=0.0, finetune_epochs=config.finetune_epochs),
             seed=seed,
+            augment=config.augment,
+            lr_schedule=config.lr_schedule,
+            teacher=model if config.distill > 0 else None,
+            distill=config.distill,
         )
         tuning = {
             "epochs": result.epochs,
             "steps": result.steps,
             "batch_size": pruning.FINETUNE_BATCH_SIZE,
+            "augment": list(config.augment),
+            "lr_schedule": config.lr_schedule.value,
+            "distill": config.distill,
             "history": result.history,
         }
         auroc["finetuned"] = score(pruned)

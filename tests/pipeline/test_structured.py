@@ -57,6 +57,7 @@ CONFIGS = {
 def randomized(kind: str, seed: int = 0) -> keras.Model:
     """The model with random biases and BatchNorm statistics, so that neither is a no-op
     (freshly initialised, both would hide a wrongly sliced bias, beta, mean or variance)."""
+    keras.utils.set_random_seed(seed)  # kernels too: the same model whatever ran before
     model = KINDS[kind]()
     rng = np.random.default_rng(seed)
     for w in model.weights:

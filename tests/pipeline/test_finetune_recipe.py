@@ -1,0 +1,194 @@
+"""The fine-tuning recipe of structured pruning: image augmentation, cosine learning rate and
+distillation from the unpruned model (pipeline.pruning.finetune)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline import pruning, structured
+from pipeline.cli import main
+from pipeline.config import LrSchedule, PruneConfig, StructuredConfig
+from pipeline.data import Preprocessing, Splits
+from pipeline.errors import ConfigError
+from pipeline.models import OutputKind, output_kind
+from tests import models
+
+
+def _splits(shape: tuple[int, ...], n: int = 64, seed: int = 0) -> Splits:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3 * n, *shape)).astype("float32")
+    y = (x.reshape(len(x), -1).mean(axis=1) > 0).astype(np.int64)
+    return Splits(
+        x[:n], y[:n], x[n : 2 * n], y[n : 2 * n], x[2 * n :], y[2 * n :],
+        source="synthetic", preprocessing=Preprocessing.identity(),
+    )  # fmt: skip
+
+
+def _teacher(units: int, activation: str | None) -> keras.Model:
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(units, activation=activation)])
+
+
+@pytest.mark.parametrize(
+    ("units", "activation", "kind"),
+    [
+        (1, "sigmoid", OutputKind.SIGMOID),
+        (1, None, OutputKind.LOGITS),
+        (3, "softmax", OutputKind.SOFTMAX),
+        (3, None, OutputKind.LOGITS),
+    ],
+)
+def test_distillation_targets_mix_labels_with_teacher_probabilities(
+    units: int, activation: str | None, kind: OutputKind
+) -> None:
+    teacher = _teacher(units, activation)
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
+    labels = np.array([0, 1, 2, 1, 0, 2]) % max(units, 2)
+    y = labels.astype("float32") if units == 1 else np.eye(units, dtype="float32")[labels]
+    out = teacher.predict(x, verbose=0).astype(np.float64)
+    if kind is OutputKind.LOGITS and units == 1:
+        out = 1 / (1 + np.exp(-out))
+    elif kind is OutputKind.LOGITS:
+        out = np.exp(out) / np.exp(out).sum(axis=1, keepdims=True)
+    expected = 0.75 * y + 0.25 * (out[:, 0] if units == 1 else out)
+    got = keras.ops.convert_to_numpy(pruning.teacher_targets(teacher, kind, 0.25)(x, y))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_hflip_mirrors_some_images_and_leaves_the_others() -> None:
+    x = np.random.default_rng(1).normal(size=(32, 6, 7, 2)).astype("float32")
+    out = keras.ops.convert_to_numpy(pruning.augmenter(["hflip"], seed=0)(x, training=True))
+    kept = [np.array_equal(a, b) for a, b in zip(out, x, strict=True)]
+    mirrored = [np.allclose(a, b[:, ::-1]) for a, b in zip(out, x, strict=True)]
+    assert all(k or m for k, m in zip(kept, mirrored, strict=True))
+    assert any(kept) and any(mirrored)
+
+
+def test_shift_translates_images_within_their_shape() -> None:
+    x = np.random.default_rng(2).normal(size=(16, 20, 20, 1)).astype("float32")
+    out = keras.ops.convert_to_numpy(pruning.augmenter(["shift"], seed=0)(x, training=True))
+    assert out.shape == x.shape
+    assert sum(not np.allclose(a, b) for a, b in zip(out, x, strict=True)) >= 8
+
+
+@pytest.mark.parametrize("schedule", list(LrSchedule))
+def test_cosine_schedule_ends_at_zero_and_constant_stays(schedule: LrSchedule) -> None:
+    model = models.mlp(5)
+    splits = _splits((5,))
+    empty = pruning.PruningResult(None, {}, None, {})
+    config = PruneConfig(target_sparsity=0.0, finetune_epochs=2)
+    done = pruning.finetune(
+        model, splits, output_kind(model), [], empty, config, lr_schedule=schedule
+    )
+    assert done.steps == 4  # 64 samples, batch 32
+    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert rate == pytest.approx(0.0 if schedule is LrSchedule.COSINE else 1e-3, abs=1e-9)
+
+
+def test_masks_hold_through_augmented_distilled_finetuning() -> None:
+    model = models.structured_sequential()
+    teacher = keras.models.clone_model(model)
+    teacher.set_weights(model.get_weights())
+    splits = _splits(tuple(model.inputs[0].shape[1:]))
+    weights = pruning.prunable_weights(model)
+    result = pruning.compute_masks(weights, sparsity=0.5)
+    pruning.apply_masks(weights, result.masks)
+    before = [w.copy() for w in model.get_weights()]
+    pruning.finetune(
+        model, splits, output_kind(model), weights, result,
+        PruneConfig(target_sparsity=0.5, finetune_epochs=2),
+        augment=("hflip", "shift"), lr_schedule=LrSchedule.COSINE, teacher=teacher, distill=0.5,
+    )  # fmt: skip
+    after = model.get_weights()
+    zeros = sum(int(np.sum(b == 0)) for b in before)
+    assert zeros > 0.4 * sum(b.size for b, _ in zip(before, after, strict=True) if b.ndim > 1)
+    assert all(np.all(a[b == 0] == 0) for a, b in zip(after, before, strict=True) if b.ndim > 1)
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_augmenting_a_non_image_input_is_a_config_error() -> None:
+    model = models.mlp(5)
+    empty = pruning.PruningResult(None, {}, None, {})
+    with pytest.raises(ConfigError, match=r"needs a model input of shape \(N, H, W, C\)"):
+        pruning.finetune(
+            model, _splits((5,)), output_kind(model), [], empty,
+            PruneConfig(target_sparsity=0.0, finetune_epochs=1), augment=("hflip",),
+        )  # fmt: skip
+
+
+def test_prune_structured_reports_its_recipe_and_leaves_the_teacher_alone() -> None:
+    model = models.structured_functional()
+    original = [w.copy() for w in model.get_weights()]
+    splits = _splits(tuple(model.inputs[0].shape[1:]))
+    config = StructuredConfig(
+        sparsity=0.5, finetune_epochs=2, augment=("vflip",), lr_schedule="cosine", distill=0.7
+    )
+    outcome = structured.prune_structured(
+        model, splits, output_kind(model), config, score=lambda m: 0.5
+    )
+    tuning = json.loads(json.dumps(outcome.to_json()))["finetune"]
+    assert (tuning["augment"], tuning["lr_schedule"], tuning["distill"]) == (
+        ["vflip"], "cosine", 0.7,
+    )  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(original, model.get_weights(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--structured-distill", "1.5"], "--structured-distill must be in [0, 1]"),
+        (["--structured-augment", "rotate"], "invalid choice"),
+        (["--structured-lr-schedule", "step"], "invalid choice"),
+    ],
+)
+def test_bad_recipe_flags_exit_2(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", "--out", str(tmp_path / "out"), "--no-bench", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_with_the_full_recipe(tmp_path: Path) -> None:
+    model = models.structured_functional()
+    model.save(tmp_path / "model.keras")
+    x = np.random.default_rng(0).uniform(0, 1, (120, *model.inputs[0].shape[1:]))
+    np.savez(tmp_path / "data.npz", x=x.astype("float32"), y=(x.mean(axis=(1, 2, 3)) > 0.5) * 1)
+    out = tmp_path / "build"
+    code = main(
+        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+         "--out", str(out), "--no-bench", "--calibration-samples", "32", "--sparsity", "0",
+         "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
+         "--structured-augment", "hflip", "--structured-augment", "shift",
+         "--structured-lr-schedule", "cosine", "--structured-distill", "0.5"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    tuning = report["pruning"]["structured"]["finetune"]
+    assert tuning["augment"] == ["hflip", "shift"]
+    assert (tuning["lr_schedule"], tuning["distill"]) == ("cosine", 0.5)
+
+
+def test_tabular_build_with_augmentation_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = models.mlp(30)
+    model.save(tmp_path / "model.keras")
+    x = np.random.default_rng(0).normal(size=(120, 30)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=1) > 0) * 1)
+    out = tmp_path / "build"
+    code = main(
+        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+         "--out", str(out), "--no-bench",
+         "--sparsity", "0", "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
+         "--structured-augment", "hflip"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "transforms images" in err and "Traceback" not in err
+    assert not out.exists()
