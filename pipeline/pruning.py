@@ -451,6 +451,16 @@ def augmenter(names: Sequence[str], seed: int) -> Any:
     return keras.Sequential([made[name]() for name in names])
 
 
+def check_augmentable(x: np.ndarray, augment: Sequence[str]) -> None:
+    """Image transforms need image inputs (N, H, W, C): a ConfigError otherwise."""
+    if augment and x.ndim != 4:
+        raise ConfigError(
+            f"--structured-augment ({', '.join(augment)}) transforms images: it needs a model "
+            f"input of shape (N, H, W, C); received inputs of shape {x.shape}. Leave out "
+            "--structured-augment for this model."
+        )
+
+
 def _train_dataset(
     x: np.ndarray,
     y: np.ndarray,
@@ -462,12 +472,7 @@ def _train_dataset(
     """Shuffled batches of (x, y) with the augmentation applied, then the targets."""
     import tensorflow as tf
 
-    if augment and x.ndim != 4:
-        raise ConfigError(
-            f"--structured-augment ({', '.join(augment)}) transforms images: it needs a model "
-            f"input of shape (N, H, W, C); received inputs of shape {x.shape}. Leave out "
-            "--structured-augment for this model."
-        )
+    check_augmentable(x, augment)
     data = tf.data.Dataset.from_tensor_slices((x, y))
     data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(FINETUNE_BATCH_SIZE)

@@ -101,6 +101,19 @@ def test_bad_input_exits_2(
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
+def test_augmenting_a_tabular_model_exits_2(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    flags = ["--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
+             "--structured-augment", "hflip"]  # fmt: skip
+    code, err = _cli(_build(files, out, "mlp", "good", *flags), capsys)
+    assert code == 2
+    assert "transforms images" in err and "shape (N, H, W, C)" in err
+    assert err.strip().startswith("error:") and err.count("error:") == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
 def test_unsafe_load_builds_a_lambda_model(files: dict[str, Path], tmp_path: Path) -> None:
     assert main(_build(files, tmp_path / "out", "lambda", "good", "--unsafe-load")) == 0
     assert (tmp_path / "out" / "model_int8.tflite").is_file()

@@ -172,23 +172,3 @@ def test_build_with_the_full_recipe(tmp_path: Path) -> None:
     tuning = report["pruning"]["structured"]["finetune"]
     assert tuning["augment"] == ["hflip", "shift"]
     assert (tuning["lr_schedule"], tuning["distill"]) == ("cosine", 0.5)
-
-
-def test_tabular_build_with_augmentation_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    model = models.mlp(30)
-    model.save(tmp_path / "model.keras")
-    x = np.random.default_rng(0).normal(size=(120, 30)).astype("float32")
-    np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=1) > 0) * 1)
-    out = tmp_path / "build"
-    code = main(
-        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
-         "--out", str(out), "--no-bench",
-         "--sparsity", "0", "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
-         "--structured-augment", "hflip"]
-    )  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "transforms images" in err and "Traceback" not in err
-    assert not out.exists()
