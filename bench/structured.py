@@ -491,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mobilenet-variants",
         type=_variants,
-        default=_variants("0:0.75:l1,0:0.75:activation,10:0,10:0.5:activation,10:0.6:activation"),
+        default=_variants(
+            "0:0.75:activation,10:0.5:activation,10:0.55:activation,10:0.6:activation"
+        ),
     )
     parser.add_argument("--channel-multiple", type=int, default=8)
     parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="activation")
