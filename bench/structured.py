@@ -27,7 +27,7 @@ machine drift hits them alike. Prints a markdown table.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
 
-A benchmark, not a test: about 40 minutes on two cores.
+A benchmark, not a test: about 50 minutes on two cores.
 """
 
 from __future__ import annotations
