@@ -404,15 +404,12 @@ def _finetune_optimizer(model: keras.Model, cosine_steps: int = 0) -> Any:
     import keras
 
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
-    config = (
-        optimizer.get_config()
-        if optimizer is not None
-        else keras.optimizers.Adam(1e-3).get_config()
-    )
+    optimizer = optimizer or keras.optimizers.Adam(1e-3)
+    config = optimizer.get_config()
     rate = config.get("learning_rate")
     if cosine_steps and isinstance(rate, (int, float)):
         config["learning_rate"] = keras.optimizers.schedules.CosineDecay(float(rate), cosine_steps)
-    return (type(optimizer) if optimizer is not None else keras.optimizers.Adam).from_config(config)
+    return type(optimizer).from_config(config)
 
 
 def teacher_targets(teacher: keras.Model, kind: OutputKind, weight: float) -> Any:

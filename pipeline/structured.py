@@ -1073,10 +1073,10 @@ def prune_structured(
     from pipeline import pruning
     from pipeline.macs import total_macs
 
-    if config.finetune_epochs > 0:  # fail before the work, not after it
-        pruning.check_augmentable(splits.model_inputs("train"), config.augment)
     x_val = splits.model_inputs("val")[:256]
     x_train = splits.model_inputs("train")[:256]  # scores branches and activations
+    if config.finetune_epochs > 0:  # fail before the work, not after it
+        pruning.check_augmentable(x_train, config.augment)
     source, diffs, dropped = model, [], []
     if config.drop_blocks:
         source, dropped, reference = _drop_blocks(model, x_train, config)

@@ -13,20 +13,10 @@ import pytest
 from pipeline import pruning, structured
 from pipeline.cli import main
 from pipeline.config import LrSchedule, PruneConfig, StructuredConfig
-from pipeline.data import Preprocessing, Splits
 from pipeline.errors import ConfigError
 from pipeline.models import OutputKind, output_kind
 from tests import models
-
-
-def _splits(shape: tuple[int, ...], n: int = 64, seed: int = 0) -> Splits:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(3 * n, *shape)).astype("float32")
-    y = (x.reshape(len(x), -1).mean(axis=1) > 0).astype(np.int64)
-    return Splits(
-        x[:n], y[:n], x[n : 2 * n], y[n : 2 * n], x[2 * n :], y[2 * n :],
-        source="synthetic", preprocessing=Preprocessing.identity(),
-    )  # fmt: skip
+from tests.pipeline.test_structured import _build, synthetic_splits
 
 
 def _teacher(units: int, activation: str | None) -> keras.Model:
@@ -79,7 +69,7 @@ def test_shift_translates_images_within_their_shape() -> None:
 @pytest.mark.parametrize("schedule", list(LrSchedule))
 def test_cosine_schedule_ends_at_zero_and_constant_stays(schedule: LrSchedule) -> None:
     model = models.mlp(5)
-    splits = _splits((5,))
+    splits = synthetic_splits(model)
     empty = pruning.PruningResult(None, {}, None, {})
     config = PruneConfig(target_sparsity=0.0, finetune_epochs=2)
     done = pruning.finetune(
@@ -94,7 +84,7 @@ def test_masks_hold_through_augmented_distilled_finetuning() -> None:
     model = models.structured_sequential()
     teacher = keras.models.clone_model(model)
     teacher.set_weights(model.get_weights())
-    splits = _splits(tuple(model.inputs[0].shape[1:]))
+    splits = synthetic_splits(model)
     weights = pruning.prunable_weights(model)
     result = pruning.compute_masks(weights, sparsity=0.5)
     pruning.apply_masks(weights, result.masks)
@@ -116,7 +106,7 @@ def test_augmenting_a_non_image_input_is_a_config_error() -> None:
     empty = pruning.PruningResult(None, {}, None, {})
     with pytest.raises(ConfigError, match=r"needs a model input of shape \(N, H, W, C\)"):
         pruning.finetune(
-            model, _splits((5,)), output_kind(model), [], empty,
+            model, synthetic_splits(model), output_kind(model), [], empty,
             PruneConfig(target_sparsity=0.0, finetune_epochs=1), augment=("hflip",),
         )  # fmt: skip
 
@@ -124,7 +114,7 @@ def test_augmenting_a_non_image_input_is_a_config_error() -> None:
 def test_prune_structured_reports_its_recipe_and_leaves_the_teacher_alone() -> None:
     model = models.structured_functional()
     original = [w.copy() for w in model.get_weights()]
-    splits = _splits(tuple(model.inputs[0].shape[1:]))
+    splits = synthetic_splits(model)
     config = StructuredConfig(
         sparsity=0.5, finetune_epochs=2, augment=("vflip",), lr_schedule="cosine", distill=0.7
     )
@@ -155,19 +145,12 @@ def test_bad_recipe_flags_exit_2(
 
 
 def test_build_with_the_full_recipe(tmp_path: Path) -> None:
-    model = models.structured_functional()
-    model.save(tmp_path / "model.keras")
-    x = np.random.default_rng(0).uniform(0, 1, (120, *model.inputs[0].shape[1:]))
-    np.savez(tmp_path / "data.npz", x=x.astype("float32"), y=(x.mean(axis=(1, 2, 3)) > 0.5) * 1)
-    out = tmp_path / "build"
-    code = main(
-        ["build", "--model", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
-         "--out", str(out), "--no-bench", "--calibration-samples", "32", "--sparsity", "0",
-         "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
+    out = _build(
+        tmp_path, models.structured_functional(),
+        ["--sparsity", "0", "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
          "--structured-augment", "hflip", "--structured-augment", "shift",
-         "--structured-lr-schedule", "cosine", "--structured-distill", "0.5"]
+         "--structured-lr-schedule", "cosine", "--structured-distill", "0.5"],
     )  # fmt: skip
-    assert code == 0
     report = json.loads((out / "report.json").read_text())
     tuning = report["pruning"]["structured"]["finetune"]
     assert tuning["augment"] == ["hflip", "shift"]
