@@ -1,6 +1,8 @@
 """Int8 latency of structured-pruned vs unpruned models on BreastMNIST, and its AUROC cost.
 
-Two models are trained from scratch (fixed seed) on the BreastMNIST train split:
+Two architectures are trained from scratch on the BreastMNIST train split, once per
+training seed (`--train-seeds`, default 0,1,2: a single trained model's test AUROC moves by
+several hundredths with its seed, as much as the effects measured here):
 
 - the reference CNN of bench/prune_sweep.py (28x28x1; three convolutions, two dense;
   60 epochs of Adam 1e-3);
@@ -10,24 +12,26 @@ Two models are trained from scratch (fixed seed) on the BreastMNIST train split:
   images with a cosine-decayed rate (without them it overfits the 546 images: test AUROC
   0.77 instead of 0.86).
 
-Each variant D:R[:criterion] is made by the pipeline's own step (`pipeline.structured`):
-drop the D residual branches that add least, then remove the fraction R of channels
-(global scope, `--channel-multiple`, criterion l1 or activation); the rebuilt model is
-fine-tuned by the pipeline's helper once per seed (`--seeds`, default 3) with the recipe of
-`--structured-augment hflip --structured-augment shift --structured-lr-schedule cosine
---structured-distill 0.5` (40 epochs). The unpruned model is fine-tuned the same way as a
-control ("unpruned + fine-tuning"), so that an AUROC
-difference is not just extra training. Every model is quantized to full-integer int8 as the
-build does (`calibration_indices`, `to_int8`), run on the test split with device_bench's
-runner, and scored with `pipeline.evaluation` (AUROC, malignant = class 0 positive); a
-variant's AUROC is the mean over its seeds, with a paired-bootstrap interval of that mean's
-difference to the unpruned int8 model. The first seed's int8 file of every variant is timed
-in ONE interleaved device_bench run at 1 thread (`pipeline.benchmark.run_device_bench`), so
-machine drift hits them alike. Prints a markdown table.
+From every trained model, each variant D:R[:criterion] is made by the pipeline's own step
+(`pipeline.structured`): drop the D residual branches that add least, then remove the
+fraction R of channels (global scope, `--channel-multiple`, criterion l1 or activation);
+the rebuilt model is fine-tuned by the pipeline's helper (`--seeds` times, default once)
+with the recipe of `--structured-augment hflip --structured-augment shift
+--structured-lr-schedule cosine --structured-distill 0.5` (40 epochs), distilling from that
+trained model. The trained model is fine-tuned the same way as a control ("unpruned +
+fine-tuning"), so that an AUROC difference is not just extra training. Every model is
+quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
+the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
+malignant = class 0 positive). A variant's difference to the unpruned (or control) model is
+taken within each trained model and averaged, with a paired-bootstrap interval over test
+images. One int8 file per variant and trained model (the control's has the unpruned
+shapes and is not timed) is timed in ONE interleaved device_bench run at 1 thread
+(`pipeline.benchmark.run_device_bench`), so machine drift hits them alike; the speedup is
+taken within each trained model. Prints markdown tables.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
 
-A benchmark, not a test: about 50 minutes on two cores.
+A benchmark, not a test: about an hour on two cores.
 """
 
 from __future__ import annotations
@@ -146,13 +150,13 @@ def to_int8_file(
 
 def auroc_delta_ci(
     y: np.ndarray,
-    base: np.ndarray,
-    others: list[np.ndarray],
+    groups: list[tuple[list[np.ndarray], list[np.ndarray]]],
     samples: int = 2000,
     seed: int = 0,
 ) -> list[float]:
-    """95% paired-bootstrap interval of mean over `others` of AUROC(other) - AUROC(base),
-    resampling the test images (the same resample for every model)."""
+    """95% paired-bootstrap interval of the mean over `groups` (one per trained model) of
+    mean AUROC(others) - mean AUROC(references), resampling the test images (the same
+    resample for every model)."""
     from sklearn.metrics import roc_auc_score
 
     truth = np.asarray(y) == MALIGNANT
@@ -162,8 +166,11 @@ def auroc_delta_ci(
         idx = rng.integers(0, len(truth), len(truth))
         if truth[idx].all() or not truth[idx].any():
             continue
-        reference = roc_auc_score(truth[idx], base[idx])
-        deltas.append(np.mean([roc_auc_score(truth[idx], o[idx]) for o in others]) - reference)
+
+        def auroc(scores: list[np.ndarray], idx: np.ndarray = idx) -> float:
+            return float(np.mean([roc_auc_score(truth[idx], s[idx]) for s in scores]))
+
+        deltas.append(np.mean([auroc(others) - auroc(refs) for refs, others in groups]))
     return [float(v) for v in np.percentile(deltas, [2.5, 97.5])]
 
 
@@ -186,13 +193,81 @@ def finetuned_copy(model: Any, splits: Any, kind: Any, recipe: Any, seed: int, t
     return copy
 
 
+def variants_of_model(
+    model: Any, splits: Any, kind: Any, args: argparse.Namespace, variants_of: Any, seed: int
+) -> list[tuple[str, list[Any], dict[str, Any]]]:
+    """(label, one Keras model per fine-tuning seed, details) for the unpruned model, the
+    fine-tuned control, each structured variant (rebuilt, then fine-tuned) and the floor."""
+    from pipeline import structured
+    from pipeline.config import StructuredConfig
+
+    score = val_auroc(splits, kind)
+    recipe = StructuredConfig(
+        finetune_epochs=args.finetune_epochs,
+        augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        distill=args.distill,
+    )
+    seeds = range(seed, seed + args.seeds)
+
+    def tuned(start: Any) -> list[Any]:
+        """One fine-tuned copy of `start` per seed, distilled from the unpruned model."""
+        if args.finetune_epochs <= 0:
+            return [start]
+        return [finetuned_copy(start, splits, kind, recipe, s, model) for s in seeds]
+
+    unchanged = {"removed_channels": 0, "achieved_sparsity": 0.0}
+    out = [("unpruned", [model], {**unchanged, "baseline": True})]
+    if args.finetune_epochs > 0:
+        label = f"unpruned + fine-tuning ({args.finetune_epochs} ep)"
+        out.append((label, tuned(model), {**unchanged, "control": True, "finetuned": True}))
+    for blocks, sparsity, criterion in variants_of:
+        config = StructuredConfig(
+            sparsity=sparsity or None,
+            drop_blocks=blocks,
+            criterion=criterion or args.criterion,
+            channel_multiple=args.channel_multiple,
+        )
+        outcome = structured.prune_structured(  # rebuilt, not yet fine-tuned
+            model, splits, kind, config, score=score, seed=seed
+        )
+        parts = [f"{blocks} residual branches dropped"] if blocks else []
+        if sparsity:
+            parts.append(f"R={sparsity:g} {config.criterion.value}, M={args.channel_multiple}")
+        details = {
+            "drop_blocks": blocks,
+            "criterion": config.criterion.value,
+            "removed_channels": outcome.removed_channels,
+            "achieved_sparsity": outcome.achieved_sparsity,
+            "rebuild_max_abs_diff": outcome.rebuild_max_abs_diff,
+            "val_auroc_before_finetune": outcome.val_auroc["pruned"],
+            "finetuned": args.finetune_epochs > 0,
+        }
+        out.append((f"structured {', '.join(parts)}", tuned(outcome.model), details))
+    if args.floor:
+        branches = len(structured.residual_branches(model))
+        config = StructuredConfig(
+            sparsity=0.99, drop_blocks=branches, channel_multiple=args.channel_multiple
+        )
+        outcome = structured.prune_structured(model, splits, kind, config, score=score, seed=seed)
+        dropped = f"{branches} residual branches dropped, " if branches else ""
+        details = {
+            "floor": True,
+            "drop_blocks": branches,
+            "removed_channels": outcome.removed_channels,
+            "achieved_sparsity": outcome.achieved_sparsity,
+        }
+        label = f"floor: {dropped}every layer at its minimum width (latency only)"
+        out.append((label, [outcome.model], details))
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from pipeline import structured
     from pipeline.benchmark import run_device_bench, summarize
-    from pipeline.config import BenchConfig, StructuredConfig
+    from pipeline.config import BenchConfig
     from pipeline.macs import total_macs
     from pipeline.models import output_kind
 
@@ -204,162 +279,64 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("MobileNetV2-0.35 96x96", mobilenet_v2, 96, args.mobilenet_epochs,
          args.mobilenet_augment, args.mobilenet_variants),
     ]  # fmt: skip
-    recipe = StructuredConfig(
-        finetune_epochs=args.finetune_epochs,
-        augment=args.augment,
-        lr_schedule=args.lr_schedule,
-        distill=args.distill,
-    )
-    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []  # one per (model, variant, training seed, fine-tuning seed)
+    truth: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="structured-bench-") as tmp:
         files: list[Path] = []
         for name, build, size, epochs, augment, variants_of in specs:
             splits = load_splits(args.data, size)
-            model, seconds = train(build, splits, epochs, args.seed, augment)
-            kind = output_kind(model)
-            score = val_auroc(splits, kind)
-            print(f"{name}: trained {epochs} epochs in {seconds:.0f} s", file=sys.stderr)
-
-            def tuned(
-                start: Any, splits: Any = splits, kind: Any = kind, teacher: Any = model
-            ) -> list[Any]:
-                """One fine-tuned copy of `start` per seed, distilled from the unpruned."""
-                return [
-                    finetuned_copy(start, splits, kind, recipe, s, teacher)
-                    for s in range(args.seed, args.seed + args.seeds)
-                ]
-
-            variants: list[tuple[str, list[Any], dict[str, Any]]] = [
-                ("unpruned", [model], {"removed_channels": 0, "achieved_sparsity": 0.0})
-            ]
-            if args.finetune_epochs > 0:
-                control = f"unpruned + fine-tuning ({args.finetune_epochs} ep)"
-                unchanged = {"removed_channels": 0, "achieved_sparsity": 0.0}
-                variants.append((control, tuned(model), unchanged))
-            for blocks, sparsity, criterion in variants_of:
-                config = StructuredConfig(
-                    sparsity=sparsity or None,
-                    drop_blocks=blocks,
-                    criterion=criterion or args.criterion,
-                    channel_multiple=args.channel_multiple,
-                )
-                outcome = structured.prune_structured(  # rebuilt, not yet fine-tuned
-                    model, splits, kind, config, score=score, seed=args.seed
-                )
-                label = ", ".join(
-                    ([f"{blocks} residual branches dropped"] if blocks else [])
-                    + (
-                        [f"R={sparsity:g} {config.criterion.value}, M={args.channel_multiple}"]
-                        if sparsity
-                        else []
-                    )
-                )
-                variants.append(
-                    (
-                        f"structured {label}",
-                        tuned(outcome.model) if args.finetune_epochs > 0 else [outcome.model],
-                        {
-                            "drop_blocks": blocks,
-                            "criterion": config.criterion.value,
-                            "removed_channels": outcome.removed_channels,
-                            "achieved_sparsity": outcome.achieved_sparsity,
-                            "rebuild_max_abs_diff": outcome.rebuild_max_abs_diff,
-                            "val_auroc_before_finetune": outcome.val_auroc["pruned"],
-                        },
-                    )
-                )
-            if args.floor:
-                branches = len(structured.residual_branches(model))
-                config = StructuredConfig(
-                    sparsity=0.99, drop_blocks=branches, channel_multiple=args.channel_multiple
-                )
-                outcome = structured.prune_structured(
-                    model, splits, kind, config, score=score, seed=args.seed
-                )
-                label = f"{branches} residual branches dropped, " if branches else ""
-                variants.append(
-                    (
-                        f"floor: {label}every layer at its minimum width (latency only)",
-                        [outcome.model],
-                        {"floor": True, "drop_blocks": branches,
-                         "removed_channels": outcome.removed_channels,
-                         "achieved_sparsity": outcome.achieved_sparsity},
-                    )
-                )  # fmt: skip
-            base_scores = None
-            for i, (variant, keras_models, extra) in enumerate(variants):
-                path = Path(tmp) / f"{len(files):02d}.tflite"
-                files.append(path)  # the first seed's file is timed: same shapes, same ops
-                per_seed, all_scores = [], []
-                for k, keras_model in enumerate(keras_models):
-                    target = path if k == 0 else Path(tmp) / f"seed{k}.tflite"
-                    metrics, scores = to_int8_file(keras_model, splits, kind, target, args.seed)
-                    metrics["val_auroc"] = score(keras_model)
-                    per_seed.append(metrics)
-                    all_scores.append(scores)
-                if base_scores is None:
-                    base_scores = all_scores[0]
-                if extra.get("floor"):  # not fine-tuned: its AUROC says nothing
-                    per_seed = [{**per_seed[0], **dict.fromkeys(AUROC_KEYS)}]
-                rows.append(
-                    {
-                        "model": name,
-                        "variant": variant,
-                        "baseline": i == 0,
-                        "params": int(keras_models[0].count_params()),
-                        "macs": total_macs(keras_models[0]),
-                        **extra,
-                        "seeds": len(keras_models),
-                        "per_seed": per_seed,
-                        **{key: _mean([m[key] for m in per_seed]) for key in AUROC_KEYS},
-                        "test_auroc_int8_range": [
-                            min(m["test_auroc_int8"] for m in per_seed),
-                            max(m["test_auroc_int8"] for m in per_seed),
-                        ]
-                        if not extra.get("floor")
-                        else None,
-                        "int8_bytes": per_seed[0]["int8_bytes"],
-                        "test_auroc_int8_delta_ci95": auroc_delta_ci(
-                            splits.y_test, base_scores, all_scores, seed=args.seed
-                        )
-                        if not extra.get("floor")
-                        else None,
-                    }
-                )
-                print(f"  {variant}: test AUROC int8 {_fmt(rows[-1]['test_auroc_int8'])} "
-                      f"{rows[-1]['test_auroc_int8_range']}", file=sys.stderr)  # fmt: skip
+            truth[name] = splits.y_test
+            for train_seed in args.train_seeds:
+                model, seconds = train(build, splits, epochs, train_seed, augment)
+                kind = output_kind(model)
+                score = val_auroc(splits, kind)
+                print(f"{name} seed {train_seed}: trained {epochs} epochs in {seconds:.0f} s",
+                      file=sys.stderr)  # fmt: skip
+                for variant, keras_models, extra in variants_of_model(
+                    model, splits, kind, args, variants_of, train_seed
+                ):
+                    for k, keras_model in enumerate(keras_models):
+                        path = Path(tmp) / f"{len(runs):03d}.tflite"
+                        metrics, scores = to_int8_file(keras_model, splits, kind, path, train_seed)
+                        timed = k == 0 and not extra.get("control")  # same shapes as unpruned
+                        if timed:
+                            files.append(path)
+                        if extra.get("floor"):  # not fine-tuned: its AUROC says nothing
+                            metrics.update(dict.fromkeys(AUROC_KEYS))
+                        else:
+                            metrics["val_auroc"] = score(keras_model)
+                        runs.append({
+                            "model": name, "variant": variant, "train_seed": train_seed,
+                            "finetune_seed": train_seed + k if extra.get("finetuned") else None,
+                            "params": int(keras_model.count_params()),
+                            "macs": total_macs(keras_model), **extra, **metrics,
+                            "scores": scores, "file": str(path) if timed else None,
+                        })  # fmt: skip
+                        print(f"  {variant} [{train_seed}/{k}]: test AUROC int8 "
+                              f"{_fmt(metrics['test_auroc_int8'])}", file=sys.stderr)  # fmt: skip
         bench_config = BenchConfig(
             runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=1
         )
         report = run_device_bench(files, bench_config)
-    for row, entry in zip(rows, report["models"], strict=True):
-        summary = summarize(entry)
-        row["bench_status"] = summary["status"]
-        row["p50_ms"] = summary.get("latency_ms", {}).get("p50")
-        row["p90_ms"] = summary.get("latency_ms", {}).get("p90")
-        row["runtime"] = f"{summary.get('runtime')} {summary.get('runtime_version')}"
-        row["xnnpack"] = summary.get("xnnpack")
-    for row in rows:
-        same = [r for r in rows if r["model"] == row["model"]]
-        base = same[0]  # unpruned
-        control = same[1] if args.finetune_epochs > 0 else base  # unpruned + fine-tuning
-        row["speedup"] = (
-            base["p50_ms"] / row["p50_ms"] if base["p50_ms"] and row["p50_ms"] else None
-        )
-        for key in ("test_auroc_int8", "val_auroc"):
-            for ref, suffix in ((base, "delta"), (control, "delta_control")):
-                row[f"{key}_{suffix}"] = (
-                    row[key] - ref[key] if row[key] is not None and ref[key] is not None else None
-                )
+    by_file = {
+        str(path): summarize(entry) for path, entry in zip(files, report["models"], strict=True)
+    }
+    for entry in runs:
+        summary = by_file.get(entry["file"] or "", {})
+        entry["bench_status"] = summary.get("status")
+        entry["p50_ms"] = summary.get("latency_ms", {}).get("p50")
+        entry["p90_ms"] = summary.get("latency_ms", {}).get("p90")
+        if summary:
+            entry["runtime"] = f"{summary.get('runtime')} {summary.get('runtime_version')}"
     return {
         "data": str(args.data),
-        "seed": args.seed,
-        "seeds": args.seeds,
+        "train_seeds": list(args.train_seeds),
+        "finetune_seeds_per_model": args.seeds,
         "finetune_epochs": args.finetune_epochs,
         "finetune_recipe": {
-            "augment": list(recipe.augment),
-            "lr_schedule": recipe.lr_schedule.value,
-            "distill": recipe.distill,
+            "augment": list(args.augment),
+            "lr_schedule": args.lr_schedule,
+            "distill": args.distill,
         },
         "train_augment": {
             "reference CNN": list(args.cnn_augment),
@@ -369,9 +346,88 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "criterion": args.criterion,
         "epochs": {"reference CNN": args.cnn_epochs, "MobileNetV2": args.mobilenet_epochs},
         "bench": {"runs": args.runs, "threads": 1, "host_cpus": os.cpu_count()},
-        "rows": rows,
+        "rows": aggregate(runs, truth),
+        "runs": [{k: v for k, v in r.items() if k not in ("scores", "file")} for r in runs],
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One row per (model, variant): AUROC means over every trained model and fine-tuning
+    seed; differences to the unpruned model (and to the fine-tuned control) taken within
+    each trained model, then averaged, with a paired-bootstrap interval; speedups taken
+    within each trained model's files of the one interleaved run."""
+    rows = []
+    for name in dict.fromkeys(r["model"] for r in runs):
+        mine = [r for r in runs if r["model"] == name]
+
+        def of(variant: str, seed: int, mine: list[dict[str, Any]] = mine) -> list[dict[str, Any]]:
+            return [r for r in mine if r["variant"] == variant and r["train_seed"] == seed]
+
+        seeds = list(dict.fromkeys(r["train_seed"] for r in mine))
+        base = next(r["variant"] for r in mine if r.get("baseline"))
+        control = next((r["variant"] for r in mine if r.get("control")), base)
+        for variant in dict.fromkeys(r["variant"] for r in mine):
+            these = [r for r in mine if r["variant"] == variant]
+            first = these[0]
+            row: dict[str, Any] = {
+                "model": name,
+                "variant": variant,
+                **{
+                    k: first[k]
+                    for k in (
+                        "removed_channels",
+                        "achieved_sparsity",
+                        "params",
+                        "macs",
+                        "int8_bytes",
+                    )
+                    if k in first
+                },  # fmt: skip
+                "floor": bool(first.get("floor")),
+                "baseline": variant == base,
+                "trained_models": len(seeds),
+                "finetune_runs": len(these),
+                "rebuild_max_abs_diff": max(
+                    (r["rebuild_max_abs_diff"] for r in these if "rebuild_max_abs_diff" in r),
+                    default=None,
+                ),
+            }
+            p50 = {s: of(variant, s)[0].get("p50_ms") for s in seeds}  # first fine-tuning seed
+            row["speedup_by_seed"] = [
+                of(base, s)[0]["p50_ms"] / p50[s] if p50[s] and of(base, s)[0]["p50_ms"] else None
+                for s in seeds
+            ]
+            speedups = [v for v in row["speedup_by_seed"] if v is not None]
+            timed = [v for v in p50.values() if v]
+            row["p50_ms"] = float(np.mean(timed)) if timed else None
+            row["speedup"] = float(np.mean(speedups)) if speedups else None
+            row["speedup_range"] = [min(speedups), max(speedups)] if speedups else None
+            for key in AUROC_KEYS:
+                row[key] = _mean([r[key] for r in these])
+            if row["floor"]:
+                rows.append(row)
+                continue
+            row["test_auroc_int8_by_seed"] = [
+                _mean([r["test_auroc_int8"] for r in of(variant, s)]) for s in seeds
+            ]
+            values = [r["test_auroc_int8"] for r in these]
+            row["test_auroc_int8_range"] = [min(values), max(values)]
+            for ref, suffix in ((base, "delta"), (control, "delta_control")):
+                groups = [
+                    ([r["scores"] for r in of(ref, s)], [r["scores"] for r in of(variant, s)])
+                    for s in seeds
+                ]
+                row[f"test_auroc_int8_{suffix}"] = float(np.mean([
+                    _mean([r["test_auroc_int8"] for r in of(variant, s)])
+                    - _mean([r["test_auroc_int8"] for r in of(ref, s)])
+                    for s in seeds
+                ]))  # fmt: skip
+                row[f"test_auroc_int8_{suffix}_ci95"] = (
+                    None if variant == ref else auroc_delta_ci(truth[name], groups)
+                )
+            rows.append(row)
+    return rows
 
 
 AUROC_KEYS = ("test_auroc_int8", "test_auroc_float", "val_auroc")
@@ -387,21 +443,24 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    runtime = rows[0]["runtime"] if rows else "-"
+    runtime = next((r["runtime"] for r in result["runs"] if r.get("runtime")), "-")
     recipe = result["finetune_recipe"]
+    seeds = result["train_seeds"]
     lines = [
-        f"int8 on BreastMNIST test (156 images), {runtime}, 1 thread, XNNPACK, "
-        f"one interleaved device_bench run; training seed {result['seed']}; fine-tuned "
-        f"{result['finetune_epochs']} epochs (augment {','.join(recipe['augment']) or 'none'}, "
-        f"{recipe['lr_schedule']} rate, distill {recipe['distill']:g}) with seeds "
-        f"{result['seed']}.."
-        f"{result['seed'] + result['seeds'] - 1}, AUROCs are the mean over those seeds "
-        "(range in brackets):",
+        f"int8 on BreastMNIST test (156 images), {runtime}, 1 thread, XNNPACK, one interleaved "
+        f"device_bench run. {len(seeds)} trained models per architecture (training seeds "
+        f"{', '.join(map(str, seeds))}); each variant fine-tuned {result['finetune_epochs']} "
+        f"epochs (augment {','.join(recipe['augment']) or 'none'}, {recipe['lr_schedule']} "
+        f"rate, distill {recipe['distill']:g}) {result['finetune_seeds_per_model']} time(s) per "
+        "trained model. AUROC: mean over all of them [range]. Δ: taken within each trained "
+        "model, then averaged (95% paired-bootstrap interval over test images). Speedup: p50 of "
+        "the unpruned file / p50 of the variant's, within each trained model, mean [range]. "
+        "Channels, params, MACs and bytes: the first trained model's.",
         "",
-        "| model | variant | channels removed | params | MACs | int8 bytes | p50 ms | p90 ms "
-        "| speedup (p50) | test AUROC int8 [range] | Δ vs unpruned (95% CI) "
-        "| Δ vs unpruned + ft | test AUROC float | val AUROC |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | variant | channels removed | params | MACs | int8 bytes | p50 ms "
+        "| speedup (p50) [range] | test AUROC int8 [range] | Δ vs unpruned (95% CI) "
+        "| Δ vs unpruned + ft (95% CI) | test AUROC float | val AUROC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         removed = (
@@ -412,29 +471,41 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['model']} | {r['variant']} | {removed} | {r['params']:,} | "
             f"{_fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {_fmt(r['p50_ms'])} | "
-            f"{_fmt(r['p90_ms'])} | {_fmt(r['speedup'], '.2f')}x | "
-            f"{_fmt(r['test_auroc_int8'])} {_range(r)} | "
-            f"{_fmt(r['test_auroc_int8_delta'], '+.4f')} "
-            f"{_ci(r)} | {_fmt(r['test_auroc_int8_delta_control'], '+.4f')} | "
-            f"{_fmt(r['test_auroc_float'])} | "
-            f"{_fmt(r['val_auroc'])} |"
+            f"{_speedup(r['speedup'])} {_pair(r['speedup_range'], '.2f')} | "
+            f"{_fmt(r['test_auroc_int8'])} {_pair(r.get('test_auroc_int8_range'))} | "
+            f"{_delta(r, 'delta')} | {_delta(r, 'delta_control')} | "
+            f"{_fmt(r['test_auroc_float'])} | {_fmt(r['val_auroc'])} |"
         )
+    lines += [
+        "",
+        "Per trained model: test AUROC int8 (mean over its fine-tuning seeds) and speedup:",
+        "",
+        "| model | variant | " + " | ".join(f"training seed {s}" for s in seeds) + " |",
+        "|---|---|" + "---:|" * len(seeds),
+    ]
+    for r in rows:
+        cells = []
+        for i in range(len(seeds)):
+            auroc = (r.get("test_auroc_int8_by_seed") or [None] * len(seeds))[i]
+            speed = r["speedup_by_seed"][i]
+            cells.append(f"{_fmt(auroc)} ({_speedup(speed)})")
+        lines.append(f"| {r['model']} | {r['variant']} | " + " | ".join(cells) + " |")
     lines += ["", f"({result['seconds']} s)"]
     return "\n".join(lines)
 
 
-def _range(row: dict[str, Any]) -> str:
-    if row["seeds"] < 2 or row["test_auroc_int8_range"] is None:
-        return ""
-    low, high = row["test_auroc_int8_range"]
-    return f"[{low:.3f}, {high:.3f}]"
+def _speedup(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
-def _ci(row: dict[str, Any]) -> str:
-    if row["baseline"] or row["test_auroc_int8_delta_ci95"] is None:
-        return ""
-    low, high = row["test_auroc_int8_delta_ci95"]
-    return f"[{low:+.3f}, {high:+.3f}]"
+def _pair(pair: list[float] | None, spec: str = ".3f") -> str:
+    return "" if pair is None else f"[{pair[0]:{spec}}, {pair[1]:{spec}}]"
+
+
+def _delta(row: dict[str, Any], suffix: str) -> str:
+    value = row.get(f"test_auroc_int8_{suffix}")
+    ci = row.get(f"test_auroc_int8_{suffix}_ci95")
+    return f"{_fmt(value, '+.4f')} {_pair(ci, '+.3f')}".strip()
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -491,22 +562,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mobilenet-variants",
         type=_variants,
-        default=_variants(
-            "0:0.75:activation,10:0.5:activation,10:0.55:activation,10:0.6:activation"
-        ),
+        default=_variants("0:0.75:activation,10:0.5:activation,10:0.6:activation"),
     )
     parser.add_argument("--channel-multiple", type=int, default=8)
     parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="activation")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--train-seeds",
+        type=lambda text: [int(s) for s in _names(text)],
+        default=[0, 1, 2],
+        help="train each architecture once per seed (comma-separated); every variant is made "
+        "from each trained model, and its differences are taken within that model",
+    )
     parser.add_argument(
         "--seeds",
         type=int,
-        default=3,
-        help="fine-tune every variant with this many seeds (seed, seed+1, ...); AUROC is "
-        "their mean",
+        default=1,
+        help="fine-tune every variant of a trained model with this many seeds (its training "
+        "seed, +1, ...); AUROC is the mean over all",
     )
     parser.add_argument(
         "--floor",
