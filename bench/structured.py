@@ -12,13 +12,19 @@ several hundredths with its seed, as much as the effects measured here):
   images with a cosine-decayed rate (without them it overfits the 546 images: test AUROC
   0.77 instead of 0.86).
 
+Each trained model is then fine-tuned once more with the recipe below, distilling from
+itself (`--base-finetune-epochs`, default 40): that model is the unpruned reference and the
+teacher of every variant. Without that step the reference is undertrained: the same
+fine-tuning lifts it by up to 0.11 AUROC, and every variant looks better against it than it
+is.
+
 From every trained model, each variant D:R[:criterion] is made by the pipeline's own step
 (`pipeline.structured`): drop the D residual branches that add least, then remove the
 fraction R of channels (global scope, `--channel-multiple`, criterion l1 or activation);
 the rebuilt model is fine-tuned by the pipeline's helper (`--seeds` times, default once)
 with the recipe of `--structured-augment hflip --structured-augment shift
---structured-lr-schedule cosine --structured-distill 0.5` (40 epochs), distilling from that
-trained model. The trained model is fine-tuned the same way as a control ("unpruned +
+--structured-lr-schedule cosine --structured-distill 0.5` (40 epochs), distilling from the
+reference. The reference is fine-tuned the same way as a control ("unpruned +
 fine-tuning"), so that an AUROC difference is not just extra training. Every model is
 quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
 the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
@@ -193,6 +199,16 @@ def finetuned_copy(model: Any, splits: Any, kind: Any, recipe: Any, seed: int, t
     return copy
 
 
+def finetune_recipe(args: argparse.Namespace, epochs: int) -> Any:
+    """The build's structured fine-tuning recipe as given on the command line."""
+    from pipeline.config import StructuredConfig
+
+    return StructuredConfig(
+        finetune_epochs=epochs, augment=args.augment, lr_schedule=args.lr_schedule,
+        distill=args.distill,
+    )  # fmt: skip
+
+
 def variants_of_model(
     model: Any, splits: Any, kind: Any, args: argparse.Namespace, variants_of: Any, seed: int
 ) -> list[tuple[str, list[Any], dict[str, Any]]]:
@@ -202,12 +218,7 @@ def variants_of_model(
     from pipeline.config import StructuredConfig
 
     score = val_auroc(splits, kind)
-    recipe = StructuredConfig(
-        finetune_epochs=args.finetune_epochs,
-        augment=args.augment,
-        lr_schedule=args.lr_schedule,
-        distill=args.distill,
-    )
+    recipe = finetune_recipe(args, args.finetune_epochs)
     seeds = range(seed, seed + args.seeds)
 
     def tuned(start: Any) -> list[Any]:
@@ -290,7 +301,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 model, seconds = train(build, splits, epochs, train_seed, augment)
                 kind = output_kind(model)
                 score = val_auroc(splits, kind)
-                print(f"{name} seed {train_seed}: trained {epochs} epochs in {seconds:.0f} s",
+                if args.base_finetune_epochs > 0:  # the unpruned reference, trained further
+                    recipe = finetune_recipe(args, args.base_finetune_epochs)
+                    model = finetuned_copy(
+                        model, splits, kind, recipe, BASE_FINETUNE_SEED + train_seed, model
+                    )
+                extra_epochs = f" + {args.base_finetune_epochs} of the recipe"
+                print(f"{name} seed {train_seed}: trained {epochs} epochs in {seconds:.0f} s"
+                      f"{extra_epochs if args.base_finetune_epochs > 0 else ''}",
                       file=sys.stderr)  # fmt: skip
                 for variant, keras_models, extra in variants_of_model(
                     model, splits, kind, args, variants_of, train_seed
@@ -333,6 +351,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "train_seeds": list(args.train_seeds),
         "finetune_seeds_per_model": args.seeds,
         "finetune_epochs": args.finetune_epochs,
+        "base_finetune_epochs": args.base_finetune_epochs,
         "finetune_recipe": {
             "augment": list(args.augment),
             "lr_schedule": args.lr_schedule,
@@ -430,6 +449,7 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
     return rows
 
 
+BASE_FINETUNE_SEED = 1000  # + training seed: apart from the variants' fine-tuning seeds
 AUROC_KEYS = ("test_auroc_int8", "test_auroc_float", "val_auroc")
 
 
@@ -536,6 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--mobilenet-augment", type=_names, default=("hflip", "shift"), help="likewise"
+    )
+    parser.add_argument(
+        "--base-finetune-epochs",
+        type=int,
+        default=40,
+        help="after training, fine-tune each trained model this many epochs with the recipe "
+        "below, distilling from itself; that model is the unpruned reference and the teacher "
+        "(0: the trained model itself, which the recipe then lifts by 0.01-0.11 AUROC: an "
+        "undertrained reference flatters every variant)",
     )
     parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument(
