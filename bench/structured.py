@@ -24,8 +24,8 @@ fraction R of channels (global scope, `--channel-multiple`, criterion l1 or acti
 the rebuilt model is fine-tuned by the pipeline's helper (`--seeds` times, default once)
 with the recipe of `--structured-augment hflip --structured-augment shift
 --structured-lr-schedule cosine --structured-distill 0.5` (40 epochs), distilling from the
-reference. The reference is fine-tuned the same way as a control ("unpruned +
-fine-tuning"), so that an AUROC difference is not just extra training. Every model is
+reference. The reference is fine-tuned the same way once more as a control ("unpruned +
+fine-tuning"): how much extra training alone still gives. Every model is
 quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
 the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
 malignant = class 0 positive). A variant's difference to the unpruned (or control) model is
@@ -37,7 +37,7 @@ taken within each trained model. Prints markdown tables.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
 
-A benchmark, not a test: about an hour on two cores.
+A benchmark, not a test: about 65 minutes on two cores.
 """
 
 from __future__ import annotations
