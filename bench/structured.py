@@ -384,6 +384,11 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
             return [r for r in mine if r["variant"] == variant and r["train_seed"] == seed]
 
         seeds = list(dict.fromkeys(r["train_seed"] for r in mine))
+
+        def auroc_by_seed(variant: str, seeds: list[int] = seeds) -> list[float | None]:
+            """Test AUROC int8 of each trained model's variant, mean over fine-tuning seeds."""
+            return [_mean([r["test_auroc_int8"] for r in of(variant, s)]) for s in seeds]
+
         base = next(r["variant"] for r in mine if r.get("baseline"))
         control = next((r["variant"] for r in mine if r.get("control")), base)
         for variant in dict.fromkeys(r["variant"] for r in mine):
@@ -392,17 +397,7 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
             row: dict[str, Any] = {
                 "model": name,
                 "variant": variant,
-                **{
-                    k: first[k]
-                    for k in (
-                        "removed_channels",
-                        "achieved_sparsity",
-                        "params",
-                        "macs",
-                        "int8_bytes",
-                    )
-                    if k in first
-                },  # fmt: skip
+                **{k: first[k] for k in FIRST_MODEL_KEYS if k in first},
                 "floor": bool(first.get("floor")),
                 "baseline": variant == base,
                 "trained_models": len(seeds),
@@ -427,9 +422,7 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
             if row["floor"]:
                 rows.append(row)
                 continue
-            row["test_auroc_int8_by_seed"] = [
-                _mean([r["test_auroc_int8"] for r in of(variant, s)]) for s in seeds
-            ]
+            row["test_auroc_int8_by_seed"] = mine_by_seed = auroc_by_seed(variant)
             values = [r["test_auroc_int8"] for r in these]
             row["test_auroc_int8_range"] = [min(values), max(values)]
             for ref, suffix in ((base, "delta"), (control, "delta_control")):
@@ -437,11 +430,9 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
                     ([r["scores"] for r in of(ref, s)], [r["scores"] for r in of(variant, s)])
                     for s in seeds
                 ]
-                row[f"test_auroc_int8_{suffix}"] = float(np.mean([
-                    _mean([r["test_auroc_int8"] for r in of(variant, s)])
-                    - _mean([r["test_auroc_int8"] for r in of(ref, s)])
-                    for s in seeds
-                ]))  # fmt: skip
+                row[f"test_auroc_int8_{suffix}"] = float(
+                    np.mean(np.subtract(mine_by_seed, auroc_by_seed(ref)))
+                )
                 row[f"test_auroc_int8_{suffix}_ci95"] = (
                     None if variant == ref else auroc_delta_ci(truth[name], groups)
                 )
@@ -450,6 +441,7 @@ def aggregate(runs: list[dict[str, Any]], truth: dict[str, np.ndarray]) -> list[
 
 
 BASE_FINETUNE_SEED = 1000  # + training seed: apart from the variants' fine-tuning seeds
+FIRST_MODEL_KEYS = ("removed_channels", "achieved_sparsity", "params", "macs", "int8_bytes")
 AUROC_KEYS = ("test_auroc_int8", "test_auroc_float", "val_auroc")
 
 
