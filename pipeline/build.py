@@ -62,6 +62,7 @@ def build(
     """
     from pipeline import data as data_mod
 
+    _require_inputs(config)  # a missing input is named before a non-empty --out
     artifacts.check_output_dir(config.out, config.overwrite)
     if config.export.onnx:
         from converters.onnx_export import require_extra
@@ -190,6 +191,19 @@ def build(
         )
         stage.commit()
     return report
+
+
+def _require_inputs(config: BuildConfig) -> None:
+    """Checks that every input path exists, the most fundamental problem a user can have."""
+    from pipeline import data as data_mod
+    from pipeline.models import require_exists
+
+    if config.model is not None:
+        require_exists(config.model)
+    if config.data.path is not None:
+        data_mod.require_exists(config.data.path)
+    if config.data.calibration is not None:
+        data_mod.require_exists(config.data.calibration, "--calibration-data")
 
 
 @dataclass

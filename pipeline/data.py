@@ -255,11 +255,7 @@ def _read(
         from pipeline.loaders.tabular import load_csv
 
         return load_csv(path, label_column=label_column, labelled=labelled)
-    if not path.exists():
-        raise DataError(
-            f"Data '{path}' does not exist. Pass an .npz, a .csv, a folder of PNG/JPEG or "
-            "DICOM files, or medmnist:NAME[@SIZE] with --data."
-        )
+    require_exists(path)
     if suffix == ".npz":
         from pipeline.loaders.npz import load_npz
 
@@ -267,6 +263,16 @@ def _read(
     raise DataError(
         f"Data '{path}' is a '{suffix or 'extensionless'}' file; expected an .npz, a .csv, "
         "a folder of PNG/JPEG or DICOM files, or medmnist:NAME[@SIZE]."
+    )
+
+
+def require_exists(source: str | Path, flag: str = "--data") -> None:
+    """Raises DataError when a local data path is missing: cheap, so it runs before --out."""
+    if str(source).lower().startswith("medmnist:") or Path(source).exists():
+        return
+    raise DataError(
+        f"Data '{source}' does not exist. Pass an .npz, a .csv, a folder of PNG/JPEG or "
+        f"DICOM files, or medmnist:NAME[@SIZE] with {flag}."
     )
 
 

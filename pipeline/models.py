@@ -31,6 +31,15 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def require_exists(path: Path) -> None:
+    """Raises ModelError when the model path is missing: cheap, so it runs before --out."""
+    if not path.exists():
+        raise ModelError(
+            f"Model '{path}' does not exist. Pass a Keras model file (.keras, .h5) or a "
+            "SavedModel directory with --model."
+        )
+
+
 def load_model(path: Path, unsafe: bool = False) -> keras.Model:
     """Loads a Keras 3 model file (.keras, .h5) or a SavedModel directory.
 
@@ -46,11 +55,7 @@ def load_model(path: Path, unsafe: bool = False) -> keras.Model:
     _quiet_tensorflow()
     import keras
 
-    if not path.exists():
-        raise ModelError(
-            f"Model '{path}' does not exist. Pass a Keras model file (.keras, .h5) or a "
-            "SavedModel directory with --model."
-        )
+    require_exists(path)
     if path.is_dir():
         if not (path / "saved_model.pb").exists():
             raise ModelError(

@@ -16,6 +16,15 @@ BREASTMNIST = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def _isolated_working_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the working directory: each runs in an empty folder of its own,
+    so a checkout holding the quick start's build/ (or anything else) changes nothing."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--regen-golden",

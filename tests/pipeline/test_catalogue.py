@@ -142,6 +142,25 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("missing", ["model", "data", "calibration"])
+def test_a_missing_input_is_named_before_a_non_empty_out(
+    missing: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Several inputs wrong at once: the most fundamental (a missing input) is named first."""
+    out = tmp_path / "build"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    argv = _build(files, out)
+    if missing == "calibration":
+        argv += ["--calibration-data", str(tmp_path / "calib.npz")]
+    else:
+        argv[argv.index(f"--{missing}") + 1] = str(tmp_path / f"missing.{missing}")
+    code, err = _cli(argv, capsys)
+    assert code == 2
+    assert "does not exist" in err and "--overwrite" not in err
+    assert (out / "report.json").read_text() == "{}"
+
+
 def test_ctrl_c_leaves_the_previous_output_untouched(
     files: dict[str, Path],
     tmp_path: Path,
