@@ -3,7 +3,9 @@
 Two files: `model_pruned_float32.onnx` from the pruned Keras model (tf2onnx `from_function`
 with an explicit input signature: `from_keras` fails on Keras 3 Sequential models), and
 `model_int8.onnx` from `model_int8.tflite` (tf2onnx `from_tflite`: a QuantizeLinear /
-DequantizeLinear graph keeping the TFLite tensor types, so int8 I/O stays int8). Both have
+DequantizeLinear graph keeping the TFLite I/O and activation types, so int8 I/O stays int8;
+int8 weights are stored as uint8 with their zero points shifted by 128, see
+`_unsigned_weights`). Both have
 one input `input` (dynamic batch) and one output `output`, and pass
 `onnx.checker.check_model(full_check=True)`.
 
@@ -84,6 +86,52 @@ def _rename_io(graph: Any, new_input: str, new_output: str) -> None:
         info.name = renames.get(info.name, info.name)
 
 
+def _unsigned_weights(graph: Any) -> int:
+    """Stores every int8 constant read by a DequantizeLinear as uint8, zero point + 128.
+
+    The dequantized values are identical, ((q + 128) - (zp + 128)) * scale, but onnxruntime
+    then fuses the QDQ MatMul / Conv into a uint8 x uint8 kernel instead of uint8 x int8. On
+    x86 CPUs with AVX2 but no VNNI, its uint8 x int8 kernel (VPMADDUBSW) saturates the sum
+    of two adjacent products at int16 (255 * 127 * 2 > 32767): in a default session a
+    layer's output can be many steps off the .tflite, with the same file exact on a VNNI
+    CPU. The uint8 x uint8 kernel widens to int16 first and cannot saturate.
+
+    Returns:
+        The number of DequantizeLinear nodes changed.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    inits = {init.name: init for init in graph.initializer}
+    unsigned: dict[str, str] = {}  # int8 initializer -> its uint8 copy
+    changed = 0
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3:
+            continue
+        weight, zero_point = (inits.get(name) for name in (node.input[0], node.input[2]))
+        if weight is None or zero_point is None:
+            continue
+        if weight.data_type != TensorProto.INT8 or zero_point.data_type != TensorProto.INT8:
+            continue
+        # new initializers: a zero point may be shared with activation Q/DQ nodes
+        for i, init in ((0, weight), (2, zero_point)):
+            if init.name not in unsigned:
+                name = f"{init.name}_u8"
+                while name in inits:
+                    name += "_"
+                shifted = (numpy_helper.to_array(init).astype(np.int16) + 128).astype(np.uint8)
+                inits[name] = numpy_helper.from_array(shifted, name)
+                graph.initializer.append(inits[name])
+                unsigned[init.name] = name
+            node.input[i] = unsigned[init.name]
+        changed += 1
+    used = {name for node in graph.node for name in node.input}
+    used |= {info.name for info in (*graph.input, *graph.output)}
+    kept = [init for init in graph.initializer if init.name in used or init.name not in unsigned]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return changed
+
+
 def tflite_to_onnx(tflite_path: Path, opset: int = DEFAULT_OPSET) -> bytes:
     """The .tflite file (int8 or float) as a checked ONNX model with the same I/O types."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -96,6 +144,7 @@ def tflite_to_onnx(tflite_path: Path, opset: int = DEFAULT_OPSET) -> bytes:
             f"{len(proto.graph.output)} outputs; expected one of each."
         )
     _rename_io(proto.graph, INPUT_NAME, OUTPUT_NAME)
+    _unsigned_weights(proto.graph)
     return _check(proto)
 
 

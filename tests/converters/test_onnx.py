@@ -94,6 +94,11 @@ def test_onnx_files_match_keras_and_tflite(name: str, tmp_path: Path, onnx_extra
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     elem = int8_proto.graph.input[0].type.tensor_type.elem_type
     assert elem == onnx.TensorProto.INT8
+    # weights are uint8 (see test_unsigned_weights_do_not_saturate_in_onnxruntime)
+    types = {i.name: i.data_type for i in int8_proto.graph.initializer}
+    weights = [n.input[0] for n in int8_proto.graph.node if n.op_type == "DequantizeLinear"]
+    assert onnx.TensorProto.UINT8 in {types.get(w) for w in weights}
+    assert onnx.TensorProto.INT8 not in {types.get(w) for w in weights}
     # dynamic batch: one sample and an odd batch run and agree with the full batch
     full = onnx_export.run_onnx(exported.float_onnx, x)
     for n in (1, 7):
@@ -137,6 +142,48 @@ def test_perturbed_keras_weight_fails_float_parity(tmp_path: Path, onnx_extra: N
     perturbed = probabilities(model.predict(x, verbose=0), kind)
     doc = onnx_export.float_parity(onnx_probs, perturbed)
     assert not doc["ok"] and doc["max_abs_diff"] > 1e-4
+
+
+def test_unsigned_weights_do_not_saturate_in_onnxruntime(onnx_extra: None) -> None:
+    """Int8 weights fuse into onnxruntime's uint8 x int8 kernel, which on AVX2 CPUs without
+    VNNI saturates 255 * 127 + 255 * 127 at int16; stored as uint8 they compute exactly."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters import onnx_export
+
+    w = np.array([[127, -127], [127, 127], [127, -127], [127, 127]], np.int8)
+    inits = [
+        numpy_helper.from_array(np.float32(0.01), "sa"),
+        numpy_helper.from_array(np.int8(-128), "zp"),  # shared by activations and output
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.full(2, 0.01, np.float32), "sw"),
+        numpy_helper.from_array(np.zeros(2, np.int8), "zw"),
+        numpy_helper.from_array(np.float32(0.1), "sy"),
+    ]
+    nodes = [  # the QDQ MatMul tf2onnx writes for a FULLY_CONNECTED between two layers
+        helper.make_node("QuantizeLinear", ["input", "sa", "zp"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "sa", "zp"], ["a"]),
+        helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wf"], axis=1),
+        helper.make_node("MatMul", ["a", "wf"], ["y"]),
+        helper.make_node("QuantizeLinear", ["y", "sy", "zp"], ["qy"]),
+        helper.make_node("DequantizeLinear", ["qy", "sy", "zp"], ["output"]),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, k]) for n, k in
+          (("input", 4), ("output", 2))]  # fmt: skip
+    graph = helper.make_graph(nodes, "qdq_matmul", io[:1], io[1:], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+    codes = np.array([[127, 127, 127, 127], [127, 100, -128, 50]], np.int64)
+    x = ((codes + 128) * 0.01).astype(np.float32)
+    expected = np.clip(np.round((codes + 128) @ w.astype(np.int64) * 1e-4 / 0.1), 0, 255) * 0.1
+    assert onnx_export._unsigned_weights(model.graph) == 1
+    onnx.checker.check_model(model, full_check=True)
+    types = {i.name: i.data_type for i in model.graph.initializer}
+    assert types["w_u8"] == types["zw_u8"] == TensorProto.UINT8
+    assert types["zp"] == TensorProto.INT8 and "w" not in types and "zw" not in types
+    out = onnx_export.run_onnx(model.SerializeToString(), x)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_int8_parity_flags_outputs_two_steps_off(tmp_path: Path) -> None:
