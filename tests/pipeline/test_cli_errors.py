@@ -47,6 +47,8 @@ def test_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_corrupt_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
+    # the data must exist: a missing input is named before what is inside the model file
+    np.savez(tmp_path / "d.npz", x=np.zeros((9, 30), np.float32), y=np.arange(9) % 2)
     code, err = _run(
         [
             "build",
