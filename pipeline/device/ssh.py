@@ -101,7 +101,7 @@ def ssh_command(device: Device, remote: str) -> list[str]:
 
 def _tail(data: bytes, lines: int = 2) -> str:
     kept = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
-    return " | ".join(kept[-lines:])
+    return " | ".join(ln.removeprefix("ssh: ") for ln in kept[-lines:])
 
 
 def connection_error(device: Device, stderr: bytes, doing: str) -> DeviceError:
