@@ -75,7 +75,7 @@ class Device:
         return self.address if self.name == self.address else f"'{self.name}' ({self.address})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "python": self.python}
+        return {"name": self.name, "address": self.address, "python_path": self.python}
 
 
 def parse_address(text: str, where: str = "--device") -> tuple[str | None, str, int | None]:

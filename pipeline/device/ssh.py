@@ -19,6 +19,7 @@ import io
 import json
 import shlex
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -146,8 +147,8 @@ class Session:
     def __enter__(self) -> Session:
         try:
             self._open()
-        except BaseException:
-            self.close()
+        except BaseException as error:
+            self.close(error)
             raise
         return self
 
@@ -338,6 +339,8 @@ class Session:
             error.args = (f"{error.args[0]} Also, {message}",)
         elif error is None:
             raise DeviceError(message, "unreachable")
+        else:  # Ctrl-C or a bug: the user must still learn what is left on the device
+            print(f"warning: {message}", file=sys.stderr)
 
 
 def _json(text: str) -> dict[str, Any] | None:

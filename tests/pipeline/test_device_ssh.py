@@ -291,3 +291,23 @@ def _split(argv: list[str]) -> tuple[list[str], Path | None, Path | None]:
         Path(inv) if inv else None,
         Path(key) if key else None,
     )
+
+
+def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
+    from pipeline.build import _bench_device
+    from pipeline.cli import build_config
+    from pipeline.config import Variant
+    from pipeline.report import device_bench_lines
+
+    address = f"ssh://clinic@127.0.0.1:{_unused_port()}"
+    config = build_config(["build", "--device", address, "--bench-runs", "5"])
+    (device,) = config.device.devices
+    paths = {Variant.FLOAT32: FLOAT32, Variant.INT8: INT8}
+    benched = _bench_device(device, paths, config)
+    assert set(benched) == set(paths)
+    entry = benched[Variant.INT8]
+    assert entry["status"] == "unreachable" and address in entry["reason"]
+    assert entry["device"] == {"name": address, "address": address, "python_path": "python3"}
+    bench = {v.value: {"status": "ok", "devices": {address: e}} for v, e in benched.items()}
+    ((name, line),) = device_bench_lines(bench)
+    assert name == address and line.startswith("unreachable: device ssh://clinic@")
