@@ -311,3 +311,18 @@ def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
     bench = {v.value: {"status": "ok", "devices": {address: e}} for v, e in benched.items()}
     ((name, line),) = device_bench_lines(bench)
     assert name == address and line.startswith("unreachable: device ssh://clinic@")
+
+
+def test_the_agent_zipapp_runs_device_bench_from_the_archive(
+    device_py: str, tmp_path: Path
+) -> None:
+    from pipeline.device.agent import build_agent
+
+    agent = build_agent(tmp_path / "agent.pyz")
+    env = {"PATH": os.environ["PATH"]}  # no PYTHONPATH: device_bench comes from the archive
+    argv = [device_py, str(agent), "bench", str(INT8), str(FLOAT32), *QUICK, "--json", "-"]
+    proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # each model measured in its own child, started from the zip
+    assert [m["status"] for m in doc["models"]] == ["ok", "ok"]
+    assert all(m["exit_status"] is None for m in doc["models"])
