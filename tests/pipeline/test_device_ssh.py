@@ -326,3 +326,28 @@ def test_the_agent_zipapp_runs_device_bench_from_the_archive(
     doc = json.loads(proc.stdout)  # each model measured in its own child, started from the zip
     assert [m["status"] for m in doc["models"]] == ["ok", "ok"]
     assert all(m["exit_status"] is None for m in doc["models"])
+
+
+def test_job_file_device_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline import jobfile
+    from pipeline.cli import build_config
+
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(
+        '[devices.bedside1]\nssh = "ssh://clinic@127.0.0.1:2222"\npython = "/opt/py"\n'
+    )
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[device]\ntargets = ["bedside1", "ssh://pi@127.0.0.1"]\ninventory = "{inventory}"\n'
+        '[gates]\nrequire_runtimes = ["bedside1"]\n'
+    )
+    config = build_config(["build", "--config", str(job)])
+    first, second = config.device.devices
+    assert (first.name, first.port, first.python) == ("bedside1", 2222, "/opt/py")
+    assert (second.user, second.host, second.python) == ("pi", "127.0.0.1", "python3")
+    assert jobfile.job_from_config(config)["device"]["targets"] == list(config.device.targets)
+    overridden = build_config(["build", "--config", str(job), "--device-python", "/usr/bin/py"])
+    assert {d.python for d in overridden.device.devices} == {"/usr/bin/py"}
+    job.write_text('[device]\ntargets = "bedside1"\n')
+    assert main(["build", "--config", str(job), "--out", str(tmp_path / "o")]) == 2
+    assert "[device] targets must be an array of strings" in capsys.readouterr().err
