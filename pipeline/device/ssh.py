@@ -123,7 +123,7 @@ def connection_error(device: Device, stderr: bytes, doing: str) -> DeviceError:
             )
     return DeviceError(
         f"device {device.label} dropped the connection while {doing} (ssh: "
-        f"{_tail(stderr) or 'no message'}). Check the device's power and network, then "
+        f"{_tail(stderr, 1) or 'no message'}). Check the device's power and network, then "
         "run again.",
         "unreachable",
     )

@@ -173,6 +173,7 @@ def _start_long_bench(sshd: Sshd, device_py: str, remote_tmp: Path) -> tuple[Any
     proc = subprocess.Popen(
         [*argv, *_device_args(sshd, device_py)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,  # `-m` puts the working directory first on sys.path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
