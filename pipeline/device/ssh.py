@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.device.agent import AGENT_NAME, MISSING_EXIT, build_agent
 from pipeline.device.inventory import Device
-from pipeline.errors import DeviceError
+from pipeline.errors import ConfigError, DeviceError
 
 CONNECT_TIMEOUT_S = 10
 ALIVE_INTERVAL_S = 5
@@ -52,6 +52,11 @@ _SSH_FAILURES = (
         "its host key is not in known_hosts (or does not match it); ssh refuses unknown "
         "hosts. Check the key's fingerprint with the device's owner, then add it, e.g. "
         "`ssh-keyscan {scan} >> ~/.ssh/known_hosts` (or set known_hosts in the inventory)",
+    ),
+    (
+        ("UNPROTECTED PRIVATE KEY FILE",),
+        "unreachable",
+        "ssh ignores the key{key}: others can read it. Run `chmod 600` on it",
     ),
     (
         ("Permission denied",),
@@ -164,13 +169,19 @@ class Session:
         self, remote: str, timeout: float, doing: str, stdin: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         # Its own session: a Ctrl-C reaches only this Python, which then cleans up in order.
-        proc = subprocess.Popen(
-            ssh_command(self.device, remote),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                ssh_command(self.device, remote),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ConfigError(
+                f"--device {self.device.label} needs the OpenSSH client `ssh` on this "
+                "machine; it is not on PATH. Install it (e.g. apt-get install openssh-client)."
+            ) from None
         try:
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -191,7 +202,7 @@ class Session:
         buffer = io.BytesIO()
         with tempfile.TemporaryDirectory(prefix="bedside-agent-") as tmp:
             agent = build_agent(Path(tmp, AGENT_NAME))
-            with tarfile.open(fileobj=buffer, mode="w") as tar:
+            with tarfile.open(fileobj=buffer, mode="w", dereference=True) as tar:
                 tar.add(agent, AGENT_NAME)
                 for name, path in self.files.items():
                     tar.add(path, name)

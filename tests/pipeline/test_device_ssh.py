@@ -115,9 +115,17 @@ def _unused_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _readable_copy(key: Path, tmp: Path) -> str:
+    copy = tmp / "key"
+    copy.write_bytes(key.read_bytes())
+    copy.chmod(0o644)
+    return str(copy)
+
+
 BAD_DEVICES = {
     "unreachable": (lambda s, py, tmp: {"device": f"ssh://root@127.0.0.1:{_unused_port()}"}),
     "refused key": (lambda s, py, tmp: {"identity": str(s.other_key)}),
+    "key readable by others": (lambda s, py, tmp: {"identity": _readable_copy(s.key, tmp)}),
     "unknown host key": (lambda s, py, tmp: {"known_hosts": str(s.empty_known_hosts)}),
     "missing python": (lambda s, py, tmp: {"device_python": "/nonexistent/bin/python3"}),
     "no numpy": (lambda s, py, tmp: {"device_python": _wrapper(tmp / "py", py, block=("numpy",))}),
@@ -133,6 +141,7 @@ BAD_DEVICES = {
 EXPECTED = {
     "unreachable": "nothing accepts SSH connections at 127.0.0.1:",
     "refused key": "refused the key",
+    "key readable by others": "others can read it. Run `chmod 600` on it",
     "unknown host key": "host key is not in known_hosts",
     "missing python": "has no Python at '/nonexistent/bin/python3'",
     "no numpy": "lacks numpy",
