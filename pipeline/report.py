@@ -399,6 +399,7 @@ def build_document(report: dict[str, Any], plots: dict[str, str], notes: list[st
                 + (f" ({c['reason']})" if c.get("reason") else "")
                 for c in q.get("verification", [])
             ),
+            *(f"device {n}: {line}" for n, line in device_bench_lines(report.get("bench", {}))),
         ]
     )
     if report.get("warnings"):
