@@ -321,6 +321,11 @@ def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
     bench = {v.value: {"status": "ok", "devices": {address: e}} for v, e in benched.items()}
     ((name, line),) = device_bench_lines(bench)
     assert name == address and line.startswith("unreachable: device ssh://clinic@")
+    described = {"machine": "aarch64", "system": "Linux", "runtime": "ai_edge_litert"}
+    bench["int8"]["devices"][address] = {"latency_ms": {"p50": 1.5}, "device": described}
+    bench["float32"]["devices"][address] = {"latency_ms": {"p50": 3.0}, "device": described}
+    ((_, line),) = device_bench_lines(bench)
+    assert line.startswith("aarch64 Linux, ai_edge_litert") and "float32 3, int8 1.5" in line
 
 
 def test_the_agent_zipapp_runs_device_bench_from_the_archive(
