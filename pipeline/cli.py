@@ -1026,7 +1026,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json not in (None, "-"):
         folder = Path(args.json).parent
         if not folder.is_dir():
-            raise ConfigError(f"--json '{args.json}': folder '{folder}' does not exist.")
+            raise ConfigError(
+                f"--json '{args.json}': folder '{folder}' does not exist; create it first."
+            )
     if devices:
         from pipeline.device.remote import bench_on_device
 
