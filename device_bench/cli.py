@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from device_bench import worker
+from device_bench.device_info import device_info
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
 from device_bench.isolate import bench_models
@@ -80,8 +81,9 @@ def _bench_parser() -> argparse.ArgumentParser:
         prog="python -m device_bench",
         description="Measure latency, init time and memory of .tflite models, each in its "
         "own process. Several models are compared interleaved (A B A B ...). "
-        "Other command: 'python -m device_bench run MODEL --input X.npy --output Y.npz' "
-        "writes a model's outputs.",
+        "Other commands: 'python -m device_bench run MODEL --input X.npy --output Y.npz' "
+        "writes a model's outputs; 'python -m device_bench info' prints this device's "
+        "machine, Python and runtime as JSON.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help=".tflite model(s)")
     parser.add_argument(
@@ -316,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(arguments[1:])
     if command == "_worker":
         return worker.main(arguments[1:])
+    if command == "info":
+        print(json.dumps(device_info(), indent=2))
+        return EXIT_OK
     if command == "bench":
         arguments = arguments[1:]
     return _bench(arguments)

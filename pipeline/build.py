@@ -367,7 +367,30 @@ def bench_stage(
         )
         for variant, entry in zip(paths, other["models"], strict=True):
             bench[variant.value]["runtime_python"] = summarize(entry)
+    for device in config.device.devices:
+        # the same files on the bedside device itself, over SSH
+        for variant, summary in clock.run(
+            f"bench {device.name}", lambda d=device: _bench_device(d, paths, config)
+        ).items():
+            bench[variant.value].setdefault("devices", {})[device.name] = summary
     return bench
+
+
+def _bench_device(device: Any, paths: dict[Variant, Path], config: BuildConfig) -> dict:
+    """`bench.<variant>.devices.<name>` of one device; its status when it fails."""
+    from pipeline.benchmark import summarize
+    from pipeline.device.remote import bench_on_device
+    from pipeline.errors import DeviceError
+
+    try:
+        doc = bench_on_device(device, list(paths.values()), config.bench)
+    except DeviceError as error:
+        failed = {"status": error.status, "reason": str(error), "device": device.to_json()}
+        return {variant: dict(failed) for variant in paths}
+    return {
+        variant: {**summarize(entry), "device": doc["device"]}
+        for variant, entry in zip(paths, doc["models"], strict=True)
+    }
 
 
 def _verify(
@@ -410,6 +433,7 @@ def _verify(
             predict,
             config.quantize.runtimes,
             config.quantize.runtime_python,
+            config.device.devices,
         )
 
     progress("verify runtimes")

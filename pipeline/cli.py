@@ -25,6 +25,7 @@ from pipeline.config import (
     BenchConfig,
     BuildConfig,
     DataConfig,
+    DeviceConfig,
     EvaluationConfig,
     ExportConfig,
     GatesConfig,
@@ -126,6 +127,35 @@ def _release_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the report to stdout")
     p.add_argument("--quiet", action="store_true", help="no progress and no table")
+
+
+def _device_arguments(p: argparse.ArgumentParser) -> None:
+    """Options `build` and `bench` share: bedside devices reached over SSH."""
+    p.add_argument(
+        "--device",
+        action="append",
+        metavar="ssh://USER@HOST[:PORT]|NAME",
+        help="also run on this bedside device over SSH (system ssh client); an address or "
+        "a name in --devices; repeatable in build",
+    )
+    p.add_argument(
+        "--devices",
+        type=Path,
+        metavar="INVENTORY_TOML",
+        help="device inventory: [devices.NAME] tables with ssh, identity, python, threads",
+    )
+    p.add_argument("--identity", type=Path, metavar="KEY", help="SSH private key (ssh -i)")
+    p.add_argument(
+        "--device-python",
+        metavar="PATH",
+        help="the device's Python with numpy and a LiteRT runtime (default python3)",
+    )
+    p.add_argument(
+        "--known-hosts",
+        type=Path,
+        metavar="FILE",
+        help="known_hosts file with the device's host key (default: ssh's own)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -348,8 +378,8 @@ def _parser() -> argparse.ArgumentParser:
         "--require-runtime",
         action="append",
         default=[],
-        choices=[t.value for t in RuntimeTarget],
-        help="fail (exit 1) unless the int8 model verifies on this runtime",
+        metavar="{" + ",".join(t.value for t in RuntimeTarget) + "}|DEVICE",
+        help="fail (exit 1) unless the int8 model verifies on this runtime or --device",
     )
     b.add_argument("--scale", type=float, help="input preprocessing: x * scale + offset")
     b.add_argument("--offset", type=float)
@@ -435,6 +465,7 @@ def _parser() -> argparse.ArgumentParser:
         "regression and metric drops against it too",
     )
     b.add_argument("--html", action="store_true", help="also write report.html")
+    _device_arguments(b)
 
     n = sub.add_parser("init", help="write a commented job file with every option")
     n.add_argument(
@@ -539,7 +570,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--warmup", type=int, default=10)
     d.add_argument("--min-seconds", type=float, default=0.5)
     d.add_argument("--threads", type=int, default=1)
-    d.add_argument("--json", action="store_true", help="print device_bench's JSON report")
+    d.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write device_bench's JSON report to FILE (default: print it)",
+    )
+    _device_arguments(d)
 
     i = sub.add_parser("inspect", help="ops, dtypes and quantization of a .tflite file")
     i.add_argument("file", type=Path)
@@ -551,8 +589,9 @@ def _quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     runtimes = [RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES]
     if args.runtime_python is not None:
         runtimes.append(RuntimeTarget.TFLITE_RUNTIME)
-    required = tuple(RuntimeTarget(r) for r in args.require_runtime)
-    runtimes += [r for r in required if r not in runtimes]
+    values = {t.value for t in RuntimeTarget}
+    required = tuple(RuntimeTarget(r) if r in values else r for r in args.require_runtime)
+    runtimes += [r for r in required if isinstance(r, RuntimeTarget) and r not in runtimes]
     return QuantizeConfig(
         calibration_samples=args.calibration_samples,
         io=args.io,
@@ -564,6 +603,16 @@ def _quantize_config(args: argparse.Namespace) -> QuantizeConfig:
         runtimes=tuple(runtimes),
         require_runtimes=required,
         runtime_python=args.runtime_python,
+    )
+
+
+def _device_config(args: argparse.Namespace) -> DeviceConfig:
+    return DeviceConfig(
+        targets=tuple(args.device or ()),
+        inventory=args.devices,
+        identity=args.identity,
+        python=args.device_python,
+        known_hosts=args.known_hosts,
     )
 
 
@@ -632,6 +681,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
         gates=GatesConfig(
             baseline=args.baseline, **{n: getattr(args, f"gate_{n}", None) for n in GATE_LIMITS}
         ),
+        device=_device_config(args),
         overwrite=args.overwrite,
         seed=args.seed,
         unsafe_load=args.unsafe_load,
@@ -952,9 +1002,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    """The same subprocess interface the build's bench stage uses."""
+    """The same subprocess interface the build's bench stage uses, here or on a device."""
     from pipeline.benchmark import run_device_bench, summarize
-    from pipeline.errors import ModelError
+    from pipeline.errors import ConfigError, ModelError
 
     for model in args.models:
         if not model.is_file():
@@ -962,20 +1012,48 @@ def _run_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
     )
-    python = str(args.runtime_python) if args.runtime_python else None
-    doc = run_device_bench(list(args.models), config, python)
-    if args.json:
+    devices = _device_config(args).devices
+    if len(devices) > 1:
+        raise ConfigError(
+            f"bench measures one device at a time; received {len(devices)} --device. Run "
+            "bench once per device, or use build, which measures every --device."
+        )
+    if devices and args.runtime_python is not None:
+        raise ConfigError(
+            "--runtime-python picks a Python on this machine, --device-python one on the "
+            "device; received both with --device. Drop --runtime-python."
+        )
+    if args.json not in (None, "-"):
+        folder = Path(args.json).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--json '{args.json}': folder '{folder}' does not exist; create it first."
+            )
+    if devices:
+        from pipeline.device.remote import bench_on_device
+
+        doc = bench_on_device(devices[0], list(args.models), config)
+    else:
+        python = str(args.runtime_python) if args.runtime_python else None
+        doc = run_device_bench(list(args.models), config, python)
+    if args.json == "-":
         print(json.dumps(doc, indent=2))
     else:
+        if args.json is not None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{Path(args.json).name}.", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(doc, indent=2) + "\n")
+            os.replace(tmp, args.json)
+        where = f" on {devices[0].label}" if devices else ""
         for model, entry in zip(args.models, doc["models"], strict=True):
             s = summarize(entry)
             if s["status"] != "ok":
-                print(f"{model}: {s['status']}: {s['reason']}")
+                print(f"{model}{where}: {s['status']}: {s['reason']}")
                 continue
             lat, ratio = s["latency_ms"], s.get("ratio_to_float32") or {}
             print(
-                f"{model}: {s['runtime']} {s['runtime_version']} {s['threads']} thread(s) "
-                f"p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
+                f"{model}{where}: {s['runtime']} {s['runtime_version']} {s['threads']} "
+                f"thread(s) p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
                 f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
                 + (f" ({s['note']})" if s.get("note") else "")
             )

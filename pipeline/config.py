@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.device.inventory import Device, resolve
 from pipeline.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -295,7 +296,7 @@ class QuantizeConfig:
     remedy: bool = True
     remedy_int16: bool = False  # 16x8 is accurate but not XNNPACK-accelerated: opt in
     runtimes: tuple[RuntimeTarget, ...] = (RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES)
-    require_runtimes: tuple[RuntimeTarget, ...] = ()
+    require_runtimes: tuple[RuntimeTarget | str, ...] = ()  # a str names a device
     runtime_python: Path | None = None
 
     def __post_init__(self) -> None:
@@ -327,6 +328,26 @@ class QuantizeConfig:
                 f"--runtime-python '{self.runtime_python}' does not exist; expected the path "
                 "of a Python executable with tflite-runtime installed."
             )
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Bedside devices reached over SSH: the int8 model is verified and every variant
+    benched on each (pipeline/device). `targets` are ssh:// addresses or inventory names."""
+
+    targets: tuple[str, ...] = ()
+    inventory: Path | None = None
+    identity: Path | None = None
+    python: str | None = None
+    known_hosts: Path | None = None
+    devices: tuple[Device, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        devices = resolve(
+            self.targets, self.inventory, self.identity, self.python, self.known_hosts
+        )
+        object.__setattr__(self, "devices", devices)
 
 
 @dataclass(frozen=True)
@@ -566,6 +587,19 @@ class BuildConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     gates: GatesConfig = field(default_factory=GatesConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
     overwrite: bool = False
     seed: int = 0
     unsafe_load: bool = False  # allow Lambda layers (runs code from the model file)
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.device.devices]
+        for target in self.quantize.require_runtimes:
+            if not isinstance(target, RuntimeTarget) and target not in names:
+                runtimes = ", ".join(t.value for t in RuntimeTarget)
+                devices = f" or a device of this build ({', '.join(names)})" if names else ""
+                raise ConfigError(
+                    f"[gates] require_runtimes must be an array of {runtimes}{devices}; "
+                    f"received '{target}'. A device name needs --device NAME (or [device] "
+                    "targets) too."
+                )

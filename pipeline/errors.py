@@ -42,3 +42,15 @@ class MissingExtraError(BedsideError):
             f"{feature} needs the Python package '{package}', which is not installed. "
             f"Install it with: pip install 'bedside-lite[{extra}]'"
         )
+
+
+class DeviceError(BedsideError):
+    """A bedside device cannot be reached, or cannot run the agent (pipeline/device).
+
+    `status` is what a build records for the device: `unreachable` (no connection, refused
+    key, unknown host key, dropped mid-run) or `refused` (its Python, numpy or runtime).
+    """
+
+    def __init__(self, message: str, status: str = "unreachable") -> None:
+        super().__init__(message)
+        self.status = status

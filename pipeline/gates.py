@@ -277,17 +277,18 @@ def evaluate(
     checks = evaluate_limits(report, config.gates, baseline)
     verification = {c["target"]: c for c in report.get("quantization", {}).get("verification", [])}
     for target in config.quantize.require_runtimes:
-        check = verification.get(target.value)
+        name = getattr(target, "value", target)  # a runtime, or a device's name
+        check = verification.get(name)
         status = check["status"] if check else "not verified"
         reason = check.get("reason") if check else "the runtime was not among the targets"
         checks.append(
             Check(
                 "require_runtimes",
-                target.value,
+                name,
                 status,
                 "ok",
                 status == "ok",
-                reason or f"the int8 model verified on {target.value}",
+                reason or f"the int8 model verified on {name}",
             )
         )
     if config.export.require_parity:

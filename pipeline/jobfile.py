@@ -1,7 +1,7 @@
 """The TOML job file: `bedside-lite build --config job.toml`.
 
 A job file holds every `build` option in flat sections ([model], [data], [prune],
-[quantize], [bench], [export], [gates]; `sweep` also reads [sweep]). Values resolve as
+[quantize], [bench], [export], [gates], [device]; `sweep` also reads [sweep]). Values resolve as
 command-line flag the user actually passed > job file > the flag's default. Unknown
 sections or keys and values of the wrong type are a `ConfigError` naming the file and the
 key, raised before TensorFlow is imported. The resolved job is written beside the
@@ -38,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SECTIONS = ("model", "data", "prune", "quantize", "bench", "export", "gates")
+SECTIONS = ("model", "data", "prune", "quantize", "bench", "export", "gates", "device")
 SWEEP = "sweep"
 # Flags of `build` that say how this run prints, not what it builds: no job key.
 PRESENTATION_DESTS = frozenset({"config", "json", "quiet", "debug", "gate", "command", "help"})
@@ -52,8 +52,9 @@ class Key:
     """One job-file key: where it lives, which `build` flag it mirrors, its type.
 
     `kind` is one of int, float, bool, str, path, strs, floats, size, class_ref, sparsity,
-    choice, choices. `attr` is the dotted attribute of `BuildConfig` it ends up in; `invert`
-    marks a key whose true value is the flag's absence (`[bench] enabled` vs `--no-bench`).
+    choice, choices, targets (choices or device names, checked against the devices later).
+    `attr` is the dotted attribute of `BuildConfig` it ends up in; `invert` marks a key
+    whose true value is the flag's absence (`[bench] enabled` vs `--no-bench`).
     """
 
     section: str
@@ -413,8 +414,8 @@ KEYS: tuple[Key, ...] = (
     _k(
         "gates",
         "require_runtimes",
-        "choices",
-        "runtimes the int8 model must verify on",
+        "targets",
+        "runtimes or devices (names in [device] targets) the int8 model must verify on",
         dest="require_runtime",
         attr="quantize.require_runtimes",
         choices=RUNTIMES,
@@ -432,6 +433,47 @@ KEYS: tuple[Key, ...] = (
         "path",
         "the previous release's report.json",
         example='"baseline/report.json"',
+    ),
+    _k(
+        "device",
+        "targets",
+        "strs",
+        "bedside devices to verify and bench on over SSH: ssh://USER@HOST[:PORT] or "
+        "inventory names",
+        dest="device",
+        flag="--device",
+        example='["bedside1"]',
+    ),
+    _k(
+        "device",
+        "inventory",
+        "path",
+        "TOML inventory of devices ([devices.NAME] with ssh, identity, python, threads)",
+        dest="devices",
+        flag="--devices",
+        example='"devices.toml"',
+    ),
+    _k(
+        "device",
+        "identity",
+        "path",
+        "SSH private key for the devices",
+        example='"~/.ssh/bedside_ed25519"',
+    ),
+    _k(
+        "device",
+        "python",
+        "str",
+        "the devices' Python (with numpy and ai-edge-litert)",
+        dest="device_python",
+        example='"/opt/venv/bin/python"',
+    ),
+    _k(
+        "device",
+        "known_hosts",
+        "path",
+        "known_hosts file holding the devices' host keys (default: ssh's)",
+        example='"~/.ssh/known_hosts"',
     ),
 )
 assert {k.name for k in KEYS if k.section == "gates"} >= set(GATE_LIMITS)
@@ -573,6 +615,16 @@ def _convert(key: Key, value: Any, where: str) -> Any:
                 f'{key.name} = "{key.choices[0]}"',
             )
         return value
+    if kind == "targets":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _bad(
+                where,
+                name,
+                f"an array of {', '.join(key.choices)} or device names",
+                value,
+                f'{key.name} = ["{key.choices[0]}"]',
+            )
+        return list(value)
     if kind == "choices":
         if not isinstance(value, list) or not all(v in key.choices for v in value):
             raise _bad(
@@ -706,7 +758,7 @@ def gate_assignment(text: str) -> tuple[str, Any]:
     key = GATE_KEYS[name]
     raw = raw.strip()
     value: Any
-    if key.kind == "choices":
+    if key.kind in ("choices", "targets"):
         value = [v.strip() for v in raw.split(",") if v.strip()]
     elif key.kind == "bool":
         value = {"true": True, "false": False, "1": True, "0": False}.get(raw.lower(), raw)
@@ -777,6 +829,8 @@ def job_from_config(config: BuildConfig) -> dict[str, dict[str, Any]]:
         except AttributeError:
             continue
         value = _to_toml(key, value)  # inverted keys: the attribute is already positive
+        if value == [] and key.section == "device":
+            continue  # a build without devices writes no [device] section
         if value is not None:
             job[key.section][key.name] = value
     return {s: t for s, t in job.items() if t}
@@ -835,8 +889,9 @@ def template(defaults: Mapping[str, Any]) -> str:
             default = defaults.get(key.dest)
             if key.kind == "bool":
                 default = bool(default) != key.invert
-            if default is None or default == [] and key.kind == "choices":
-                example = key.example or ('["litert"]' if key.kind == "choices" else '""')
+            if default is None or default == [] and key.kind in ("choices", "targets"):
+                lists = ("choices", "targets")
+                example = key.example or ('["litert"]' if key.kind in lists else '""')
                 lines.append(f"# {key.name} = {example}")
             else:
                 lines.append(f"{key.name} = {_toml_value(_to_toml(key, default))}")

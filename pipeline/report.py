@@ -114,6 +114,8 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             console.print(
                 f"[red]runtime {check['target']}: {check['status']}[/red] {check['reason']}"
             )
+    for name, line in device_bench_lines(report.get("bench", {})):
+        console.print(f"device {name}: {line}")
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     gates = report.get("gates")
@@ -251,6 +253,30 @@ def _kb(nbytes: int | None) -> str:
     return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
 
 
+def device_bench_lines(bench: dict[str, Any]) -> list[tuple[str, str]]:
+    """One line per `--device`: each variant's p50 measured there, or why it was not."""
+    names = [n for b in bench.values() for n in (b.get("devices") or {})]
+    out = []
+    for name in dict.fromkeys(names):
+        entries = {v: b["devices"][name] for v, b in bench.items() if name in b.get("devices", {})}
+        first = next(iter(entries.values()))
+        if first.get("status") in ("unreachable", "refused") and "latency_ms" not in first:
+            out.append((name, f"{first['status']}: {first.get('reason')}"))
+            continue
+        dev = first.get("device") or {}
+        p50 = ", ".join(
+            f"{v} {_fmt(e.get('latency_ms', {}).get('p50'), '.3g')}" for v, e in entries.items()
+        )
+        out.append(
+            (
+                name,
+                f"{dev.get('machine')} {dev.get('system')}, {dev.get('runtime')} "
+                f"{dev.get('runtime_version')}: p50 ms {p50}",
+            )
+        )
+    return out
+
+
 def variant_rows(report: dict[str, Any], markdown: bool = True) -> list[list[Any]]:
     """One row per variant (VARIANT_HEADER's columns), for report.md and the terminal."""
     rows = []
@@ -373,6 +399,7 @@ def build_document(report: dict[str, Any], plots: dict[str, str], notes: list[st
                 + (f" ({c['reason']})" if c.get("reason") else "")
                 for c in q.get("verification", [])
             ),
+            *(f"device {n}: {line}" for n, line in device_bench_lines(report.get("bench", {}))),
         ]
     )
     if report.get("warnings"):

@@ -14,7 +14,9 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from pipeline.benchmark import device_bench_env
 from pipeline.config import RuntimeTarget
+from pipeline.device.inventory import Device
 
 # Runtimes may round differently by a step; more than this is a wrong result.
 MAX_STEPS_VS_PRIMARY = 2.0
@@ -32,8 +35,8 @@ MIN_AGREEMENT_VS_PRIMARY = 0.99
 class RuntimeCheck:
     """Outcome of running the int8 model on one runtime."""
 
-    target: RuntimeTarget
-    status: str  # ok | mismatch | refused | crashed
+    target: RuntimeTarget | str  # a str is a device's name (pipeline/device)
+    status: str  # ok | mismatch | refused | crashed | unreachable (a device)
     reason: str | None
     runtime: str | None = None
     runtime_version: str | None = None
@@ -42,11 +45,19 @@ class RuntimeCheck:
     max_steps_vs_reference: float | None = None
     agreement_vs_primary: float | None = None
     max_steps_vs_primary: float | None = None
+    device: dict[str, Any] | None = None  # the device's description, for a device target
 
     def to_json(self) -> dict[str, Any]:
         doc = dict(vars(self))
-        doc["target"] = self.target.value
+        doc["target"] = target_name(self.target)
+        if self.device is None:
+            del doc["device"]
         return doc
+
+
+def target_name(target: RuntimeTarget | str) -> str:
+    """A runtime's value or a device's name: the report's `target`."""
+    return target.value if isinstance(target, RuntimeTarget) else target
 
 
 def _command(
@@ -131,8 +142,10 @@ def verify(
     predict: Any,
     targets: tuple[RuntimeTarget, ...],
     runtime_python: Path | None = None,
+    devices: tuple[Device, ...] = (),
 ) -> list[RuntimeCheck]:
-    """Verifies `model` on every target; the first target that runs is the primary.
+    """Verifies `model` on every target, then on every device, each compared exactly alike;
+    the first target that runs is the primary.
 
     Args:
         model: the int8 .tflite.
@@ -143,16 +156,25 @@ def verify(
         predict: maps outputs to class predictions (applies the host postprocess).
         targets: runtimes to run on.
         runtime_python: the Python holding tflite-runtime, for that target.
+        devices: bedside devices to run on over SSH (their default runtime).
     """
     checks = []
     primary: np.ndarray | None = None
     reference_pred = predict(reference_outputs)
-    for target in targets:
-        outputs, info = run_on_runtime(target, model, x, runtime_python)
+    runs: list[tuple[RuntimeTarget | str, Callable[[], tuple[np.ndarray | None, Any]]]] = [
+        (t, partial(run_on_runtime, t, model, x, runtime_python)) for t in targets
+    ]
+    if devices:
+        from pipeline.device.remote import run_on_device
+
+        runs += [(d.name, partial(run_on_device, d, model, x)) for d in devices]
+    for target, run in runs:
+        outputs, info = run()
         common = {
             "runtime": info.get("runtime"),
             "runtime_version": info.get("runtime_version"),
             "note": info.get("note"),
+            "device": info.get("device"),
         }
         if outputs is None:
             checks.append(RuntimeCheck(target, info["status"], info.get("reason"), **common))

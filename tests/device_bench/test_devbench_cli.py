@@ -231,3 +231,13 @@ def test_missing_python_exits_2(tmp_path: Path, capsys) -> None:
 
     assert code == 2
     assert "is not an executable file" in capsys.readouterr().err
+
+
+def test_info_describes_the_machine_and_its_runtime(capsys) -> None:
+    import platform
+
+    assert main(["info"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["machine"] == platform.machine() and doc["python"] == platform.python_version()
+    assert doc["numpy"] == np.__version__ and doc["cpu_count"] >= 1
+    assert doc["runtime"] == "ai_edge_litert" and doc["runtime_error"] is None
