@@ -1,0 +1,244 @@
+"""`bedside-lite sweep --ray`: points as Ray tasks on a real two-node cluster.
+
+The cluster (a head and a worker node, one CPU each) runs in a network namespace holding
+only loopback (see ray_cluster.py); the drivers run there too. One cluster serves the
+module; the test that kills the worker node runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import cluster as cluster_mod
+from pipeline import sweep
+from tests.pipeline import ray_cluster, release_env
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER_TIMEOUT_S = 400
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ray_cluster.Cluster]:
+    reason = ray_cluster.unavailable()
+    if reason is not None:
+        pytest.skip(f"no Ray cluster can run here: {reason}")
+    started = ray_cluster.start(workers=1)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return release_env.tiny_inputs(tmp_path_factory.getbasetemp() / "release" / "inputs")
+
+
+def _argv(inputs: tuple[Path, Path], out: Path, sparsity: str) -> list[str]:
+    model, data = inputs
+    return [
+        "sweep",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--sparsity",
+        sparsity,
+        "--calibration-samples",
+        "64",
+        "--no-bench",
+        "--gate",
+        "max_auroc_drop=0.05",
+        "--quiet",
+    ]
+
+
+def _driver_env() -> dict[str, str]:
+    # the driver imports this checkout; Ray ships it to the workers (py_modules)
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {**os.environ, "PYTHONPATH": path, "RAY_ADDRESS": ""}
+
+
+def _ray_sweep(cluster: ray_cluster.Cluster, argv: list[str]) -> Any:
+    return cluster.run(
+        [sys.executable, "-m", "pipeline", *argv, "--ray", cluster.address],
+        timeout=DRIVER_TIMEOUT_S,
+        env=_driver_env(),
+    )
+
+
+def _points(out: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / sweep.POINTS_DIR).glob("*.json")}
+
+
+def _node_processes(title: str) -> dict[int, int]:
+    """pid -> process group of the processes whose title (argv) starts with `title`."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if cmdline.startswith(title):
+            found[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[2])
+    return found
+
+
+def _wait_for_running_point(pgid: int | None, driver: Any, timeout: float = 240) -> int:
+    """Waits until a point task runs (on the node whose process group is `pgid`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, driver.communicate()
+        running = _node_processes("ray::_ray_point")
+        for pid, group in running.items():
+            if pgid is None or group == pgid:
+                return pid
+        time.sleep(0.2)
+    raise AssertionError("no point started within the time limit")
+
+
+def test_ray_needs_the_extra_and_an_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    run = release_env.run_cli(["sweep", "--out", str(tmp_path / "a"), "--ray", "auto"])
+    assert run.code == 2
+    assert "pip install 'bedside-lite[cluster]'" in run.stderr
+    monkeypatch.delitem(sys.modules, "ray")
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[cluster]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    run = release_env.run_cli(["sweep", "--out", str(tmp_path / "b"), "--ray", "auto"])
+    assert run.code == 2 and "RAY_ADDRESS" in run.stderr
+    run = release_env.run_cli(["sweep", "--out", str(tmp_path / "c"), "--ray", "head-node"])
+    assert run.code == 2 and "HOST:PORT" in run.stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_dead_address_exits_2_quickly(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[cluster]')")
+    with socket.socket() as s:  # a port nobody listens on (bound, never listening)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        out = tmp_path / "s"
+        run = release_env.run_cli([*_argv(inputs, out, "0.5"), "--ray", f"127.0.0.1:{port}"])
+    assert run.code == 2, run.stderr
+    assert f"No Ray cluster answers at '127.0.0.1:{port}'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not list((out / sweep.POINTS_DIR).glob("*.json"))
+
+
+def test_points_run_on_both_nodes_equal_the_local_pool_and_resume(
+    cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    nodes = cluster.node_ids()
+    out = tmp_path / "ray"
+    argv = _argv(inputs, out, "0,0.5")
+    first = _ray_sweep(cluster, argv)
+    assert first.returncode == 0, first.stderr
+    points = _points(out)
+    assert len(points) == 2
+    # SPREAD: two one-CPU nodes, two points, one point on each
+    assert {p["node"]["id"] for p in points.values()} == {nodes["head"], nodes["worker0"]}
+    assert all(p["node"]["hostname"] == socket.gethostname() for p in points.values())
+    assert all(p["wall_s"] > 0 for p in points.values())
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    assert summary["failed"] == [] and summary["recommended"] is not None
+
+    local_out = tmp_path / "local"
+    local = release_env.run_cli(_argv(inputs, local_out, "0,0.5"))
+    assert local.code == 0, local.stderr
+    local_points = _points(local_out)
+    assert set(local_points) == set(points)  # same keys: same jobs and versions
+    for key, doc in points.items():
+        mine = local_points[key]
+        assert mine["node"]["id"] is None
+        assert doc["metrics"] == mine["metrics"]  # same validation AUROC and the rest
+        # byte-identical files: the provenance names the user's paths, not the worker's
+        assert doc["artifacts"] == mine["artifacts"]
+        assert doc["pruning"] == mine["pruning"]
+
+    # finished: nothing recomputed (not even a connection: the address is never used)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / sweep.POINTS_DIR).glob("*.json")}
+    again = cluster.run(
+        [sys.executable, "-m", "pipeline", *argv, "--ray", "127.0.0.1:1"],
+        timeout=DRIVER_TIMEOUT_S,
+        env=_driver_env(),
+    )
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # interrupted: only the missing point runs again, with the same result
+    lost = min(points)
+    (out / sweep.POINTS_DIR / f"{lost}.json").unlink()
+    resumed = _ray_sweep(cluster, argv)
+    assert resumed.returncode == 0, resumed.stderr
+    after = _points(out)
+    assert after[lost]["metrics"] == points[lost]["metrics"]
+    kept = [p for p in stamps if p.stem != lost]
+    assert {p: p.stat().st_mtime_ns for p in kept} == {p: stamps[p] for p in kept}
+
+
+def test_ctrl_c_cancels_the_outstanding_points(
+    cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "s"
+    argv = [*_argv(inputs, out, "0.1,0.2,0.3"), "--ray", cluster.address]
+    driver = cluster.popen([sys.executable, "-m", "pipeline", *argv], env=_driver_env())
+    try:
+        _wait_for_running_point(None, driver)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err
+    deadline = time.monotonic() + 60
+    while _node_processes("ray::_ray_point") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _node_processes("ray::_ray_point")  # cancelled, not left running
+    assert len(_points(out)) < 3
+
+
+def test_a_killed_worker_node_point_is_retried_and_the_sweep_finishes(
+    cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    nodes = cluster.node_ids()
+    worker = cluster.nodes["worker0"]
+    out = tmp_path / "s"
+    argv = [*_argv(inputs, out, "0.4,0.6"), "--ray", cluster.address]
+    driver = cluster.popen([sys.executable, "-m", "pipeline", *argv], env=_driver_env())
+    try:
+        _wait_for_running_point(worker.process.pid, driver)
+        worker.kill()  # mid-point: the worker node dies as a machine would
+        _, err = driver.communicate(timeout=DRIVER_TIMEOUT_S)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err
+    points = _points(out)
+    assert len(points) == 2
+    # the point that was on the dead node ran again on the head (Ray's max_retries)
+    assert {p["node"]["id"] for p in points.values()} == {nodes["head"]}
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    assert summary["failed"] == []
+
+
+def test_address_forms() -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[cluster]')")
+    assert cluster_mod.resolve_address("ray://10.0.0.5:10001") == "ray://10.0.0.5:10001"
+    assert cluster_mod._host_port("[::1]:6379") == ("::1", 6379)
