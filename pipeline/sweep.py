@@ -4,7 +4,8 @@ and activation width.
 Each point is pruned, fine-tuned, quantized (exactly its settings: no remedy ladder),
 evaluated on the validation split and benchmarked, using the build's own stages. Points
 run in worker processes (`--workers N`, spawn), or as Ray tasks on a cluster (`--ray
-ADDRESS`, see `pipeline.cluster`), and each finished point is stored as `points/<key>.json`, the key a hash of everything that shapes its result (the point's job
+ADDRESS`, see `pipeline.cluster`), and each finished point is stored as
+`points/<key>.json`, the key a hash of everything that shapes its result (the point's job
 and the library versions); a rerun skips finished points. The gates are judged on
 validation metrics, the Pareto front is taken over (int8 size, int8 p50, int8 AUROC), and
 the recommended point (the smallest, or the fastest, that passes the gates) is confirmed
