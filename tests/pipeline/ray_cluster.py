@@ -54,11 +54,29 @@ class Node:
     log: Path
 
     def kill(self) -> None:
-        """SIGKILL to the node's whole process group: the node dies as a machine would."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL to every process of the node (its session: `ray start` leads it, the
+        raylet and its workers are in it): the node dies as a machine would."""
+        for pid in processes(session=self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=30)
+
+
+def processes(title: str = "", session: int | None = None) -> dict[int, int]:
+    """pid -> session id of the processes whose argv starts with `title` (in `session`)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            sid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if cmdline.startswith(title) and session in (None, sid):
+            found[int(proc.name)] = sid
+    return found
 
 
 @dataclass
@@ -127,7 +145,7 @@ class Cluster:
             )
         node = Node(name, process, temp_dir, log)
         self.nodes[name] = node
-        self._wait_for(len(self.nodes), node)
+        self._wait_for(node)
         return node
 
     def node_ids(self) -> dict[str, str]:
@@ -147,16 +165,16 @@ class Cluster:
                     out[name] = node_id
         return out
 
-    def _wait_for(self, count: int, node: Node) -> None:
+    def _wait_for(self, node: Node) -> None:
+        """Until `ray start` says the node runs (cheaper than asking the cluster)."""
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if node.process.poll() is not None:
                 raise RuntimeError(f"ray start exited: {node.log.read_text()[-3000:]}")
-            with contextlib.suppress(RuntimeError, ValueError, subprocess.TimeoutExpired):
-                if len(self.node_ids()) >= count:
-                    return
-            time.sleep(1.0)
-        raise RuntimeError(f"node {node.name} did not join: {node.log.read_text()[-3000:]}")
+            if "Ray runtime started" in node.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"node {node.name} did not start: {node.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         for node in reversed(list(self.nodes.values())):
@@ -177,6 +195,11 @@ def start(workers: int = 1) -> Cluster:
         cluster.start_node("head", head=True, index=0)
         for i in range(workers):
             cluster.start_node(f"worker{i}", head=False, index=i + 1)
+        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        while len(cluster.node_ids()) < 1 + workers:  # every node registered
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster has {cluster.node_ids()} after start")
+            time.sleep(1.0)
     except BaseException:
         cluster.stop()
         raise
