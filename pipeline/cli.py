@@ -832,7 +832,9 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         workers=args.workers or file_sweep.get("workers") or 1,
         prefer=args.prefer or file_sweep.get("prefer") or "size",
         ray=args.ray or file_sweep.get("ray"),
-        point_cpus=args.point_cpus or file_sweep.get("point_cpus") or 1.0,
+        point_cpus=(
+            args.point_cpus if args.point_cpus is not None else file_sweep.get("point_cpus", 1.0)
+        ),
     )
     summary = _run_with_progress(
         args.quiet,

@@ -86,6 +86,7 @@ class Cluster:
     netns: str
     root: Path
     nodes: dict[str, Node] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # Ray node id by name, once all run
 
     @property
     def address(self) -> str:
@@ -196,10 +197,11 @@ def start(workers: int = 1) -> Cluster:
         for i in range(workers):
             cluster.start_node(f"worker{i}", head=False, index=i + 1)
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
-        while len(cluster.node_ids()) < 1 + workers:  # every node registered
+        while len(cluster.ids) < 1 + workers:  # every node registered
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the cluster has {cluster.node_ids()} after start")
+                raise RuntimeError(f"the cluster has {cluster.ids} after start")
             time.sleep(1.0)
+            cluster.ids = cluster.node_ids()
     except BaseException:
         cluster.stop()
         raise

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from pipeline import cluster as cluster_mod
-from pipeline import sweep
+from pipeline import jobfile, sweep
+from pipeline.errors import ConfigError
 from tests.pipeline import ray_cluster, release_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,16 @@ def test_ray_needs_an_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     run = release_env.run_cli(["sweep", "--out", str(tmp_path / "c"), "--ray", "head-node"])
     assert run.code == 2 and "HOST:PORT" in run.stderr
     assert not (tmp_path / "c").exists()
+    job = tmp_path / "job.toml"
+    job.write_text('[sweep]\nray = "auto"\npoint_cpus = 2\n')
+    assert jobfile.load(job).sweep == {"ray": "auto", "point_cpus": 2.0}
+    run = release_env.run_cli(["sweep", "--config", str(job), "--out", str(tmp_path / "d")])
+    assert run.code == 2 and "RAY_ADDRESS" in run.stderr  # the job file's [sweep] ray
+    run = release_env.run_cli(["sweep", "--out", str(tmp_path / "e"), "--point-cpus", "0"])
+    assert run.code == 2 and "--point-cpus must be > 0" in run.stderr
+    job.write_text("[sweep]\nray = 6379\n")
+    with pytest.raises(ConfigError, match=r"\[sweep\] ray must be a non-empty string"):
+        jobfile.load(job)
 
 
 def test_dead_address_exits_2_quickly(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
@@ -139,7 +150,7 @@ def test_dead_address_exits_2_quickly(tmp_path: Path, inputs: tuple[Path, Path])
 def test_points_run_on_both_nodes_equal_the_local_pool_and_resume(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    nodes = cluster.node_ids()
+    nodes = cluster.ids
     out = tmp_path / "ray"
     argv = _argv(inputs, out, "0,0.5")
     first = _ray_sweep(cluster, argv)
@@ -215,7 +226,7 @@ def test_ctrl_c_cancels_the_outstanding_points(
 def test_a_killed_worker_node_point_is_retried_and_the_sweep_finishes(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    nodes = cluster.node_ids()
+    nodes = cluster.ids
     worker = cluster.nodes["worker0"]
     out = tmp_path / "s"
     argv = [*_argv(inputs, out, "0.4,0.6"), "--ray", cluster.address]
