@@ -516,6 +516,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="CPUs Ray reserves for each point (default 1; with --ray)",
     )
+    w.add_argument(
+        "--ray-retries",
+        type=int,
+        metavar="N",
+        help="times Ray reruns a point whose worker or node died (default 2; with --ray)",
+    )
     w.add_argument("--model", type=Path, help="as for build")
     w.add_argument("--data", type=Path, help="as for build")
     w.add_argument("--finetune-epochs", type=int, help="as for build")
@@ -810,7 +816,17 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     job_file = jobfile.load(args.config) if args.config is not None else None
     passed = _explicit(argv, "sweep")
     grid_passed = {k[5:]: passed.pop(k) for k in list(passed) if k.startswith("grid_")}
-    for name in ("sweep_out", "workers", "prefer", "ray", "point_cpus", "config", "json", "quiet"):
+    for name in (
+        "sweep_out",
+        "workers",
+        "prefer",
+        "ray",
+        "point_cpus",
+        "ray_retries",
+        "config",
+        "json",
+        "quiet",
+    ):
         passed.pop(name, None)
     options = jobfile.resolve(_build_defaults(), passed, job_file)
     base_job = jobfile.job_from_config(_build_config(options))
@@ -834,6 +850,9 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ray=args.ray or file_sweep.get("ray"),
         point_cpus=(
             args.point_cpus if args.point_cpus is not None else file_sweep.get("point_cpus", 1.0)
+        ),
+        ray_retries=(
+            args.ray_retries if args.ray_retries is not None else file_sweep.get("ray_retries", 2)
         ),
     )
     summary = _run_with_progress(

@@ -11,7 +11,7 @@ needed. The code itself reaches the workers through the job's runtime environmen
 driver's versions (a point whose worker has other versions fails and says so).
 
 The driver writes each point's cache file as its result arrives. A task whose worker or
-node dies is retried on another node (`MAX_RETRIES`), then reported failed; the other
+node dies is retried on another node (`--ray-retries`), then reported failed; the other
 points go on. Ctrl-C cancels the outstanding tasks.
 """
 
@@ -34,7 +34,6 @@ from typing import Any
 from pipeline.config import BuildConfig
 from pipeline.errors import ConfigError, MissingExtraError
 
-MAX_RETRIES = 2  # system failures (a worker or node dying) only; a point's own error is final
 PROBE_TIMEOUT_S = 10.0  # TCP connect to the head's GCS port
 INIT_TIMEOUT_S = 40.0  # ray.init after the probe: together well under a minute
 ENV_ADDRESS = "RAY_ADDRESS"
@@ -264,6 +263,7 @@ def run_points(
     pending: Sequence[tuple[str, BuildConfig, Mapping[str, Any]]],
     reference: Path | None,
     point_cpus: float,
+    retries: int,
     arrived: Callable[[str, dict[str, Any]], None],
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
@@ -278,7 +278,7 @@ def run_points(
 
     task = ray.remote(
         num_cpus=point_cpus,
-        max_retries=MAX_RETRIES,
+        max_retries=retries,  # a worker or node dying; a point's own error is final
         scheduling_strategy="SPREAD",  # points are heavy: one per node before doubling up
     )(_ray_point)
     refs: dict[Path, Any] = {}  # one object per distinct file, shared by every point

@@ -471,6 +471,7 @@ SWEEP_KEYS = {
         SweepKey("out", "path", "sweep output directory (resumable)", example='"sweep"'),
         SweepKey("ray", "str", "Ray cluster address, or auto ($RAY_ADDRESS)", example='"auto"'),
         SweepKey("point_cpus", "float", "CPUs per point on the Ray cluster", example="1"),
+        SweepKey("ray_retries", "int", "reruns of a point whose Ray node died", example="2"),
     )
 }
 

@@ -292,6 +292,7 @@ class SweepOptions:
     prefer: str = "size"  # size | latency
     ray: str | None = None  # a Ray cluster's address (or `auto`): points run as Ray tasks
     point_cpus: float = 1.0  # CPUs Ray reserves per point
+    ray_retries: int = 2  # Ray's max_retries: reruns of a point whose worker or node died
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -301,6 +302,8 @@ class SweepOptions:
                 f"--point-cpus must be > 0 (CPUs per point on the Ray cluster); "
                 f"received {self.point_cpus}."
             )
+        if self.ray_retries < 0:
+            raise ConfigError(f"--ray-retries must be >= 0; received {self.ray_retries}.")
         if self.prefer not in ("size", "latency"):
             raise ConfigError(f"--prefer must be size or latency; received '{self.prefer}'.")
 
@@ -421,6 +424,7 @@ def run(
                 [(key, config, head(key, point, job)) for key, point, job, config in pending],
                 reference,
                 options.point_cpus,
+                options.ray_retries,
                 arrived,
                 progress,
             )

@@ -251,3 +251,32 @@ def test_address_forms() -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install '.[cluster]')")
     assert cluster_mod.resolve_address("ray://10.0.0.5:10001") == "ray://10.0.0.5:10001"
     assert cluster_mod._host_port("[::1]:6379") == ("::1", 6379)
+
+
+def test_a_point_whose_node_dies_past_its_retries_is_reported_failed(
+    cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    worker = cluster.start_node("worker1", head=False, index=2)  # worker0 was killed above
+    deadline = time.monotonic() + 60
+    while "worker1" not in cluster.ids and time.monotonic() < deadline:
+        time.sleep(1.0)
+        cluster.ids = cluster.node_ids()
+    out = tmp_path / "s"
+    argv = [*_argv(inputs, out, "0.4,0.6"), "--ray", cluster.address, "--ray-retries", "0"]
+    driver = cluster.popen([sys.executable, "-m", "pipeline", *argv], env=_driver_env())
+    try:
+        _wait_for_running_point(worker.process.pid, driver)
+        worker.kill()
+        _, err = driver.communicate(timeout=DRIVER_TIMEOUT_S)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 1, err
+    assert "1 of 2 sweep points did not finish" in err and "run the same command again" in err
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    assert len(summary["points"]) == 1 and len(summary["failed"]) == 1  # the rest finished
+    failed = summary["failed"][0]
+    assert failed["key"] not in _points(out)  # not cached: a rerun computes it
+    assert failed["error"]  # Ray's reason (the worker or node died)
+    assert summary["points"][0]["node"]["id"] == cluster.ids["head"]
+    assert "Failed points" in (out / sweep.SWEEP_MD).read_text()
