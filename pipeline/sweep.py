@@ -410,6 +410,8 @@ def run(
         progress(f"sweep: {len(done)}/{len(todo)} points done ({reused} reused)")
 
     report_progress()
+    if pending and address is None:
+        reference = _reference_model(base, base_job, options.out, versions, progress)
     if pending and address is not None:
         from pipeline import cluster
 
@@ -428,9 +430,7 @@ def run(
                 arrived,
                 progress,
             )
-    elif pending:
-        reference = _reference_model(base, base_job, options.out, versions, progress)
-    if pending and address is None and options.workers == 1:
+    elif pending and options.workers == 1:
         for key, point, job, config in pending:
             done[key] = _worker(
                 config,
@@ -439,7 +439,7 @@ def run(
                 head(key, point, job),
             )
             report_progress()
-    elif pending and address is None:
+    elif pending:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=context) as pool:
             futures = {

@@ -155,6 +155,7 @@ def test_points_run_on_both_nodes_equal_the_local_pool_and_resume(
     argv = _argv(inputs, out, "0,0.5")
     first = _ray_sweep(cluster, argv)
     assert first.returncode == 1 and NO_PASS in first.stderr, first.stderr
+    assert "Traceback" not in first.stderr, first.stderr
     points = _points(out)
     assert len(points) == 2
     # SPREAD: two one-CPU nodes, two points, one point on each
@@ -278,5 +279,6 @@ def test_a_point_whose_node_dies_past_its_retries_is_reported_failed(
     failed = summary["failed"][0]
     assert failed["key"] not in _points(out)  # not cached: a rerun computes it
     assert failed["error"]  # Ray's reason (the worker or node died)
+    print(failed["error"])
     assert summary["points"][0]["node"]["id"] == cluster.ids["head"]
     assert "Failed points" in (out / sweep.SWEEP_MD).read_text()
