@@ -279,6 +279,5 @@ def test_a_point_whose_node_dies_past_its_retries_is_reported_failed(
     failed = summary["failed"][0]
     assert failed["key"] not in _points(out)  # not cached: a rerun computes it
     assert failed["error"]  # Ray's reason (the worker or node died)
-    print(failed["error"])
     assert summary["points"][0]["node"]["id"] == cluster.ids["head"]
     assert "Failed points" in (out / sweep.SWEEP_MD).read_text()
