@@ -535,6 +535,24 @@ def _parser() -> argparse.ArgumentParser:
         choices=["size", "latency"],
         help="recommend the smallest (default) or the fastest passing point",
     )
+    w.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run each point as a task on the Ray cluster at HOST:PORT (auto: $RAY_ADDRESS) "
+        "instead of local processes; needs bedside-lite[cluster]",
+    )
+    w.add_argument(
+        "--point-cpus",
+        type=float,
+        metavar="N",
+        help="CPUs Ray reserves for each point (default 1; with --ray)",
+    )
+    w.add_argument(
+        "--ray-retries",
+        type=int,
+        metavar="N",
+        help="times Ray reruns a point whose worker or node died (default 2; with --ray)",
+    )
     w.add_argument("--model", type=Path, help="as for build")
     w.add_argument("--data", type=Path, help="as for build")
     w.add_argument("--finetune-epochs", type=int, help="as for build")
@@ -848,7 +866,17 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     job_file = jobfile.load(args.config) if args.config is not None else None
     passed = _explicit(argv, "sweep")
     grid_passed = {k[5:]: passed.pop(k) for k in list(passed) if k.startswith("grid_")}
-    for name in ("sweep_out", "workers", "prefer", "config", "json", "quiet"):
+    for name in (
+        "sweep_out",
+        "workers",
+        "prefer",
+        "ray",
+        "point_cpus",
+        "ray_retries",
+        "config",
+        "json",
+        "quiet",
+    ):
         passed.pop(name, None)
     options = jobfile.resolve(_build_defaults(), passed, job_file)
     base_job = jobfile.job_from_config(_build_config(options))
@@ -869,6 +897,13 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         out=args.sweep_out or file_sweep.get("out") or Path("sweep"),
         workers=args.workers or file_sweep.get("workers") or 1,
         prefer=args.prefer or file_sweep.get("prefer") or "size",
+        ray=args.ray or file_sweep.get("ray"),
+        point_cpus=(
+            args.point_cpus if args.point_cpus is not None else file_sweep.get("point_cpus", 1.0)
+        ),
+        ray_retries=(
+            args.ray_retries if args.ray_retries is not None else file_sweep.get("ray_retries", 2)
+        ),
     )
     summary = _run_with_progress(
         args.quiet,
@@ -880,6 +915,15 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     elif not args.quiet:
         _print_sweep(summary, sweep_options.out)
     rec = summary["recommended"]
+    if summary["failed"]:
+        print(
+            f"failed: {len(summary['failed'])} of {len(summary['failed']) + len(summary['points'])}"
+            " sweep points did not finish ("
+            + "; ".join(f"{f['key']}: {f['error']}" for f in summary["failed"])
+            + "); run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
     if rec is None:
         print(
             "failed: no sweep point passes the gates on the validation split; see "

@@ -486,7 +486,7 @@ class SweepKey:
     """A `[sweep]` key: a list of values per grid axis, or a sweep setting."""
 
     name: str
-    kind: str  # floats_list | ints_list | choices | int | choice | path
+    kind: str  # floats_list | ints_list | choices | int | float | str | choice | path
     help: str
     choices: tuple[str, ...] = ()
     example: str = ""
@@ -511,6 +511,9 @@ SWEEP_KEYS = {
             '"size"',
         ),
         SweepKey("out", "path", "sweep output directory (resumable)", example='"sweep"'),
+        SweepKey("ray", "str", "Ray cluster address, or auto ($RAY_ADDRESS)", example='"auto"'),
+        SweepKey("point_cpus", "float", "CPUs per point on the Ray cluster", example="1"),
+        SweepKey("ray_retries", "int", "reruns of a point whose Ray node died", example="2"),
     )
 }
 
@@ -660,6 +663,14 @@ def _convert_sweep(key: SweepKey, value: Any, where: str) -> Any:
     if key.kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise _bad(where, name, "an integer", value, ex)
+        return value
+    if key.kind == "float":
+        if not _number(value):
+            raise _bad(where, name, "a number", value, ex)
+        return float(value)
+    if key.kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise _bad(where, name, "a non-empty string", value, ex)
         return value
     if key.kind == "choice":
         if value not in key.choices:

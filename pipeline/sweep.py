@@ -3,7 +3,8 @@ and activation width.
 
 Each point is pruned, fine-tuned, quantized (exactly its settings: no remedy ladder),
 evaluated on the validation split and benchmarked, using the build's own stages. Points
-run in worker processes (`--workers N`, spawn) and each finished point is stored as
+run in worker processes (`--workers N`, spawn), or as Ray tasks on a cluster (`--ray
+ADDRESS`, see `pipeline.cluster`), and each finished point is stored as
 `points/<key>.json`, the key a hash of everything that shapes its result (the point's job
 and the library versions); a rerun skips finished points. The gates are judged on
 validation metrics, the Pareto front is taken over (int8 size, int8 p50, int8 AUROC), and
@@ -19,7 +20,9 @@ import itertools
 import json
 import multiprocessing
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -134,9 +137,21 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def evaluate_point(config: BuildConfig, reference: Path | None) -> dict[str, Any]:
+def evaluate_point(
+    config: BuildConfig,
+    reference: Path | None,
+    provenance: tuple[BuildConfig, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Prunes, fine-tunes, quantizes, evaluates on the validation split and benches one
-    point, through the build's stages. Heavy: imports TensorFlow."""
+    point, through the build's stages. Heavy: imports TensorFlow.
+
+    Args:
+        config: the point's build (its files readable here).
+        reference: the saved embedded reference model, if any.
+        provenance: (the config as the user wrote it, its input hashes) to embed instead
+            of `config`'s: a Ray worker reads copies of the files under other paths, and
+            the bytes must not depend on where they ran.
+    """
     from converters import tflite
     from pipeline import artifacts, jobfile, manifest, quantization
     from pipeline import build as build_mod
@@ -160,8 +175,9 @@ def evaluate_point(config: BuildConfig, reference: Path | None) -> dict[str, Any
         paths[Variant.INT8].write_bytes(quant.tflite)
         # the same provenance as a build, so a point's files are byte for byte what the
         # confirming build ships (the embedded manifest holds no output path)
-        job = jobfile.job_from_config(config)
-        embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+        shown, inputs = provenance or (config, manifest.input_files(config))
+        job = jobfile.job_from_config(shown)
+        embedded = manifest.embedded_manifest(shown, job, inputs)
         manifest.embed_files(paths, embedded, splits.model_inputs("val")[:32])
         metrics = clock.run(
             "evaluate",
@@ -202,9 +218,16 @@ def _worker(
 ) -> dict[str, Any]:
     """Runs one point and stores it (in a spawned process, or in-process with 1 worker)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    doc = {**head, **evaluate_point(config, Path(reference) if reference else None)}
+    start = time.perf_counter()
+    result = evaluate_point(config, Path(reference) if reference else None)
+    doc = {**head, **result, **where_ran(None, time.perf_counter() - start)}
     _write_json(Path(path), doc)
     return doc
+
+
+def where_ran(node_id: str | None, seconds: float) -> dict[str, Any]:
+    """A point's `node` (Ray node id, None in the local pool, and hostname) and `wall_s`."""
+    return {"node": {"id": node_id, "hostname": socket.gethostname()}, "wall_s": seconds}
 
 
 def _int8(doc: Mapping[str, Any], what: str) -> Any:
@@ -267,10 +290,20 @@ class SweepOptions:
     out: Path = Path("sweep")
     workers: int = 1
     prefer: str = "size"  # size | latency
+    ray: str | None = None  # a Ray cluster's address (or `auto`): points run as Ray tasks
+    point_cpus: float = 1.0  # CPUs Ray reserves per point
+    ray_retries: int = 2  # Ray's max_retries: reruns of a point whose worker or node died
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1; received {self.workers}.")
+        if not self.point_cpus > 0:
+            raise ConfigError(
+                f"--point-cpus must be > 0 (CPUs per point on the Ray cluster); "
+                f"received {self.point_cpus}."
+            )
+        if self.ray_retries < 0:
+            raise ConfigError(f"--ray-retries must be >= 0; received {self.ray_retries}.")
         if self.prefer not in ("size", "latency"):
             raise ConfigError(f"--prefer must be size or latency; received '{self.prefer}'.")
 
@@ -333,6 +366,11 @@ def run(
     from pipeline.manifest import versions as library_versions
 
     check_output_dir(options.out)
+    address = None
+    if options.ray is not None:
+        from pipeline import cluster
+
+        address = cluster.resolve_address(options.ray)  # and Ray installed: exit 2 early
     versions = library_versions()
     base = configure(base_job)
     if options.prefer == "latency" and not base.bench.enabled:
@@ -362,9 +400,8 @@ def run(
             done[key] = json.loads(path.read_text())
     reused = len(done)
     pending = [t for t in todo if t[0] not in done]
-    reference = (
-        _reference_model(base, base_job, options.out, versions, progress) if pending else None
-    )
+    reference: Path | None = None
+    failed: list[dict[str, Any]] = []
 
     def head(key: str, point: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
         return {"key": key, "params": dict(point), "job": job, "versions": versions}
@@ -373,7 +410,27 @@ def run(
         progress(f"sweep: {len(done)}/{len(todo)} points done ({reused} reused)")
 
     report_progress()
-    if pending and options.workers == 1:
+    if pending and address is None:
+        reference = _reference_model(base, base_job, options.out, versions, progress)
+    if pending and address is not None:
+        from pipeline import cluster
+
+        def arrived(key: str, doc: dict[str, Any]) -> None:
+            _write_json(points_dir / f"{key}.json", doc)  # as it arrives: resumable
+            done[key] = doc
+            report_progress()
+
+        with cluster.connect(address, progress):  # first: a dead address fails fast
+            reference = _reference_model(base, base_job, options.out, versions, progress)
+            failed = cluster.run_points(
+                [(key, config, head(key, point, job)) for key, point, job, config in pending],
+                reference,
+                options.point_cpus,
+                options.ray_retries,
+                arrived,
+                progress,
+            )
+    elif pending and options.workers == 1:
         for key, point, job, config in pending:
             done[key] = _worker(
                 config,
@@ -399,7 +456,7 @@ def run(
                 done[futures[future]] = future.result()
                 report_progress()
 
-    points = [done[k] for k in keys]
+    points = [done[k] for k in keys if k in done]  # failed points are left out and listed
     for doc in points:
         checks = gates_mod.evaluate_limits(
             doc, base.gates, None, bench_note="the sweep ran without the bench"
@@ -419,6 +476,7 @@ def run(
         "points": [{k: v for k, v in d.items() if k != "job"} for d in points],
         "pareto": [d["key"] for d in points if d["pareto"]],
         "recommended": None,
+        "failed": failed,
     }
     if best is not None:
         summary["recommended"] = _confirm(best, todo, options, reference, progress)
@@ -508,6 +566,10 @@ def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
         ),
         rows,
     )
+    if summary.get("failed"):
+        doc.heading("Failed points")
+        doc.text("Not in the table above; the same command runs them again.")
+        doc.items([f"`{f['key']}` ({label(f['params'])}): {f['error']}" for f in summary["failed"]])
     doc.heading("Recommended")
     if rec is None:
         doc.text("No point passes the gates; relax the grid or the gates.")
