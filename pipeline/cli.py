@@ -402,7 +402,30 @@ def _parser() -> argparse.ArgumentParser:
         "--decision-threshold",
         type=float,
         default=0.5,
-        help="P(positive) from which a case is called positive (default 0.5)",
+        help="P(positive) from which a case is called positive (default 0.5); a synonym "
+        "of --operating-point threshold=T",
+    )
+    b.add_argument(
+        "--operating-point",
+        metavar="RULE",
+        help="binary tasks: threshold=T (default threshold=0.5), sensitivity=S, "
+        "specificity=S or youden; chosen once on the validation split from the float32 "
+        "model and applied to every variant",
+    )
+    b.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="stratified bootstrap resamples of the test split for the 95%% intervals and "
+        "the paired differences from float32 (default 2000; 0: none)",
+    )
+    b.add_argument(
+        "--max-sensitivity-drop",
+        type=float,
+        default=0.02,
+        help="validation sensitivity at the operating point that --sparsity auto and the "
+        "int8 remedies may lose (default 0.02)",
     )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
@@ -600,7 +623,11 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             window_from_file=args.window_from_file,
         ),
         evaluation=EvaluationConfig(
-            decision_threshold=args.decision_threshold, positive_class=args.positive_class
+            decision_threshold=args.decision_threshold,
+            positive_class=args.positive_class,
+            operating_point=args.operating_point,
+            bootstrap=args.bootstrap,
+            max_sensitivity_drop=args.max_sensitivity_drop,
         ),
         out=args.out,
         prune=prune,

@@ -12,7 +12,9 @@ fine-tuning steps, s_t = s_f + (s_i - s_f) (1 - t/T)^3, recomputing the masks ev
 
 `--sparsity auto` prunes a fresh copy of the original weights at each sparsity of a grid
 (after the configured fine-tuning) and keeps the largest whose validation AUROC stays within
-`max_prune_drop` of the original model's; when none does, the model ships unpruned.
+`max_prune_drop` of the original model's and, given the operating point's `rates`, whose
+validation sensitivity stays within `max_sensitivity_drop` of the original's; when none
+does, the model ships unpruned.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from pipeline.models import OutputKind
 
 Score = Callable[["keras.Model"], "float | None"]
+# validation {"sensitivity", "specificity"} of a model at the operating point
+Rates = Callable[["keras.Model"], "dict[str, float | None]"]
 
 FINETUNE_BATCH_SIZE = 32
 _KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -768,12 +772,18 @@ class AutoSearch:
     curve: tuple[dict[str, Any], ...]
     chosen_sparsity: float
     reason: str
+    max_sensitivity_drop: float | None = None  # None: sensitivity not judged (no rates)
+    baseline_val_sensitivity: float | None = None
+    baseline_val_specificity: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "grid": list(self.grid),
             "max_prune_drop": self.max_prune_drop,
             "baseline_val_auroc": self.baseline_val_auroc,
+            "max_sensitivity_drop": self.max_sensitivity_drop,
+            "baseline_val_sensitivity": self.baseline_val_sensitivity,
+            "baseline_val_specificity": self.baseline_val_specificity,
             "curve": list(self.curve),
             "chosen_sparsity": self.chosen_sparsity,
             "reason": self.reason,
@@ -868,6 +878,8 @@ def prune_model(
     *,
     score: Score,
     seed: int = 0,
+    rates: Rates | None = None,
+    max_sensitivity_drop: float = 0.02,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -878,6 +890,9 @@ def prune_model(
         config: the pruning configuration.
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
+        rates: validation sensitivity and specificity of a model at the operating point;
+            auto then also keeps sensitivity within `max_sensitivity_drop`.
+        max_sensitivity_drop: the validation sensitivity auto may lose.
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -903,7 +918,33 @@ def prune_model(
         return PruningOutcome(
             config, layer_stats(weights, trial.result, config.prune_biases), trial, original_auroc
         )
-    return _auto(model, weights, splits, kind, config, original_auroc, score, seed)
+    budget = _SensitivityBudget(rates, max_sensitivity_drop, rates(model) if rates else None)
+    return _auto(model, weights, splits, kind, config, original_auroc, score, seed, budget)
+
+
+@dataclass(frozen=True)
+class _SensitivityBudget:
+    rates: Rates | None
+    max_drop: float
+    baseline: dict[str, float | None] | None  # rates of the original model
+
+    def judge(self, model: keras.Model) -> tuple[dict[str, float | None], bool]:
+        """Validation sensitivity/specificity of `model` and whether sensitivity holds."""
+        if self.rates is None or self.baseline is None:
+            return {}, True
+        now = self.rates(model)
+        base, sens = self.baseline.get("sensitivity"), now.get("sensitivity")
+        ok = base is None or (sens is not None and sens >= base - self.max_drop - 1e-12)
+        return now, ok
+
+    def fields(self) -> dict[str, Any]:
+        if self.rates is None or self.baseline is None:
+            return {}
+        return {
+            "max_sensitivity_drop": self.max_drop,
+            "baseline_val_sensitivity": self.baseline.get("sensitivity"),
+            "baseline_val_specificity": self.baseline.get("specificity"),
+        }
 
 
 def _auto(
@@ -915,16 +956,18 @@ def _auto(
     baseline: float | None,
     score: Score,
     seed: int,
+    sens: _SensitivityBudget | None = None,
 ) -> PruningOutcome:
     grid = config.auto_grid
     budget = config.max_prune_drop
+    sens = sens or _SensitivityBudget(None, 0.0, None)
     if baseline is None:
         reason = (
             "validation AUROC of the original model is undefined (the validation split "
             "holds a single class), so auto cannot judge pruning; the model ships "
             "unpruned. Pass --sparsity S to prune anyway."
         )
-        search = AutoSearch(grid, budget, None, (), 0.0, reason)
+        search = AutoSearch(grid, budget, None, (), 0.0, reason, **sens.fields())
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, None, search, note=reason
         )
@@ -936,7 +979,9 @@ def _auto(
         trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
         auroc = trial.val_auroc
         # a tiny slack so that "no drop at all" passes a zero budget despite float noise
-        ok = auroc is not None and auroc >= baseline - budget - 1e-12
+        auroc_ok = auroc is not None and auroc >= baseline - budget - 1e-12
+        val_rates, sens_ok = sens.judge(model)
+        ok = auroc_ok and sens_ok
         curve.append(
             {
                 "sparsity": sparsity,
@@ -944,6 +989,7 @@ def _auto(
                 "val_auroc_pruned": trial.val_auroc_pruned,
                 "val_auroc_finetuned": trial.val_auroc_finetuned,
                 "val_auroc": auroc,
+                **{f"val_{k}": v for k, v in val_rates.items()},
                 "within_budget": ok,
             }
         )
@@ -951,14 +997,15 @@ def _auto(
             best = (trial, model.get_weights())
     if best is None:
         model.set_weights(original)
-        tried = ", ".join(f"{p['sparsity']:g} -> {_auroc_text(p['val_auroc'])}" for p in curve)
+        tried = ", ".join(f"{p['sparsity']:g} -> {_point_text(p)}" for p in curve)
+        also = _sensitivity_text(sens)
         reason = (
             f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
-            f"{budget:g} of the original {baseline:.4f} ({tried}); the model ships "
+            f"{budget:g} of the original {baseline:.4f}{also} ({tried}); the model ships "
             "unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
             "--sparsity S explicitly."
         )
-        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason)
+        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason, **sens.fields())
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, baseline, search, note=reason
         )
@@ -966,9 +1013,17 @@ def _auto(
     model.set_weights(chosen_weights)
     reason = (
         f"largest grid sparsity whose validation AUROC {_auroc_text(trial.val_auroc)} "
-        f"stays within {budget:g} of the original {baseline:.4f}"
+        f"stays within {budget:g} of the original {baseline:.4f}{_sensitivity_text(sens)}"
     )
-    search = AutoSearch(grid, budget, baseline, tuple(curve), float(trial.sparsity or 0.0), reason)
+    search = AutoSearch(
+        grid,
+        budget,
+        baseline,
+        tuple(curve),
+        float(trial.sparsity or 0.0),
+        reason,
+        **sens.fields(),
+    )
     return PruningOutcome(
         config, layer_stats(weights, trial.result, config.prune_biases), trial, baseline, search
     )
@@ -976,3 +1031,20 @@ def _auto(
 
 def _auroc_text(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    text = _auroc_text(point["val_auroc"])
+    if point.get("val_sensitivity") is not None:
+        text += f" (sensitivity {point['val_sensitivity']:.3f})"
+    return text
+
+
+def _sensitivity_text(sens: _SensitivityBudget) -> str:
+    base = (sens.baseline or {}).get("sensitivity")
+    if sens.rates is None or base is None:
+        return ""
+    return (
+        f" and validation sensitivity within --max-sensitivity-drop {sens.max_drop:g} of "
+        f"its {base:.3f} at the operating point"
+    )

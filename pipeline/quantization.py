@@ -3,7 +3,8 @@
 Plain full-integer PTQ is tried first. When its validation AUROC falls more than
 `max_auroc_drop` below the pruned float model's, the stage diagnoses why (output saturation
 and ties, per-layer quantization error) and tries remedies in order, keeping the first that
-meets the budget on the validation split: logits out (the final sigmoid/softmax moves to
+meets the budget on the validation split (AUROC and, at the operating point, sensitivity
+within `--max-sensitivity-drop`): logits out (the final sigmoid/softmax moves to
 the host), other calibration sizes, int16 activations (16x8). The test split is only used
 for the final numbers, elsewhere.
 """
@@ -64,6 +65,20 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class SensitivityBudget:
+    """Validation sensitivity a recipe must keep at the operating point's threshold."""
+
+    threshold: float
+    max_drop: float
+    reference: float | None  # the pruned float model's validation sensitivity
+
+    def meets(self, sensitivity: float | None) -> bool:
+        if self.reference is None:
+            return True
+        return sensitivity is not None and sensitivity >= self.reference - self.max_drop - 1e-12
+
+
+@dataclass(frozen=True)
 class QuantizationResult:
     """The chosen int8 flatbuffer, how to read its output, and the evidence."""
 
@@ -109,7 +124,7 @@ def _convert(
     return data, removed, idx
 
 
-def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | None, np.ndarray]:
+def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
     from device_bench.runner import run_model
     from pipeline.evaluation import evaluate, probabilities
 
@@ -117,10 +132,12 @@ def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | N
         path = Path(tmp, "candidate.tflite")
         path.write_bytes(data)
         outputs = run_model(path, splits.model_inputs("val")).outputs
-    auroc = evaluate(
-        probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
-    )["auroc"]
-    return auroc, outputs
+    return evaluate(
+        probabilities(outputs, kind),
+        splits.y_val,
+        positive_class=splits.positive_class,
+        decision_threshold=threshold,
+    ).values
 
 
 def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
@@ -216,6 +233,7 @@ def quantize(
     reference_val_auroc: float | None,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
+    sensitivity: SensitivityBudget | None = None,
 ) -> QuantizationResult:
     """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
 
@@ -227,6 +245,8 @@ def quantize(
         reference_val_auroc: the pruned float model's validation AUROC, the budget's base.
         seed: for the calibration sample.
         progress: reports which recipe is being tried.
+        sensitivity: the validation sensitivity budget at the operating point; None judges
+            AUROC alone.
 
     Raises:
         QuantizationError: the converter cannot quantize an op, or the produced file still
@@ -243,21 +263,26 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        auroc, _ = _val_auroc(data, splits, eval_kind)
+        val = _val_metrics(data, splits, eval_kind, sensitivity.threshold if sensitivity else 0.5)
+        auroc, sens = val["auroc"], val.get("sensitivity")
         drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
         meets = drop is None or drop <= config.max_auroc_drop
-        tried.append(
-            {
-                "name": cand.name,
-                "postprocess": removed,
-                "calibration_samples": int(len(idx)),
-                "activations": cand.activations,
-                "val_auroc": auroc,
-                "val_auroc_drop": drop,
-                "meets_budget": meets,
-                "bytes": len(data),
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": cand.name,
+            "postprocess": removed,
+            "calibration_samples": int(len(idx)),
+            "activations": cand.activations,
+            "val_auroc": auroc,
+            "val_auroc_drop": drop,
+        }
+        if sensitivity is not None and sens is not None:
+            meets = meets and sensitivity.meets(sens)
+            entry["val_sensitivity"] = sens
+            entry["val_specificity"] = val.get("specificity")
+            entry["val_sensitivity_drop"] = (
+                None if sensitivity.reference is None else sensitivity.reference - sens
+            )
+        tried.append({**entry, "meets_budget": meets, "bytes": len(data)})
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
         if meets:
@@ -282,6 +307,8 @@ def quantize(
         "budget_met": any(t["meets_budget"] for t in tried),
         "max_auroc_drop": config.max_auroc_drop,
         "reference_val_auroc": reference_val_auroc,
+        "max_sensitivity_drop": sensitivity.max_drop if sensitivity else None,
+        "reference_val_sensitivity": sensitivity.reference if sensitivity else None,
         "tried": tried,
         "diagnosis": diagnosis,
         "op_summary": doc["op_summary"],

@@ -1,0 +1,64 @@
+"""The operating point: the decision threshold on P(positive), chosen once on validation.
+
+`threshold=T` fixes it; `sensitivity=S` takes the highest threshold whose validation
+sensitivity is >= S, `specificity=S` the lowest whose validation specificity is >= S, and
+`youden` the one maximising sensitivity + specificity - 1, all from the float32 model's
+validation probabilities. Every variant is then judged at that one threshold on the test
+split, so a pruned or int8 model is never re-tuned to look better.
+
+A chosen threshold lies halfway between the validation score that sets it and the next
+lower one: the validation decisions are those of the rule, and the ~1e-6 differences between
+Keras and the TFLite runtimes cannot flip a validation case that sits exactly on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def choose_threshold(truth: np.ndarray, score: np.ndarray, rule: tuple[str, float | None]) -> float:
+    """The decision threshold `rule` picks on (truth, positive-class score).
+
+    Args:
+        truth: bool (n,), True for the positive cases (both classes must be present).
+        score: (n,) probability of the positive class.
+        rule: (name, value) from `config.parse_operating_point`.
+    """
+    from sklearn.metrics import roc_curve
+
+    name, value = rule
+    if name == "threshold":
+        return float(value)  # type: ignore[arg-type]
+    fpr, tpr, thresholds = roc_curve(truth, score, drop_intermediate=False)
+    eps = 1e-12
+    if name == "sensitivity":
+        i = int(np.flatnonzero(tpr >= float(value) - eps)[0])  # type: ignore[arg-type]
+    elif name == "specificity":
+        i = int(np.flatnonzero(1.0 - fpr >= float(value) - eps)[-1])  # type: ignore[arg-type]
+    else:
+        i = int(np.argmax(tpr - fpr))  # the first maximum: the highest such threshold
+    upper = float(min(thresholds[i], 1.0))
+    lower = float(thresholds[i + 1]) if i + 1 < len(thresholds) else 0.0
+    return (upper + lower) / 2.0
+
+
+def rates(truth: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float | None]:
+    """Sensitivity and specificity at `threshold` (None for an absent class)."""
+    truth, flagged = np.asarray(truth, bool), np.asarray(score) >= threshold
+    pos, neg = int(truth.sum()), int((~truth).sum())
+    return {
+        "sensitivity": float((flagged & truth).sum() / pos) if pos else None,
+        "specificity": float((~flagged & ~truth).sum() / neg) if neg else None,
+    }
+
+
+def describe(rule_text: str, threshold: float, validation: dict[str, Any]) -> dict[str, Any]:
+    """The report's `operating_point` block."""
+    return {
+        "rule": rule_text,
+        "threshold": float(threshold),
+        "chosen_on": "validation",
+        "validation": validation,
+    }

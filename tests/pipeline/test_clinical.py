@@ -1,0 +1,172 @@
+"""Operating point, bootstrap intervals, paired differences, flips and calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import bootstrap
+from pipeline.config import EvaluationConfig, parse_operating_point
+from pipeline.errors import ConfigError
+from pipeline.evaluation import calibration, evaluate, flips
+from pipeline.operating_point import choose_threshold, rates
+
+
+def _cases(n: int, seed: int = 0, separation: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (about 38% positive, as BreastMNIST/WDBC) and a noisy positive-class score."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.38).astype(np.int64)
+    logit = separation * (2 * y - 1) + rng.normal(0, 1.0, n)
+    return y, 1 / (1 + np.exp(-logit))
+
+
+def _probs(p1: np.ndarray) -> np.ndarray:
+    return np.stack([1 - p1, p1], axis=1)
+
+
+def test_weighted_auroc_equals_sklearn_with_case_weights() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    y, p = _cases(80)
+    p = np.round(p, 1)  # many ties, counted one half
+    counts = next(bootstrap.resample_counts(y, 5, seed=3))
+    got = bootstrap.weighted_auroc(y == 1, p, counts)
+    for row, value in zip(counts, got, strict=True):
+        assert value == pytest.approx(roc_auc_score(y, p, sample_weight=row), abs=1e-12)
+
+
+def test_stratified_replicates_keep_the_class_counts_and_are_seeded() -> None:
+    y, _ = _cases(60)
+    first = np.concatenate(list(bootstrap.resample_counts(y, 600, seed=1)))
+    again = np.concatenate(list(bootstrap.resample_counts(y, 600, seed=1)))
+    other = np.concatenate(list(bootstrap.resample_counts(y, 600, seed=2)))
+    assert first.shape == (600, 60)
+    assert (first[:, y == 1].sum(axis=1) == (y == 1).sum()).all()
+    assert (first[:, y == 0].sum(axis=1) == (y == 0).sum()).all()
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def _interval_width(n: int, metric: str) -> tuple[list[float], float]:
+    y, p = _cases(n)
+    probs = _probs(p)
+    point = evaluate(probs, y, decision_threshold=0.5)
+    ci = bootstrap.intervals(
+        {"float32": (probs, point.predictions)}, y, reference="float32", replicates=1000, seed=0
+    )["float32"]["ci95"][metric]
+    assert ci[0] <= point[metric] <= ci[1]
+    return ci, ci[1] - ci[0]
+
+
+@pytest.mark.parametrize(
+    "metric", ["auroc", "sensitivity", "specificity", "accuracy", "balanced_accuracy"]
+)
+def test_interval_contains_the_point_estimate_and_shrinks_with_more_cases(metric: str) -> None:
+    _, small = _interval_width(120, metric)
+    _, large = _interval_width(1200, metric)
+    assert 0 < large < 0.6 * small  # ~1/sqrt(10) in theory
+
+
+def test_paired_interval_is_narrower_than_unpaired_on_correlated_predictions() -> None:
+    y, p = _cases(150, seed=4)
+    rng = np.random.default_rng(5)
+    # a variant that follows float32 closely, as an int8 model does: small independent noise
+    q = np.clip(p + rng.normal(0, 0.03, len(p)), 0, 1)
+    a, b = _probs(p), _probs(q)
+    pa, pb = evaluate(a, y), evaluate(b, y, reference_predictions=evaluate(a, y).predictions)
+    out = bootstrap.intervals(
+        {"float32": (a, pa.predictions), "int8": (b, pb.predictions)},
+        y,
+        reference="float32",
+        replicates=2000,
+        seed=0,
+        points={"float32": pa.values, "int8": pb.values},
+    )
+    for metric in ("auroc", "sensitivity", "specificity"):
+        paired = out["int8"]["vs_float32"][metric]
+        assert paired["diff"] == pytest.approx(pb[metric] - pa[metric])
+        low, high = paired["ci95"]
+        assert low <= paired["diff"] <= high
+        own = [out[v]["ci95"][metric] for v in ("float32", "int8")]
+        # the unpaired interval of a difference of two independent estimates
+        unpaired = np.hypot(*(hi - lo for lo, hi in own))
+        assert high - low < 0.5 * unpaired, metric
+    assert "vs_float32" not in out["float32"]
+
+
+def test_flips_add_up_to_the_disagreements() -> None:
+    y, p = _cases(200, seed=7)
+    rng = np.random.default_rng(8)
+    q = np.clip(p + rng.normal(0, 0.15, len(p)), 0, 1)
+    threshold = 0.45
+    ref = evaluate(_probs(p), y, decision_threshold=threshold)
+    var = evaluate(
+        _probs(q), y, decision_threshold=threshold, reference_predictions=ref.predictions
+    )
+    doc = flips(y, _probs(p), _probs(q), 1, threshold)
+    kinds = ("positive_missed", "positive_found", "negative_flagged", "negative_cleared")
+    total = sum(doc[k] for k in kinds)
+    assert total > 0
+    assert total == round((1 - var["agreement"]) * len(y))
+    assert len(doc["cases"]) == total
+    # sensitivity moves by exactly (found - missed) positives
+    positives = int((y == 1).sum())
+    moved = (doc["positive_found"] - doc["positive_missed"]) / positives
+    assert var["sensitivity"] - ref["sensitivity"] == pytest.approx(moved)
+    first = doc["cases"][: doc["positive_missed"]]
+    assert all(c["label"] == 1 and c["float32"] >= threshold > c["variant"] for c in first)
+    assert flips(y, _probs(p), _probs(p), 1, threshold)["cases"] == []
+
+
+def test_calibration_by_hand_and_for_a_calibrated_model() -> None:
+    # two bins used: p=0.1 (observed 0 of 2 positive) and p=0.9 (observed 1 of 2)
+    p = np.array([0.1, 0.1, 0.9, 0.9])
+    y = np.array([0, 0, 1, 0])
+    doc = calibration(_probs(p), y)
+    assert doc["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.4)
+    assert doc["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert doc["reliability"]["count"] == [2, 2]
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    calibrated = calibration(_probs(p), (rng.random(20000) < p).astype(int))
+    overconfident = calibration(_probs(np.where(p > 0.5, 1.0, 0.0)), (rng.random(20000) < p))
+    assert calibrated["ece"] < 0.02 < overconfident["ece"]
+
+
+@pytest.mark.parametrize(
+    "rule", [("sensitivity", 0.95), ("sensitivity", 0.8), ("specificity", 0.9), ("youden", None)]
+)
+def test_operating_point_reaches_its_target_on_validation(rule: tuple) -> None:
+    y, p = _cases(100, seed=11)
+    truth = y == 1
+    t = choose_threshold(truth, p, rule)
+    got = rates(truth, p, t)
+    name, target = rule
+    if name == "sensitivity":
+        assert got["sensitivity"] >= target
+        # the highest such threshold: the next positive case above it would be lost
+        assert rates(truth, p, np.min(p[truth & (p >= t)]) + 1e-9)["sensitivity"] < target
+    elif name == "specificity":
+        assert got["specificity"] >= target
+        assert rates(truth, p, np.max(p[~truth & (p < t)]) - 1e-9)["specificity"] < target
+    else:
+        youden = [sum(rates(truth, p, c).values()) - 1 for c in np.unique(p)]
+        assert sum(got.values()) - 1 == pytest.approx(max(youden))
+    assert not np.any(np.isclose(p, t, atol=1e-9))  # halfway between cases, not on one
+
+
+def test_operating_point_rules_and_the_decision_threshold_synonym() -> None:
+    assert parse_operating_point("sensitivity=0.95") == ("sensitivity", 0.95)
+    assert parse_operating_point("youden") == ("youden", None)
+    assert EvaluationConfig(operating_point="threshold=0.3").decision_threshold == 0.3
+    same = EvaluationConfig(decision_threshold=0.3, operating_point="threshold=0.3")
+    assert same.rule == ("threshold", 0.3)
+    assert EvaluationConfig(decision_threshold=0.3).rule == ("threshold", 0.3)
+    for bad in ("sensitivity", "youden=1", "recall=0.9", "sensitivity=0", "threshold=2"):
+        with pytest.raises(ConfigError, match="--operating-point"):
+            EvaluationConfig(operating_point=bad)
+    with pytest.raises(ConfigError, match="conflicts"):
+        EvaluationConfig(decision_threshold=0.3, operating_point="threshold=0.4")
+    with pytest.raises(ConfigError, match="conflicts"):
+        EvaluationConfig(decision_threshold=0.3, operating_point="youden")
+    with pytest.raises(ConfigError, match="--bootstrap"):
+        EvaluationConfig(bootstrap=10)
