@@ -623,7 +623,9 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             window_from_file=args.window_from_file,
         ),
         evaluation=EvaluationConfig(
-            decision_threshold=args.decision_threshold,
+            decision_threshold=(  # None: cleared by --operating-point over a job file's
+                0.5 if args.decision_threshold is None else args.decision_threshold
+            ),
             positive_class=args.positive_class,
             operating_point=args.operating_point,
             bootstrap=args.bootstrap,
@@ -789,7 +791,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     report = _run_with_progress(
         options.quiet, args.debug, lambda progress: build(config, progress=progress)
     )
-    console = Console(stderr=options.json, width=max(Console().width, 100))
+    console = Console(stderr=options.json, width=max(Console().width, 120))  # intervals
     if options.json:
         print(json.dumps(report, indent=2))
     elif not options.quiet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,133 @@ def test_operating_point_rules_and_the_decision_threshold_synonym() -> None:
         EvaluationConfig(decision_threshold=0.3, operating_point="youden")
     with pytest.raises(ConfigError, match="--bootstrap"):
         EvaluationConfig(bootstrap=10)
+
+
+def _report_of(y: np.ndarray, variants: dict[str, np.ndarray], replicates: int) -> dict:
+    """The `metrics` block a build writes, from positive-class scores per variant."""
+    metrics, scored, reference = {}, {}, None
+    for name, p in variants.items():
+        m = evaluate(_probs(p), y, reference_predictions=reference)
+        reference = m.predictions if reference is None else reference
+        metrics[name], scored[name] = m.values, (_probs(p), m.predictions)
+    cis = bootstrap.intervals(
+        scored, y, reference="float32", replicates=replicates, seed=0, points=metrics
+    )
+    for name, doc in cis.items():
+        metrics[name].update(doc)
+    return {"metrics": metrics, "artifacts": {}, "bench": {}}
+
+
+def test_noninferiority_gates_read_the_paired_upper_bound() -> None:
+    from pipeline.config import GatesConfig
+    from pipeline.gates import evaluate_limits
+
+    y, p = _cases(400, seed=21, separation=1.5)
+    # an int8 output that saturates to a few levels: ties cost AUROC, as in a broken PTQ
+    q = np.clip(np.round(p * 2) / 2, 0, 1)
+    report = _report_of(y, {"float32": p, "int8": q}, replicates=1000)
+    drop = report["metrics"]["float32"]["auroc"] - report["metrics"]["int8"]["auroc"]
+    assert 0.04 < drop < 0.1
+    low, high = report["metrics"]["int8"]["vs_float32"]["auroc"]["ci95"]
+    assert high < 0  # clearly worse, and the paired interval knows it
+
+    def checks(**margins: float) -> dict[str, dict]:
+        found = evaluate_limits(report, GatesConfig(**margins))
+        return {c.name: c for c in found}
+
+    tight = checks(noninferiority_auroc=0.001)["noninferiority_auroc"]
+    assert not tight.passed and tight.measured == pytest.approx(-low)
+    assert checks(noninferiority_auroc=0.5)["noninferiority_auroc"].passed
+    sens = checks(noninferiority_sensitivity=0.5)["noninferiority_sensitivity"]
+    assert sens.passed and sens.measured is not None
+    del report["metrics"]["int8"]["vs_float32"]  # --bootstrap 0: nothing to judge
+    unmeasured = checks(noninferiority_auroc=0.5)["noninferiority_auroc"]
+    assert not unmeasured.passed and "--bootstrap 0" in unmeasured.detail
+
+
+def test_build_at_a_sensitivity_operating_point(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import json
+
+    from tests.pipeline import release_env
+
+    root = tmp_path_factory.getbasetemp() / "release"  # shares the tiny model with others
+    model, data = release_env.tiny_inputs(root / "inputs")
+    out = tmp_path_factory.mktemp("clinical") / "build"
+    run = release_env.run_cli(
+        [
+            "build",
+            *("--model", str(model), "--data", str(data), "--out", str(out)),
+            *("--operating-point", "sensitivity=0.97", "--bootstrap", "500", "--no-bench"),
+            *("--gate", "noninferiority_auroc=0.5", "--gate", "noninferiority_sensitivity=-0.01"),
+        ]
+    )
+    assert run.code == 1, run.stderr  # the negative margin cannot be met: exit 1, report kept
+    assert "noninferiority_sensitivity" in run.stderr
+    report = json.loads((out / "report.json").read_text())
+    op = report["operating_point"]
+    assert op["rule"] == "sensitivity=0.97" and op["chosen_on"] == "validation"
+    assert op["validation"]["sensitivity"] >= 0.97
+    threshold = op["threshold"]
+    classes = json.loads((out / "preprocessing.json").read_text())["classes"]
+    assert classes["decision_threshold"] == threshold
+    n = report["metrics"]["float32"]["samples"]
+    for variant, m in report["metrics"].items():
+        assert m["decision_threshold"] == threshold
+        for metric in ("auroc", "sensitivity", "specificity", "accuracy", "balanced_accuracy"):
+            low, high = m["ci95"][metric]
+            assert low <= m[metric] <= high, (variant, metric)
+        assert 0 <= m["calibration"]["ece"] <= 1 and 0 <= m["calibration"]["brier"] <= 1
+        f = m["flips"]
+        changed = sum(f[k] for k in ("positive_missed", "positive_found"))
+        changed += sum(f[k] for k in ("negative_flagged", "negative_cleared"))
+        agreement = 1.0 if m["agreement"] is None else m["agreement"]
+        assert changed == round((1 - agreement) * n) == len(f["cases"])
+        if variant != "float32":
+            assert set(m["vs_float32"]) == {"auroc", "sensitivity", "specificity"}
+    auto = report["pruning"]["auto"]
+    assert auto["max_sensitivity_drop"] == 0.02
+    assert auto["baseline_val_sensitivity"] == pytest.approx(op["validation"]["sensitivity"])
+    for point in auto["curve"]:
+        assert point["within_budget"] == (
+            point["val_auroc"] >= auto["baseline_val_auroc"] - 0.01 - 1e-12
+            and point["val_sensitivity"] >= auto["baseline_val_sensitivity"] - 0.02 - 1e-12
+        )
+    tried = report["quantization"]["tried"]
+    assert all("val_sensitivity" in t for t in tried)
+    gates = {c["name"]: c for c in report["gates"]["checks"]}
+    assert gates["noninferiority_auroc"]["passed"]
+    assert not gates["noninferiority_sensitivity"]["passed"]
+    text = (out / "report.md").read_text()
+    assert "operating point: sensitivity=0.97" in text
+    int8 = report["metrics"]["int8"]
+    lo, hi = int8["ci95"]["sensitivity"]
+    assert f"{int8['sensitivity']:.3f} [{lo:.2f}, {hi:.2f}]" in text
+
+
+def test_a_rule_on_a_multiclass_model_is_exit_2(tmp_path: Path) -> None:
+    from tests import models
+    from tests.pipeline import release_env
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "three.npz"
+    np.savez(data, x=rng.normal(size=(150, 30)).astype(np.float32), y=np.arange(150) % 3)
+    model = tmp_path / "three.keras"
+    models.mlp(units=3).save(model)
+    out = tmp_path / "out"
+    run = release_env.run_cli(
+        ["build", "--model", str(model), "--data", str(data), "--out", str(out)]
+        + ["--operating-point", "youden", "--no-bench", "--quiet"]
+    )
+    assert run.code == 2
+    assert "binary task" in run.stderr and "3 classes" in run.stderr
+    assert "Traceback" not in run.stderr and not out.exists()
+
+
+def test_conflicting_threshold_flags_are_exit_2(tmp_path: Path) -> None:
+    from tests.pipeline import release_env
+
+    run = release_env.run_cli(
+        ["build", "--out", str(tmp_path / "o"), "--decision-threshold", "0.3"]
+        + ["--operating-point", "sensitivity=0.9"]
+    )
+    assert run.code == 2 and "conflicts" in run.stderr and "synonym" in run.stderr
