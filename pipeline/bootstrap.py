@@ -33,9 +33,12 @@ def resample_counts(y: np.ndarray, replicates: int, seed: int) -> Iterator[np.nd
     groups = [np.flatnonzero(y == c) for c in np.unique(y)]
     for start in range(0, replicates, CHUNK):
         size = min(CHUNK, replicates - start)
-        counts = np.zeros((size, len(y)), np.int32)
+        counts = np.zeros((size, len(y)))
+        rows = np.arange(size)[:, None]
         for idx in groups:
-            counts[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size)
+            draws = rng.integers(0, len(idx), (size, len(idx)))  # with replacement
+            block = np.bincount((draws + rows * len(idx)).ravel(), minlength=size * len(idx))
+            counts[:, idx] = block.reshape(size, len(idx))
         yield counts
 
 
@@ -50,16 +53,16 @@ def weighted_auroc(truth: np.ndarray, score: np.ndarray, counts: np.ndarray) -> 
     truth = np.asarray(truth, bool)
     score = np.asarray(score, np.float64)
     pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
-    order = np.argsort(score[neg], kind="stable")
-    neg_sorted = score[neg][order]
+    neg = neg[np.argsort(score[neg], kind="stable")]
+    neg_sorted = score[neg]
     lo = np.searchsorted(neg_sorted, score[pos], "left")  # negatives scored strictly below
     hi = np.searchsorted(neg_sorted, score[pos], "right")
-    w_neg = counts[:, neg][:, order].astype(np.float64)
-    cum = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(w_neg, axis=1)], axis=1)
-    below, equal = cum[:, lo], cum[:, hi] - cum[:, lo]
-    w_pos = counts[:, pos].astype(np.float64)
-    num = (w_pos * (below + 0.5 * equal)).sum(axis=1)
-    den = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    cum = np.zeros((len(counts), len(neg) + 1))
+    np.cumsum(counts[:, neg], axis=1, out=cum[:, 1:])
+    # a positive scores above `lo` negatives and ties with `hi - lo` of them: (cum_lo +
+    # cum_hi) / 2 counts the ties one half
+    num = np.einsum("bp,bp->b", counts[:, pos], cum[:, lo] + cum[:, hi]) * 0.5
+    den = counts[:, pos].sum(axis=1) * cum[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
@@ -79,13 +82,12 @@ def replicate_metrics(
     y, pred = np.asarray(y), np.asarray(pred)
     correct = (pred == y).astype(np.float64)
     classes = np.unique(y)
-    recall = {}
-    for c in classes:
-        idx = np.flatnonzero(y == c)
-        recall[int(c)] = counts[:, idx] @ correct[idx] / len(idx)
+    members = (y[:, None] == classes[None, :]).astype(np.float64)  # (n, classes)
+    per_class = counts @ (members * correct[:, None]) / members.sum(axis=0)  # one matmul
+    recall = {int(c): per_class[:, i] for i, c in enumerate(classes)}
     out = {
         "accuracy": counts @ correct / len(y),
-        "balanced_accuracy": np.mean([recall[int(c)] for c in classes], axis=0),
+        "balanced_accuracy": per_class.mean(axis=1),
     }
     if probs.shape[1] == 2:
         out["auroc"] = weighted_auroc(y == positive_class, probs[:, positive_class], counts)

@@ -517,8 +517,11 @@ def _verify(
         with tflite.logits_view(model) as (view, _):
             reference = view.predict(x_test, verbose=0, batch_size=256)
 
+    threshold = sensitivity.threshold if sensitivity is not None else 0.5
+
     def predict(outputs: np.ndarray) -> np.ndarray:
-        return predictions(probabilities(outputs, quant.output_kind), splits.positive_class, 0.5)
+        probs = probabilities(outputs, quant.output_kind)
+        return predictions(probs, splits.positive_class, threshold)
 
     def run_checks(data_path: Any) -> list[Any]:
         info = inspect_tflite(data_path)
