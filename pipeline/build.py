@@ -148,7 +148,7 @@ def build(
         pruned = prune_stage(model, splits, kind, config, clock, threshold=threshold)
         model, pruning_report = pruned.model, pruned.report
         source_parameters, reference_val_auroc = pruned.source_parameters, pruned.val_auroc
-        sensitivity = _sensitivity_budget(config, threshold, pruned.val_sensitivity)
+        rate_budget = _rate_budget(config, threshold, pruned.val_rates)
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
             Variant.PRUNED_FLOAT32.filename,
@@ -164,7 +164,7 @@ def build(
                 reference_val_auroc,
                 config.seed,
                 progress,
-                sensitivity=sensitivity,
+                rates=rate_budget,
             ),
         )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -179,7 +179,7 @@ def build(
                 kind,
                 reference_val_auroc,
                 progress,
-                sensitivity=sensitivity,
+                rates=rate_budget,
             ),
         )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -323,7 +323,7 @@ class Pruned:
     report: dict[str, Any]
     source_parameters: int
     val_auroc: float | None  # validation AUROC of the model that gets quantized
-    val_sensitivity: float | None = None  # ... and its sensitivity at the operating point
+    val_rates: dict[str, Any] | None = None  # ... and its sensitivity/specificity there
 
 
 def prune_stage(
@@ -378,6 +378,7 @@ def prune_stage(
             score=lambda m: _keras_val_auroc(m, splits, kind),
             rates=rates,
             max_sensitivity_drop=config.evaluation.max_sensitivity_drop,
+            max_specificity_drop=config.evaluation.max_specificity_drop,
         ),
     )
     pruning_report = pruned.to_json()
@@ -386,18 +387,18 @@ def prune_stage(
     pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
     finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
     reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
-    sensitivity = None if rates is None else rates(model)["sensitivity"]
-    return Pruned(model, pruning_report, source_parameters, reference_val_auroc, sensitivity)
+    val_rates = None if rates is None else rates(model)
+    return Pruned(model, pruning_report, source_parameters, reference_val_auroc, val_rates)
 
 
-def _sensitivity_budget(
-    config: BuildConfig, threshold: float | None, reference: float | None
-) -> Any:
-    from pipeline.quantization import SensitivityBudget
+def _rate_budget(config: BuildConfig, threshold: float | None, reference: Any) -> Any:
+    """What the int8 recipes must keep at the operating point; None for multi-class."""
+    from pipeline.operating_point import RateBudget
 
-    if threshold is None:
+    if threshold is None or reference is None:
         return None
-    return SensitivityBudget(threshold, config.evaluation.max_sensitivity_drop, reference)
+    ev = config.evaluation
+    return RateBudget(ev.max_sensitivity_drop, ev.max_specificity_drop, reference, threshold)
 
 
 def evaluate_variants(
@@ -499,7 +500,7 @@ def _verify(
     kind: Any,
     reference_val_auroc: float | None,
     progress: Callable[[str], None],
-    sensitivity: Any = None,
+    rates: Any = None,
 ) -> Any:
     """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
     from dataclasses import replace
@@ -517,7 +518,7 @@ def _verify(
         with tflite.logits_view(model) as (view, _):
             reference = view.predict(x_test, verbose=0, batch_size=256)
 
-    threshold = sensitivity.threshold if sensitivity is not None else 0.5
+    threshold = rates.threshold if rates is not None else 0.5
 
     def predict(outputs: np.ndarray) -> np.ndarray:
         probs = probabilities(outputs, quant.output_kind)
@@ -554,7 +555,7 @@ def _verify(
                 reference_val_auroc,
                 config.seed,
                 progress,
-                sensitivity=sensitivity,
+                rates=rates,
             )
             path.write_bytes(quant.tflite)
             checks = run_checks(path)
@@ -659,15 +660,17 @@ def _quantization_warnings(q: dict[str, Any]) -> list[str]:
     if q.get("budget_met", True):
         return []
     best = next(t for t in q["tried"] if t["name"] == q["recipe"])
-    sens = ""
+    sens = best_sens = ""
     if q.get("reference_val_sensitivity") is not None and best.get("val_sensitivity") is not None:
         sens = (
-            f" and validation sensitivity within {q['max_sensitivity_drop']} of its "
-            f"{q['reference_val_sensitivity']:.3f}"
+            f" and validation sensitivity/specificity within {q['max_sensitivity_drop']}/"
+            f"{q['max_specificity_drop']} of its {q['reference_val_sensitivity']:.3f}/"
+            f"{q['reference_val_specificity']:.3f}"
         )
-        best_sens = f" (sensitivity {best['val_sensitivity']:.3f})"
-    else:
-        best_sens = ""
+        best_sens = (
+            f" (sensitivity {best['val_sensitivity']:.3f}, specificity "
+            f"{best['val_specificity']:.3f})"
+        )
     return [
         f"no int8 recipe kept validation AUROC within {q['max_auroc_drop']} of the pruned "
         f"float model ({q['reference_val_auroc']:.4f}){sens}; shipping '{q['recipe']}' with "

@@ -427,6 +427,12 @@ def _parser() -> argparse.ArgumentParser:
         help="validation sensitivity at the operating point that --sparsity auto and the "
         "int8 remedies may lose (default 0.02)",
     )
+    b.add_argument(
+        "--max-specificity-drop",
+        type=float,
+        default=0.05,
+        help="the same for validation specificity (default 0.05)",
+    )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
     b.add_argument("--threads", type=int, default=1, help="interpreter threads for the bench")
@@ -630,6 +636,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             operating_point=args.operating_point,
             bootstrap=args.bootstrap,
             max_sensitivity_drop=args.max_sensitivity_drop,
+            max_specificity_drop=args.max_specificity_drop,
         ),
         out=args.out,
         prune=prune,

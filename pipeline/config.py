@@ -460,8 +460,8 @@ class EvaluationConfig:
     `operating_point` chooses the threshold: `threshold=T` fixes it (`decision_threshold`
     is its synonym and is set to T), the other rules choose it on the validation split from
     the float32 model. `bootstrap` resamples the test split for the 95% intervals;
-    `max_sensitivity_drop` is the validation sensitivity budget of auto sparsity and of the
-    int8 remedies, at the operating point.
+    `max_sensitivity_drop` and `max_specificity_drop` are the validation budgets of auto
+    sparsity and of the int8 remedies, at the operating point.
     """
 
     decision_threshold: float = DEFAULT_THRESHOLD
@@ -469,6 +469,7 @@ class EvaluationConfig:
     operating_point: str | None = None  # None: threshold=decision_threshold
     bootstrap: int = 2000
     max_sensitivity_drop: float = 0.02
+    max_specificity_drop: float = 0.05
 
     @property
     def rule(self) -> tuple[str, float | None]:
@@ -499,12 +500,14 @@ class EvaluationConfig:
                 f"--bootstrap must be 0 (no intervals) or between 200 and 100000 resamples; "
                 f"received {self.bootstrap}. The default 2000 gives stable 95% intervals."
             )
-        if not 0.0 <= self.max_sensitivity_drop <= 1.0:
-            raise ConfigError(
-                f"--max-sensitivity-drop must be a fraction in [0, 1]; received "
-                f"{self.max_sensitivity_drop}. E.g. 0.02 lets validation sensitivity fall "
-                "by two points at the operating point."
-            )
+        for name in ("sensitivity", "specificity"):
+            value = getattr(self, f"max_{name}_drop")
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"--max-{name}-drop must be a fraction in [0, 1]; received {value}. "
+                    f"E.g. 0.02 lets validation {name} fall by two points at the operating "
+                    "point."
+                )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(
                 f"--positive-class must be a class index >= 0 or a class name; received "

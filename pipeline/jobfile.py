@@ -161,6 +161,13 @@ KEYS: tuple[Key, ...] = (
         "validation sensitivity auto sparsity and the int8 remedies may lose",
         attr="evaluation.max_sensitivity_drop",
     ),
+    _k(
+        "model",
+        "max_specificity_drop",
+        "float",
+        "the same for validation specificity",
+        attr="evaluation.max_specificity_drop",
+    ),
     _k("model", "seed", "int", "seed of splits, training, calibration", attr="seed"),
     _k(
         "model",

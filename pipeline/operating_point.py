@@ -13,6 +13,8 @@ Keras and the TFLite runtimes cannot flip a validation case that sits exactly on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,3 +64,51 @@ def describe(rule_text: str, threshold: float, validation: dict[str, Any]) -> di
         "chosen_on": "validation",
         "validation": validation,
     }
+
+
+RATES = ("sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """The validation sensitivity and specificity a variant must keep at the operating point.
+
+    A threshold chosen on float32 stays meaningful only while a variant's probabilities
+    stay where float32's were: a pruned model can keep its AUROC (the ranking) and still
+    call almost every case positive at that threshold.
+    """
+
+    max_sensitivity_drop: float
+    max_specificity_drop: float
+    reference: Mapping[str, float | None]  # the reference model's validation rates
+    threshold: float = 0.5
+
+    def drops(self, now: Mapping[str, float | None]) -> dict[str, float | None]:
+        """reference - now, per rate (None where either is undefined)."""
+        out = {}
+        for name in RATES:
+            base, got = self.reference.get(name), now.get(name)
+            out[name] = None if base is None or got is None else base - got
+        return out
+
+    def meets(self, now: Mapping[str, float | None]) -> bool:
+        limits = {
+            "sensitivity": self.max_sensitivity_drop,
+            "specificity": self.max_specificity_drop,
+        }
+        for name in RATES:
+            base, got = self.reference.get(name), now.get(name)
+            if base is not None and (got is None or got < base - limits[name] - 1e-12):
+                return False
+        return True
+
+    def text(self) -> str:
+        """`and validation sensitivity within ... at the operating point`, for reasons."""
+        parts = [
+            f"{name} within --max-{name}-drop {limit:g} of its {self.reference[name]:.3f}"
+            for name, limit in zip(
+                RATES, (self.max_sensitivity_drop, self.max_specificity_drop), strict=True
+            )
+            if self.reference.get(name) is not None
+        ]
+        return f" and validation {' and '.join(parts)} at the operating point" if parts else ""

@@ -13,8 +13,8 @@ fine-tuning steps, s_t = s_f + (s_i - s_f) (1 - t/T)^3, recomputing the masks ev
 `--sparsity auto` prunes a fresh copy of the original weights at each sparsity of a grid
 (after the configured fine-tuning) and keeps the largest whose validation AUROC stays within
 `max_prune_drop` of the original model's and, given the operating point's `rates`, whose
-validation sensitivity stays within `max_sensitivity_drop` of the original's; when none
-does, the model ships unpruned.
+validation sensitivity and specificity stay within their budgets of the original's; when
+none does, the model ships unpruned.
 """
 
 from __future__ import annotations
@@ -772,7 +772,8 @@ class AutoSearch:
     curve: tuple[dict[str, Any], ...]
     chosen_sparsity: float
     reason: str
-    max_sensitivity_drop: float | None = None  # None: sensitivity not judged (no rates)
+    max_sensitivity_drop: float | None = None  # None: rates not judged (no operating point)
+    max_specificity_drop: float | None = None
     baseline_val_sensitivity: float | None = None
     baseline_val_specificity: float | None = None
 
@@ -782,6 +783,7 @@ class AutoSearch:
             "max_prune_drop": self.max_prune_drop,
             "baseline_val_auroc": self.baseline_val_auroc,
             "max_sensitivity_drop": self.max_sensitivity_drop,
+            "max_specificity_drop": self.max_specificity_drop,
             "baseline_val_sensitivity": self.baseline_val_sensitivity,
             "baseline_val_specificity": self.baseline_val_specificity,
             "curve": list(self.curve),
@@ -880,6 +882,7 @@ def prune_model(
     seed: int = 0,
     rates: Rates | None = None,
     max_sensitivity_drop: float = 0.02,
+    max_specificity_drop: float = 0.05,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -891,8 +894,10 @@ def prune_model(
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
         rates: validation sensitivity and specificity of a model at the operating point;
-            auto then also keeps sensitivity within `max_sensitivity_drop`.
+            auto then also keeps them within `max_sensitivity_drop` and
+            `max_specificity_drop` of the original model's.
         max_sensitivity_drop: the validation sensitivity auto may lose.
+        max_specificity_drop: the validation specificity auto may lose.
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -918,32 +923,34 @@ def prune_model(
         return PruningOutcome(
             config, layer_stats(weights, trial.result, config.prune_biases), trial, original_auroc
         )
-    budget = _SensitivityBudget(rates, max_sensitivity_drop, rates(model) if rates else None)
-    return _auto(model, weights, splits, kind, config, original_auroc, score, seed, budget)
+    judge = None
+    if rates is not None:
+        from pipeline.operating_point import RateBudget
+
+        judge = _RateJudge(
+            rates, RateBudget(max_sensitivity_drop, max_specificity_drop, rates(model))
+        )
+    return _auto(model, weights, splits, kind, config, original_auroc, score, seed, judge)
 
 
 @dataclass(frozen=True)
-class _SensitivityBudget:
-    rates: Rates | None
-    max_drop: float
-    baseline: dict[str, float | None] | None  # rates of the original model
+class _RateJudge:
+    """Validation rates of a model at the operating point against the original's."""
+
+    rates: Rates
+    budget: Any  # pipeline.operating_point.RateBudget
 
     def judge(self, model: keras.Model) -> tuple[dict[str, float | None], bool]:
-        """Validation sensitivity/specificity of `model` and whether sensitivity holds."""
-        if self.rates is None or self.baseline is None:
-            return {}, True
         now = self.rates(model)
-        base, sens = self.baseline.get("sensitivity"), now.get("sensitivity")
-        ok = base is None or (sens is not None and sens >= base - self.max_drop - 1e-12)
-        return now, ok
+        return now, self.budget.meets(now)
 
     def fields(self) -> dict[str, Any]:
-        if self.rates is None or self.baseline is None:
-            return {}
+        b = self.budget
         return {
-            "max_sensitivity_drop": self.max_drop,
-            "baseline_val_sensitivity": self.baseline.get("sensitivity"),
-            "baseline_val_specificity": self.baseline.get("specificity"),
+            "max_sensitivity_drop": b.max_sensitivity_drop,
+            "max_specificity_drop": b.max_specificity_drop,
+            "baseline_val_sensitivity": b.reference.get("sensitivity"),
+            "baseline_val_specificity": b.reference.get("specificity"),
         }
 
 
@@ -956,18 +963,17 @@ def _auto(
     baseline: float | None,
     score: Score,
     seed: int,
-    sens: _SensitivityBudget | None = None,
+    rates: _RateJudge | None = None,
 ) -> PruningOutcome:
     grid = config.auto_grid
     budget = config.max_prune_drop
-    sens = sens or _SensitivityBudget(None, 0.0, None)
     if baseline is None:
         reason = (
             "validation AUROC of the original model is undefined (the validation split "
             "holds a single class), so auto cannot judge pruning; the model ships "
             "unpruned. Pass --sparsity S to prune anyway."
         )
-        search = AutoSearch(grid, budget, None, (), 0.0, reason, **sens.fields())
+        search = AutoSearch(grid, budget, None, (), 0.0, reason, **_fields(rates))
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, None, search, note=reason
         )
@@ -980,8 +986,8 @@ def _auto(
         auroc = trial.val_auroc
         # a tiny slack so that "no drop at all" passes a zero budget despite float noise
         auroc_ok = auroc is not None and auroc >= baseline - budget - 1e-12
-        val_rates, sens_ok = sens.judge(model)
-        ok = auroc_ok and sens_ok
+        val_rates, rates_ok = rates.judge(model) if rates else ({}, True)
+        ok = auroc_ok and rates_ok
         curve.append(
             {
                 "sparsity": sparsity,
@@ -998,14 +1004,14 @@ def _auto(
     if best is None:
         model.set_weights(original)
         tried = ", ".join(f"{p['sparsity']:g} -> {_point_text(p)}" for p in curve)
-        also = _sensitivity_text(sens)
+        also = _rates_text(rates)
         reason = (
             f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
             f"{budget:g} of the original {baseline:.4f}{also} ({tried}); the model ships "
             "unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
             "--sparsity S explicitly."
         )
-        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason, **sens.fields())
+        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason, **_fields(rates))
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, baseline, search, note=reason
         )
@@ -1013,7 +1019,7 @@ def _auto(
     model.set_weights(chosen_weights)
     reason = (
         f"largest grid sparsity whose validation AUROC {_auroc_text(trial.val_auroc)} "
-        f"stays within {budget:g} of the original {baseline:.4f}{_sensitivity_text(sens)}"
+        f"stays within {budget:g} of the original {baseline:.4f}{_rates_text(rates)}"
     )
     search = AutoSearch(
         grid,
@@ -1022,7 +1028,7 @@ def _auto(
         tuple(curve),
         float(trial.sparsity or 0.0),
         reason,
-        **sens.fields(),
+        **_fields(rates),
     )
     return PruningOutcome(
         config, layer_stats(weights, trial.result, config.prune_biases), trial, baseline, search
@@ -1036,15 +1042,14 @@ def _auroc_text(value: float | None) -> str:
 def _point_text(point: dict[str, Any]) -> str:
     text = _auroc_text(point["val_auroc"])
     if point.get("val_sensitivity") is not None:
-        text += f" (sensitivity {point['val_sensitivity']:.3f})"
+        text += f" (sensitivity {point['val_sensitivity']:.3f}"
+        text += f", specificity {_auroc_text(point.get('val_specificity'))[:5]})"
     return text
 
 
-def _sensitivity_text(sens: _SensitivityBudget) -> str:
-    base = (sens.baseline or {}).get("sensitivity")
-    if sens.rates is None or base is None:
-        return ""
-    return (
-        f" and validation sensitivity within --max-sensitivity-drop {sens.max_drop:g} of "
-        f"its {base:.3f} at the operating point"
-    )
+def _fields(rates: _RateJudge | None) -> dict[str, Any]:
+    return rates.fields() if rates else {}
+
+
+def _rates_text(rates: _RateJudge | None) -> str:
+    return rates.budget.text() if rates else ""

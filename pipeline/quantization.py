@@ -4,9 +4,9 @@ Plain full-integer PTQ is tried first. When its validation AUROC falls more than
 `max_auroc_drop` below the pruned float model's, the stage diagnoses why (output saturation
 and ties, per-layer quantization error) and tries remedies in order, keeping the first that
 meets the budget on the validation split (AUROC and, at the operating point, sensitivity
-within `--max-sensitivity-drop`): logits out (the final sigmoid/softmax moves to
-the host), other calibration sizes, int16 activations (16x8). The test split is only used
-for the final numbers, elsewhere.
+and specificity within `--max-sensitivity-drop` and `--max-specificity-drop`): logits out
+(the final sigmoid/softmax moves to the host), other calibration sizes, int16 activations
+(16x8). The test split is only used for the final numbers, elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.config import QuantizeConfig
 from pipeline.errors import QuantizationError
 from pipeline.models import OutputKind
+from pipeline.operating_point import RateBudget
 
 if TYPE_CHECKING:
     import keras
@@ -62,20 +63,6 @@ class Candidate:
     logits: bool = False
     calibration_samples: int = 200
     activations: str = "int8"
-
-
-@dataclass(frozen=True)
-class SensitivityBudget:
-    """Validation sensitivity a recipe must keep at the operating point's threshold."""
-
-    threshold: float
-    max_drop: float
-    reference: float | None  # the pruned float model's validation sensitivity
-
-    def meets(self, sensitivity: float | None) -> bool:
-        if self.reference is None:
-            return True
-        return sensitivity is not None and sensitivity >= self.reference - self.max_drop - 1e-12
 
 
 @dataclass(frozen=True)
@@ -233,7 +220,7 @@ def quantize(
     reference_val_auroc: float | None,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
-    sensitivity: SensitivityBudget | None = None,
+    rates: RateBudget | None = None,
 ) -> QuantizationResult:
     """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
 
@@ -245,8 +232,8 @@ def quantize(
         reference_val_auroc: the pruned float model's validation AUROC, the budget's base.
         seed: for the calibration sample.
         progress: reports which recipe is being tried.
-        sensitivity: the validation sensitivity budget at the operating point; None judges
-            AUROC alone.
+        rates: the validation sensitivity and specificity budget at the operating point
+            (its reference: the pruned float model's); None judges AUROC alone.
 
     Raises:
         QuantizationError: the converter cannot quantize an op, or the produced file still
@@ -263,8 +250,8 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        val = _val_metrics(data, splits, eval_kind, sensitivity.threshold if sensitivity else 0.5)
-        auroc, sens = val["auroc"], val.get("sensitivity")
+        val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
+        auroc = val["auroc"]
         drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
         meets = drop is None or drop <= config.max_auroc_drop
         entry: dict[str, Any] = {
@@ -275,13 +262,12 @@ def quantize(
             "val_auroc": auroc,
             "val_auroc_drop": drop,
         }
-        if sensitivity is not None and sens is not None:
-            meets = meets and sensitivity.meets(sens)
-            entry["val_sensitivity"] = sens
-            entry["val_specificity"] = val.get("specificity")
-            entry["val_sensitivity_drop"] = (
-                None if sensitivity.reference is None else sensitivity.reference - sens
-            )
+        if rates is not None and val.get("sensitivity") is not None:
+            meets = meets and rates.meets(val)
+            drops = rates.drops(val)
+            for name in ("sensitivity", "specificity"):
+                entry[f"val_{name}"] = val.get(name)
+                entry[f"val_{name}_drop"] = drops[name]
         tried.append({**entry, "meets_budget": meets, "bytes": len(data)})
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
@@ -307,8 +293,10 @@ def quantize(
         "budget_met": any(t["meets_budget"] for t in tried),
         "max_auroc_drop": config.max_auroc_drop,
         "reference_val_auroc": reference_val_auroc,
-        "max_sensitivity_drop": sensitivity.max_drop if sensitivity else None,
-        "reference_val_sensitivity": sensitivity.reference if sensitivity else None,
+        "max_sensitivity_drop": rates.max_sensitivity_drop if rates else None,
+        "max_specificity_drop": rates.max_specificity_drop if rates else None,
+        "reference_val_sensitivity": rates.reference.get("sensitivity") if rates else None,
+        "reference_val_specificity": rates.reference.get("specificity") if rates else None,
         "tried": tried,
         "diagnosis": diagnosis,
         "op_summary": doc["op_summary"],

@@ -256,15 +256,17 @@ def test_build_at_a_sensitivity_operating_point(tmp_path_factory: pytest.TempPat
         if variant != "float32":
             assert set(m["vs_float32"]) == {"auroc", "sensitivity", "specificity"}
     auto = report["pruning"]["auto"]
-    assert auto["max_sensitivity_drop"] == 0.02
-    assert auto["baseline_val_sensitivity"] == pytest.approx(op["validation"]["sensitivity"])
+    assert (auto["max_sensitivity_drop"], auto["max_specificity_drop"]) == (0.02, 0.05)
+    for rate in ("sensitivity", "specificity"):
+        assert auto[f"baseline_val_{rate}"] == pytest.approx(op["validation"][rate])
     for point in auto["curve"]:
         assert point["within_budget"] == (
             point["val_auroc"] >= auto["baseline_val_auroc"] - 0.01 - 1e-12
             and point["val_sensitivity"] >= auto["baseline_val_sensitivity"] - 0.02 - 1e-12
+            and point["val_specificity"] >= auto["baseline_val_specificity"] - 0.05 - 1e-12
         )
     tried = report["quantization"]["tried"]
-    assert all("val_sensitivity" in t for t in tried)
+    assert all("val_sensitivity" in t and "val_specificity_drop" in t for t in tried)
     gates = {c["name"]: c for c in report["gates"]["checks"]}
     assert gates["noninferiority_auroc"]["passed"]
     assert not gates["noninferiority_sensitivity"]["passed"]
