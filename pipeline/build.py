@@ -49,7 +49,7 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
 
 
 def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> dict[str, Any]:
-    """Validation sensitivity and specificity of a Keras model at the operating point."""
+    """Validation sensitivity, specificity (at the operating point) and Brier score."""
     from pipeline.evaluation import probabilities
     from pipeline.operating_point import rates
 
@@ -379,6 +379,7 @@ def prune_stage(
             rates=rates,
             max_sensitivity_drop=config.evaluation.max_sensitivity_drop,
             max_specificity_drop=config.evaluation.max_specificity_drop,
+            max_brier_increase=config.evaluation.max_brier_increase,
         ),
     )
     pruning_report = pruned.to_json()
@@ -398,7 +399,13 @@ def _rate_budget(config: BuildConfig, threshold: float | None, reference: Any) -
     if threshold is None or reference is None:
         return None
     ev = config.evaluation
-    return RateBudget(ev.max_sensitivity_drop, ev.max_specificity_drop, reference, threshold)
+    return RateBudget(
+        ev.max_sensitivity_drop,
+        ev.max_specificity_drop,
+        reference,
+        threshold,
+        max_brier_increase=ev.max_brier_increase,
+    )
 
 
 def evaluate_variants(

@@ -433,6 +433,13 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="the same for validation specificity (default 0.05)",
     )
+    b.add_argument(
+        "--max-brier-increase",
+        type=float,
+        default=0.01,
+        help="validation Brier score (probability drift that moves decisions at the "
+        "operating point) they may add (default 0.01; 1 turns it off)",
+    )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
     b.add_argument("--threads", type=int, default=1, help="interpreter threads for the bench")
@@ -637,6 +644,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             bootstrap=args.bootstrap,
             max_sensitivity_drop=args.max_sensitivity_drop,
             max_specificity_drop=args.max_specificity_drop,
+            max_brier_increase=args.max_brier_increase,
         ),
         out=args.out,
         prune=prune,

@@ -460,8 +460,8 @@ class EvaluationConfig:
     `operating_point` chooses the threshold: `threshold=T` fixes it (`decision_threshold`
     is its synonym and is set to T), the other rules choose it on the validation split from
     the float32 model. `bootstrap` resamples the test split for the 95% intervals;
-    `max_sensitivity_drop` and `max_specificity_drop` are the validation budgets of auto
-    sparsity and of the int8 remedies, at the operating point.
+    `max_sensitivity_drop`, `max_specificity_drop` and `max_brier_increase` are the
+    validation budgets of auto sparsity and of the int8 remedies, at the operating point.
     """
 
     decision_threshold: float = DEFAULT_THRESHOLD
@@ -470,6 +470,7 @@ class EvaluationConfig:
     bootstrap: int = 2000
     max_sensitivity_drop: float = 0.02
     max_specificity_drop: float = 0.05
+    max_brier_increase: float = 0.01
 
     @property
     def rule(self) -> tuple[str, float | None]:
@@ -500,13 +501,14 @@ class EvaluationConfig:
                 f"--bootstrap must be 0 (no intervals) or between 200 and 100000 resamples; "
                 f"received {self.bootstrap}. The default 2000 gives stable 95% intervals."
             )
-        for name in ("sensitivity", "specificity"):
-            value = getattr(self, f"max_{name}_drop")
+        for name in ("sensitivity_drop", "specificity_drop", "brier_increase"):
+            value = getattr(self, f"max_{name}")
             if not 0.0 <= value <= 1.0:
+                flag = "--max-" + name.replace("_", "-")
                 raise ConfigError(
-                    f"--max-{name}-drop must be a fraction in [0, 1]; received {value}. "
-                    f"E.g. 0.02 lets validation {name} fall by two points at the operating "
-                    "point."
+                    f"{flag} must be in [0, 1]; received {value}. E.g. 0.02 lets validation "
+                    "sensitivity fall by two points at the operating point; 1 turns a budget "
+                    "off."
                 )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(

@@ -168,6 +168,13 @@ KEYS: tuple[Key, ...] = (
         "the same for validation specificity",
         attr="evaluation.max_specificity_drop",
     ),
+    _k(
+        "model",
+        "max_brier_increase",
+        "float",
+        "the validation Brier score (probability drift) they may add",
+        attr="evaluation.max_brier_increase",
+    ),
     _k("model", "seed", "int", "seed of splits, training, calibration", attr="seed"),
     _k(
         "model",

@@ -47,12 +47,15 @@ def choose_threshold(truth: np.ndarray, score: np.ndarray, rule: tuple[str, floa
 
 
 def rates(truth: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float | None]:
-    """Sensitivity and specificity at `threshold` (None for an absent class)."""
-    truth, flagged = np.asarray(truth, bool), np.asarray(score) >= threshold
+    """Sensitivity and specificity at `threshold` (None for an absent class), and the Brier
+    score of the positive-class probability."""
+    truth, score = np.asarray(truth, bool), np.asarray(score, np.float64)
+    flagged = score >= threshold
     pos, neg = int(truth.sum()), int((~truth).sum())
     return {
         "sensitivity": float((flagged & truth).sum() / pos) if pos else None,
         "specificity": float((~flagged & ~truth).sum() / neg) if neg else None,
+        "brier": float(np.mean((score - truth) ** 2)) if len(truth) else None,
     }
 
 
@@ -71,44 +74,55 @@ RATES = ("sensitivity", "specificity")
 
 @dataclass(frozen=True)
 class RateBudget:
-    """The validation sensitivity and specificity a variant must keep at the operating point.
+    """What a variant must keep on validation at the operating point: sensitivity and
+    specificity (may drop by at most their budgets) and the Brier score (may rise by at most
+    `max_brier_increase`).
 
     A threshold chosen on float32 stays meaningful only while a variant's probabilities
-    stay where float32's were: a pruned model can keep its AUROC (the ranking) and still
-    call almost every case positive at that threshold.
+    stay where float32's were: a pruned model can keep its AUROC (the ranking) while its
+    probabilities drift, and then call almost every case positive (or negative) at that
+    threshold. With ~40 validation positives, sensitivity moves in steps of 0.025; the
+    Brier score sees the drift before it crosses the threshold.
     """
 
     max_sensitivity_drop: float
     max_specificity_drop: float
-    reference: Mapping[str, float | None]  # the reference model's validation rates
+    reference: Mapping[str, float | None]  # the reference model's validation `rates()`
     threshold: float = 0.5
+    max_brier_increase: float = 1.0
+
+    def _limits(self) -> dict[str, tuple[float, int]]:
+        """name -> (budget, sign): sign +1 for a rate that must not fall, -1 must not rise."""
+        return {
+            "sensitivity": (self.max_sensitivity_drop, 1),
+            "specificity": (self.max_specificity_drop, 1),
+            "brier": (self.max_brier_increase, -1),
+        }
 
     def drops(self, now: Mapping[str, float | None]) -> dict[str, float | None]:
-        """reference - now, per rate (None where either is undefined)."""
+        """How much worse than the reference, per figure (None where undefined)."""
         out = {}
-        for name in RATES:
+        for name, (_, sign) in self._limits().items():
             base, got = self.reference.get(name), now.get(name)
-            out[name] = None if base is None or got is None else base - got
+            out[name] = None if base is None or got is None else sign * (base - got)
         return out
 
     def meets(self, now: Mapping[str, float | None]) -> bool:
-        limits = {
-            "sensitivity": self.max_sensitivity_drop,
-            "specificity": self.max_specificity_drop,
-        }
-        for name in RATES:
-            base, got = self.reference.get(name), now.get(name)
-            if base is not None and (got is None or got < base - limits[name] - 1e-12):
+        drops = self.drops(now)
+        for name, (limit, _) in self._limits().items():
+            if self.reference.get(name) is None:
+                continue
+            worse = drops[name]
+            if worse is None or worse > limit + 1e-12:
                 return False
         return True
 
     def text(self) -> str:
         """`and validation sensitivity within ... at the operating point`, for reasons."""
+        flags = {"sensitivity": "drop", "specificity": "drop", "brier": "increase"}
         parts = [
-            f"{name} within --max-{name}-drop {limit:g} of its {self.reference[name]:.3f}"
-            for name, limit in zip(
-                RATES, (self.max_sensitivity_drop, self.max_specificity_drop), strict=True
-            )
+            f"{name} within --max-{name}-{flags[name]} {limit:g} of its {self.reference[name]:.3f}"
+            for name, (limit, _) in self._limits().items()
             if self.reference.get(name) is not None
         ]
-        return f" and validation {' and '.join(parts)} at the operating point" if parts else ""
+        return f" and validation {', '.join(parts)} at the operating point" if parts else ""

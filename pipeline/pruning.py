@@ -774,8 +774,10 @@ class AutoSearch:
     reason: str
     max_sensitivity_drop: float | None = None  # None: rates not judged (no operating point)
     max_specificity_drop: float | None = None
+    max_brier_increase: float | None = None
     baseline_val_sensitivity: float | None = None
     baseline_val_specificity: float | None = None
+    baseline_val_brier: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -784,8 +786,10 @@ class AutoSearch:
             "baseline_val_auroc": self.baseline_val_auroc,
             "max_sensitivity_drop": self.max_sensitivity_drop,
             "max_specificity_drop": self.max_specificity_drop,
+            "max_brier_increase": self.max_brier_increase,
             "baseline_val_sensitivity": self.baseline_val_sensitivity,
             "baseline_val_specificity": self.baseline_val_specificity,
+            "baseline_val_brier": self.baseline_val_brier,
             "curve": list(self.curve),
             "chosen_sparsity": self.chosen_sparsity,
             "reason": self.reason,
@@ -883,6 +887,7 @@ def prune_model(
     rates: Rates | None = None,
     max_sensitivity_drop: float = 0.02,
     max_specificity_drop: float = 0.05,
+    max_brier_increase: float = 1.0,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -898,6 +903,7 @@ def prune_model(
             `max_specificity_drop` of the original model's.
         max_sensitivity_drop: the validation sensitivity auto may lose.
         max_specificity_drop: the validation specificity auto may lose.
+        max_brier_increase: how much the validation Brier score may rise.
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -927,9 +933,13 @@ def prune_model(
     if rates is not None:
         from pipeline.operating_point import RateBudget
 
-        judge = _RateJudge(
-            rates, RateBudget(max_sensitivity_drop, max_specificity_drop, rates(model))
+        budget = RateBudget(
+            max_sensitivity_drop,
+            max_specificity_drop,
+            rates(model),
+            max_brier_increase=max_brier_increase,
         )
+        judge = _RateJudge(rates, budget)
     return _auto(model, weights, splits, kind, config, original_auroc, score, seed, judge)
 
 
@@ -949,8 +959,10 @@ class _RateJudge:
         return {
             "max_sensitivity_drop": b.max_sensitivity_drop,
             "max_specificity_drop": b.max_specificity_drop,
+            "max_brier_increase": b.max_brier_increase,
             "baseline_val_sensitivity": b.reference.get("sensitivity"),
             "baseline_val_specificity": b.reference.get("specificity"),
+            "baseline_val_brier": b.reference.get("brier"),
         }
 
 

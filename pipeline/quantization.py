@@ -119,12 +119,14 @@ def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float
         path = Path(tmp, "candidate.tflite")
         path.write_bytes(data)
         outputs = run_model(path, splits.model_inputs("val")).outputs
-    return evaluate(
-        probabilities(outputs, kind),
-        splits.y_val,
-        positive_class=splits.positive_class,
-        decision_threshold=threshold,
+    probs = probabilities(outputs, kind)
+    values = evaluate(
+        probs, splits.y_val, positive_class=splits.positive_class, decision_threshold=threshold
     ).values
+    if probs.shape[1] == 2:
+        p = probs[:, splits.positive_class]
+        values["brier"] = float(np.mean((p - (splits.y_val == splits.positive_class)) ** 2))
+    return values
 
 
 def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
@@ -265,9 +267,9 @@ def quantize(
         if rates is not None and val.get("sensitivity") is not None:
             meets = meets and rates.meets(val)
             drops = rates.drops(val)
-            for name in ("sensitivity", "specificity"):
+            for name in ("sensitivity", "specificity", "brier"):
                 entry[f"val_{name}"] = val.get(name)
-                entry[f"val_{name}_drop"] = drops[name]
+                entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
         tried.append({**entry, "meets_budget": meets, "bytes": len(data)})
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
@@ -295,8 +297,10 @@ def quantize(
         "reference_val_auroc": reference_val_auroc,
         "max_sensitivity_drop": rates.max_sensitivity_drop if rates else None,
         "max_specificity_drop": rates.max_specificity_drop if rates else None,
+        "max_brier_increase": rates.max_brier_increase if rates else None,
         "reference_val_sensitivity": rates.reference.get("sensitivity") if rates else None,
         "reference_val_specificity": rates.reference.get("specificity") if rates else None,
+        "reference_val_brier": rates.reference.get("brier") if rates else None,
         "tried": tried,
         "diagnosis": diagnosis,
         "op_summary": doc["op_summary"],

@@ -257,13 +257,15 @@ def test_build_at_a_sensitivity_operating_point(tmp_path_factory: pytest.TempPat
             assert set(m["vs_float32"]) == {"auroc", "sensitivity", "specificity"}
     auto = report["pruning"]["auto"]
     assert (auto["max_sensitivity_drop"], auto["max_specificity_drop"]) == (0.02, 0.05)
-    for rate in ("sensitivity", "specificity"):
-        assert auto[f"baseline_val_{rate}"] == pytest.approx(op["validation"][rate])
+    assert auto["max_brier_increase"] == 0.01
+    for rate in ("sensitivity", "specificity", "brier"):
+        assert auto[f"baseline_val_{rate}"] == pytest.approx(op["validation"][rate], abs=1e-4)
     for point in auto["curve"]:
         assert point["within_budget"] == (
             point["val_auroc"] >= auto["baseline_val_auroc"] - 0.01 - 1e-12
             and point["val_sensitivity"] >= auto["baseline_val_sensitivity"] - 0.02 - 1e-12
             and point["val_specificity"] >= auto["baseline_val_specificity"] - 0.05 - 1e-12
+            and point["val_brier"] <= auto["baseline_val_brier"] + 0.01 + 1e-12
         )
     tried = report["quantization"]["tried"]
     assert all("val_sensitivity" in t and "val_specificity_drop" in t for t in tried)
@@ -304,3 +306,18 @@ def test_conflicting_threshold_flags_are_exit_2(tmp_path: Path) -> None:
         + ["--operating-point", "sensitivity=0.9"]
     )
     assert run.code == 2 and "conflicts" in run.stderr and "synonym" in run.stderr
+
+
+def test_rate_budget_judges_sensitivity_specificity_and_brier() -> None:
+    from pipeline.operating_point import RateBudget
+
+    ref = {"sensitivity": 0.95, "specificity": 0.90, "brier": 0.03}
+    budget = RateBudget(0.02, 0.05, ref, threshold=0.4, max_brier_increase=0.01)
+    assert budget.meets({"sensitivity": 0.95, "specificity": 0.86, "brier": 0.039})
+    assert not budget.meets({"sensitivity": 0.92, "specificity": 0.90, "brier": 0.03})
+    assert not budget.meets({"sensitivity": 1.0, "specificity": 0.84, "brier": 0.03})
+    assert not budget.meets({"sensitivity": 1.0, "specificity": 0.9, "brier": 0.05})
+    assert not budget.meets({"sensitivity": None, "specificity": 0.9, "brier": 0.03})
+    drops = budget.drops({"sensitivity": 0.90, "specificity": 0.95, "brier": 0.05})
+    assert drops == pytest.approx({"sensitivity": 0.05, "specificity": -0.05, "brier": 0.02})
+    assert "--max-brier-increase 0.01" in budget.text()
