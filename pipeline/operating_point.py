@@ -121,7 +121,8 @@ class RateBudget:
         """`and validation sensitivity within ... at the operating point`, for reasons."""
         flags = {"sensitivity": "drop", "specificity": "drop", "brier": "increase"}
         parts = [
-            f"{name} within --max-{name}-{flags[name]} {limit:g} of its {self.reference[name]:.3f}"
+            f"{'Brier score' if name == 'brier' else name} within --max-{name}-{flags[name]} "
+            f"{limit:g} of its {self.reference[name]:.3f}"
             for name, (limit, _) in self._limits().items()
             if self.reference.get(name) is not None
         ]

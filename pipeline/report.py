@@ -70,8 +70,8 @@ def variant_lines(report: dict[str, Any]) -> list[str]:
         kinds = ("positive_missed", "positive_found", "negative_flagged", "negative_cleared")
         if f and any(f.get(k) for k in kinds):
             parts.append(
-                f"changed decisions: {f['positive_missed']} positives missed, "
-                f"{f['positive_found']} found, {f['negative_flagged']} negatives flagged, "
+                f"changed decisions: positives {f['positive_missed']} missed, "
+                f"{f['positive_found']} found; negatives {f['negative_flagged']} flagged, "
                 f"{f['negative_cleared']} cleared"
             )
         elif f is not None and variant != next(iter(report["metrics"])):
