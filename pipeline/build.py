@@ -323,7 +323,7 @@ class Pruned:
     report: dict[str, Any]
     source_parameters: int
     val_auroc: float | None  # validation AUROC of the model that gets quantized
-    val_rates: dict[str, Any] | None = None  # ... and its sensitivity/specificity there
+    val_rates: dict[str, Any] | None = None  # ... its sensitivity, specificity, Brier there
 
 
 def prune_stage(
@@ -335,7 +335,8 @@ def prune_stage(
     threshold: float | None = None,
 ) -> Pruned:
     """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
-    operating point's `threshold`, auto sparsity also watches validation sensitivity."""
+    operating point's `threshold`, auto sparsity also watches the validation sensitivity,
+    specificity and Brier score there."""
     from pipeline import pruning
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
