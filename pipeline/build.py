@@ -48,6 +48,60 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
     )["auroc"]
 
 
+def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> dict[str, Any]:
+    """Validation sensitivity, specificity (at the operating point) and Brier score."""
+    from pipeline.evaluation import probabilities
+    from pipeline.operating_point import rates
+
+    outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+    p = probabilities(outputs, kind)[:, splits.positive_class]
+    return rates(splits.y_val == splits.positive_class, p, threshold)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The decision threshold every variant is judged at; None for a multi-class task."""
+
+    threshold: float | None
+    report: dict[str, Any]
+
+
+def operating_point_stage(
+    float32_path: Path, splits: Any, kind: Any, config: BuildConfig
+) -> OperatingPoint:
+    """Chooses the threshold on the validation split from the float32 .tflite file.
+
+    Raises:
+        ConfigError: a rule other than a fixed threshold on a multi-class task.
+    """
+    from device_bench.runner import run_model
+    from pipeline import operating_point as op
+    from pipeline.errors import ConfigError
+    from pipeline.evaluation import probabilities
+
+    rule = config.evaluation.rule
+    text = config.evaluation.operating_point or f"threshold={config.evaluation.decision_threshold}"
+    probs = probabilities(run_model(float32_path, splits.model_inputs("val")).outputs, kind)
+    if probs.shape[1] != 2:
+        if config.evaluation.operating_point is not None and rule != ("threshold", 0.5):
+            raise ConfigError(
+                f"--operating-point {config.evaluation.operating_point} applies to a binary "
+                f"task; this model has {probs.shape[1]} classes and predicts the most "
+                "probable one. Drop --operating-point (or use threshold=0.5)."
+            )
+        doc = {"rule": "argmax", "threshold": None, "chosen_on": None, "validation": None}
+        return OperatingPoint(None, doc)
+    truth, score = splits.y_val == splits.positive_class, probs[:, splits.positive_class]
+    if rule[0] != "threshold" and (truth.all() or not truth.any()):
+        raise DataError(
+            f"--operating-point {text} is chosen on the validation split, which holds a "
+            "single class. Use a larger validation split or --operating-point threshold=T."
+        )
+    threshold = op.choose_threshold(truth, score, rule)
+    validation = op.rates(truth, score, threshold)
+    return OperatingPoint(threshold, op.describe(text, threshold, validation))
+
+
 def build(
     config: BuildConfig,
     progress: Callable[[str], None] = lambda _: None,
@@ -87,9 +141,15 @@ def build(
             Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model))
         )
 
-        pruned = prune_stage(model, splits, kind, config, clock)
+        point = clock.run(
+            "operating point",
+            lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
+        )
+        threshold = point.threshold
+        pruned = prune_stage(model, splits, kind, config, clock, threshold=threshold)
         model, pruning_report = pruned.model, pruned.report
         source_parameters, reference_val_auroc = pruned.source_parameters, pruned.val_auroc
+        rate_budget = _rate_budget(config, threshold, pruned.val_rates)
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
             Variant.PRUNED_FLOAT32.filename,
@@ -98,7 +158,14 @@ def build(
         quant = clock.run(
             "quantize int8",
             lambda: quantization.quantize(
-                model, splits, config.quantize, kind, reference_val_auroc, config.seed, progress
+                model,
+                splits,
+                config.quantize,
+                kind,
+                reference_val_auroc,
+                config.seed,
+                progress,
+                rates=rate_budget,
             ),
         )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -113,6 +180,7 @@ def build(
                 kind,
                 reference_val_auroc,
                 progress,
+                rates=rate_budget,
             ),
         )
         paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -128,13 +196,17 @@ def build(
         # evaluate every variant by running the .tflite files in the interpreter
         metrics = clock.run(
             "evaluate",
-            lambda: evaluate_variants(paths, splits, "test", kind, quant.output_kind, config),
+            lambda: evaluate_variants(
+                paths, splits, "test", kind, quant.output_kind, config, point=point
+            ),
         )
         onnx_doc = None
         if config.export.onnx:
             onnx_doc = clock.run(
                 "export onnx",
-                lambda: _export_onnx(model, splits, config, quant, kind, paths, stage),
+                lambda: _export_onnx(
+                    model, splits, config, quant, kind, paths, stage, threshold=threshold
+                ),
             )
 
         bench = bench_stage(paths, config, clock)
@@ -144,7 +216,9 @@ def build(
             splits,
             input_shape,
             postprocess=quant.postprocess,
-            decision_threshold=config.evaluation.decision_threshold,
+            decision_threshold=config.evaluation.decision_threshold
+            if threshold is None
+            else threshold,
         )
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -155,6 +229,7 @@ def build(
                 "parameters": source_parameters,
             },
             "data": splits.summary(),
+            "operating_point": point.report,
             "pruning": pruning_report,
             "quantization": quant.report,
             "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
@@ -262,12 +337,20 @@ class Pruned:
     report: dict[str, Any]
     source_parameters: int
     val_auroc: float | None  # validation AUROC of the model that gets quantized
+    val_rates: dict[str, Any] | None = None  # ... its sensitivity, specificity, Brier there
 
 
 def prune_stage(
-    model: Any, splits: Any, kind: Any, config: BuildConfig, clock: StageClock
+    model: Any,
+    splits: Any,
+    kind: Any,
+    config: BuildConfig,
+    clock: StageClock,
+    threshold: float | None = None,
 ) -> Pruned:
-    """Structured pruning (if enabled), threshold pruning and fine-tuning."""
+    """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
+    operating point's `threshold`, auto sparsity also watches the validation sensitivity,
+    specificity and Brier score there."""
     from pipeline import pruning
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
@@ -291,6 +374,13 @@ def prune_stage(
         model = outcome.model
         structured_report = outcome.to_json()
 
+    rates = None
+    if threshold is not None:
+        cut = threshold
+
+        def rates(m: Any) -> dict[str, Any]:
+            return _keras_val_rates(m, splits, kind, cut)
+
     # prune (auto: search the sparsity) and fine-tune, in place
     pruned = clock.run(
         "prune",
@@ -301,6 +391,10 @@ def prune_stage(
             config.prune,
             seed=config.seed,
             score=lambda m: _keras_val_auroc(m, splits, kind),
+            rates=rates,
+            max_sensitivity_drop=config.evaluation.max_sensitivity_drop,
+            max_specificity_drop=config.evaluation.max_specificity_drop,
+            max_brier_increase=config.evaluation.max_brier_increase,
         ),
     )
     pruning_report = pruned.to_json()
@@ -309,7 +403,24 @@ def prune_stage(
     pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
     finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
     reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
-    return Pruned(model, pruning_report, source_parameters, reference_val_auroc)
+    val_rates = None if rates is None else rates(model)
+    return Pruned(model, pruning_report, source_parameters, reference_val_auroc, val_rates)
+
+
+def _rate_budget(config: BuildConfig, threshold: float | None, reference: Any) -> Any:
+    """What the int8 recipes must keep at the operating point; None for multi-class."""
+    from pipeline.operating_point import RateBudget
+
+    if threshold is None or reference is None:
+        return None
+    ev = config.evaluation
+    return RateBudget(
+        ev.max_sensitivity_drop,
+        ev.max_specificity_drop,
+        reference,
+        threshold,
+        max_brier_increase=ev.max_brier_increase,
+    )
 
 
 def evaluate_variants(
@@ -319,29 +430,61 @@ def evaluate_variants(
     kind: Any,
     int8_kind: Any,
     config: BuildConfig,
+    point: OperatingPoint | None = None,
 ) -> dict[str, Any]:
-    """Metrics of every variant on `split`, by running the .tflite files in the interpreter;
-    agreement is with the first variant's predictions."""
+    """Metrics of every variant on `split`, by running the .tflite files in the interpreter,
+    at the operating point (chosen here on validation when `point` is None); agreement,
+    flips and paired differences are with the first variant (float32), and each metric
+    gets its stratified-bootstrap 95% interval (`config.evaluation.bootstrap` replicates).
+    """
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline import bootstrap
+    from pipeline.evaluation import calibration, evaluate, flips, probabilities
 
+    if point is None:
+        point = operating_point_stage(paths[Variant.FLOAT32], splits, kind, config)
+    threshold = 0.5 if point.threshold is None else point.threshold
     x, y = splits.model_inputs(split), splits.split(split)[1]
     out: dict[str, Any] = {}
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     reference = None
     for variant, path in paths.items():
         outputs = run_model(path, x).outputs
         variant_kind = int8_kind if variant is Variant.INT8 else kind
+        probs = probabilities(outputs, variant_kind)
         metrics = evaluate(
-            probabilities(outputs, variant_kind),
+            probs,
             y,
             positive_class=splits.positive_class,
-            decision_threshold=config.evaluation.decision_threshold,
+            decision_threshold=threshold,
             reference_predictions=reference,
             class_names=splits.class_names,
         )
         if reference is None:
             reference = metrics.predictions
         out[variant.value] = metrics.values
+        out[variant.value]["calibration"] = calibration(probs, y, splits.positive_class)
+        if probs.shape[1] == 2:
+            first = next(iter(scored.values()), (probs, None))[0]
+            out[variant.value]["flips"] = flips(y, first, probs, splits.positive_class, threshold)
+        scored[variant.value] = (probs, metrics.predictions)
+    if config.evaluation.bootstrap:
+        cis = bootstrap.intervals(
+            scored,
+            y,
+            reference=next(iter(scored)),
+            replicates=config.evaluation.bootstrap,
+            seed=config.seed,
+            positive_class=splits.positive_class,
+            points=out,
+        )
+        for name, doc in cis.items():
+            out[name].update(doc)
+            out[name]["bootstrap"] = {
+                "replicates": config.evaluation.bootstrap,
+                "method": "stratified percentile",
+                "seed": config.seed,
+            }
     return out
 
 
@@ -402,6 +545,7 @@ def _verify(
     kind: Any,
     reference_val_auroc: float | None,
     progress: Callable[[str], None],
+    rates: Any = None,
 ) -> Any:
     """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
     from dataclasses import replace
@@ -419,8 +563,11 @@ def _verify(
         with tflite.logits_view(model) as (view, _):
             reference = view.predict(x_test, verbose=0, batch_size=256)
 
+    threshold = rates.threshold if rates is not None else 0.5
+
     def predict(outputs: np.ndarray) -> np.ndarray:
-        return predictions(probabilities(outputs, quant.output_kind), splits.positive_class, 0.5)
+        probs = probabilities(outputs, quant.output_kind)
+        return predictions(probs, splits.positive_class, threshold)
 
     def run_checks(data_path: Any) -> list[Any]:
         info = inspect_tflite(data_path)
@@ -447,7 +594,14 @@ def _verify(
             )
             dense_config = replace(config.quantize, sparse_encoding=False)
             quant = quantization.quantize(
-                model, splits, dense_config, kind, reference_val_auroc, config.seed, progress
+                model,
+                splits,
+                dense_config,
+                kind,
+                reference_val_auroc,
+                config.seed,
+                progress,
+                rates=rates,
             )
             path.write_bytes(quant.tflite)
             checks = run_checks(path)
@@ -466,14 +620,16 @@ def _export_onnx(
     kind: Any,
     paths: dict[Variant, Any],
     stage: artifacts.Staging,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Writes both .onnx files into the staging dir; parity and metrics on the test split."""
+    """Writes both .onnx files into the staging dir; parity and metrics on the test split,
+    at the operating point's `threshold` (default: the configured decision threshold)."""
     from converters import onnx_export
     from device_bench.runner import run_model
     from pipeline.evaluation import evaluate, predictions, probabilities
 
     x_test = splits.model_inputs("test")
-    threshold = config.evaluation.decision_threshold
+    threshold = config.evaluation.decision_threshold if threshold is None else threshold
     exported = onnx_export.export(
         model,
         paths[Variant.INT8],
@@ -550,11 +706,22 @@ def _quantization_warnings(q: dict[str, Any]) -> list[str]:
     if q.get("budget_met", True):
         return []
     best = next(t for t in q["tried"] if t["name"] == q["recipe"])
+    sens = best_sens = ""
+    if q.get("reference_val_sensitivity") is not None and best.get("val_sensitivity") is not None:
+        sens = (
+            f" and validation sensitivity/specificity within {q['max_sensitivity_drop']}/"
+            f"{q['max_specificity_drop']} of its {q['reference_val_sensitivity']:.3f}/"
+            f"{q['reference_val_specificity']:.3f}"
+        )
+        best_sens = (
+            f" (sensitivity {best['val_sensitivity']:.3f}, specificity "
+            f"{best['val_specificity']:.3f})"
+        )
     return [
         f"no int8 recipe kept validation AUROC within {q['max_auroc_drop']} of the pruned "
-        f"float model ({q['reference_val_auroc']:.4f}); shipping '{q['recipe']}' with "
-        f"{best['val_auroc']:.4f}. Consider --remedy-int16, more calibration data or "
-        "less pruning."
+        f"float model ({q['reference_val_auroc']:.4f}){sens}; shipping '{q['recipe']}' with "
+        f"{best['val_auroc']:.4f}{best_sens}. Consider --remedy-int16, more calibration data "
+        "or less pruning."
     ]
 
 

@@ -432,7 +432,43 @@ def _parser() -> argparse.ArgumentParser:
         "--decision-threshold",
         type=float,
         default=0.5,
-        help="P(positive) from which a case is called positive (default 0.5)",
+        help="P(positive) from which a case is called positive (default 0.5); a synonym "
+        "of --operating-point threshold=T",
+    )
+    b.add_argument(
+        "--operating-point",
+        metavar="RULE",
+        help="binary tasks: threshold=T (default threshold=0.5), sensitivity=S, "
+        "specificity=S or youden; chosen once on the validation split from the float32 "
+        "model and applied to every variant",
+    )
+    b.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="stratified bootstrap resamples of the test split for the 95%% intervals and "
+        "the paired differences from float32 (default 2000; 0: none)",
+    )
+    b.add_argument(
+        "--max-sensitivity-drop",
+        type=float,
+        default=0.02,
+        help="validation sensitivity at the operating point that --sparsity auto and the "
+        "int8 remedies may lose (default 0.02)",
+    )
+    b.add_argument(
+        "--max-specificity-drop",
+        type=float,
+        default=0.05,
+        help="the same for validation specificity (default 0.05)",
+    )
+    b.add_argument(
+        "--max-brier-increase",
+        type=float,
+        default=0.01,
+        help="validation Brier score (probability drift that moves decisions at the "
+        "operating point) they may add (default 0.01; 1 turns it off)",
     )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--bench-runs", type=int, default=100)
@@ -667,7 +703,15 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
             window_from_file=args.window_from_file,
         ),
         evaluation=EvaluationConfig(
-            decision_threshold=args.decision_threshold, positive_class=args.positive_class
+            decision_threshold=(  # None: cleared by --operating-point over a job file's
+                0.5 if args.decision_threshold is None else args.decision_threshold
+            ),
+            positive_class=args.positive_class,
+            operating_point=args.operating_point,
+            bootstrap=args.bootstrap,
+            max_sensitivity_drop=args.max_sensitivity_drop,
+            max_specificity_drop=args.max_specificity_drop,
+            max_brier_increase=args.max_brier_increase,
         ),
         out=args.out,
         prune=prune,
@@ -830,7 +874,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     report = _run_with_progress(
         options.quiet, args.debug, lambda progress: build(config, progress=progress)
     )
-    console = Console(stderr=options.json, width=max(Console().width, 100))
+    console = Console(stderr=options.json, width=max(Console().width, 120))  # intervals
     if options.json:
         print(json.dumps(report, indent=2))
     elif not options.quiet:

@@ -442,12 +442,63 @@ class DataConfig:
                 medmnist.parse_spec(str(source))  # unknown dataset/size: ConfigError now
 
 
+OPERATING_RULES = ("threshold", "sensitivity", "specificity", "youden")
+DEFAULT_THRESHOLD = 0.5
+
+
+def parse_operating_point(rule: str) -> tuple[str, float | None]:
+    """`threshold=T`, `sensitivity=S`, `specificity=S` or `youden` as (name, value).
+
+    Raises:
+        ConfigError: an unknown rule or a value outside its range.
+    """
+    name, sep, value = (part.strip() for part in rule.strip().partition("="))
+    usage = (
+        "Use threshold=T (a fixed P(positive)), sensitivity=S or specificity=S (chosen on "
+        "the validation split) or youden."
+    )
+    if name not in OPERATING_RULES or (name == "youden") == bool(sep):
+        raise ConfigError(f"--operating-point received '{rule}'. {usage}")
+    if name == "youden":
+        return name, None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"--operating-point '{rule}' needs a number after '='. {usage}") from None
+    low_open = name != "threshold"  # a sensitivity of 0 selects no threshold
+    if not (0.0 < number <= 1.0 if low_open else 0.0 <= number <= 1.0):
+        raise ConfigError(
+            f"--operating-point {name} must be in {'(0, 1]' if low_open else '[0, 1]'}; "
+            f"received {value}. E.g. sensitivity=0.95 or threshold=0.3."
+        )
+    return name, number
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """How a binary prediction is made from the positive class's probability."""
+    """How a binary prediction is made from the positive class's probability.
 
-    decision_threshold: float = 0.5
+    `operating_point` chooses the threshold: `threshold=T` fixes it (`decision_threshold`
+    is its synonym and is set to T), the other rules choose it on the validation split from
+    the float32 model. `bootstrap` resamples the test split for the 95% intervals;
+    `max_sensitivity_drop`, `max_specificity_drop` and `max_brier_increase` are the
+    validation budgets of auto sparsity and of the int8 remedies, at the operating point.
+    """
+
+    decision_threshold: float = DEFAULT_THRESHOLD
     positive_class: int | str | None = None  # index or class name; None: the dataset's own
+    operating_point: str | None = None  # None: threshold=decision_threshold
+    bootstrap: int = 2000
+    max_sensitivity_drop: float = 0.02
+    max_specificity_drop: float = 0.05
+    max_brier_increase: float = 0.01
+
+    @property
+    def rule(self) -> tuple[str, float | None]:
+        """The operating-point rule as (name, value)."""
+        if self.operating_point is None:
+            return "threshold", self.decision_threshold
+        return parse_operating_point(self.operating_point)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.decision_threshold <= 1.0:
@@ -455,6 +506,31 @@ class EvaluationConfig:
                 f"--decision-threshold must be a probability in [0, 1]; received "
                 f"{self.decision_threshold}. Cases with P(positive) >= threshold are positive."
             )
+        if self.operating_point is not None:
+            name, value = parse_operating_point(self.operating_point)
+            fixed = self.decision_threshold != DEFAULT_THRESHOLD
+            if fixed and (name != "threshold" or value != self.decision_threshold):
+                raise ConfigError(
+                    f"--decision-threshold {self.decision_threshold} conflicts with "
+                    f"--operating-point {self.operating_point}. --decision-threshold T is "
+                    "a synonym of --operating-point threshold=T; pass only one of them."
+                )
+            if name == "threshold":
+                object.__setattr__(self, "decision_threshold", value)
+        if self.bootstrap != 0 and not 200 <= self.bootstrap <= 100_000:
+            raise ConfigError(
+                f"--bootstrap must be 0 (no intervals) or between 200 and 100000 resamples; "
+                f"received {self.bootstrap}. The default 2000 gives stable 95% intervals."
+            )
+        for name in ("sensitivity_drop", "specificity_drop", "brier_increase"):
+            value = getattr(self, f"max_{name}")
+            if not 0.0 <= value <= 1.0:
+                flag = "--max-" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} must be in [0, 1]; received {value}. E.g. 0.02 lets validation "
+                    "sensitivity fall by two points at the operating point; 1 turns a budget "
+                    "off."
+                )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(
                 f"--positive-class must be a class index >= 0 or a class name; received "
@@ -496,6 +572,8 @@ GATE_LIMITS = (
     "min_speedup",
     "max_latency_regression_pct",
     "max_size_growth_pct",
+    "noninferiority_auroc",
+    "noninferiority_sensitivity",
 )
 BASELINE_GATES = ("max_latency_regression_pct", "max_size_growth_pct")
 
@@ -516,6 +594,9 @@ class GatesConfig:
     min_speedup: float | None = None  # float32 p50 / int8 p50 (needs the bench)
     max_latency_regression_pct: float | None = None  # int8 p50 vs the baseline's, in %
     max_size_growth_pct: float | None = None  # int8 bytes vs the baseline's, in %
+    # margins: the upper 95% bound of float32 - int8 (paired bootstrap) must stay below
+    noninferiority_auroc: float | None = None
+    noninferiority_sensitivity: float | None = None
     baseline: Path | None = None  # the previous release's report.json
 
     def __post_init__(self) -> None:
@@ -529,7 +610,13 @@ class GatesConfig:
                 or not math.isfinite(value)
             ):
                 raise ConfigError(f"Gate {name} must be a finite number; received {value!r}.")
-        for name in ("max_auroc_drop", "max_sensitivity_drop", "min_specificity"):
+        for name in (
+            "max_auroc_drop",
+            "max_sensitivity_drop",
+            "min_specificity",
+            "noninferiority_auroc",
+            "noninferiority_sensitivity",
+        ):
             value = getattr(self, name)
             if value is not None and not -1.0 <= value <= 1.0:
                 raise ConfigError(

@@ -181,3 +181,91 @@ def evaluate(
         else float(np.mean(pred == np.asarray(reference_predictions)))
     )
     return Metrics(values, pred)
+
+
+FLIP_KINDS = ("positive_missed", "positive_found", "negative_flagged", "negative_cleared")
+
+
+def flips(
+    y: np.ndarray,
+    reference_probs: np.ndarray,
+    probs: np.ndarray,
+    positive_class: int,
+    threshold: float,
+) -> dict[str, Any]:
+    """Which test cases a variant decides differently from float32 (binary task).
+
+    `positive_missed`: positive cases float32 flags and the variant does not;
+    `positive_found`: the reverse; `negative_flagged`: negative cases only the variant
+    flags; `negative_cleared`: the reverse. They add up to (1 - agreement) x n. `cases`
+    lists each changed case (missed positives first) with both positive-class
+    probabilities.
+    """
+    y = np.asarray(y)
+    ref_p = np.asarray(reference_probs, np.float64)[:, positive_class]
+    var_p = np.asarray(probs, np.float64)[:, positive_class]
+    positive = y == positive_class
+    ref_flag, var_flag = ref_p >= threshold, var_p >= threshold
+    masks = {
+        "positive_missed": positive & ref_flag & ~var_flag,
+        "positive_found": positive & ~ref_flag & var_flag,
+        "negative_flagged": ~positive & ~ref_flag & var_flag,
+        "negative_cleared": ~positive & ref_flag & ~var_flag,
+    }
+    doc: dict[str, Any] = {kind: int(mask.sum()) for kind, mask in masks.items()}
+    doc["cases"] = [
+        {
+            "index": int(i),
+            "label": int(y[i]),
+            "float32": float(ref_p[i]),
+            "variant": float(var_p[i]),
+            "flip": kind,
+        }
+        for kind, mask in masks.items()
+        for i in np.flatnonzero(mask)
+    ]
+    return doc
+
+
+CALIBRATION_BINS = 15
+
+
+def calibration(
+    probs: np.ndarray, y: np.ndarray, positive_class: int = 1, bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """Expected calibration error (equal-width bins), Brier score and the reliability curve.
+
+    Binary: of the positive class's probability against the positive label. Multi-class:
+    ECE of the top-label confidence against correctness, Brier summed over the classes.
+    """
+    from sklearn.metrics import brier_score_loss
+
+    probs, y = np.asarray(probs, np.float64), np.asarray(y)
+    if probs.shape[1] == 2:
+        score = probs[:, positive_class]
+        truth = (y == positive_class).astype(np.float64)
+        brier = float(brier_score_loss(truth, score))
+        basis = "positive-class probability"
+    else:
+        score = probs.max(axis=1)
+        truth = (probs.argmax(axis=1) == y).astype(np.float64)
+        onehot = np.eye(probs.shape[1])[y]
+        brier = float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+        basis = "top-label confidence"
+    which = np.clip((score * bins).astype(int), 0, bins - 1)  # p = 1 joins the last bin
+    count = np.bincount(which, minlength=bins)
+    filled = count > 0
+    mean_p = np.bincount(which, score, bins)[filled] / count[filled]
+    observed = np.bincount(which, truth, bins)[filled] / count[filled]
+    ece = float(np.sum(count[filled] / len(score) * np.abs(mean_p - observed)))
+    return {
+        "ece": ece,
+        "brier": brier,
+        "bins": bins,
+        "basis": basis,
+        "reliability": {
+            "mean_predicted": mean_p.tolist(),
+            "observed": observed.tolist(),
+            "count": count[filled].tolist(),
+        },
+    }

@@ -129,6 +129,24 @@ def _drop(
     )
 
 
+def _noninferiority(report: dict[str, Any], metric: str, margin: float) -> Check:
+    """Passes when the upper 95% bound of float32 - int8 (paired bootstrap) is <= margin."""
+    paired = ((_metric(report, INT8, "vs_float32") or {}).get(metric) or {}).get("ci95")
+    upper = None if paired is None else -paired[0]
+    return _check(
+        f"noninferiority_{metric}",
+        FLOAT32,
+        upper,
+        margin,
+        True,
+        f"95% interval of float32 - int8 {metric}: [{-paired[1]:.4f}, {upper:.4f}] (paired "
+        "bootstrap); the upper bound must not exceed the margin"
+        if paired is not None
+        else "",
+        f"no paired interval of {metric} (--bootstrap 0, or a multi-class task has no {metric})",
+    )
+
+
 def _pct(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or old <= 0:
         return None
@@ -176,6 +194,10 @@ def evaluate_limits(
                 "specificity is undefined for a multi-class task",
             )
         )
+    for metric in ("auroc", "sensitivity"):
+        margin = getattr(gates, f"noninferiority_{metric}")
+        if margin is not None:
+            checks.append(_noninferiority(report, metric, margin))
     if gates.max_int8_bytes is not None:
         size = _bytes(report, INT8)
         checks.append(

@@ -43,7 +43,11 @@ SWEEP = "sweep"
 # Flags of `build` that say how this run prints, not what it builds: no job key.
 PRESENTATION_DESTS = frozenset({"config", "json", "quiet", "debug", "gate", "command", "help"})
 # Flags that exclude each other: passing one on the command line clears the file's others.
-EXCLUSIVE_DESTS = (("sparsity", "threshold"), ("structured_sparsity", "structured_threshold"))
+EXCLUSIVE_DESTS = (
+    ("sparsity", "threshold"),
+    ("structured_sparsity", "structured_threshold"),
+    ("decision_threshold", "operating_point"),
+)
 RUNTIMES = ("litert", "litert-no-delegates", "tflite-runtime")
 
 
@@ -107,6 +111,8 @@ _GATE_HELP = {
     "min_speedup": ("float32 p50 / int8 p50 (needs the bench)", "1.0"),
     "max_latency_regression_pct": ("int8 p50 above the baseline's, in %", "20.0"),
     "max_size_growth_pct": ("int8 bytes above the baseline's, in %", "10.0"),
+    "noninferiority_auroc": ("margin: upper 95% bound of float32 - int8 AUROC", "0.02"),
+    "noninferiority_sensitivity": ("the same for sensitivity", "0.05"),
 }
 KEYS: tuple[Key, ...] = (
     _k(
@@ -133,6 +139,42 @@ KEYS: tuple[Key, ...] = (
         "float",
         "P(positive) from which a case is positive",
         attr="evaluation.decision_threshold",
+    ),
+    _k(
+        "model",
+        "operating_point",
+        "str",
+        "threshold=T | sensitivity=S | specificity=S | youden, chosen on validation",
+        attr="evaluation.operating_point",
+        example='"sensitivity=0.95"',
+    ),
+    _k(
+        "model",
+        "bootstrap",
+        "int",
+        "stratified bootstrap resamples of the test split for 95% intervals (0: none)",
+        attr="evaluation.bootstrap",
+    ),
+    _k(
+        "model",
+        "max_sensitivity_drop",
+        "float",
+        "validation sensitivity auto sparsity and the int8 remedies may lose",
+        attr="evaluation.max_sensitivity_drop",
+    ),
+    _k(
+        "model",
+        "max_specificity_drop",
+        "float",
+        "the same for validation specificity",
+        attr="evaluation.max_specificity_drop",
+    ),
+    _k(
+        "model",
+        "max_brier_increase",
+        "float",
+        "the validation Brier score (probability drift) they may add",
+        attr="evaluation.max_brier_increase",
     ),
     _k("model", "seed", "int", "seed of splits, training, calibration", attr="seed"),
     _k(

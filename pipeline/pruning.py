@@ -12,7 +12,9 @@ fine-tuning steps, s_t = s_f + (s_i - s_f) (1 - t/T)^3, recomputing the masks ev
 
 `--sparsity auto` prunes a fresh copy of the original weights at each sparsity of a grid
 (after the configured fine-tuning) and keeps the largest whose validation AUROC stays within
-`max_prune_drop` of the original model's; when none does, the model ships unpruned.
+`max_prune_drop` of the original model's and, given the operating point's `rates`, whose
+validation sensitivity and specificity stay within their budgets of the original's; when
+none does, the model ships unpruned.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from pipeline.models import OutputKind
 
 Score = Callable[["keras.Model"], "float | None"]
+# validation {"sensitivity", "specificity"} of a model at the operating point
+Rates = Callable[["keras.Model"], "dict[str, float | None]"]
 
 FINETUNE_BATCH_SIZE = 32
 _KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -768,12 +772,24 @@ class AutoSearch:
     curve: tuple[dict[str, Any], ...]
     chosen_sparsity: float
     reason: str
+    max_sensitivity_drop: float | None = None  # None: rates not judged (no operating point)
+    max_specificity_drop: float | None = None
+    max_brier_increase: float | None = None
+    baseline_val_sensitivity: float | None = None
+    baseline_val_specificity: float | None = None
+    baseline_val_brier: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "grid": list(self.grid),
             "max_prune_drop": self.max_prune_drop,
             "baseline_val_auroc": self.baseline_val_auroc,
+            "max_sensitivity_drop": self.max_sensitivity_drop,
+            "max_specificity_drop": self.max_specificity_drop,
+            "max_brier_increase": self.max_brier_increase,
+            "baseline_val_sensitivity": self.baseline_val_sensitivity,
+            "baseline_val_specificity": self.baseline_val_specificity,
+            "baseline_val_brier": self.baseline_val_brier,
             "curve": list(self.curve),
             "chosen_sparsity": self.chosen_sparsity,
             "reason": self.reason,
@@ -868,6 +884,10 @@ def prune_model(
     *,
     score: Score,
     seed: int = 0,
+    rates: Rates | None = None,
+    max_sensitivity_drop: float = 0.02,
+    max_specificity_drop: float = 0.05,
+    max_brier_increase: float = 1.0,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -878,6 +898,12 @@ def prune_model(
         config: the pruning configuration.
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
+        rates: validation sensitivity and specificity of a model at the operating point;
+            auto then also keeps them within `max_sensitivity_drop` and
+            `max_specificity_drop` of the original model's.
+        max_sensitivity_drop: the validation sensitivity auto may lose.
+        max_specificity_drop: the validation specificity auto may lose.
+        max_brier_increase: how much the validation Brier score may rise.
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -903,7 +929,41 @@ def prune_model(
         return PruningOutcome(
             config, layer_stats(weights, trial.result, config.prune_biases), trial, original_auroc
         )
-    return _auto(model, weights, splits, kind, config, original_auroc, score, seed)
+    judge = None
+    if rates is not None:
+        from pipeline.operating_point import RateBudget
+
+        budget = RateBudget(
+            max_sensitivity_drop,
+            max_specificity_drop,
+            rates(model),
+            max_brier_increase=max_brier_increase,
+        )
+        judge = _RateJudge(rates, budget)
+    return _auto(model, weights, splits, kind, config, original_auroc, score, seed, judge)
+
+
+@dataclass(frozen=True)
+class _RateJudge:
+    """Validation rates of a model at the operating point against the original's."""
+
+    rates: Rates
+    budget: Any  # pipeline.operating_point.RateBudget
+
+    def judge(self, model: keras.Model) -> tuple[dict[str, float | None], bool]:
+        now = self.rates(model)
+        return now, self.budget.meets(now)
+
+    def fields(self) -> dict[str, Any]:
+        b = self.budget
+        return {
+            "max_sensitivity_drop": b.max_sensitivity_drop,
+            "max_specificity_drop": b.max_specificity_drop,
+            "max_brier_increase": b.max_brier_increase,
+            "baseline_val_sensitivity": b.reference.get("sensitivity"),
+            "baseline_val_specificity": b.reference.get("specificity"),
+            "baseline_val_brier": b.reference.get("brier"),
+        }
 
 
 def _auto(
@@ -915,6 +975,7 @@ def _auto(
     baseline: float | None,
     score: Score,
     seed: int,
+    rates: _RateJudge | None = None,
 ) -> PruningOutcome:
     grid = config.auto_grid
     budget = config.max_prune_drop
@@ -924,7 +985,7 @@ def _auto(
             "holds a single class), so auto cannot judge pruning; the model ships "
             "unpruned. Pass --sparsity S to prune anyway."
         )
-        search = AutoSearch(grid, budget, None, (), 0.0, reason)
+        search = AutoSearch(grid, budget, None, (), 0.0, reason, **_fields(rates))
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, None, search, note=reason
         )
@@ -936,7 +997,9 @@ def _auto(
         trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
         auroc = trial.val_auroc
         # a tiny slack so that "no drop at all" passes a zero budget despite float noise
-        ok = auroc is not None and auroc >= baseline - budget - 1e-12
+        auroc_ok = auroc is not None and auroc >= baseline - budget - 1e-12
+        val_rates, rates_ok = rates.judge(model) if rates else ({}, True)
+        ok = auroc_ok and rates_ok
         curve.append(
             {
                 "sparsity": sparsity,
@@ -944,6 +1007,7 @@ def _auto(
                 "val_auroc_pruned": trial.val_auroc_pruned,
                 "val_auroc_finetuned": trial.val_auroc_finetuned,
                 "val_auroc": auroc,
+                **{f"val_{k}": v for k, v in val_rates.items()},
                 "within_budget": ok,
             }
         )
@@ -951,14 +1015,15 @@ def _auto(
             best = (trial, model.get_weights())
     if best is None:
         model.set_weights(original)
-        tried = ", ".join(f"{p['sparsity']:g} -> {_auroc_text(p['val_auroc'])}" for p in curve)
+        tried = ", ".join(f"{p['sparsity']:g} -> {_point_text(p)}" for p in curve)
+        also = _rates_text(rates)
         reason = (
             f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
-            f"{budget:g} of the original {baseline:.4f} ({tried}); the model ships "
+            f"{budget:g} of the original {baseline:.4f}{also} ({tried}); the model ships "
             "unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
             "--sparsity S explicitly."
         )
-        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason)
+        search = AutoSearch(grid, budget, baseline, tuple(curve), 0.0, reason, **_fields(rates))
         return PruningOutcome(
             config, layer_stats(weights, None, False), None, baseline, search, note=reason
         )
@@ -966,9 +1031,17 @@ def _auto(
     model.set_weights(chosen_weights)
     reason = (
         f"largest grid sparsity whose validation AUROC {_auroc_text(trial.val_auroc)} "
-        f"stays within {budget:g} of the original {baseline:.4f}"
+        f"stays within {budget:g} of the original {baseline:.4f}{_rates_text(rates)}"
     )
-    search = AutoSearch(grid, budget, baseline, tuple(curve), float(trial.sparsity or 0.0), reason)
+    search = AutoSearch(
+        grid,
+        budget,
+        baseline,
+        tuple(curve),
+        float(trial.sparsity or 0.0),
+        reason,
+        **_fields(rates),
+    )
     return PruningOutcome(
         config, layer_stats(weights, trial.result, config.prune_biases), trial, baseline, search
     )
@@ -976,3 +1049,19 @@ def _auto(
 
 def _auroc_text(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    text = _auroc_text(point["val_auroc"])
+    if point.get("val_sensitivity") is not None:
+        text += f" (sensitivity {point['val_sensitivity']:.3f}"
+        text += f", specificity {_auroc_text(point.get('val_specificity'))[:5]})"
+    return text
+
+
+def _fields(rates: _RateJudge | None) -> dict[str, Any]:
+    return rates.fields() if rates else {}
+
+
+def _rates_text(rates: _RateJudge | None) -> str:
+    return rates.budget.text() if rates else ""

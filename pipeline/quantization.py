@@ -3,9 +3,10 @@
 Plain full-integer PTQ is tried first. When its validation AUROC falls more than
 `max_auroc_drop` below the pruned float model's, the stage diagnoses why (output saturation
 and ties, per-layer quantization error) and tries remedies in order, keeping the first that
-meets the budget on the validation split: logits out (the final sigmoid/softmax moves to
-the host), other calibration sizes, int16 activations (16x8). The test split is only used
-for the final numbers, elsewhere.
+meets the budget on the validation split (AUROC and, at the operating point, sensitivity
+and specificity within `--max-sensitivity-drop` and `--max-specificity-drop`): logits out
+(the final sigmoid/softmax moves to the host), other calibration sizes, int16 activations
+(16x8). The test split is only used for the final numbers, elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from pipeline.config import QuantizeConfig
 from pipeline.errors import QuantizationError
 from pipeline.models import OutputKind
+from pipeline.operating_point import RateBudget
 
 if TYPE_CHECKING:
     import keras
@@ -109,7 +111,7 @@ def _convert(
     return data, removed, idx
 
 
-def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | None, np.ndarray]:
+def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
     from device_bench.runner import run_model
     from pipeline.evaluation import evaluate, probabilities
 
@@ -117,10 +119,14 @@ def _val_auroc(data: bytes, splits: Splits, kind: OutputKind) -> tuple[float | N
         path = Path(tmp, "candidate.tflite")
         path.write_bytes(data)
         outputs = run_model(path, splits.model_inputs("val")).outputs
-    auroc = evaluate(
-        probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
-    )["auroc"]
-    return auroc, outputs
+    probs = probabilities(outputs, kind)
+    values = evaluate(
+        probs, splits.y_val, positive_class=splits.positive_class, decision_threshold=threshold
+    ).values
+    if probs.shape[1] == 2:
+        p = probs[:, splits.positive_class]
+        values["brier"] = float(np.mean((p - (splits.y_val == splits.positive_class)) ** 2))
+    return values
 
 
 def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
@@ -216,6 +222,7 @@ def quantize(
     reference_val_auroc: float | None,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
+    rates: RateBudget | None = None,
 ) -> QuantizationResult:
     """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
 
@@ -227,6 +234,8 @@ def quantize(
         reference_val_auroc: the pruned float model's validation AUROC, the budget's base.
         seed: for the calibration sample.
         progress: reports which recipe is being tried.
+        rates: the validation sensitivity and specificity budget at the operating point
+            (its reference: the pruned float model's); None judges AUROC alone.
 
     Raises:
         QuantizationError: the converter cannot quantize an op, or the produced file still
@@ -243,21 +252,25 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        auroc, _ = _val_auroc(data, splits, eval_kind)
+        val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
+        auroc = val["auroc"]
         drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
         meets = drop is None or drop <= config.max_auroc_drop
-        tried.append(
-            {
-                "name": cand.name,
-                "postprocess": removed,
-                "calibration_samples": int(len(idx)),
-                "activations": cand.activations,
-                "val_auroc": auroc,
-                "val_auroc_drop": drop,
-                "meets_budget": meets,
-                "bytes": len(data),
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": cand.name,
+            "postprocess": removed,
+            "calibration_samples": int(len(idx)),
+            "activations": cand.activations,
+            "val_auroc": auroc,
+            "val_auroc_drop": drop,
+        }
+        if rates is not None and val.get("sensitivity") is not None:
+            meets = meets and rates.meets(val)
+            drops = rates.drops(val)
+            for name in ("sensitivity", "specificity", "brier"):
+                entry[f"val_{name}"] = val.get(name)
+                entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
+        tried.append({**entry, "meets_budget": meets, "bytes": len(data)})
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
         if meets:
@@ -282,6 +295,12 @@ def quantize(
         "budget_met": any(t["meets_budget"] for t in tried),
         "max_auroc_drop": config.max_auroc_drop,
         "reference_val_auroc": reference_val_auroc,
+        "max_sensitivity_drop": rates.max_sensitivity_drop if rates else None,
+        "max_specificity_drop": rates.max_specificity_drop if rates else None,
+        "max_brier_increase": rates.max_brier_increase if rates else None,
+        "reference_val_sensitivity": rates.reference.get("sensitivity") if rates else None,
+        "reference_val_specificity": rates.reference.get("specificity") if rates else None,
+        "reference_val_brier": rates.reference.get("brier") if rates else None,
         "tried": tried,
         "diagnosis": diagnosis,
         "op_summary": doc["op_summary"],

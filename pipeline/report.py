@@ -18,11 +18,70 @@ REPORT_HTML = "report.html"
 LATENCY_PNG = "latency.png"
 SIZE_AUROC_PNG = "size_auroc.png"
 CONFUSION_PNG = "confusion.png"
+RELIABILITY_PNG = "reliability.png"
+FLIP_CASES_SHOWN = 20  # changed cases listed per variant in report.md; all in report.json
 PLOTS_MISSING = "plots skipped: matplotlib is not installed (pip install 'bedside-lite[report]')"
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _with_ci(m: dict[str, Any], metric: str, spec: str, sep: str = " ") -> str:
+    """`0.907 [0.81, 0.98]`: a value with its 95% interval, when the build computed one."""
+    ci = (m.get("ci95") or {}).get(metric)
+    text = _fmt(m.get(metric), spec)
+    return text if not ci or m.get(metric) is None else f"{text}{sep}[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def operating_point_line(report: dict[str, Any]) -> str | None:
+    """`operating point: sensitivity=0.95 -> P(positive) >= 0.3124 (validation ...)`."""
+    op = report.get("operating_point")
+    if not op or op.get("threshold") is None:
+        return None
+    val = op.get("validation") or {}
+    return (
+        f"operating point: {op['rule']} -> P(positive) >= {op['threshold']:.4g}, chosen on "
+        f"the {op['chosen_on']} split with float32 (sensitivity "
+        f"{_fmt(val.get('sensitivity'), '.3f')}, specificity "
+        f"{_fmt(val.get('specificity'), '.3f')}); every variant is judged there"
+    )
+
+
+def _diff(d: dict[str, Any] | None, name: str) -> str:
+    if not d or d.get("diff") is None:
+        return ""
+    ci = d.get("ci95")
+    interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    return f"{name} {d['diff']:+.3f}{interval}"
+
+
+def variant_lines(report: dict[str, Any]) -> list[str]:
+    """Per variant: paired differences from float32, changed decisions, calibration."""
+    lines = []
+    for variant, m in report["metrics"].items():
+        parts = []
+        vs = m.get("vs_float32") or {}
+        diffs = [_diff(vs.get(k), n) for k, n in (("auroc", "AUROC"), ("sensitivity", "sens"))]
+        diffs.append(_diff(vs.get("specificity"), "spec"))
+        if any(diffs):
+            parts.append("vs float32 " + ", ".join(d for d in diffs if d))
+        f = m.get("flips")
+        kinds = ("positive_missed", "positive_found", "negative_flagged", "negative_cleared")
+        if f and any(f.get(k) for k in kinds):
+            parts.append(
+                f"changed decisions: positives {f['positive_missed']} missed, "
+                f"{f['positive_found']} found; negatives {f['negative_flagged']} flagged, "
+                f"{f['negative_cleared']} cleared"
+            )
+        elif f is not None and variant != next(iter(report["metrics"])):
+            parts.append("no decision changed")
+        cal = m.get("calibration")
+        if cal:
+            parts.append(f"ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}")
+        if parts:
+            lines.append(f"{variant}: " + "; ".join(parts))
+    return lines
 
 
 def print_summary(report: dict[str, Any], console: Any) -> None:
@@ -53,6 +112,17 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     for row in variant_rows(report, markdown=False):
         table.add_row(*row)
     console.print(table)
+    if any(m.get("ci95") for m in report["metrics"].values()):
+        boot = next((m.get("bootstrap") for m in report["metrics"].values()), None) or {}
+        console.print(
+            f"[ ]: 95% intervals, stratified bootstrap of the test split "
+            f"({boot.get('replicates', '?')} resamples); differences are paired"
+        )
+    line = operating_point_line(report)
+    if line:
+        console.print(line)
+    for line in variant_lines(report):
+        console.print(f"  {line}")
     p, q = report["pruning"], report["quantization"]
     tau = "per layer" if p["threshold"] is None else f"{p['threshold']:.6g}"
     console.print(
@@ -62,6 +132,9 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     )
     if p.get("note"):
         console.print(f"  {p['note']}")
+    auto = p.get("auto")
+    if auto and auto.get("chosen_sparsity") and auto.get("reason"):
+        console.print(f"  auto: {auto['reason']}")
     st = p.get("structured")
     if st:
         layers = st.get("layers", [])
@@ -107,7 +180,12 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
         for t in q["tried"]:
             console.print(
                 f"  tried {t['name']:<28} val AUROC {_fmt(t['val_auroc'])}"
-                f"{'  <- meets budget' if t['meets_budget'] else ''}"
+                + (
+                    f" sensitivity {_fmt(t['val_sensitivity'], '.3f')}"
+                    if "val_sensitivity" in t
+                    else ""
+                )
+                + f"{'  <- meets budget' if t['meets_budget'] else ''}"
             )
     for check in q.get("verification", []):
         if check["status"] != "ok":
@@ -288,9 +366,11 @@ def variant_rows(report: dict[str, Any], markdown: bool = True) -> list[list[Any
             [
                 f"`{variant}`" if markdown else variant,
                 _kb(art.get("bytes")),
-                _fmt(m.get("auroc")),
-                _fmt(m.get("sensitivity"), ".3f"),
-                _fmt(m.get("specificity"), ".3f"),
+                # the terminal puts the interval under the value: the table stays narrow
+                *(
+                    _with_ci(m, k, f, " " if markdown else "\n")
+                    for k, f in (("auroc", ".4f"), ("sensitivity", ".3f"), ("specificity", ".3f"))
+                ),
                 _fmt(m.get("accuracy"), ".3f"),
                 _fmt(m.get("agreement"), ".3f"),
                 _fmt(lat.get("p50"), ".3g"),
@@ -313,6 +393,22 @@ VARIANT_HEADER = (
     "p99 ms",
     "peak RSS MB",
 )
+
+
+def flip_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """Changed test decisions per variant, missed positives first (FLIP_CASES_SHOWN each)."""
+    rows: list[list[Any]] = []
+    for variant, m in report["metrics"].items():
+        cases = (m.get("flips") or {}).get("cases") or []
+        names = m.get("class_names") or []
+        for c in cases[:FLIP_CASES_SHOWN]:
+            change = c.get("flip", "").replace("_", " ")
+            label = names[c["label"]] if c["label"] < len(names) else c["label"]
+            rows.append([f"`{variant}`", c["index"], label, change, c["float32"], c["variant"]])
+        if len(cases) > FLIP_CASES_SHOWN:
+            more = len(cases) - FLIP_CASES_SHOWN
+            rows.append([f"`{variant}`", f"... {more} more in report.json", "", "", "", ""])
+    return rows
 
 
 def gate_rows(gates: dict[str, Any] | None) -> list[list[Any]]:
@@ -352,18 +448,36 @@ def build_document(report: dict[str, Any], plots: dict[str, str], notes: list[st
         ),
         None,
     )
+    boot = next((m.get("bootstrap") for m in report["metrics"].values()), None)
+    op_line = operating_point_line(report)
     doc.text(f"Release verdict: {verdict}.")
     doc.items(
         [
             f"model: {model['source']} ({model['output_kind']}, {model['parameters']} parameters, "
             f"input {model['input_shape']})",
             f"data: {data.get('source')}; positive class `{positive}`"
-            + (f" at P >= {threshold}" if threshold is not None else ""),
-            "metrics on the test split, computed by running each `.tflite` file",
+            + (f" at P >= {threshold:.4g}" if threshold is not None else ""),
+            "metrics on the test split, computed by running each `.tflite` file"
+            + (
+                "; [low, high] is the 95% interval of a stratified bootstrap "
+                f"({boot['replicates']} resamples of the test split, seed {boot['seed']}), "
+                "differences from float32 are paired (the same resampled cases)"
+                if boot
+                else ""
+            ),
+            *([op_line] if op_line else []),
         ]
     )
     doc.heading("Variants")
     doc.table(VARIANT_HEADER, variant_rows(report))
+    doc.items(variant_lines(report))
+    changed = flip_rows(report)
+    if changed:
+        doc.text(
+            "Changed decisions (test split; P = probability of the positive class, missed "
+            "positives first):"
+        )
+        doc.table(("variant", "case", "label", "change", "P float32", "P variant"), changed)
     if gates["checks"]:
         doc.heading("Gates")
         if gates.get("baseline"):
@@ -386,11 +500,24 @@ def build_document(report: dict[str, Any], plots: dict[str, str], notes: list[st
         )
     doc.heading("Pruning and quantization")
     p, q = report["pruning"], report["quantization"]
+    auto = p.get("auto") or {}
     doc.items(
         [
             f"pruning: threshold {cell(p.get('threshold'))}, target sparsity "
             f"{cell(p.get('target_sparsity'))}, achieved {_fmt(p.get('achieved_sparsity'), '.3f')}"
             + (f" ({p['sparsity_mode']})" if p.get("sparsity_mode") else ""),
+            *([f"auto sparsity: {auto['reason']}"] if auto.get("reason") else []),
+            *(
+                f"auto sparsity {c['sparsity']:g}: validation AUROC {_fmt(c['val_auroc'])}"
+                + (
+                    f", sensitivity {_fmt(c.get('val_sensitivity'), '.3f')}, specificity "
+                    f"{_fmt(c.get('val_specificity'), '.3f')}"
+                    if "val_sensitivity" in c
+                    else ""
+                )
+                + (" (within budget)" if c["within_budget"] else " (over budget)")
+                for c in auto.get("curve", [])
+            ),
             f"int8: full_integer={q.get('full_integer')}, recipe {q.get('recipe', '-')}, "
             f"calibrated on {q.get('calibration_samples')} samples, activations "
             f"{q.get('activations')}",
@@ -501,6 +628,28 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> tuple[dict[str, str], 
         _save(fig, out_dir / CONFUSION_PNG)
         plt.close(fig)
         plots[CONFUSION_PNG] = "confusion matrices (test split)"
+    curves = {v: m["calibration"] for v, m in report["metrics"].items() if m.get("calibration")}
+    if curves:
+        fig, ax = plt.subplots(figsize=(4.8, 4.0))
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfectly calibrated")
+        for variant, cal in curves.items():
+            r = cal["reliability"]
+            ax.plot(
+                r["mean_predicted"],
+                r["observed"],
+                marker="o",
+                label=f"{variant} (ECE {cal['ece']:.3f})",
+            )
+        basis = next(iter(curves.values())).get("basis", "probability")
+        ax.set_xlabel(f"mean predicted ({basis})")
+        ax.set_ylabel("observed frequency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"reliability ({next(iter(curves.values()))['bins']} bins, test split)")
+        ax.legend(fontsize="small")
+        _save(fig, out_dir / RELIABILITY_PNG)
+        plt.close(fig)
+        plots[RELIABILITY_PNG] = "reliability diagram (calibration, test split)"
     return plots, notes
 
 
