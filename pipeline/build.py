@@ -554,7 +554,7 @@ def _verify(
     from converters.inspection import inspect_tflite
     from pipeline import quantization
     from pipeline.evaluation import predictions, probabilities
-    from pipeline.verification import verify
+    from pipeline.verification import target_name, verify
 
     x_test = splits.model_inputs("test")
     if quant.postprocess == "none":
@@ -590,7 +590,7 @@ def _verify(
         failed = [c for c in checks if c.status != "ok"]
         if failed:
             sparse["reason"] = "; ".join(
-                f"{c.target.value}: {c.status} ({c.reason})" for c in failed
+                f"{target_name(c.target)}: {c.status} ({c.reason})" for c in failed
             )
             dense_config = replace(config.quantize, sparse_encoding=False)
             quant = quantization.quantize(
