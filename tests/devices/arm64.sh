@@ -267,11 +267,12 @@ Host arm64 127.0.0.1
 EOF
     cat >"$state/devices.toml" <<EOF
 # Written by tests/devices/arm64.sh: an emulated aarch64 device (qemu-user); its timings
-# mean nothing. The host key is in known_hosts beside this file (see ssh_config).
+# mean nothing. Plain ssh: ssh -F $state/ssh_config arm64
 [devices.arm64]
 ssh = "ssh://root@127.0.0.1:$port"
 identity = "$state/id_ed25519"
 python = "/usr/bin/python3"
+known_hosts = "$state/known_hosts"
 EOF
     # sshd answers once its key exchange works through qemu.
     for i in $(seq 1 60); do
