@@ -5,11 +5,11 @@ Brings nothing up itself: start the device first (`tests/devices/arm64.sh up STA
     python bench/arm64.py --state STATE --workdir /tmp/bedside-arm64-bench
 
 Each workload (bench/workloads.py) is trained or reused, converted to full-integer int8
-(sigmoid output, calibration on 256 training samples) and run on its test split with
-`device_bench run`, on this host and on the device, through XNNPACK and through the built-in
-kernels. Prints, per workload and kernel path, the largest difference from the x86 host in
-output quantization steps and the agreement of predictions (threshold 0.5). qemu's timings
-mean nothing and are not reported.
+(sigmoid output, or logits with --logits; calibration on 256 training samples) and run on
+its test split with `device_bench run`, on this host and on the device, through XNNPACK and
+through the built-in kernels. Prints, per workload and kernel path, the largest difference
+from the x86 host in output quantization steps and the agreement of predictions (threshold
+0.5, or logit 0). qemu's timings mean nothing and are not reported.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def scp(state: Path, *args: str) -> None:
     subprocess.run(["scp", "-q", "-F", str(state / "ssh_config"), *args], check=True)
 
 
-def int8_file(name: str, workdir: Path) -> tuple[Path, np.ndarray]:
+def int8_file(name: str, workdir: Path, logits: bool) -> tuple[Path, np.ndarray]:
     import keras
 
-    from converters.tflite import to_int8
+    from converters.tflite import logits_view, to_int8
 
     workload = prepare(name, workdir)
     if workload is None:
@@ -63,12 +63,16 @@ def int8_file(name: str, workdir: Path) -> tuple[Path, np.ndarray]:
     x_train, x_test = images["train_images"], images["test_images"]
     if x_train.ndim == 3:  # 28x28 grayscale
         x_train, x_test = x_train[..., None], x_test[..., None]
-    path = workdir / f"{name}.int8.tflite"
+    path = workdir / f"{name}.int8{'.logits' if logits else ''}.tflite"
     if not path.exists():
         model = keras.saving.load_model(workload.model)
         rng = np.random.default_rng(0)
         calibration = x_train[rng.choice(len(x_train), 256, replace=False)].astype(np.float32)
-        path.write_bytes(to_int8(model, calibration))
+        if logits:
+            with logits_view(model) as (view, _):
+                path.write_bytes(to_int8(view, calibration))
+        else:
+            path.write_bytes(to_int8(model, calibration))
     return path, x_test.astype(np.float32)
 
 
@@ -77,7 +81,11 @@ def main() -> int:
     parser.add_argument("--state", type=Path, required=True, help="arm64.sh's STATE_DIR")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--workloads", default="wdbc_mlp,breastmnist_cnn,mobilenet_v2_035")
+    parser.add_argument(
+        "--logits", action="store_true", help="the int8 files emit logits (the 'logits' recipe)"
+    )
     args = parser.parse_args()
+    threshold = 0.0 if args.logits else 0.5
     args.workdir.mkdir(parents=True, exist_ok=True)
     remote = ssh(args.state, "mktemp -d /tmp/bedside-bench.XXXXXX").strip()
     results = []
@@ -92,7 +100,7 @@ def main() -> int:
             zipapp.create_archive(source, Path(tmp, "db.pyz"), main="device_bench.cli:main")
             scp(args.state, str(Path(tmp, "db.pyz")), f"arm64:{remote}/")
             for name in args.workloads.split(","):
-                model, x = int8_file(name, args.workdir)
+                model, x = int8_file(name, args.workdir, args.logits)
                 np.save(Path(tmp, "x.npy"), x)
                 scp(args.state, str(model), str(Path(tmp, "x.npy")), f"arm64:{remote}/")
                 hosts = {t: run_on_runtime(t, model, x) for t in PATHS}
@@ -113,19 +121,24 @@ def main() -> int:
                     scale = status["output"]["scale"]
                     row = {
                         "workload": name,
+                        "output": "logits" if args.logits else "sigmoid",
                         "path": target.value,
                         "samples": len(x),
                         "max_steps": float(np.max(np.abs(arm - host)) / scale),
                         "outputs_differing": float(np.mean(arm != host)),
-                        "agreement": float(np.mean((arm >= 0.5) == (host >= 0.5))),
+                        "agreement": float(np.mean((arm >= threshold) == (host >= threshold))),
                         "x86_paths_max_steps": float(np.max(np.abs(x86[0] - x86[1])) / scale),
-                        "x86_paths_agreement": float(np.mean((x86[0] >= 0.5) == (x86[1] >= 0.5))),
+                        "x86_paths_agreement": float(
+                            np.mean((x86[0] >= threshold) == (x86[1] >= threshold))
+                        ),
                     }
                     print(json.dumps(row), flush=True)
                     results.append(row)
     finally:
         ssh(args.state, f"rm -rf {remote}")
-    (args.workdir / "arm64.json").write_text(json.dumps(results, indent=2))
+    (args.workdir / f"arm64{'-logits' if args.logits else ''}.json").write_text(
+        json.dumps(results, indent=2)
+    )
     return 0
 
 
