@@ -6,7 +6,8 @@
 #                                           write STATE_DIR/devices.toml and STATE_DIR/ssh_config
 #   tests/devices/arm64.sh down STATE_DIR   stop sshd by its PID and unmount what up mounted
 #
-# Needs root, qemu-user-static, mmdebstrap, openssh-client and python3 (with venv) on the host.
+# Needs root, qemu-user-static, mmdebstrap, arch-test, openssh-client and python3 (with
+# venv) on the host.
 # The root filesystem holds python3, openssh-server, numpy and the aarch64 ai-edge-litert
 # wheel only; it is cached as a tarball under ${XDG_CACHE_HOME:-~/.cache}/bedside-lite/
 # arm64-rootfs keyed by its recipe, so a second `up` takes seconds. It is built from the
