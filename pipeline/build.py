@@ -530,8 +530,9 @@ def _bench_device(device: Any, paths: dict[Variant, Path], config: BuildConfig) 
     except DeviceError as error:
         failed = {"status": error.status, "reason": str(error), "device": device.to_json()}
         return {variant: dict(failed) for variant in paths}
+    emulated = {"emulated": True} if device.emulated else {}
     return {
-        variant: {**summarize(entry), "device": doc["device"]}
+        variant: {**summarize(entry), **emulated, "device": doc["device"]}
         for variant, entry in zip(paths, doc["models"], strict=True)
     }
 
@@ -740,6 +741,12 @@ def _warnings(bench: dict[str, Any]) -> list[str]:
                 f"int8 is not faster than float32 on {b['runtime']} {b.get('runtime_version')}"
                 f" ({b['threads']} thread(s)): p50 {q:.3g} ms int8 vs {f:.3g} ms float32. "
                 "Ship what is fastest on the device's runtime: measure there."
+            )
+    for name, entry in (f32.get("devices") or {}).items():
+        if entry.get("emulated"):
+            out.append(
+                f"device '{name}' is emulated: its bench timings measure the emulator and "
+                "mean nothing for the real device; only its verification counts."
             )
     return out
 

@@ -345,11 +345,12 @@ def device_bench_lines(bench: dict[str, Any]) -> list[tuple[str, str]]:
         p50 = ", ".join(
             f"{v} {_fmt(e.get('latency_ms', {}).get('p50'), '.3g')}" for v, e in entries.items()
         )
+        emulated = " (emulated: these timings mean nothing)" if dev.get("emulated") else ""
         out.append(
             (
                 name,
                 f"{dev.get('machine')} {dev.get('system')}, {dev.get('runtime')} "
-                f"{dev.get('runtime_version')}: p50 ms {p50}",
+                f"{dev.get('runtime_version')}: p50 ms {p50}{emulated}",
             )
         )
     return out

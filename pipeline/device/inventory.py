@@ -10,6 +10,8 @@ its name in an inventory (`--devices FILE --device NAME`):
     threads = 2                           # optional: bench threads on this device
     known_hosts = "~/.ssh/known_hosts"    # optional: host keys to trust (default: ssh's)
     ssh_config = "~/.ssh/config"          # optional: `ssh -F` file (default: ssh's)
+    emulated = true                       # optional: an emulator (qemu): its timings mean
+                                          # nothing, its outputs are still checked
 
 Paths are expanded (`~`) and taken relative to the working directory, as in a job file.
 """
@@ -31,7 +33,15 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEFAULT_PYTHON = "python3"
-INVENTORY_KEYS = ("ssh", "identity", "python", "threads", "known_hosts", "ssh_config")
+INVENTORY_KEYS = (
+    "ssh",
+    "identity",
+    "python",
+    "threads",
+    "known_hosts",
+    "ssh_config",
+    "emulated",
+)
 _EXAMPLE = 'ssh = "ssh://clinic@bedside-01.ward3.example:22"'
 
 
@@ -49,6 +59,7 @@ class Device:
         threads: interpreter threads for the bench on this device, or None (the build's).
         known_hosts: known_hosts file to check the host key against, or None (ssh's).
         ssh_config: `ssh -F` file, or None (ssh's).
+        emulated: the device is an emulator (qemu-user): outputs count, timings do not.
     """
 
     name: str
@@ -60,6 +71,7 @@ class Device:
     threads: int | None = None
     known_hosts: Path | None = None
     ssh_config: Path | None = None
+    emulated: bool = False
 
     @property
     def address(self) -> str:
@@ -75,7 +87,12 @@ class Device:
         return self.address if self.name == self.address else f"'{self.name}' ({self.address})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "python_path": self.python}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "python_path": self.python,
+            "emulated": self.emulated,
+        }
 
 
 def parse_address(text: str, where: str = "--device") -> tuple[str | None, str, int | None]:
@@ -177,6 +194,9 @@ def parse_inventory(doc: Mapping[str, Any], where: str = "inventory") -> dict[st
             not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
         ):
             raise ConfigError(f"{at}: threads must be an integer >= 1; received {threads!r}.")
+        emulated = table.get("emulated", False)
+        if not isinstance(emulated, bool):
+            raise ConfigError(f"{at}: emulated must be true or false; received {emulated!r}.")
         out[name] = Device(
             name=name,
             host=host,
@@ -187,6 +207,7 @@ def parse_inventory(doc: Mapping[str, Any], where: str = "inventory") -> dict[st
             threads=threads,
             known_hosts=_opt_path(table, "known_hosts", at, False),
             ssh_config=_opt_path(table, "ssh_config", at, True),
+            emulated=emulated,
         )
     return out
 

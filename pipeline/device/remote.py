@@ -47,6 +47,11 @@ def bench_on_device(device: Device, models: list[Path], config: BenchConfig) -> 
                 "refused",
             ) from None
         doc["device"] = session.describe()
+    if device.emulated:
+        # an emulator's clock measures the emulator: keep the numbers, say what they are
+        doc["emulated"] = True
+        for entry in doc["models"]:
+            entry["emulated"] = True
     for entry, (name, path) in zip(doc["models"], files.items(), strict=True):
         entry["path"], entry["device_path"] = str(path), name
     return doc

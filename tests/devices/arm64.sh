@@ -274,6 +274,7 @@ ssh = "ssh://root@127.0.0.1:$port"
 identity = "$state/id_ed25519"
 python = "/usr/bin/python3"
 known_hosts = "$state/known_hosts"
+emulated = true
 EOF
     # sshd answers once its key exchange works through qemu.
     for i in $(seq 1 60); do

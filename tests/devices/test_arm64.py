@@ -281,3 +281,42 @@ def test_int8_outputs_agree_with_the_x86_host(
         )
         assert steps <= max(MAX_STEPS_VS_PRIMARY, STEPS_SLACK * x86_steps)
         assert agreement >= min(MIN_AGREEMENT_VS_PRIMARY, x86_agreement) - FLIPS_SLACK / SAMPLES
+
+
+def test_the_pipeline_verifies_and_benches_on_the_device(
+    device: Path, int8_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The pipeline's own SSH client on the emulated board: `bench --devices ... --device
+    arm64` reports an aarch64 machine marked emulated, and the build's verification path
+    runs the residual int8 file there and judges it `ok` against the x86 host."""
+    from converters.inspection import inspect_tflite
+    from pipeline.cli import main
+    from pipeline.device.inventory import load_inventory
+    from pipeline.verification import target_name, verify
+
+    inventory = device / "devices.toml"
+    report = tmp_path / "bench.json"
+    argv = ["bench", str(int8_models["residual"]), "--devices", str(inventory)]
+    argv += ["--device", "arm64", "--runs", "3", "--warmup", "1", "--min-seconds", "0"]
+    assert main([*argv, "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["device"]["name"] == "arm64" and doc["device"]["machine"] == "aarch64"
+    assert doc["emulated"] is True and doc["device"]["emulated"] is True
+    assert doc["models"][0]["status"] == "ok"
+
+    x, _ = _inputs(SAMPLES, seed=1)
+    reference, status = run_on_runtime(RuntimeTarget.LITERT, int8_models["residual"], x)
+    assert reference is not None, status
+    info = inspect_tflite(int8_models["residual"])
+    checks = verify(
+        int8_models["residual"],
+        x,
+        reference,
+        float(info.tensors[info.outputs[0]].scale[0]),
+        lambda outputs: (outputs[:, 0] >= 0.0).astype(np.int64),
+        (RuntimeTarget.LITERT,),
+        devices=(load_inventory(inventory)["arm64"],),
+    )
+    by_target = {target_name(c.target): c for c in checks}
+    assert by_target["arm64"].status == "ok", by_target["arm64"].to_json()
+    assert by_target["arm64"].to_json()["device"]["machine"] == "aarch64"

@@ -317,7 +317,12 @@ def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
     assert set(benched) == set(paths)
     entry = benched[Variant.INT8]
     assert entry["status"] == "unreachable" and address in entry["reason"]
-    assert entry["device"] == {"name": address, "address": address, "python_path": "python3"}
+    assert entry["device"] == {
+        "name": address,
+        "address": address,
+        "python_path": "python3",
+        "emulated": False,
+    }
     bench = {v.value: {"status": "ok", "devices": {address: e}} for v, e in benched.items()}
     ((name, line),) = device_bench_lines(bench)
     assert name == address and line.startswith("unreachable: device ssh://clinic@")
@@ -326,6 +331,24 @@ def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
     bench["float32"]["devices"][address] = {"latency_ms": {"p50": 3.0}, "device": described}
     ((_, line),) = device_bench_lines(bench)
     assert line.startswith("aarch64 Linux, ai_edge_litert") and "float32 3, int8 1.5" in line
+    assert "emulated" not in line
+    for entry in bench.values():
+        entry["devices"][address]["device"] = {**described, "emulated": True}
+    ((_, line),) = device_bench_lines(bench)
+    assert line.endswith("(emulated: these timings mean nothing)")
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("false", False), (None, False)])
+def test_inventory_marks_an_emulated_device(value: str | None, expected: bool) -> None:
+    from pipeline.device.inventory import parse_inventory
+
+    table = {"ssh": "ssh://root@127.0.0.1:2222"}
+    if value is not None:
+        table["emulated"] = value == "true"
+    (device,) = parse_inventory({"devices": {"arm64": table}}).values()
+    assert device.emulated is expected and device.to_json()["emulated"] is expected
+    with pytest.raises(ConfigError, match="emulated must be true or false; received 'yes'"):
+        parse_inventory({"devices": {"arm64": {**table, "emulated": "yes"}}})
 
 
 def test_the_agent_zipapp_runs_device_bench_from_the_archive(
