@@ -162,6 +162,7 @@ def build(
             "warnings": [
                 *splits.warnings,
                 *_structured_warnings(pruning_report.get("structured"), config.prune),
+                *_flatten_warnings(pruning_report.get("flatten")),
                 *_quantization_warnings(quant.report),
                 *_warnings(bench),
             ],
@@ -255,11 +256,18 @@ def prune_stage(
 ) -> Pruned:
     """Structured pruning (if enabled), threshold pruning and fine-tuning."""
     from pipeline import pruning
+    from pipeline.flatten import flatten, needs_flattening
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
     # for the rest of the build (the float32 variant converted before stays the original)
-    structured_report = None
+    structured_report = flatten_report = None
     source_parameters = int(model.count_params())
+
+    pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
+    if pruning_on and needs_flattening(model):
+        # nested backbones inlined once, so every pruning path sees their layers
+        flat = clock.run("flatten nested models", lambda: flatten(model))
+        model, flatten_report = flat.model, flat.to_json()
     if config.structured.enabled:
         from pipeline import structured
 
@@ -291,6 +299,7 @@ def prune_stage(
     )
     pruning_report = pruned.to_json()
     pruning_report["structured"] = structured_report
+    pruning_report["flatten"] = flatten_report
     history = pruning_report["finetune"]
     pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
     finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
@@ -487,6 +496,14 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
     return data_mod.from_config(
         config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
     )
+
+
+def _flatten_warnings(flatten: dict[str, Any] | None) -> list[str]:
+    """A warning for every nested model left whole by the flattening before pruning."""
+    return [
+        f"nested model '{s['layer']}' not flattened for pruning: {s['reason']}"
+        for s in (flatten or {}).get("skipped", [])
+    ]
 
 
 def _structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[str]:
