@@ -189,16 +189,16 @@ def flatten(model: keras.Model) -> Flattened:
     if graph is None or not needs_flattening(model):
         return Flattened(model, (), ())
     inliner = _Inliner()
-    flat_inputs = keras.tree.flatten(model.input)
+    flat_inputs = keras.tree.flatten(graph.input)
     fresh = {
         id(t): keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
         for t in flat_inputs
     }
-    inputs = keras.tree.map_structure(lambda t: fresh[id(t)], model.input)
+    inputs = keras.tree.map_structure(lambda t: fresh[id(t)], graph.input)
     outputs = inliner.run(graph, [fresh[id(t)] for t in graph.inputs], "", None)
     if not inliner.flattened:  # nested models, none inlinable: keep the original
         return Flattened(model, (), tuple(inliner.skipped))
-    structure = keras.tree.pack_sequence_as(model.output, outputs)
+    structure = keras.tree.pack_sequence_as(graph.output, outputs)
     flat = keras.Model(inputs, structure, name=model.name)
     for clone, original in inliner.pairs:
         clone.set_weights(original.get_weights())

@@ -286,3 +286,19 @@ def nested_shared(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
     negative = keras.layers.Rescaling(-1.0, name="negate")(inputs)
     x = keras.layers.Add(name="both")([tower(inputs), tower(negative)])
     return keras.Model(inputs, _head(x), name="nested_shared")
+
+
+def nested_in_sequential(n_features: int = 6) -> keras.Model:
+    """A Sequential model (with an Input) whose middle layer is a Sequential model."""
+    inner = keras.Sequential(
+        [keras.layers.Dense(8, activation="relu", name="d1"), keras.layers.Dense(4, name="d2")],
+        name="inner",
+    )
+    return keras.Sequential(
+        [
+            keras.Input((n_features,)),
+            inner,
+            keras.layers.Dense(1, activation="sigmoid", name="head"),
+        ],
+        name="nested_in_sequential",
+    )

@@ -22,6 +22,7 @@ FLATTENABLE = {
     "functional": (models.nested_functional, ["backbone"]),
     "sequential": (models.nested_sequential, ["features"]),
     "two_levels": (models.nested_two_levels, ["middle", "middle/inner"]),
+    "sequential_in_sequential": (models.nested_in_sequential, ["inner"]),
     "mobilenet_v2": (models.nested_mobilenet_v2, ["mobilenetv2_0.35_32"]),
 }
 
