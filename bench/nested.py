@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         type=_variants,
-        default=_variants("10:0.6:activation,10:0.7:activation,10:0.8:activation"),
+        default=_variants("10:0.6:activation,10:0.65:activation,10:0.7:activation"),
         help="comma-separated D:R[:criterion] (residual branches dropped, channel sparsity)",
     )
     parser.add_argument("--channel-multiple", type=int, default=8)
