@@ -238,6 +238,7 @@ def build(
             "warnings": [
                 *splits.warnings,
                 *_structured_warnings(pruning_report.get("structured"), config.prune),
+                *_flatten_warnings(pruning_report.get("flatten")),
                 *_quantization_warnings(quant.report),
                 *_warnings(bench),
             ],
@@ -352,11 +353,18 @@ def prune_stage(
     operating point's `threshold`, auto sparsity also watches the validation sensitivity,
     specificity and Brier score there."""
     from pipeline import pruning
+    from pipeline.flatten import flatten, needs_flattening
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
     # for the rest of the build (the float32 variant converted before stays the original)
-    structured_report = None
+    structured_report = flatten_report = None
     source_parameters = int(model.count_params())
+
+    pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
+    if pruning_on and needs_flattening(model):
+        # nested backbones inlined once, so every pruning path sees their layers
+        flat = clock.run("flatten nested models", lambda: flatten(model))
+        model, flatten_report = flat.model, flat.to_json()
     if config.structured.enabled:
         from pipeline import structured
 
@@ -399,6 +407,7 @@ def prune_stage(
     )
     pruning_report = pruned.to_json()
     pruning_report["structured"] = structured_report
+    pruning_report["flatten"] = flatten_report
     history = pruning_report["finetune"]
     pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
     finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
@@ -682,6 +691,14 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
     return data_mod.from_config(
         config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
     )
+
+
+def _flatten_warnings(flatten: dict[str, Any] | None) -> list[str]:
+    """A warning for every nested model left whole by the flattening before pruning."""
+    return [
+        f"nested model '{s['layer']}' not flattened for pruning: {s['reason']}"
+        for s in (flatten or {}).get("skipped", [])
+    ]
 
 
 def _structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[str]:

@@ -14,7 +14,8 @@ spatial dims; 1 for a vector) and `k` the product of the kernel size:
 Not counted: biases, BatchNormalization (the converter folds it into the convolution before
 it), activations, pooling, padding, resizing, Add/Concatenate and other element-wise work.
 These are memory-bound and small next to the kernels above, and what structured pruning
-shrinks is the kernels. A nested model's layers are counted as part of it.
+shrinks is the kernels. A nested model's layers are counted as part of it, named
+`outer/inner`, as are a flattened model's (`pipeline.flatten`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def count_macs(model: keras.Model, prefix: str = "") -> list[LayerMacs]:
     Raises:
         ValueError: the model is neither Sequential (built with an Input) nor functional.
     """
+    from pipeline.flatten import display_name
+
     graph = _graph(model)
     if graph is None:
         raise ValueError(
@@ -97,7 +100,7 @@ def count_macs(model: keras.Model, prefix: str = "") -> list[LayerMacs]:
             layer = node.operation
             if node.is_input or layer is None:
                 continue
-            name = f"{prefix}{layer.name}"
+            name = f"{prefix}{display_name(layer.name)}"
             if _graph(layer) is not None:
                 out.extend(count_macs(layer, f"{name}/"))
                 continue

@@ -88,12 +88,15 @@ def _is_prunable_layer(layer: Any) -> bool:
 
 def _walk_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(qualified name, layer) of all leaf layers, nested models included, in order."""
+    from pipeline.flatten import display_name
+
     out = []
     for layer in model.layers:
+        name = f"{prefix}{display_name(layer.name)}"  # a flattened layer as it was nested
         if hasattr(layer, "layers") and layer.layers:
-            out.extend(_walk_layers(layer, f"{prefix}{layer.name}/"))
+            out.extend(_walk_layers(layer, f"{name}/"))
         else:
-            out.append((f"{prefix}{layer.name}", layer))
+            out.append((name, layer))
     return out
 
 

@@ -4,6 +4,11 @@ Threshold pruning zeroes single weights; int8 kernels on the device still multip
 Removing an output channel of a Conv/Dense layer removes a filter there and an input
 channel from every layer that reads it, so every kernel downstream does less work.
 
+**Nested models.** `prune_structured` first inlines nested Functional and Sequential models
+(a transfer-learning backbone called as one layer) into one flat graph (`pipeline.flatten`):
+their layers are then pruned like any other and reported as `outer/inner`. A nested model
+that cannot be inlined (subclassed, shared) is left whole and listed in `skipped`.
+
 **Channel groups.** The functional graph (a Sequential model built on `keras.Input` has one
 too) is walked once. Each producer (Dense, Conv1D/2D/3D, SeparableConv, ConvTranspose)
 opens a group of channels; channel-wise layers pass the group through: BatchNormalization,
@@ -18,7 +23,7 @@ rows of the kept channels at every spatial position.
 
 A group is left whole ("pinned") when it reaches the model output (the output layer never
 shrinks), comes from the model input, or is read by a layer this module does not handle
-(Reshape, Permute, LayerNormalization, Softmax over channels, a nested model, a shared
+(Reshape, Permute, LayerNormalization, Softmax over channels, a nested model not flattened, a shared
 layer, grouped or channels_first convolutions, depth_multiplier > 1, ...), or when its
 producer ends in a softmax. Those layers are left whole and listed in `skipped`.
 
@@ -55,6 +60,7 @@ import numpy as np
 
 from pipeline.config import PruneConfig, PruneScope, StructuredConfig, StructuredCriterion
 from pipeline.errors import ModelError
+from pipeline.flatten import Flattened, display_name, flatten
 
 if TYPE_CHECKING:
     import keras
@@ -310,7 +316,7 @@ def analyse(model: keras.Model) -> ChannelGraph:
             other(layer, node, ins, f"shared layer ({calls[id(layer)]} calls)")
             continue
         if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):
-            other(layer, node, ins, "nested model: its layers are left whole")
+            other(layer, node, ins, "nested model not flattened: its layers are left whole")
             continue
         if len(node.outputs) != 1:
             other(layer, node, ins, f"{kind} with {len(node.outputs)} outputs")
@@ -937,6 +943,7 @@ class StructuredOutcome:
     val_auroc: dict[str, float | None]
     finetune: dict[str, Any] | None
     dropped_blocks: tuple[dict[str, Any], ...] = ()
+    flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.flatten)
 
     @property
     def achieved_sparsity(self) -> float:
@@ -984,6 +991,7 @@ class StructuredOutcome:
             "groups": list(self.groups),
             "layers": [layer.to_json() for layer in self.layers],
             "skipped": list(self.skipped),
+            "flattened": list(self.flattened),
         }
 
 
@@ -1009,13 +1017,24 @@ def _layer_table(before: keras.Model, after: keras.Model) -> tuple[LayerChannels
     return tuple(out)
 
 
-def _skipped(plan: ChannelPlan) -> tuple[dict[str, str], ...]:
-    graph = plan.graph
-    out = [{"layer": name, "reason": reason} for name, reason in graph.skipped.items()]
+def _skipped(plan: ChannelPlan | None, flat: Flattened | None = None) -> tuple[dict[str, str], ...]:
+    """Layers left whole and why: nested models not flattened first, by their reason."""
+    out = list(flat.skipped) if flat else []
+    if plan is None:
+        return tuple(out)
+    graph, seen = plan.graph, {entry["layer"] for entry in out}
+    out += [
+        {"layer": display_name(name), "reason": reason}
+        for name, reason in graph.skipped.items()
+        if display_name(name) not in seen
+    ]
     for gid, names in graph.producers().items():
         reason = graph.pinned(gid)
         if reason is not None:
-            out += [{"layer": name, "reason": f"channels kept: {reason}"} for name in names]
+            out += [
+                {"layer": display_name(name), "reason": f"channels kept: {display_name(reason)}"}
+                for name in names
+            ]
     return tuple(out)
 
 
@@ -1025,8 +1044,8 @@ def _groups(plan: ChannelPlan) -> tuple[dict[str, Any], ...]:
     for gid, names in graph.prunable().items():
         out.append(
             {
-                "producers": names,
-                "tied_by": sorted(set(graph.joins.get(gid, []))),
+                "producers": [display_name(name) for name in names],
+                "tied_by": sorted({display_name(n) for n in graph.joins.get(gid, [])}),
                 "channels_before": graph.size(gid),
                 "channels_after": plan.width(gid),
             }
@@ -1052,7 +1071,8 @@ def prune_structured(
     """The structured step: drop residual branches, pick channels, rebuild a smaller model,
     fine-tune it.
 
-    `model` is not changed; the outcome holds the new model. Before fine-tuning the rebuilt
+    `model` is not changed; the outcome holds the new model, built from `model` with its
+    nested models inlined (`pipeline.flatten`). Before fine-tuning the rebuilt
     model is checked against its reference (`zero_branches`, then `mask_removed_inputs`) on
     the validation inputs; the largest difference is reported.
 
@@ -1073,6 +1093,9 @@ def prune_structured(
     from pipeline import pruning
     from pipeline.macs import total_macs
 
+    original = model
+    flat = flatten(model)  # nested backbones become layers of one graph
+    model = flat.model
     x_val = splits.model_inputs("val")[:256]
     x_train = splits.model_inputs("train")[:256]  # scores branches and activations
     if config.finetune_epochs > 0:  # fail before the work, not after it
@@ -1087,7 +1110,7 @@ def prune_structured(
         plan = select_channels(source, config, x_train)
         pruned = rebuild(source, plan)
         diffs.append(_max_abs_diff(pruned, mask_removed_inputs(source, plan), x_val))
-    auroc = {"original": score(model), "pruned": score(pruned), "finetuned": None}
+    auroc = {"original": score(original), "pruned": score(pruned), "finetuned": None}
     tuning = None
     if config.finetune_epochs > 0:
         empty = pruning.PruningResult(None, {}, None, {})
@@ -1117,19 +1140,20 @@ def prune_structured(
     return StructuredOutcome(
         config=config,
         model=pruned,
-        macs_before=total_macs(model),
+        macs_before=total_macs(original),
         macs_after=total_macs(pruned),
-        params_before=int(model.count_params()),
+        params_before=int(original.count_params()),
         params_after=int(pruned.count_params()),
         prunable_channels=plan.prunable_channels if plan else 0,
         removed_channels=plan.removed if plan else 0,
-        layers=_layer_table(model, pruned),
-        skipped=_skipped(plan) if plan else (),
+        layers=_layer_table(original, pruned),
+        skipped=_skipped(plan, flat),
         groups=_groups(plan) if plan else (),
         rebuild_max_abs_diff=max(diffs),
         val_auroc=auroc,
         finetune=tuning,
         dropped_blocks=tuple(dropped),
+        flattened=flat.flattened,
     )
 
 
@@ -1155,7 +1179,11 @@ def _drop_blocks(
     chosen = sorted(np.argsort(scores, kind="stable")[: config.drop_blocks].tolist())
     picked = [branches[i] for i in chosen]
     dropped = [
-        {"add": branches[i].add, "layers": list(branches[i].layers), "score": scores[i]}
+        {
+            "add": display_name(branches[i].add),
+            "layers": [display_name(name) for name in branches[i].layers],
+            "score": scores[i],
+        }
         for i in chosen
     ]
     return drop_branches(model, picked), dropped, zero_branches(model, picked)

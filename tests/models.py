@@ -185,3 +185,120 @@ def structured_squeeze_excite(shape: tuple[int, int, int] = (10, 10, 3)) -> kera
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
     return keras.Model(inputs, outputs, name="structured_squeeze_excite")
+
+
+# --------------------------------------------------------------------------- nested models
+
+
+def _block(name: str, shape: tuple[int, ...], channels: int = 8) -> keras.Model:
+    """A functional sub-model: stem Conv-BN-ReLU and a residual branch (depthwise, 1x1)."""
+    inputs = keras.Input(shape=shape)
+    x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU()(x)
+    branch = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    branch = keras.layers.BatchNormalization(name="dw_bn")(branch)
+    branch = keras.layers.ReLU()(branch)
+    branch = keras.layers.Conv2D(channels, 1, name="project")(branch)
+    branch = keras.layers.BatchNormalization(name="project_bn")(branch)
+    x = keras.layers.Add(name="add")([x, branch])
+    return keras.Model(inputs, x, name=name)
+
+
+def _head(x: keras.KerasTensor) -> keras.KerasTensor:
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(8, activation="relu", name="dense")(x)
+    return keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+
+
+def nested_functional(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
+    """Rescaling outside, a functional backbone (with a residual branch) nested as one
+    layer, a Dense head: the transfer-learning shape."""
+    inputs = keras.Input(shape=shape, name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inputs)
+    return keras.Model(inputs, _head(_block("backbone", shape)(x)), name="nested_functional")
+
+
+def nested_sequential(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
+    """A Sequential feature extractor (no Input of its own) nested in a functional model."""
+    features = keras.Sequential(
+        [
+            keras.layers.Conv2D(8, 3, name="conv_a"),
+            keras.layers.BatchNormalization(name="bn_a"),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(12, 3, padding="same", name="conv_b"),
+        ],
+        name="features",
+    )
+    inputs = keras.Input(shape=shape)
+    return keras.Model(inputs, _head(features(inputs)), name="nested_sequential")
+
+
+def nested_two_levels(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
+    """A functional model nested in a functional model nested in the classifier, the
+    middle one with a Conv after its inner model and called with training=False."""
+    inner_in = keras.Input(shape=shape)
+    x = _block("inner", shape)(inner_in)
+    x = keras.layers.Conv2D(10, 1, activation="relu", name="after")(x)
+    middle = keras.Model(inner_in, x, name="middle")
+    inputs = keras.Input(shape=shape)
+    return keras.Model(inputs, _head(middle(inputs, training=False)), name="nested_two_levels")
+
+
+def nested_mobilenet_v2(size: int = 32) -> keras.Model:
+    """The issue's classifier, small: 28x28x1 -> Rescaling -> Resizing(size, size) ->
+    MobileNetV2-0.35 (weights=None) nested as one layer -> pooling -> sigmoid unit."""
+    base = keras.applications.MobileNetV2(
+        input_shape=(size, size, 1), alpha=0.35, include_top=False, weights=None
+    )
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = base(keras.layers.Resizing(size, size)(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="nested_mobilenet_v2")
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class Subclassed(keras.Model):
+    """A subclassed sub-model: no layer graph to flatten."""
+
+    def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(6, 3, padding="same", name="conv")
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return keras.ops.relu(self.conv(x))
+
+
+def nested_subclassed(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
+    """A subclassed model nested beside a flattenable functional one."""
+    inputs = keras.Input(shape=shape)
+    x = _block("backbone", shape)(inputs)
+    x = Subclassed(name="custom")(x)
+    return keras.Model(inputs, _head(x), name="nested_subclassed")
+
+
+def nested_shared(shape: tuple[int, int, int] = (12, 12, 1)) -> keras.Model:
+    """One sub-model called twice (on the image and on its negative), summed."""
+    inputs = keras.Input(shape=shape)
+    tower = _block("tower", shape)
+    negative = keras.layers.Rescaling(-1.0, name="negate")(inputs)
+    x = keras.layers.Add(name="both")([tower(inputs), tower(negative)])
+    return keras.Model(inputs, _head(x), name="nested_shared")
+
+
+def nested_in_sequential(n_features: int = 6) -> keras.Model:
+    """A Sequential model (with an Input) whose middle layer is a Sequential model."""
+    inner = keras.Sequential(
+        [keras.layers.Dense(8, activation="relu", name="d1"), keras.layers.Dense(4, name="d2")],
+        name="inner",
+    )
+    return keras.Sequential(
+        [
+            keras.Input((n_features,)),
+            inner,
+            keras.layers.Dense(1, activation="sigmoid", name="head"),
+        ],
+        name="nested_in_sequential",
+    )
