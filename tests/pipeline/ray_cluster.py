@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+NODES_MARK = "bedside-nodes:"  # prefixes the node list node_ids() reads back
 PORT = 6390  # the head's GCS port, inside the namespace only
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
 NODE_START_TIMEOUT_S = 90.0
@@ -154,13 +155,19 @@ class Cluster:
         code = (
             "import json, ray\n"
             f"ray.init(address='{self.address}', logging_level='ERROR')\n"
-            "print(json.dumps([[n['NodeID'], n['Alive'], n['Resources']] for n in ray.nodes()]))\n"
+            "nodes = [[n['NodeID'], n['Alive'], n['Resources']] for n in ray.nodes()]\n"
+            f"print('{NODES_MARK}' + json.dumps(nodes))\n"
         )
         done = self.run([sys.executable, "-c", code], timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"ray.nodes() failed: {done.stderr[-2000:]}")
         out: dict[str, str] = {}
-        for node_id, alive, resources in json.loads(done.stdout.strip().splitlines()[-1]):
+        # Ray prints its own warnings on stdout too (e.g. lagging raylet heartbeats on a
+        # busy machine): read only the line this script marked.
+        marked = [ln for ln in done.stdout.splitlines() if ln.startswith(NODES_MARK)]
+        if not marked:
+            raise RuntimeError(f"ray.nodes() printed no node list: {done.stdout[-2000:]}")
+        for node_id, alive, resources in json.loads(marked[-1][len(NODES_MARK) :]):
             for name in self.nodes:
                 if alive and f"bedside_{name}" in resources:
                     out[name] = node_id
