@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.config import BenchConfig
 from pipeline.device.inventory import Device
-from pipeline.device.ssh import Session
+from pipeline.device.ssh import Session, json_object
 from pipeline.errors import DeviceError
 
 # device_bench bounds each model by its own --timeout; this only bounds a silent device.
@@ -75,7 +75,7 @@ def run_on_device(
                 args += ["--status", "s.json", "--overwrite", "--no-fallback"]
                 proc = session.run(args, PER_MODEL_TIMEOUT_S, "verifying")
                 described = session.describe()
-                info: dict[str, Any] = _status(proc.stdout) or {}
+                info: dict[str, Any] = json_object(proc.stdout) or {}
                 info["device"] = described
                 if proc.returncode != 0 or info.get("status") != "ok":
                     tail = " | ".join(proc.stderr.decode(errors="replace").splitlines()[-2:])
@@ -87,11 +87,3 @@ def run_on_device(
         return None, {"status": error.status, "reason": str(error), "device": device.to_json()}
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return npz["outputs"].astype(np.float32), {**info, "status": "ok", "reason": None}
-
-
-def _status(stdout: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(stdout)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None

@@ -241,7 +241,7 @@ class Session:
                 "refused",
             )
         if code == MISSING_EXIT:
-            doc = _json(rest) or {}
+            doc = json_object(rest) or {}
             missing = doc.get("missing", "a module")
             fix = (
                 "Use a Python 3.10+ (--device-python PATH)"
@@ -253,7 +253,7 @@ class Session:
                 f"({doc.get('python', '?')}) lacks {missing} ({doc.get('reason')}). {fix}.",
                 "refused",
             )
-        info = _json(rest)
+        info = json_object(rest)
         if code != 0 or info is None:
             raise DeviceError(
                 f"device {device.label}: the agent did not start under '{device.python}' "
@@ -354,7 +354,8 @@ class Session:
             print(f"warning: {message}", file=sys.stderr)
 
 
-def _json(text: str) -> dict[str, Any] | None:
+def json_object(text: str | bytes) -> dict[str, Any] | None:
+    """The JSON object in `text`, or None when it holds none (e.g. a crash's output)."""
     try:
         doc = json.loads(text)
     except ValueError:
