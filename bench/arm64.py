@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.workloads import prepare  # noqa: E402
 from pipeline.config import RuntimeTarget  # noqa: E402
-from pipeline.verification import run_on_runtime  # noqa: E402
+from pipeline.quantize.verification import run_on_runtime  # noqa: E402
 
 PATHS = {RuntimeTarget.LITERT: [], RuntimeTarget.LITERT_NO_DELEGATES: ["--no-xnnpack"]}
 

@@ -11,9 +11,10 @@ recipe), then fine-tuned once more with the structured recipe distilling from it
 Reference: the unpruned model quantized the plain way a user would without the pipeline
 (bench/run.py's `handmade_int8`: `TFLiteConverter`, `Optimize.DEFAULT`, the first 100
 training images as representative data, int8 I/O). Each variant D:R[:criterion] is made by
-the pipeline's own structured step on the NESTED model (`pipeline.structured.prune_structured`,
-which flattens the backbone into the outer graph first): drop the D weakest residual
-branches, remove the fraction R of channels (global scope, `--channel-multiple`), fine-tune
+the pipeline's own structured step on the NESTED model
+(`pipeline.prune.structured.prune_structured`, which flattens the backbone into the outer
+graph first): drop the D weakest residual branches, remove the fraction R of channels
+(global scope, `--channel-multiple`), fine-tune
 `--finetune-epochs` with `--augment`, `--lr-schedule`, `--distill` from the unpruned model,
 then quantize as the build does. Every file is scored on the test split (AUROC, malignant =
 class 0 positive; Δ to the hand-made int8 with a paired-bootstrap interval over test
@@ -106,7 +107,7 @@ def handmade_int8(model: Any, splits: Any, path: Path) -> tuple[dict[str, Any], 
     import tensorflow as tf
 
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.evaluate.metrics import evaluate, probabilities
     from pipeline.models import output_kind
 
     x_train = splits.model_inputs("train")
@@ -141,9 +142,9 @@ def handmade_int8(model: Any, splits: Any, path: Path) -> tuple[dict[str, Any], 
 def variant(model: Any, splits: Any, args: argparse.Namespace, spec: Any, seed: int) -> Any:
     """The pipeline's structured step on the nested model, fine-tuning included; returns the
     outcome and its build seconds."""
-    from pipeline import structured
     from pipeline.config import StructuredConfig
     from pipeline.models import output_kind
+    from pipeline.prune import structured
 
     blocks, sparsity, criterion = spec
     kind = output_kind(model)
@@ -172,7 +173,7 @@ def host_resized(model: Any, splits: Any, layer: str = "resize") -> tuple[Any, A
 
     import keras
 
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.data.preprocessing import Preprocessing
 
     cut = model.get_layer(layer).output
     device = keras.Model(cut, model.output, name=f"{model.name}_host_resize")
@@ -203,10 +204,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from pipeline.benchmark import run_device_bench, summarize
     from pipeline.config import BenchConfig
-    from pipeline.macs import total_macs
+    from pipeline.device.local import run_device_bench, summarize
     from pipeline.models import output_kind
+    from pipeline.prune.macs import total_macs
 
     tf.config.experimental.enable_op_determinism()
     started = time.perf_counter()

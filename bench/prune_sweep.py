@@ -61,7 +61,7 @@ def train(splits: Any, epochs: int, seed: int) -> Any:
 
 
 def val_auroc(splits: Any, kind: Any) -> Any:
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.evaluate.metrics import evaluate, probabilities
 
     def score(model: Any) -> float | None:
         out = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
@@ -77,8 +77,8 @@ def int8_test_metrics(
     """Quantizes to int8 as the build does and evaluates the file on the test split."""
     from converters.tflite import to_int8
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
-    from pipeline.quantization import calibration_indices
+    from pipeline.evaluate.metrics import evaluate, probabilities
+    from pipeline.quantize.ptq import calibration_indices
 
     idx = calibration_indices(splits.y_train, 200, seed)
     data = to_int8(model, splits.model_inputs("train")[idx])
@@ -98,10 +98,10 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from pipeline import data as data_mod
-    from pipeline import pruning
     from pipeline.config import PruneConfig, PruneSchedule
+    from pipeline.data import splits as data_mod
     from pipeline.models import output_kind
+    from pipeline.prune import magnitude as pruning
 
     tf.config.experimental.enable_op_determinism()
     raw = data_mod.load(args.data, positive_class=MALIGNANT)

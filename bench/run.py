@@ -70,7 +70,7 @@ def handmade_int8(workload: Workload, out: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.evaluate.metrics import evaluate, probabilities
     from pipeline.models import output_kind
 
     model = keras.models.load_model(workload.model)
@@ -127,7 +127,7 @@ def time_files(
     paths: list[Path], *, xnnpack: bool, python: str | None, runs: int, min_seconds: float
 ) -> list[dict[str, Any]]:
     """One interleaved device_bench run over `paths` (compare mode), 1 thread."""
-    from pipeline.benchmark import device_bench_env
+    from pipeline.device.local import device_bench_env
 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp, "bench.json")

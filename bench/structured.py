@@ -19,7 +19,7 @@ fine-tuning lifts it by up to 0.11 AUROC, and every variant looks better against
 is.
 
 From every trained model, each variant D:R[:criterion] is made by the pipeline's own step
-(`pipeline.structured`): drop the D residual branches that add least, then remove the
+(`pipeline.prune.structured`): drop the D residual branches that add least, then remove the
 fraction R of channels (global scope, `--channel-multiple`, criterion l1 or activation);
 the rebuilt model is fine-tuned by the pipeline's helper (`--seeds` times, default once)
 with the recipe of `--structured-augment hflip --structured-augment shift
@@ -27,12 +27,12 @@ with the recipe of `--structured-augment hflip --structured-augment shift
 reference. The reference is fine-tuned the same way once more as a control ("unpruned +
 fine-tuning"): how much extra training alone still gives. Every model is
 quantized to full-integer int8 as the build does (`calibration_indices`, `to_int8`), run on
-the test split with device_bench's runner, and scored with `pipeline.evaluation` (AUROC,
+the test split with device_bench's runner, and scored with `pipeline.evaluate.metrics` (AUROC,
 malignant = class 0 positive). A variant's difference to the unpruned (or control) model is
 taken within each trained model and averaged, with a paired-bootstrap interval over test
 images. One int8 file per variant and trained model (the control's has the unpruned
 shapes and is not timed) is timed in ONE interleaved device_bench run at 1 thread
-(`pipeline.benchmark.run_device_bench`), so machine drift hits them alike; the speedup is
+(`pipeline.device.local.run_device_bench`), so machine drift hits them alike; the speedup is
 taken within each trained model. Prints markdown tables.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
@@ -79,7 +79,7 @@ def load_splits(path: Path, size: int | None = None) -> Any:
     """BreastMNIST splits as the build prepares them: 28x28x1 raw pixels for the reference
     CNN (it rescales inside); for MobileNetV2 resized on the host to size x size, gray
     repeated to RGB and scaled to [-1, 1] (`--resize`, `--scale`, `--offset` of the build)."""
-    from pipeline import data as data_mod
+    from pipeline.data import splits as data_mod
 
     if size is None:
         raw = data_mod.load(path, positive_class=MALIGNANT)
@@ -97,9 +97,9 @@ def train(
     (the pipeline's augmenter) and a learning rate decayed to 0 along a cosine."""
     import keras
 
-    from pipeline import pruning
     from pipeline.config import LrSchedule, PruneConfig
     from pipeline.models import output_kind
+    from pipeline.prune import magnitude as pruning
 
     keras.utils.set_random_seed(seed)
     model = build()
@@ -123,7 +123,7 @@ def train(
 
 
 def val_auroc(splits: Any, kind: Any) -> Any:
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.evaluate.metrics import evaluate, probabilities
 
     def score(model: Any) -> float | None:
         out = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
@@ -139,8 +139,8 @@ def to_int8_file(
     split; also returns the int8 file's P(malignant) of every test image."""
     from converters.tflite import to_int8
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
-    from pipeline.quantization import calibration_indices
+    from pipeline.evaluate.metrics import evaluate, probabilities
+    from pipeline.quantize.ptq import calibration_indices
 
     idx = calibration_indices(splits.y_train, 200, seed)
     path.write_bytes(to_int8(model, splits.model_inputs("train")[idx]))
@@ -185,8 +185,8 @@ def finetuned_copy(model: Any, splits: Any, kind: Any, recipe: Any, seed: int, t
     the recipe of a StructuredConfig, distilling from `teacher`."""
     import keras
 
-    from pipeline import pruning
     from pipeline.config import PruneConfig
+    from pipeline.prune import magnitude as pruning
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
@@ -214,8 +214,8 @@ def variants_of_model(
 ) -> list[tuple[str, list[Any], dict[str, Any]]]:
     """(label, one Keras model per fine-tuning seed, details) for the unpruned model, the
     fine-tuned control, each structured variant (rebuilt, then fine-tuned) and the floor."""
-    from pipeline import structured
     from pipeline.config import StructuredConfig
+    from pipeline.prune import structured
 
     score = val_auroc(splits, kind)
     recipe = finetune_recipe(args, args.finetune_epochs)
@@ -277,10 +277,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from pipeline.benchmark import run_device_bench, summarize
     from pipeline.config import BenchConfig
-    from pipeline.macs import total_macs
+    from pipeline.device.local import run_device_bench, summarize
     from pipeline.models import output_kind
+    from pipeline.prune.macs import total_macs
 
     tf.config.experimental.enable_op_determinism()
     started = time.perf_counter()

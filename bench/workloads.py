@@ -103,7 +103,7 @@ def prepare(name: str, workdir: Path, seed: int = 0) -> Workload | None:
     workdir.mkdir(parents=True, exist_ok=True)
     model_path, data_path = workdir / f"{name}.keras", workdir / f"{name}.npz"
     if name == "wdbc_mlp":
-        from pipeline import data as data_mod
+        from pipeline.data import splits as data_mod
         from pipeline.models import train_reference_model
 
         splits = data_mod.load(None, seed=seed)

@@ -263,7 +263,7 @@ def export(
     Returns:
         Both files as bytes, the parity document and the ONNX outputs on `x`.
     """
-    from pipeline.evaluation import predictions, probabilities
+    from pipeline.evaluate.metrics import predictions, probabilities
 
     x = np.asarray(x, np.float32)
     float_onnx = keras_to_onnx(model, opset)

@@ -14,7 +14,7 @@ from pipeline.errors import DataError, ModelError
 if TYPE_CHECKING:
     import keras
 
-    from pipeline.data import Splits
+    from pipeline.data.splits import Splits
 
 
 class OutputKind(str, enum.Enum):

@@ -110,7 +110,7 @@ def test_onnx_files_match_keras_and_tflite(name: str, tmp_path: Path, onnx_extra
 def test_int8_with_host_sigmoid_reads_logits(tmp_path: Path, onnx_extra: None) -> None:
     """The int8 model may emit logits (the remedy moves the sigmoid to the host)."""
     from converters import onnx_export, tflite
-    from pipeline.evaluation import probabilities
+    from pipeline.evaluate.metrics import probabilities
 
     model, kind, x, path = _case("mlp", tmp_path)
     with tflite.logits_view(model) as (view, removed):
@@ -127,7 +127,7 @@ def test_int8_with_host_sigmoid_reads_logits(tmp_path: Path, onnx_extra: None) -
 
 def test_perturbed_keras_weight_fails_float_parity(tmp_path: Path, onnx_extra: None) -> None:
     from converters import onnx_export
-    from pipeline.evaluation import probabilities
+    from pipeline.evaluate.metrics import probabilities
 
     model, kind, x, _ = _case("bn_dropout", tmp_path)
     data = onnx_export.keras_to_onnx(model)
@@ -223,7 +223,7 @@ def test_parity_failure_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_build_with_onnx(tmp_path: Path, onnx_extra: None) -> None:
-    from pipeline import artifacts
+    from pipeline.release import artifacts
 
     out = tmp_path / "build"
     assert (

@@ -5,7 +5,7 @@ build host is not proven on an ARM board. `tests/devices/arm64.sh` brings up a D
 userland under qemu-user with an sshd on 127.0.0.1; this test ships device_bench there as a
 zipapp with plain ssh/scp, runs `device_bench run` on the device and on the host on the same
 inputs, and judges the device by the pipeline's bounds for a second runtime
-(`pipeline.verification`), relaxed where the two x86 runtimes already disagree more. qemu's
+(`pipeline.quantize.verification`), relaxed where the two x86 runtimes already disagree more. qemu's
 timings mean nothing; only outputs are compared.
 
 Runs only with BEDSIDE_ARM64=1 (`.ci/run` sets it): the first run builds the root filesystem
@@ -29,7 +29,11 @@ import numpy as np
 import pytest
 
 from pipeline.config import RuntimeTarget
-from pipeline.verification import MAX_STEPS_VS_PRIMARY, MIN_AGREEMENT_VS_PRIMARY, run_on_runtime
+from pipeline.quantize.verification import (
+    MAX_STEPS_VS_PRIMARY,
+    MIN_AGREEMENT_VS_PRIMARY,
+    run_on_runtime,
+)
 
 ENABLE = "BEDSIDE_ARM64"
 SCRIPT = Path(__file__).with_name("arm64.sh")
@@ -292,7 +296,7 @@ def test_the_pipeline_verifies_and_benches_on_the_device(
     from converters.inspection import inspect_tflite
     from pipeline.cli import main
     from pipeline.device.inventory import load_inventory
-    from pipeline.verification import target_name, verify
+    from pipeline.quantize.verification import target_name, verify
 
     inventory = device / "devices.toml"
     report = tmp_path / "bench.json"

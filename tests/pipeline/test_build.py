@@ -194,7 +194,7 @@ def _bench(p50: float, runtime: str = "ai_edge_litert") -> dict:
 
 
 def test_warns_when_int8_is_not_faster() -> None:
-    from pipeline.build import _warnings
+    from pipeline.release.warnings import bench_warnings as _warnings
 
     assert _warnings({"float32": _bench(2.0), "int8": _bench(1.0)}) == []
     slow = _warnings({"float32": _bench(1.0), "int8": _bench(1.5)})

@@ -171,7 +171,7 @@ def test_ctrl_c_leaves_the_previous_output_untouched(
     assert main(_build(files, out)) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    from pipeline import quantization
+    from pipeline.quantize import ptq as quantization
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import bootstrap
 from pipeline.config import EvaluationConfig, parse_operating_point
 from pipeline.errors import ConfigError
-from pipeline.evaluation import calibration, evaluate, flips
-from pipeline.operating_point import choose_threshold, rates
+from pipeline.evaluate import bootstrap
+from pipeline.evaluate.metrics import calibration, evaluate, flips
+from pipeline.evaluate.operating_point import choose_threshold, rates
 
 
 def _cases(n: int, seed: int = 0, separation: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +191,7 @@ def _report_of(y: np.ndarray, variants: dict[str, np.ndarray], replicates: int) 
 
 def test_noninferiority_gates_read_the_paired_upper_bound() -> None:
     from pipeline.config import GatesConfig
-    from pipeline.gates import evaluate_limits
+    from pipeline.release.gates import evaluate_limits
 
     y, p = _cases(400, seed=21, separation=1.5)
     # an int8 output that saturates to a few levels: ties cost AUROC, as in a broken PTQ
@@ -309,7 +309,7 @@ def test_conflicting_threshold_flags_are_exit_2(tmp_path: Path) -> None:
 
 
 def test_rate_budget_judges_sensitivity_specificity_and_brier() -> None:
-    from pipeline.operating_point import RateBudget
+    from pipeline.evaluate.operating_point import RateBudget
 
     ref = {"sensitivity": 0.95, "specificity": 0.90, "brier": 0.03}
     budget = RateBudget(0.02, 0.05, ref, threshold=0.4, max_brier_increase=0.01)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.preprocessing import Preprocessing
+from pipeline.data.preprocessing import Preprocessing
 
 FAST = ["--no-bench", "--sparsity", "0.5", "--no-remedy"]
 

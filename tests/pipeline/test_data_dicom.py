@@ -11,9 +11,9 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from pipeline import data  # noqa: E402
+from pipeline.data import splits as data  # noqa: E402
+from pipeline.data.loaders.dicom import Window, decode_dicom, window_linear  # noqa: E402
 from pipeline.errors import DataError, MissingExtraError  # noqa: E402
-from pipeline.loaders.dicom import Window, decode_dicom, window_linear  # noqa: E402
 
 # The files ship inside the wheel; get_testdata_file() would try to download missing ones.
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

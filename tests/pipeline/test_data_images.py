@@ -9,7 +9,7 @@ import pytest
 
 Image = pytest.importorskip("PIL.Image")
 
-from pipeline import data  # noqa: E402
+from pipeline.data import splits as data  # noqa: E402
 from pipeline.errors import DataError  # noqa: E402
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import data
+from pipeline.data import splits as data
 from pipeline.errors import DataError
 
 # --- .npz -----------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import data
+from pipeline.data import splits as data
+from pipeline.data.loaders import medmnist
 from pipeline.errors import ConfigError, DataError
-from pipeline.loaders import medmnist
 
 OFFICIAL_BREASTMNIST_MD5 = "750601b1f35ba3300ea97c75c52ff8f6"
 SHARED_COPY_MD5 = "098de56cd2d92ef2f7170e6153c02849"  # labels stored flat

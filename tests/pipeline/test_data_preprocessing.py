@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import data
+from pipeline.data import splits as data
+from pipeline.data.preprocessing import Preprocessing, conform_channels, resize_images
 from pipeline.errors import DataError
-from pipeline.preprocessing import Preprocessing, conform_channels, resize_images
 
 
 def _splits(x: np.ndarray, spec: Preprocessing | None = None) -> data.Splits:

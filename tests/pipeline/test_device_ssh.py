@@ -226,7 +226,7 @@ def test_verification_on_devices_is_compared_like_a_local_runtime(
     sshd: Sshd, device_py: str, remote_tmp: Path
 ) -> None:
     from device_bench.runner import run_model
-    from pipeline.verification import verify
+    from pipeline.quantize.verification import verify
 
     x = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
     reference = run_model(FLOAT32, x).outputs
@@ -257,7 +257,7 @@ def test_verification_on_devices_is_compared_like_a_local_runtime(
 
 def test_require_runtimes_gate_accepts_a_device_name(tmp_path: Path) -> None:
     from pipeline.cli import build_config
-    from pipeline.gates import evaluate
+    from pipeline.release.gates import evaluate
 
     argv = ["build", "--device", "ssh://clinic@127.0.0.1:2222"]
     config = build_config([*argv, "--gate", "require_runtimes=ssh://clinic@127.0.0.1:2222"])
@@ -304,10 +304,10 @@ def _split(argv: list[str]) -> tuple[list[str], Path | None, Path | None]:
 
 
 def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
-    from pipeline.build import _bench_device
     from pipeline.cli import build_config
     from pipeline.config import Variant
-    from pipeline.report import device_bench_lines
+    from pipeline.release.build import _bench_device
+    from pipeline.release.report import device_bench_lines
 
     address = f"ssh://clinic@127.0.0.1:{_unused_port()}"
     config = build_config(["build", "--device", address, "--bench-runs", "5"])
@@ -367,8 +367,8 @@ def test_the_agent_zipapp_runs_device_bench_from_the_archive(
 
 
 def test_job_file_device_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline import jobfile
     from pipeline.cli import build_config
+    from pipeline.config import jobfile
 
     inventory = tmp_path / "devices.toml"
     inventory.write_text(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.evaluation import evaluate, predictions, probabilities
+from pipeline.evaluate.metrics import evaluate, predictions, probabilities
 from pipeline.models import OutputKind
 
 # Binary: 4 negatives (class 0), 2 positives (class 1); P(class 1) per case.

@@ -1,5 +1,5 @@
 """The fine-tuning recipe of structured pruning: image augmentation, cosine learning rate and
-distillation from the unpruned model (pipeline.pruning.finetune)."""
+distillation from the unpruned model (pipeline.prune.magnitude.finetune)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import pruning, structured
 from pipeline.cli import main
 from pipeline.config import LrSchedule, PruneConfig, StructuredConfig
 from pipeline.errors import ConfigError
 from pipeline.models import OutputKind, output_kind
+from pipeline.prune import magnitude as pruning
+from pipeline.prune import structured
 from tests import models
 from tests.pipeline.test_structured import _build, synthetic_splits
 

@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import pruning, structured
-from pipeline.build import _flatten_warnings
 from pipeline.config import PruneConfig, StructuredConfig, StructuredCriterion
-from pipeline.flatten import SEPARATOR, flatten, needs_flattening
-from pipeline.macs import count_macs, total_macs
 from pipeline.models import output_kind
+from pipeline.prune import magnitude as pruning
+from pipeline.prune import structured
+from pipeline.prune.flatten import SEPARATOR, flatten, needs_flattening
+from pipeline.prune.macs import count_macs, total_macs
+from pipeline.release.warnings import flatten_warnings as _flatten_warnings
 from tests import models
 from tests.pipeline.test_structured import synthetic_splits
 

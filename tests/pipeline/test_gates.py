@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import gates
 from pipeline.config import BuildConfig, ExportConfig, GatesConfig, QuantizeConfig, RuntimeTarget
 from pipeline.errors import ConfigError
+from pipeline.release import gates
 from tests.pipeline import release_env
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import jobfile
-from pipeline.cli import _parser, _subparser, build_config, job_config, main
-from pipeline.config import AUTO_SPARSITY, PruneSchedule, RuntimeTarget
+from pipeline.cli import build_config, job_config, main
+from pipeline.cli.parser import _parser, _subparser
+from pipeline.config import AUTO_SPARSITY, PruneSchedule, RuntimeTarget, jobfile
+from pipeline.config.jobfile import tomllib
 from pipeline.errors import ConfigError
-from pipeline.jobfile import tomllib
 from tests.pipeline import release_env
 
 ROOT = Path(__file__).resolve().parents[2]

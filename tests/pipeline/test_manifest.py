@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from converters.inspection import inspect_tflite
-from pipeline import manifest
 from pipeline.errors import ModelError
+from pipeline.release import manifest
 from tests.pipeline import release_env
 
 MODELS = Path(__file__).resolve().parents[1] / "device_bench" / "models"

@@ -9,12 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import pruning
 from pipeline.config import PruneConfig, PruneSchedule, PruneScope
-from pipeline.data import Preprocessing, Splits
+from pipeline.data.splits import Preprocessing, Splits
 from pipeline.errors import ConfigError, ModelError
-from pipeline.evaluation import evaluate, probabilities
+from pipeline.evaluate.metrics import evaluate, probabilities
 from pipeline.models import OutputKind, output_kind
+from pipeline.prune import magnitude as pruning
 from tests import models
 
 # Sequential and functional models over every prunable layer kind.

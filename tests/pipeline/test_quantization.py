@@ -15,7 +15,7 @@ from converters.inspection import inspect_tflite
 from pipeline.cli import main
 from pipeline.config import RuntimeTarget
 from pipeline.errors import QuantizationError
-from pipeline.quantization import calibration_indices
+from pipeline.quantize.ptq import calibration_indices
 
 
 def test_calibration_is_stratified_and_deterministic() -> None:
@@ -53,10 +53,10 @@ def _sin_model():
 
 def test_float_op_left_by_the_converter_is_caught() -> None:
     """TFLITE_BUILTINS_INT8 does not stop the converter from keeping SIN in float."""
-    from pipeline import data
     from pipeline.config import QuantizeConfig
+    from pipeline.data import splits as data
     from pipeline.models import OutputKind
-    from pipeline.quantization import quantize
+    from pipeline.quantize.ptq import quantize
 
     splits = data.load(None)
     with pytest.raises(QuantizationError, match=r"not full-integer.*op #\d+ SIN"):
@@ -248,7 +248,7 @@ def test_int16_remedy_only_on_request() -> None:
     """16x8 kernels are not XNNPACK-accelerated: never a silent remedy."""
     from pipeline.config import QuantizeConfig
     from pipeline.models import OutputKind
-    from pipeline.quantization import _ladder
+    from pipeline.quantize.ptq import _ladder
 
     default = _ladder(QuantizeConfig(), OutputKind.SIGMOID)
     assert [c.name for c in default][:2] == ["plain", "logits"]

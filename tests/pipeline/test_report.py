@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import report as report_mod
+from pipeline.release import report as report_mod
 from tests.pipeline import release_env
 
 

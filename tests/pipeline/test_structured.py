@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from converters.inspection import inspect_tflite
-from pipeline import structured
 from pipeline.cli import main
 from pipeline.config import PruneScope, StructuredConfig, StructuredCriterion
-from pipeline.data import Preprocessing, Splits
+from pipeline.data.splits import Preprocessing, Splits
 from pipeline.errors import ModelError
-from pipeline.macs import count_macs, total_macs
 from pipeline.models import output_kind
+from pipeline.prune import structured
+from pipeline.prune.macs import count_macs, total_macs
 from tests import models
 
 
@@ -612,8 +612,8 @@ def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
 
 
 def test_a_structured_loss_beyond_the_pruning_budget_is_warned() -> None:
-    from pipeline.build import _structured_warnings
     from pipeline.config import PruneConfig
+    from pipeline.release.warnings import structured_warnings as _structured_warnings
 
     def report(original: float, pruned: float, finetuned: float | None) -> dict:
         return {"validation_auroc": {"original": original, "pruned": pruned,

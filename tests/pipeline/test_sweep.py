@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import sweep
 from pipeline.errors import ConfigError, OutputError
+from pipeline.release import sweep
 from tests.pipeline import release_env
 
 
@@ -110,7 +110,7 @@ def test_invalid_point_fails_before_any_point_runs(
 def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.build
+    import pipeline.release.build
 
     inputs = tmp_path_factory.getbasetemp() / "release" / "inputs"
     model, data = release_env.tiny_inputs(inputs)
@@ -167,7 +167,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     assert "| point |" in (out / sweep.SWEEP_MD).read_text()
 
     calls: list[str] = []
-    real_point, real_build = sweep.evaluate_point, pipeline.build.build
+    real_point, real_build = sweep.evaluate_point, pipeline.release.build.build
 
     def counted_point(*args: Any, **kwargs: Any) -> Any:
         calls.append("point")
@@ -178,7 +178,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(sweep, "evaluate_point", counted_point)
-    monkeypatch.setattr(pipeline.build, "build", counted_build)
+    monkeypatch.setattr(pipeline.release.build, "build", counted_build)
     stamps = {p: p.stat().st_mtime_ns for p in [*files, confirm / "report.json"]}
     second = release_env.run_cli(argv("0,0.5", workers=1))
     assert second.code == 0, second.stderr

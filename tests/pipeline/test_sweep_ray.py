@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import cluster as cluster_mod
-from pipeline import jobfile, sweep
+from pipeline.config import jobfile
 from pipeline.errors import ConfigError
+from pipeline.release import cluster as cluster_mod
+from pipeline.release import sweep
 from tests.pipeline import ray_cluster, release_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Loaders that turn what a user passes with `--data` into raw arrays.
 
 Each module reads one kind of source (`npz`, `medmnist`, `folder` with `images` and `dicom`
-decoders, `tabular` CSV, the embedded `wdbc`) and returns a `Loaded`; `pipeline.data` splits
+decoders, `tabular` CSV, the embedded `wdbc`) and returns a `Loaded`; `pipeline.data.splits` splits
 it and attaches the preprocessing spec.
 """
 

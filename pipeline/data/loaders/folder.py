@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.data.loaders import Loaded
+from pipeline.data.loaders.checks import encode_labels
+from pipeline.data.loaders.dicom import Window, decode_dicom, is_dicom
+from pipeline.data.loaders.images import DECODE as IMAGE_DECODE
+from pipeline.data.loaders.images import IMAGE_SUFFIXES, decode_image
+from pipeline.data.preprocessing import conform_channels, resize_images
 from pipeline.errors import DataError
-from pipeline.loaders import Loaded
-from pipeline.loaders.checks import encode_labels
-from pipeline.loaders.dicom import Window, decode_dicom, is_dicom
-from pipeline.loaders.images import DECODE as IMAGE_DECODE
-from pipeline.loaders.images import IMAGE_SUFFIXES, decode_image
-from pipeline.preprocessing import conform_channels, resize_images
 
 LABELS_CSV = "labels.csv"
 _SKIP_NAMES = ("DICOMDIR", LABELS_CSV)

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import sha256
 from pipeline.config import BuildConfig
 from pipeline.errors import ModelError
+from pipeline.release.artifacts import sha256
 
 METADATA_NAME = "bedside_lite_manifest"
 MANIFEST_VERSION = 1
@@ -45,7 +45,7 @@ def tool_version() -> str:
     try:
         return importlib_metadata.version("bedside-lite")
     except importlib_metadata.PackageNotFoundError:
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
         for line in pyproject.read_text().splitlines() if pyproject.is_file() else []:
             if line.startswith("version"):
                 return line.split("=", 1)[1].strip().strip('"') + "+source"
@@ -83,7 +83,7 @@ def hash_path(path: Path, shown: str | None = None) -> dict[str, Any]:
 def _data_entry(source: Path) -> dict[str, Any]:
     text = str(source)
     if text.lower().startswith("medmnist:"):
-        from pipeline.loaders import medmnist
+        from pipeline.data.loaders import medmnist
 
         return hash_path(medmnist.cache_dir() / medmnist.parse_spec(text).filename, text)
     return hash_path(source)

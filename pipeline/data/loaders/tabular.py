@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.loaders import Loaded
+from pipeline.data.loaders.checks import encode_labels
 from pipeline.errors import DataError
-from pipeline.loaders import Loaded
-from pipeline.loaders.checks import encode_labels
 
 
 def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) -> Loaded:

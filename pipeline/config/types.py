@@ -209,7 +209,7 @@ class StructuredConfig:
     channel_multiple: int = 1
     finetune_epochs: int = 0
     drop_blocks: int = 0  # residual branches removed whole, before channels
-    # fine-tuning recipe of the rebuilt model (see pipeline.pruning.finetune)
+    # fine-tuning recipe of the rebuilt model (see pipeline.prune.magnitude.finetune)
     augment: tuple[str, ...] = ()  # random image transforms of FINETUNE_AUGMENTATIONS
     lr_schedule: LrSchedule = LrSchedule.CONSTANT
     distill: float = 0.0  # weight of the unpruned model's probabilities in the targets
@@ -437,7 +437,7 @@ class DataConfig:
             raise ConfigError("--label-column must name a column; received ''.")
         for source in (self.path, self.calibration):
             if str(source).lower().startswith("medmnist:"):
-                from pipeline.loaders import medmnist
+                from pipeline.data.loaders import medmnist
 
                 medmnist.parse_spec(str(source))  # unknown dataset/size: ConfigError now
 

@@ -5,7 +5,7 @@ Removing an output channel of a Conv/Dense layer removes a filter there and an i
 channel from every layer that reads it, so every kernel downstream does less work.
 
 **Nested models.** `prune_structured` first inlines nested Functional and Sequential models
-(a transfer-learning backbone called as one layer) into one flat graph (`pipeline.flatten`):
+(a transfer-learning backbone called as one layer) into one flat graph (`pipeline.prune.flatten`):
 their layers are then pruned like any other and reported as `outer/inner`. A nested model
 that cannot be inlined (subclassed, shared) is left whole and listed in `skipped`.
 
@@ -60,12 +60,12 @@ import numpy as np
 
 from pipeline.config import PruneConfig, PruneScope, StructuredConfig, StructuredCriterion
 from pipeline.errors import ModelError
-from pipeline.flatten import Flattened, display_name, flatten
+from pipeline.prune.flatten import Flattened, display_name, flatten
 
 if TYPE_CHECKING:
     import keras
 
-    from pipeline.data import Splits
+    from pipeline.data.splits import Splits
     from pipeline.models import OutputKind
 
 Score = Callable[["keras.Model"], "float | None"]
@@ -943,7 +943,7 @@ class StructuredOutcome:
     val_auroc: dict[str, float | None]
     finetune: dict[str, Any] | None
     dropped_blocks: tuple[dict[str, Any], ...] = ()
-    flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.flatten)
+    flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.prune.flatten)
 
     @property
     def achieved_sparsity(self) -> float:
@@ -996,7 +996,7 @@ class StructuredOutcome:
 
 
 def _layer_table(before: keras.Model, after: keras.Model) -> tuple[LayerChannels, ...]:
-    from pipeline.macs import count_macs
+    from pipeline.prune.macs import count_macs
 
     new = {m.name: m for m in count_macs(after)}
     out = []
@@ -1072,7 +1072,7 @@ def prune_structured(
     fine-tune it.
 
     `model` is not changed; the outcome holds the new model, built from `model` with its
-    nested models inlined (`pipeline.flatten`). Before fine-tuning the rebuilt
+    nested models inlined (`pipeline.prune.flatten`). Before fine-tuning the rebuilt
     model is checked against its reference (`zero_branches`, then `mask_removed_inputs`) on
     the validation inputs; the largest difference is reported.
 
@@ -1090,8 +1090,8 @@ def prune_structured(
         ModelError: the model has no functional graph (a subclassed model), or fewer
             removable residual branches than `config.drop_blocks`.
     """
-    from pipeline import pruning
-    from pipeline.macs import total_macs
+    from pipeline.prune import magnitude as pruning
+    from pipeline.prune.macs import total_macs
 
     original = model
     flat = flatten(model)  # nested backbones become layers of one graph

@@ -4,7 +4,7 @@ and activation width.
 Each point is pruned, fine-tuned, quantized (exactly its settings: no remedy ladder),
 evaluated on the validation split and benchmarked, using the build's own stages. Points
 run in worker processes (`--workers N`, spawn), or as Ray tasks on a cluster (`--ray
-ADDRESS`, see `pipeline.cluster`), and each finished point is stored as
+ADDRESS`, see `pipeline.release.cluster`), and each finished point is stored as
 `points/<key>.json`, the key a hash of everything that shapes its result (the point's job
 and the library versions); a rerun skips finished points. The gates are judged on
 validation metrics, the Pareto front is taken over (int8 size, int8 p50, int8 AUROC), and
@@ -153,16 +153,22 @@ def evaluate_point(
             the bytes must not depend on where they ran.
     """
     from converters import tflite
-    from pipeline import artifacts, jobfile, manifest, quantization
-    from pipeline import build as build_mod
+    from pipeline.clock import StageClock
+    from pipeline.config import jobfile
+    from pipeline.data.stage import load_stage
+    from pipeline.device.stage import bench_stage
+    from pipeline.evaluate.stage import evaluate_variants
+    from pipeline.prune.stage import prune_stage
+    from pipeline.quantize import ptq as quantization
+    from pipeline.release import artifacts, manifest
 
-    clock = build_mod.StageClock(lambda _: None)
-    loaded = build_mod.load_stage(config, clock, reference)
+    clock = StageClock(lambda _: None)
+    loaded = load_stage(config, clock, reference)
     model, splits, kind = loaded.model, loaded.splits, loaded.kind
     with tempfile.TemporaryDirectory(prefix="bedside-sweep-") as tmp:
         paths = {Variant.FLOAT32: Path(tmp) / Variant.FLOAT32.filename}
         paths[Variant.FLOAT32].write_bytes(tflite.to_float32(model))
-        pruned = build_mod.prune_stage(model, splits, kind, config, clock)
+        pruned = prune_stage(model, splits, kind, config, clock)
         paths[Variant.PRUNED_FLOAT32] = Path(tmp) / Variant.PRUNED_FLOAT32.filename
         paths[Variant.PRUNED_FLOAT32].write_bytes(tflite.to_float32(pruned.model))
         quant = clock.run(
@@ -181,11 +187,9 @@ def evaluate_point(
         manifest.embed_files(paths, embedded, splits.model_inputs("val")[:32])
         metrics = clock.run(
             "evaluate",
-            lambda: build_mod.evaluate_variants(
-                paths, splits, "val", kind, quant.output_kind, config
-            ),
+            lambda: evaluate_variants(paths, splits, "val", kind, quant.output_kind, config),
         )
-        bench = build_mod.bench_stage(paths, config, clock)
+        bench = bench_stage(paths, config, clock)
         sizes = {
             v.value: {"bytes": p.stat().st_size, "sha256": artifacts.sha256(p)}
             for v, p in paths.items()
@@ -333,10 +337,11 @@ def _reference_model(
     key = point_key({s: job[s] for s in ("model", "data") if s in job}, versions)
     path = out / f"{REFERENCE_PREFIX}{key}.keras"
     if not path.is_file():
-        from pipeline import build as build_mod
+        from pipeline.clock import StageClock
+        from pipeline.data.stage import load_stage
 
         progress("train reference model")
-        loaded = build_mod.load_stage(base, build_mod.StageClock(lambda _: None))
+        loaded = load_stage(base, StageClock(lambda _: None))
         tmp = path.with_name(f".{path.name}.partial.keras")
         loaded.model.save(tmp)
         os.replace(tmp, path)
@@ -362,13 +367,13 @@ def run(
     Raises:
         ConfigError: a point's settings are invalid (raised before any point runs).
     """
-    from pipeline import gates as gates_mod
-    from pipeline.manifest import versions as library_versions
+    from pipeline.release import gates as gates_mod
+    from pipeline.release.manifest import versions as library_versions
 
     check_output_dir(options.out)
     address = None
     if options.ray is not None:
-        from pipeline import cluster
+        from pipeline.release import cluster
 
         address = cluster.resolve_address(options.ray)  # and Ray installed: exit 2 early
     versions = library_versions()
@@ -413,7 +418,7 @@ def run(
     if pending and address is None:
         reference = _reference_model(base, base_job, options.out, versions, progress)
     if pending and address is not None:
-        from pipeline import cluster
+        from pipeline.release import cluster
 
         def arrived(key: str, doc: dict[str, Any]) -> None:
             _write_json(points_dir / f"{key}.json", doc)  # as it arrives: resumable
@@ -493,7 +498,7 @@ def _confirm(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """A full build of the recommended point on the test split (reused when present)."""
-    from pipeline.build import build
+    from pipeline.release.build import build
 
     key = best["key"]
     config = next(c for k, _, _, c in todo if k == key)
@@ -521,7 +526,7 @@ def _confirm(
 
 
 def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
-    from pipeline.report import Document, cell
+    from pipeline.release.report import Document, cell
 
     doc = Document("bedside-lite sweep")
     rec = summary["recommended"]

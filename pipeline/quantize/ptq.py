@@ -21,13 +21,13 @@ import numpy as np
 
 from pipeline.config import QuantizeConfig
 from pipeline.errors import QuantizationError
+from pipeline.evaluate.operating_point import RateBudget
 from pipeline.models import OutputKind
-from pipeline.operating_point import RateBudget
 
 if TYPE_CHECKING:
     import keras
 
-    from pipeline.data import Splits
+    from pipeline.data.splits import Splits
 
 
 def calibration_indices(y: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -113,7 +113,7 @@ def _convert(
 
 def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
     from device_bench.runner import run_model
-    from pipeline.evaluation import evaluate, probabilities
+    from pipeline.evaluate.metrics import evaluate, probabilities
 
     with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:
         path = Path(tmp, "candidate.tflite")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.loaders import SPLIT_NAMES, Loaded
+from pipeline.data.loaders.checks import check_features, check_labels
 from pipeline.errors import DataError
-from pipeline.loaders import SPLIT_NAMES, Loaded
-from pipeline.loaders.checks import check_features, check_labels
 
 MEDMNIST_KEYS = (
     "train_images",

@@ -199,7 +199,7 @@ def _files(config: BuildConfig, reference: Path | None) -> list[tuple[str, Path,
             continue
         if str(path).lower().startswith("medmnist:"):
             if role == "data":  # the spec stays; the downloaded file goes to KERAS_HOME
-                from pipeline.loaders import medmnist
+                from pipeline.data.loaders import medmnist
 
                 cached = medmnist.cache_dir() / medmnist.parse_spec(str(path)).filename
                 if cached.is_file():
@@ -220,7 +220,7 @@ def _ray_point(
     """One point on a Ray worker: the files unpacked here, then the local pool's code."""
     import ray
 
-    from pipeline import manifest, sweep
+    from pipeline.release import manifest, sweep
 
     start = time.perf_counter()
     here = manifest.versions()
@@ -274,7 +274,7 @@ def run_points(
     """
     import ray
 
-    from pipeline import manifest
+    from pipeline.release import manifest
 
     task = ray.remote(
         num_cpus=point_cpus,

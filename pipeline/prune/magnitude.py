@@ -33,7 +33,7 @@ from pipeline.errors import ConfigError, ModelError
 if TYPE_CHECKING:
     import keras
 
-    from pipeline.data import Splits
+    from pipeline.data.splits import Splits
     from pipeline.models import OutputKind
 
 Score = Callable[["keras.Model"], "float | None"]
@@ -88,7 +88,7 @@ def _is_prunable_layer(layer: Any) -> bool:
 
 def _walk_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(qualified name, layer) of all leaf layers, nested models included, in order."""
-    from pipeline.flatten import display_name
+    from pipeline.prune.flatten import display_name
 
     out = []
     for layer in model.layers:
@@ -934,7 +934,7 @@ def prune_model(
         )
     judge = None
     if rates is not None:
-        from pipeline.operating_point import RateBudget
+        from pipeline.evaluate.operating_point import RateBudget
 
         budget = RateBudget(
             max_sensitivity_drop,
@@ -951,7 +951,7 @@ class _RateJudge:
     """Validation rates of a model at the operating point against the original's."""
 
     rates: Rates
-    budget: Any  # pipeline.operating_point.RateBudget
+    budget: Any  # pipeline.evaluate.operating_point.RateBudget
 
     def judge(self, model: keras.Model) -> tuple[dict[str, float | None], bool]:
         now = self.rates(model)

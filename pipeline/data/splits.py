@@ -1,7 +1,7 @@
 """Medical data in: the `--data` source read into train/val/test splits with one
 preprocessing spec.
 
-Sources (see `pipeline.loaders`): an .npz (MedMNIST layout or `x`/`y`), `medmnist:NAME[@SIZE]`
+Sources (see `pipeline.data.loaders`): an .npz (MedMNIST layout or `x`/`y`), `medmnist:NAME[@SIZE]`
 (downloaded once into the Keras cache), a folder of PNG/JPEG or DICOM files (class
 subfolders or a label CSV), a tabular CSV, or the embedded WDBC data when `--data` is not
 given. `--calibration-data` optionally adds unlabelled samples for the int8 calibration
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.data.loaders import SPLIT_NAMES, Loaded
+from pipeline.data.loaders.npz import MEDMNIST_KEYS
+from pipeline.data.preprocessing import Preprocessing
 from pipeline.errors import DataError
-from pipeline.loaders import SPLIT_NAMES, Loaded
-from pipeline.loaders.npz import MEDMNIST_KEYS
-from pipeline.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from pipeline.config import DataConfig
-    from pipeline.loaders.dicom import Window
+    from pipeline.data.loaders.dicom import Window
 
 __all__ = [
     "MEDMNIST_KEYS",
@@ -215,10 +215,10 @@ def _read(
     window: Window | None,
 ) -> Loaded:
     """Dispatches a `--data`/`--calibration-data` value to its loader."""
-    from pipeline.loaders import medmnist
+    from pipeline.data.loaders import medmnist
 
     if medmnist.is_spec(source):
-        from pipeline.loaders.npz import load_npz
+        from pipeline.data.loaders.npz import load_npz
 
         spec = medmnist.parse_spec(str(source))
         path, details, warnings = medmnist.fetch(spec)
@@ -238,7 +238,7 @@ def _read(
             "is not a folder. Drop --labels, or pass the folder with --data."
         )
     if path.is_dir():
-        from pipeline.loaders.folder import load_folder
+        from pipeline.data.loaders.folder import load_folder
 
         image_size, channels = _image_geometry(input_shape, resize)
         return load_folder(
@@ -252,12 +252,12 @@ def _read(
         )
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        from pipeline.loaders.tabular import load_csv
+        from pipeline.data.loaders.tabular import load_csv
 
         return load_csv(path, label_column=label_column, labelled=labelled)
     require_exists(path)
     if suffix == ".npz":
-        from pipeline.loaders.npz import load_npz
+        from pipeline.data.loaders.npz import load_npz
 
         return load_npz(path, labelled=labelled)
     raise DataError(
@@ -447,7 +447,7 @@ def from_config(
     positive_class: int | str | None = None,
 ) -> Splits:
     """`load()` with the options of a `DataConfig`."""
-    from pipeline.loaders.dicom import Window
+    from pipeline.data.loaders.dicom import Window
 
     window = None
     if config.window_from_file:

@@ -23,7 +23,7 @@ LATENCY_KEYS = ("p50", "p90", "p99", "mean", "min", "max")
 
 def device_bench_env() -> dict[str, str]:
     """Environment in which any Python can import this checkout's device_bench."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.benchmark import device_bench_env
 from pipeline.config import RuntimeTarget
 from pipeline.device.inventory import Device
+from pipeline.device.local import device_bench_env
 
 # Runtimes may round differently by a step; more than this is a wrong result.
 MAX_STEPS_VS_PRIMARY = 2.0

@@ -1,0 +1,217 @@
+"""The commands `build`, `init`, `export-onnx`, `bench` and `inspect`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.cli.console import _gate_failures, _native_logs_captured, _run_with_progress
+from pipeline.cli.options import _build_config, _build_defaults, _device_config, build_options
+from pipeline.config import (
+    BenchConfig,
+    ExportConfig,
+)
+
+
+def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pipeline.release import gates
+
+    options = build_options(argv)
+    config = _build_config(options)
+    if config.gates.baseline is not None:
+        gates.load_baseline(config.gates.baseline)  # a bad baseline fails before TensorFlow
+
+    from rich.console import Console
+
+    from pipeline.release.build import build
+
+    report = _run_with_progress(
+        options.quiet, args.debug, lambda progress: build(config, progress=progress)
+    )
+    console = Console(stderr=options.json, width=max(Console().width, 120))  # intervals
+    if options.json:
+        print(json.dumps(report, indent=2))
+    elif not options.quiet:
+        from pipeline.release.report import print_summary
+
+        print_summary(report, console)
+        console.print(f"artifacts in {config.out}/ (report.md, manifest.json)")
+    return _gate_failures(report["gates"])
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    """`init`: writes a commented job file holding every option with its default."""
+    from pipeline.config.jobfile import template
+    from pipeline.errors import OutputError
+
+    if args.path.exists() and not args.overwrite:
+        raise OutputError(
+            f"'{args.path}' exists. Pass --overwrite to replace it, or choose another path."
+        )
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{args.path.name}.", dir=args.path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(template(_build_defaults()))
+    os.replace(tmp, args.path)
+    print(f"wrote {args.path}; edit it, then run: bedside-lite build --config {args.path}")
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    """`export-onnx`: writes the .onnx file(s) and onnx.json; exit 1 when parity fails."""
+    from pipeline.errors import ModelError
+    from pipeline.release import artifacts
+
+    export_config = ExportConfig(onnx=True, opset=args.opset)
+    if args.tflite is not None and not args.tflite.is_file():
+        raise ModelError(
+            f"--tflite '{args.tflite}' is not a file; expected the int8 .tflite "
+            "written by `bedside-lite build` (model_int8.tflite)."
+        )
+    from converters import onnx_export
+
+    onnx_export.require_extra()
+    artifacts.check_output_dir(args.out, args.overwrite)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline import models
+    from pipeline.quantize.ptq import postprocess_kind
+
+    with _native_logs_captured(enabled=not args.debug):
+        model = models.load_model(args.model)
+        kind = models.output_kind(model)
+        postprocess = "none"  # the build records in preprocessing.json if the host applies it
+        if args.tflite is not None and (args.tflite.parent / "preprocessing.json").is_file():
+            meta = json.loads((args.tflite.parent / "preprocessing.json").read_text())
+            postprocess = meta.get("postprocess", "none")
+        probes = onnx_export.probe_inputs(model, args.tflite)
+        exported = onnx_export.export(
+            model,
+            args.tflite,
+            probes,
+            kind,
+            postprocess_kind(postprocess, kind),
+            opset=export_config.opset,
+        )
+        with artifacts.Staging(args.out) as stage:
+            files = {
+                "onnx_pruned_float32": stage.write_bytes(
+                    onnx_export.FLOAT_FILENAME, exported.float_onnx
+                )
+            }
+            if exported.int8_onnx is not None:
+                files["onnx_int8"] = stage.write_bytes(
+                    onnx_export.INT8_FILENAME, exported.int8_onnx
+                )
+            doc = {
+                "model": str(args.model),
+                "tflite": args.tflite and str(args.tflite),
+                "parity_inputs": f"{len(probes)} seeded random samples",
+                "artifacts": {k: artifacts.describe(p, args.out) for k, p in files.items()},
+                "parity": exported.parity,
+                "warnings": exported.warnings(),
+            }
+            (stage.dir / "onnx.json").write_text(json.dumps(doc, indent=2) + "\n")
+            stage.commit()
+    print(
+        json.dumps(doc, indent=2)
+        if args.json
+        else f"wrote {', '.join(p.name for p in files.values())} to {args.out}/; parity "
+        f"{'ok' if exported.ok else 'FAILED'}"
+    )
+    for warning in doc["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0 if exported.ok else 1
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    """The same subprocess interface the build's bench stage uses, here or on a device."""
+    from pipeline.device.local import run_device_bench, summarize
+    from pipeline.errors import ConfigError, ModelError
+
+    for model in args.models:
+        if not model.is_file():
+            raise ModelError(f"'{model}' is not a file; expected a .tflite model.")
+    config = BenchConfig(
+        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
+    )
+    devices = _device_config(args).devices
+    if len(devices) > 1:
+        raise ConfigError(
+            f"bench measures one device at a time; received {len(devices)} --device. Run "
+            "bench once per device, or use build, which measures every --device."
+        )
+    if devices and args.runtime_python is not None:
+        raise ConfigError(
+            "--runtime-python picks a Python on this machine, --device-python one on the "
+            "device; received both with --device. Drop --runtime-python."
+        )
+    if args.json not in (None, "-"):
+        folder = Path(args.json).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--json '{args.json}': folder '{folder}' does not exist; create it first."
+            )
+    if devices:
+        from pipeline.device.remote import bench_on_device
+
+        doc = bench_on_device(devices[0], list(args.models), config)
+    else:
+        python = str(args.runtime_python) if args.runtime_python else None
+        doc = run_device_bench(list(args.models), config, python)
+    if args.json == "-":
+        print(json.dumps(doc, indent=2))
+    else:
+        if args.json is not None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{Path(args.json).name}.", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(doc, indent=2) + "\n")
+            os.replace(tmp, args.json)
+        where = f" on {devices[0].label}" if devices else ""
+        for model, entry in zip(args.models, doc["models"], strict=True):
+            s = summarize(entry)
+            if s["status"] != "ok":
+                print(f"{model}{where}: {s['status']}: {s['reason']}")
+                continue
+            lat, ratio = s["latency_ms"], s.get("ratio_to_float32") or {}
+            print(
+                f"{model}{where}: {s['runtime']} {s['runtime_version']} {s['threads']} "
+                f"thread(s) p50 {lat['p50']:.4f} ms p99 {lat['p99']:.4f} ms peak RSS "
+                f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
+                + (f" ({s['note']})" if s.get("note") else "")
+            )
+    return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from converters.inspection import inspect_tflite
+    from pipeline.errors import ModelError
+
+    if not args.file.is_file():
+        raise ModelError(f"'{args.file}' is not a file; expected a .tflite model.")
+    info = inspect_tflite(args.file)
+    doc = info.to_json()
+    from pipeline.release.manifest import read_embedded
+
+    doc["manifest"] = read_embedded(args.file)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{args.file}: full_integer={doc['full_integer']}")
+    print(f"  input  {doc['input']}")
+    print(f"  output {doc['output']}")
+    for op in doc["ops"]:
+        print(
+            f"  #{op['index']:<3} {op['op']:<24} v{op['version']:<2} "
+            f"in={','.join(op['inputs'])} out={','.join(op['outputs'])}  {op['output_name']}"
+        )
+    if doc["float_tensors"]:
+        print(f"  float tensors: {', '.join(doc['float_tensors'])}")
+    if doc["manifest"] is not None:
+        text = json.dumps(doc["manifest"], indent=2).replace("\n", "\n    ")
+        print(f"  manifest (metadata 'bedside_lite_manifest'):\n    {text}")
+    return 0

@@ -1,0 +1,48 @@
+"""Command line: `bedside-lite` (also `python -m pipeline`).
+
+`main(argv) -> int` parses, runs and maps errors to exit codes: 0 success, 1 a release gate
+failed, 2 bad input (message, no traceback), 130 interrupted. Nothing heavy is imported
+before the arguments are known to be valid.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from pipeline.cli.commands import _run_bench, _run_build, _run_export_onnx, _run_init, _run_inspect
+from pipeline.cli.parser import _parser
+from pipeline.cli.sweep import _run_sweep
+from pipeline.errors import BedsideError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "build":
+            return _run_build(args, argv)
+        if args.command == "init":
+            return _run_init(args)
+        if args.command == "sweep":
+            return _run_sweep(args, argv)
+        if args.command == "export-onnx":
+            return _run_export_onnx(args)
+        if args.command == "bench":
+            return _run_bench(args)
+        return _run_inspect(args)
+    except BedsideError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no artifacts were written", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The `sweep` command: a grid of builds, its Pareto front and the recommendation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli.console import _gate_failures, _run_with_progress
+from pipeline.cli.options import _build_config, _build_defaults, _explicit, job_config
+
+
+def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`sweep`: the grid, its Pareto front and the confirmed recommendation."""
+    from pipeline.config import jobfile
+    from pipeline.release import sweep
+
+    job_file = jobfile.load(args.config) if args.config is not None else None
+    passed = _explicit(argv, "sweep")
+    grid_passed = {k[5:]: passed.pop(k) for k in list(passed) if k.startswith("grid_")}
+    for name in (
+        "sweep_out",
+        "workers",
+        "prefer",
+        "ray",
+        "point_cpus",
+        "ray_retries",
+        "config",
+        "json",
+        "quiet",
+    ):
+        passed.pop(name, None)
+    options = jobfile.resolve(_build_defaults(), passed, job_file)
+    base_job = jobfile.job_from_config(_build_config(options))
+    file_sweep = job_file.sweep if job_file is not None else {}
+
+    def axis(name: str) -> tuple[Any, ...]:
+        values = grid_passed.get(name, file_sweep.get(name))
+        return tuple(values) if values else ()
+
+    grid = sweep.Grid(
+        sparsity=axis("sparsity"),
+        threshold=axis("threshold"),
+        schedule=axis("schedule"),
+        calibration_samples=axis("calibration_samples"),
+        activations=axis("activations"),
+    )
+    sweep_options = sweep.SweepOptions(
+        out=args.sweep_out or file_sweep.get("out") or Path("sweep"),
+        workers=args.workers or file_sweep.get("workers") or 1,
+        prefer=args.prefer or file_sweep.get("prefer") or "size",
+        ray=args.ray or file_sweep.get("ray"),
+        point_cpus=(
+            args.point_cpus if args.point_cpus is not None else file_sweep.get("point_cpus", 1.0)
+        ),
+        ray_retries=(
+            args.ray_retries if args.ray_retries is not None else file_sweep.get("ray_retries", 2)
+        ),
+    )
+    summary = _run_with_progress(
+        args.quiet,
+        args.debug,
+        lambda progress: sweep.run(base_job, grid, sweep_options, job_config, progress),
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
+        _print_sweep(summary, sweep_options.out)
+    rec = summary["recommended"]
+    if summary["failed"]:
+        print(
+            f"failed: {len(summary['failed'])} of {len(summary['failed']) + len(summary['points'])}"
+            " sweep points did not finish ("
+            + "; ".join(f"{f['key']}: {f['error']}" for f in summary["failed"])
+            + "); run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    if rec is None:
+        print(
+            "failed: no sweep point passes the gates on the validation split; see "
+            f"{sweep_options.out / sweep.SWEEP_MD}",
+            file=sys.stderr,
+        )
+        return 1
+    return _gate_failures({"checks": rec["failed_gates"]})
+
+
+def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.release import sweep
+
+    table = Table(
+        title="bedside-lite sweep (validation split)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    for column in ("point", "int8 KB", "AUROC", "sens", "spec", "p50 ms", "gates", ""):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    rec = summary["recommended"]
+    for d in summary["points"]:
+        m, b = d["metrics"]["int8"], (d.get("bench") or {}).get("int8") or {}
+        p50 = b.get("latency_ms", {}).get("p50")
+        mark = ("recommended" if rec and rec["key"] == d["key"] else "") + (
+            " pareto" if d["pareto"] else ""
+        )
+        table.add_row(
+            sweep.label(d["params"]),
+            f"{d['artifacts']['int8']['bytes'] / 1024:.1f}",
+            "-" if m.get("auroc") is None else f"{m['auroc']:.4f}",
+            "-" if m.get("sensitivity") is None else f"{m['sensitivity']:.3f}",
+            "-" if m.get("specificity") is None else f"{m['specificity']:.3f}",
+            "-" if p50 is None else f"{p50:.4f}",
+            "pass" if d["gates"]["passed"] else "FAIL",
+            mark.strip(),
+        )
+    console = Console(width=max(Console().width, 100))
+    console.print(table)
+    if rec is not None:
+        auroc = rec["test"]["auroc"]
+        console.print(
+            f"recommended {rec['key']}: test AUROC "
+            f"{'-' if auroc is None else format(auroc, '.4f')}, gates "
+            f"{'passed' if rec['gates_passed'] else 'FAILED'}; build in {rec['out']}/"
+        )
+    console.print(f"sweep in {out}/ (sweep.md, sweep.json)")

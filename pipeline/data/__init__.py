@@ -1,0 +1,1 @@
+"""Data: sources (`loaders`), preprocessing recorded for the device, and the splits."""

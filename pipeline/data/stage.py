@@ -1,0 +1,72 @@
+"""The load stage: the model (or the embedded reference, trained) and its data, fitted to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.clock import StageClock
+from pipeline.config import BuildConfig
+from pipeline.errors import DataError
+
+
+@dataclass
+class Loaded:
+    """What the load stage hands on: the model, its data and what its output holds."""
+
+    model: Any
+    splits: Any
+    kind: Any
+    input_shape: tuple[int | None, ...]
+    source: str
+
+
+def load_stage(config: BuildConfig, clock: StageClock, reference: Path | None = None) -> Loaded:
+    """Loads the model (or trains the embedded one) and its data, fitted to the model.
+
+    Args:
+        config: the build.
+        clock: times the stages.
+        reference: a saved copy of the embedded reference model to load instead of training
+            it again (the sweep trains it once).
+    """
+    from pipeline import models
+    from pipeline.data import splits as data_mod
+
+    if config.model is None:
+        splits = clock.run(
+            "load data",
+            lambda: data_mod.from_config(
+                config.data, positive_class=config.evaluation.positive_class
+            ),
+        )
+        if reference is not None:
+            model = clock.run("load model", lambda: models.load_model(reference))
+        else:
+            model = clock.run(
+                "train reference model", lambda: models.train_reference_model(splits, config.seed)
+            )
+        model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
+    else:
+        model = clock.run("load model", lambda: models.load_model(config.model, config.unsafe_load))
+        raw = clock.run("load data", lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
+        splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
+        model_source = str(config.model)
+    models.check_labels(model, splits)
+    return Loaded(
+        model, splits, models.output_kind(model), tuple(model.inputs[0].shape), model_source
+    )
+
+
+def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) -> Any:
+    from pipeline.data import splits as data_mod
+
+    if config.data.path is None:
+        raise DataError(
+            "--model was given without --data. Pass the model's dataset with --data "
+            "(an .npz, medmnist:NAME, an image/DICOM folder or a .csv)."
+        )
+    return data_mod.from_config(
+        config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
+    )

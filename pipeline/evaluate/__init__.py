@@ -1,0 +1,1 @@
+"""Evaluation: clinical metrics, the operating point and bootstrap intervals."""

@@ -1,0 +1,114 @@
+"""The prune stage: flattening, structured pruning, threshold pruning and fine-tuning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.clock import StageClock
+from pipeline.config import BuildConfig
+
+
+def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
+    from pipeline.evaluate.metrics import evaluate, probabilities
+
+    outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+    return evaluate(
+        probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
+    )["auroc"]
+
+
+def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> dict[str, Any]:
+    """Validation sensitivity, specificity (at the operating point) and Brier score."""
+    from pipeline.evaluate.metrics import probabilities
+    from pipeline.evaluate.operating_point import rates
+
+    outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+    p = probabilities(outputs, kind)[:, splits.positive_class]
+    return rates(splits.y_val == splits.positive_class, p, threshold)
+
+
+@dataclass
+class Pruned:
+    """The pruned (and fine-tuned) model with its report block."""
+
+    model: Any  # a rebuilt, smaller model after structured pruning; else the same, in place
+    report: dict[str, Any]
+    source_parameters: int
+    val_auroc: float | None  # validation AUROC of the model that gets quantized
+    val_rates: dict[str, Any] | None = None  # ... its sensitivity, specificity, Brier there
+
+
+def prune_stage(
+    model: Any,
+    splits: Any,
+    kind: Any,
+    config: BuildConfig,
+    clock: StageClock,
+    threshold: float | None = None,
+) -> Pruned:
+    """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
+    operating point's `threshold`, auto sparsity also watches the validation sensitivity,
+    specificity and Brier score there."""
+    from pipeline.prune import magnitude as pruning
+    from pipeline.prune.flatten import flatten, needs_flattening
+
+    # structured: remove whole channels, rebuild a smaller model that replaces `model`
+    # for the rest of the build (the float32 variant converted before stays the original)
+    structured_report = flatten_report = None
+    source_parameters = int(model.count_params())
+
+    pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
+    if pruning_on and needs_flattening(model):
+        # nested backbones inlined once, so every pruning path sees their layers
+        flat = clock.run("flatten nested models", lambda: flatten(model))
+        model, flatten_report = flat.model, flat.to_json()
+    if config.structured.enabled:
+        from pipeline.prune import structured
+
+        outcome = clock.run(
+            "structured prune",
+            lambda: structured.prune_structured(
+                model,
+                splits,
+                kind,
+                config.structured,
+                seed=config.seed,
+                score=lambda m: _keras_val_auroc(m, splits, kind),
+            ),
+        )
+        model = outcome.model
+        structured_report = outcome.to_json()
+
+    rates = None
+    if threshold is not None:
+        cut = threshold
+
+        def rates(m: Any) -> dict[str, Any]:
+            return _keras_val_rates(m, splits, kind, cut)
+
+    # prune (auto: search the sparsity) and fine-tune, in place
+    pruned = clock.run(
+        "prune",
+        lambda: pruning.prune_model(
+            model,
+            splits,
+            kind,
+            config.prune,
+            seed=config.seed,
+            score=lambda m: _keras_val_auroc(m, splits, kind),
+            rates=rates,
+            max_sensitivity_drop=config.evaluation.max_sensitivity_drop,
+            max_specificity_drop=config.evaluation.max_specificity_drop,
+            max_brier_increase=config.evaluation.max_brier_increase,
+        ),
+    )
+    pruning_report = pruned.to_json()
+    pruning_report["structured"] = structured_report
+    pruning_report["flatten"] = flatten_report
+    history = pruning_report["finetune"]
+    pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
+    finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
+    reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
+    val_rates = None if rates is None else rates(model)
+    return Pruned(model, pruning_report, source_parameters, reference_val_auroc, val_rates)

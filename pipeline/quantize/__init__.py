@@ -1,0 +1,1 @@
+"""Quantization: full-integer post-training quantization and its verification on runtimes."""

@@ -1,0 +1,86 @@
+"""The verify stage: the int8 file on every target runtime; a failing sparse encoding is dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import BuildConfig
+
+
+def verify_stage(
+    model: Any,
+    splits: Any,
+    config: BuildConfig,
+    quant: Any,
+    path: Any,
+    kind: Any,
+    reference_val_auroc: float | None,
+    progress: Callable[[str], None],
+    rates: Any = None,
+) -> Any:
+    """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
+    from dataclasses import replace
+
+    from converters import tflite
+    from converters.inspection import inspect_tflite
+    from pipeline.evaluate.metrics import predictions, probabilities
+    from pipeline.quantize import ptq as quantization
+    from pipeline.quantize.verification import target_name, verify
+
+    x_test = splits.model_inputs("test")
+    if quant.postprocess == "none":
+        reference = model.predict(x_test, verbose=0, batch_size=256)
+    else:
+        with tflite.logits_view(model) as (view, _):
+            reference = view.predict(x_test, verbose=0, batch_size=256)
+
+    threshold = rates.threshold if rates is not None else 0.5
+
+    def predict(outputs: np.ndarray) -> np.ndarray:
+        probs = probabilities(outputs, quant.output_kind)
+        return predictions(probs, splits.positive_class, threshold)
+
+    def run_checks(data_path: Any) -> list[Any]:
+        info = inspect_tflite(data_path)
+        scale = info.tensors[info.outputs[0]].scale
+        return verify(
+            data_path,
+            x_test,
+            reference,
+            scale[0] if scale else 1.0,
+            predict,
+            config.quantize.runtimes,
+            config.quantize.runtime_python,
+            config.device.devices,
+        )
+
+    progress("verify runtimes")
+    checks = run_checks(path)
+    sparse = {"requested": config.quantize.sparse_encoding, "kept": False, "reason": None}
+    if config.quantize.sparse_encoding:
+        failed = [c for c in checks if c.status != "ok"]
+        if failed:
+            sparse["reason"] = "; ".join(
+                f"{target_name(c.target)}: {c.status} ({c.reason})" for c in failed
+            )
+            dense_config = replace(config.quantize, sparse_encoding=False)
+            quant = quantization.quantize(
+                model,
+                splits,
+                dense_config,
+                kind,
+                reference_val_auroc,
+                config.seed,
+                progress,
+                rates=rates,
+            )
+            path.write_bytes(quant.tflite)
+            checks = run_checks(path)
+        else:
+            sparse["kept"] = True
+    quant.report["sparse_encoding"] = sparse
+    quant.report["verification"] = [c.to_json() for c in checks]
+    return quant

@@ -1,0 +1,1 @@
+"""Release: the build orchestration, gates, manifest, report, sweep and its Ray cluster."""

@@ -1,0 +1,228 @@
+"""`bedside-lite build`: load -> prune -> (fine-tune) -> convert -> verify -> evaluate ->
+bench -> report, each stage handing a typed result to the next."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.clock import StageClock
+from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
+from pipeline.data.stage import load_stage
+from pipeline.device.stage import bench_stage
+from pipeline.evaluate.stage import (
+    evaluate_variants,
+    int8_rate_budget,
+    operating_point_stage,
+)
+from pipeline.prune.stage import prune_stage
+from pipeline.quantize.stage import verify_stage
+from pipeline.release import artifacts
+from pipeline.release.onnx import onnx_stage
+from pipeline.release.warnings import (
+    bench_warnings,
+    flatten_warnings,
+    quantization_warnings,
+    structured_warnings,
+)
+
+JOB_FILE = "job.resolved.toml"
+JOB_HEADER = (
+    "The resolved job of this build (flags > job file > defaults). Re-run it with:\n"
+    "  bedside-lite build --config job.resolved.toml --out DIR"
+)
+
+
+def build(
+    config: BuildConfig,
+    progress: Callable[[str], None] = lambda _: None,
+    reference: Path | None = None,
+) -> dict[str, Any]:
+    """Runs the whole pipeline and returns the report (also written as report.json).
+
+    `reference` is a saved embedded reference model to use instead of training it (sweep).
+
+    Raises:
+        BedsideError: bad input, at the stage that found it; nothing is left in `out`.
+    """
+    from pipeline.data import splits as data_mod
+
+    _require_inputs(config)  # a missing input is named before a non-empty --out
+    artifacts.check_output_dir(config.out, config.overwrite)
+    if config.export.onnx:
+        from converters.onnx_export import require_extra
+
+        require_extra()  # before any heavy work
+    clock = StageClock(progress)
+    started = time.perf_counter()
+
+    loaded = load_stage(config, clock, reference)
+    model, splits, kind = loaded.model, loaded.splits, loaded.kind
+    model_source, input_shape = loaded.source, loaded.input_shape
+
+    from converters import tflite
+    from pipeline.config import jobfile
+    from pipeline.quantize import ptq as quantization
+    from pipeline.release import gates as gates_mod
+    from pipeline.release import manifest
+    from pipeline.release import report as report_mod
+
+    baseline = gates_mod.load_baseline(config.gates.baseline) if config.gates.baseline else None
+    with artifacts.Staging(config.out) as stage:
+        paths = {}
+        paths[Variant.FLOAT32] = stage.write_bytes(
+            Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model))
+        )
+
+        point = clock.run(
+            "operating point",
+            lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
+        )
+        threshold = point.threshold
+        pruned = prune_stage(model, splits, kind, config, clock, threshold=threshold)
+        model, pruning_report = pruned.model, pruned.report
+        source_parameters, reference_val_auroc = pruned.source_parameters, pruned.val_auroc
+        rate_budget = int8_rate_budget(config, threshold, pruned.val_rates)
+
+        paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
+            Variant.PRUNED_FLOAT32.filename,
+            clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
+        )
+        quant = clock.run(
+            "quantize int8",
+            lambda: quantization.quantize(
+                model,
+                splits,
+                config.quantize,
+                kind,
+                reference_val_auroc,
+                config.seed,
+                progress,
+                rates=rate_budget,
+            ),
+        )
+        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+        quant = clock.run(
+            "verify runtimes",
+            lambda: verify_stage(
+                model,
+                splits,
+                config,
+                quant,
+                paths[Variant.INT8],
+                kind,
+                reference_val_auroc,
+                progress,
+                rates=rate_budget,
+            ),
+        )
+        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+
+        # provenance inside every model file; outputs checked unchanged (pipeline/manifest.py)
+        job = jobfile.job_from_config(config)
+        embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+        embedded_sha256 = clock.run(
+            "embed manifest",
+            lambda: manifest.embed_files(paths, embedded, splits.model_inputs("test")[:32]),
+        )
+
+        # evaluate every variant by running the .tflite files in the interpreter
+        metrics = clock.run(
+            "evaluate",
+            lambda: evaluate_variants(
+                paths, splits, "test", kind, quant.output_kind, config, point=point
+            ),
+        )
+        onnx_doc = None
+        if config.export.onnx:
+            onnx_doc = clock.run(
+                "export onnx",
+                lambda: onnx_stage(
+                    model, splits, config, quant, kind, paths, stage, threshold=threshold
+                ),
+            )
+
+        bench = bench_stage(paths, config, clock)
+
+        data_mod.write_preprocessing(
+            stage.dir / "preprocessing.json",
+            splits,
+            input_shape,
+            postprocess=quant.postprocess,
+            decision_threshold=config.evaluation.decision_threshold
+            if threshold is None
+            else threshold,
+        )
+        report: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": {
+                "source": model_source,
+                "input_shape": list(input_shape),
+                "output_kind": kind.value,
+                "parameters": source_parameters,
+            },
+            "data": splits.summary(),
+            "operating_point": point.report,
+            "pruning": pruning_report,
+            "quantization": quant.report,
+            "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
+            "metrics": metrics,
+            "bench": bench,
+            "warnings": [
+                *splits.warnings,
+                *structured_warnings(pruning_report.get("structured"), config.prune),
+                *flatten_warnings(pruning_report.get("flatten")),
+                *quantization_warnings(quant.report),
+                *bench_warnings(bench),
+            ],
+            "timings_s": clock.seconds,
+        }
+        if onnx_doc is not None:
+            report["artifacts"].update(onnx_doc["artifacts"])
+            report["metrics"].update(onnx_doc["metrics"])
+            report["onnx"] = {"parity": onnx_doc["parity"]}
+            report["warnings"] += onnx_doc["warnings"]
+        report["gates"] = gates_mod.evaluate(report, config, baseline)
+        report["provenance"] = {
+            "job": JOB_FILE,
+            "manifest": manifest.MANIFEST_FILE,
+            "tflite_metadata": manifest.METADATA_NAME,
+            "embedded_sha256": embedded_sha256,
+        }
+        report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+        (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
+        clock.run(
+            "report", lambda: report_mod.write_documents(report, stage.dir, html=config.export.html)
+        )
+        (stage.dir / JOB_FILE).write_text(jobfile.dumps(job, header=JOB_HEADER))
+        manifest.write(
+            stage.dir, config, job, embedded, embedded_sha256, [p.name for p in paths.values()]
+        )
+        stage.commit()
+    return report
+
+
+def _require_inputs(config: BuildConfig) -> None:
+    """Checks that every input path exists, the most fundamental problem a user can have."""
+    from pipeline.data import splits as data_mod
+    from pipeline.models import require_exists
+
+    if config.model is not None:
+        require_exists(config.model)
+    if config.data.path is not None:
+        data_mod.require_exists(config.data.path)
+    if config.data.calibration is not None:
+        data_mod.require_exists(config.data.calibration, "--calibration-data")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
