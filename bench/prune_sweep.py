@@ -98,10 +98,10 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    from pipeline import prune as pruning
     from pipeline.config import PruneConfig, PruneSchedule
     from pipeline.data import splits as data_mod
     from pipeline.models import output_kind
-    from pipeline.prune import magnitude as pruning
 
     tf.config.experimental.enable_op_determinism()
     raw = data_mod.load(args.data, positive_class=MALIGNANT)

@@ -97,9 +97,9 @@ def train(
     (the pipeline's augmenter) and a learning rate decayed to 0 along a cosine."""
     import keras
 
-    from pipeline.config import LrSchedule, PruneConfig
+    from pipeline.config import LrSchedule
     from pipeline.models import output_kind
-    from pipeline.prune import magnitude as pruning
+    from pipeline.prune.finetune import FinetuneRecipe, finetune
 
     keras.utils.set_random_seed(seed)
     model = build()
@@ -115,10 +115,8 @@ def train(
             verbose=0,
         )
     else:  # the fine-tuning helper, run from scratch, is that loop
-        config = PruneConfig(target_sparsity=0.0, finetune_epochs=epochs)
-        empty = pruning.PruningResult(None, {}, None, {})
-        pruning.finetune(model, splits, output_kind(model), [], empty, config, seed=seed,
-                         augment=augment, lr_schedule=LrSchedule.COSINE)  # fmt: skip
+        recipe = FinetuneRecipe(epochs, augment, LrSchedule.COSINE)
+        finetune(model, splits, output_kind(model), recipe, seed=seed)
     return model, time.perf_counter() - start
 
 
@@ -182,31 +180,24 @@ def auroc_delta_ci(
 
 def finetuned_copy(model: Any, splits: Any, kind: Any, recipe: Any, seed: int, teacher: Any) -> Any:
     """A copy of `model` fine-tuned by the pipeline's helper (the build's fine-tuning) with
-    the recipe of a StructuredConfig, distilling from `teacher`."""
+    a FinetuneRecipe, distilling from `teacher`."""
     import keras
 
-    from pipeline.config import PruneConfig
-    from pipeline.prune import magnitude as pruning
+    from pipeline.prune.finetune import finetune
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    config = PruneConfig(target_sparsity=0.0, finetune_epochs=recipe.finetune_epochs)
-    empty = pruning.PruningResult(None, {}, None, {})
-    pruning.finetune(
-        copy, splits, kind, [], empty, config, seed=seed, augment=recipe.augment,
-        lr_schedule=recipe.lr_schedule, teacher=teacher, distill=recipe.distill,
-    )  # fmt: skip
+    finetune(copy, splits, kind, recipe, teacher=teacher, seed=seed)
     return copy
 
 
 def finetune_recipe(args: argparse.Namespace, epochs: int) -> Any:
     """The build's structured fine-tuning recipe as given on the command line."""
-    from pipeline.config import StructuredConfig
+    from pipeline.prune.finetune import FinetuneRecipe
 
-    return StructuredConfig(
-        finetune_epochs=epochs, augment=args.augment, lr_schedule=args.lr_schedule,
-        distill=args.distill,
-    )  # fmt: skip
+    return FinetuneRecipe(
+        epochs, tuple(dict.fromkeys(args.augment)), args.lr_schedule, args.distill
+    )
 
 
 def variants_of_model(

@@ -50,8 +50,8 @@ def prune_stage(
     """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
     operating point's `threshold`, auto sparsity also watches the validation sensitivity,
     specificity and Brier score there."""
-    from pipeline.prune import magnitude as pruning
     from pipeline.prune.flatten import flatten, needs_flattening
+    from pipeline.prune.outcome import prune_model
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
     # for the rest of the build (the float32 variant converted before stays the original)
@@ -90,7 +90,7 @@ def prune_stage(
     # prune (auto: search the sparsity) and fine-tune, in place
     pruned = clock.run(
         "prune",
-        lambda: pruning.prune_model(
+        lambda: prune_model(
             model,
             splits,
             kind,

@@ -1,5 +1,5 @@
 """The fine-tuning recipe of structured pruning: image augmentation, cosine learning rate and
-distillation from the unpruned model (pipeline.prune.magnitude.finetune)."""
+distillation from the unpruned model (pipeline.prune.finetune)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline import prune as pruning
 from pipeline.cli import main
-from pipeline.config import LrSchedule, PruneConfig, StructuredConfig
+from pipeline.config import LrSchedule, StructuredConfig
 from pipeline.errors import ConfigError
 from pipeline.models import OutputKind, output_kind
-from pipeline.prune import magnitude as pruning
 from pipeline.prune import structured
 from tests import models
 from tests.pipeline.test_structured import _build, synthetic_splits
@@ -71,11 +71,8 @@ def test_shift_translates_images_within_their_shape() -> None:
 def test_cosine_schedule_ends_at_zero_and_constant_stays(schedule: LrSchedule) -> None:
     model = models.mlp(5)
     splits = synthetic_splits(model)
-    empty = pruning.PruningResult(None, {}, None, {})
-    config = PruneConfig(target_sparsity=0.0, finetune_epochs=2)
-    done = pruning.finetune(
-        model, splits, output_kind(model), [], empty, config, lr_schedule=schedule
-    )
+    recipe = pruning.FinetuneRecipe(epochs=2, lr_schedule=schedule)
+    done = pruning.finetune(model, splits, output_kind(model), recipe)
     assert done.steps == 4  # 64 samples, batch 32
     rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     assert rate == pytest.approx(0.0 if schedule is LrSchedule.COSINE else 1e-3, abs=1e-9)
@@ -91,9 +88,9 @@ def test_masks_hold_through_augmented_distilled_finetuning() -> None:
     pruning.apply_masks(weights, result.masks)
     before = [w.copy() for w in model.get_weights()]
     pruning.finetune(
-        model, splits, output_kind(model), weights, result,
-        PruneConfig(target_sparsity=0.5, finetune_epochs=2),
-        augment=("hflip", "shift"), lr_schedule=LrSchedule.COSINE, teacher=teacher, distill=0.5,
+        model, splits, output_kind(model),
+        pruning.FinetuneRecipe(2, ("hflip", "shift"), LrSchedule.COSINE, distill=0.5),
+        masks=pruning.HeldMasks(weights, result), teacher=teacher,
     )  # fmt: skip
     after = model.get_weights()
     zeros = sum(int(np.sum(b == 0)) for b in before)
@@ -104,11 +101,10 @@ def test_masks_hold_through_augmented_distilled_finetuning() -> None:
 
 def test_augmenting_a_non_image_input_is_a_config_error() -> None:
     model = models.mlp(5)
-    empty = pruning.PruningResult(None, {}, None, {})
     with pytest.raises(ConfigError, match=r"needs a model input of shape \(N, H, W, C\)"):
         pruning.finetune(
-            model, synthetic_splits(model), output_kind(model), [], empty,
-            PruneConfig(target_sparsity=0.0, finetune_epochs=1), augment=("hflip",),
+            model, synthetic_splits(model), output_kind(model),
+            pruning.FinetuneRecipe(epochs=1, augment=("hflip",)),
         )  # fmt: skip
 
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline import prune as pruning
 from pipeline.config import PruneConfig, StructuredConfig, StructuredCriterion
 from pipeline.models import output_kind
-from pipeline.prune import magnitude as pruning
 from pipeline.prune import structured
 from pipeline.prune.flatten import SEPARATOR, flatten, needs_flattening
 from pipeline.prune.macs import count_macs, total_macs

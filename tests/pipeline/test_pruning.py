@@ -9,12 +9,12 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline import prune as pruning
 from pipeline.config import PruneConfig, PruneSchedule, PruneScope
 from pipeline.data.splits import Preprocessing, Splits
 from pipeline.errors import ConfigError, ModelError
 from pipeline.evaluate.metrics import evaluate, probabilities
 from pipeline.models import OutputKind, output_kind
-from pipeline.prune import magnitude as pruning
 from tests import models
 
 # Sequential and functional models over every prunable layer kind.
@@ -296,8 +296,9 @@ def test_masks_hold_through_finetuning(kind: str, schedule: PruneSchedule) -> No
     before_w, before_b = kernels(model), biases(model)
 
     tuned = pruning.finetune(
-        model, splits, output_kind(model), weights, result, config, schedule=sched
-    )
+        model, splits, output_kind(model), pruning.FinetuneRecipe.for_threshold(config),
+        masks=pruning.HeldMasks.for_config(weights, result, config, sched),
+    )  # fmt: skip
 
     after_w, after_b = kernels(model), biases(model)
     assert tuned.steps == 6
