@@ -235,13 +235,13 @@ def where_ran(node_id: str | None, seconds: float) -> dict[str, Any]:
 
 def int8_metrics(doc: Mapping[str, Any]) -> VariantMetrics:
     """A point's int8 metrics (validation split), typed."""
-    return VariantMetrics.from_json(doc["metrics"]["int8"])
+    return VariantMetrics.from_json(doc["metrics"]["int8"], strict=False)
 
 
 def int8_p50(doc: Mapping[str, Any]) -> float | None:
     """A point's int8 p50 latency (ms); None without a bench that measured it."""
     entry = (doc.get("bench") or {}).get("int8")
-    b = read_bench({"int8": entry})["int8"] if entry else None
+    b = read_bench({"int8": entry}, strict=False)["int8"] if entry else None
     return b.latency_ms.get("p50") if b is not None and b.ok else None
 
 
@@ -549,7 +549,7 @@ def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
     )
     rows = []
     for d in sorted(summary["points"], key=lambda d: _int8(d, "bytes")):
-        f32 = VariantMetrics.from_json(d["metrics"]["float32"]).auroc
+        f32 = VariantMetrics.from_json(d["metrics"]["float32"], strict=False).auroc
         i8 = _int8(d, "auroc")
         mark = "**recommended**" if rec and rec["key"] == d["key"] else ""
         rows.append(

@@ -56,7 +56,7 @@ def _hints(cls: Any) -> dict[str, Any]:
 _HINTS: dict[Any, dict[str, Any]] = {}
 
 
-def _from_json(tp: Any, value: Any) -> Any:
+def _from_json(tp: Any, value: Any, strict: bool = True) -> Any:
     """`value` (JSON) as type `tp`: records, views, lists, tuples and dicts of them."""
     if value is None:
         return None
@@ -64,25 +64,28 @@ def _from_json(tp: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:
-            return _from_json(options[0], value)
+            return _from_json(options[0], value, strict)
         records = [a for a in options if isinstance(a, type) and issubclass(a, Record)]
+        if not records:
+            return value
         errors = []
-        for record in records:  # the first record whose keys match (strict from_json)
+        # the first record whose keys match exactly; reading leniently, the first that reads
+        for record, exact in [(r, True) for r in records] + [(r, strict) for r in records]:
             try:
-                return record.from_json(value)
+                return record.from_json(value, strict=exact)
             except ValueError as exc:
                 errors.append(str(exc))
-        if records:
-            raise ValueError("; ".join(errors))
-        return value
-    if isinstance(tp, type) and issubclass(tp, Record | View):
+        raise ValueError("; ".join(dict.fromkeys(errors)))
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return tp.from_json(value, strict=strict)
+    if isinstance(tp, type) and issubclass(tp, View):
         return tp.from_json(value)
     if origin is list:
-        return [_from_json(args[0], v) for v in value]
+        return [_from_json(args[0], v, strict) for v in value]
     if origin is tuple:
-        return tuple(_from_json(args[0], v) for v in value)
+        return tuple(_from_json(args[0], v, strict) for v in value)
     if origin is dict:
-        return {k: _from_json(args[1], v) for k, v in value.items()}
+        return {k: _from_json(args[1], v, strict) for k, v in value.items()}
     return value
 
 
@@ -109,17 +112,23 @@ class Record:
         return names
 
     @classmethod
-    def from_json(cls: type[R], doc: Mapping[str, Any]) -> R:
+    def from_json(cls: type[R], doc: Mapping[str, Any], strict: bool = True) -> R:
         """The record of a JSON object.
 
+        Args:
+            doc: the JSON object.
+            strict: demand exactly the record's keys (a build's own blocks). False reads
+                what a partial or hand-made report holds: a missing key reads as None and
+                a key the record does not name is ignored.
+
         Raises:
-            ValueError: a key the record requires is missing, or one it does not name is
-                present.
+            ValueError: (strict) a key the record requires is missing, or one it does not
+                name is present.
         """
         if not isinstance(doc, Mapping):
             raise ValueError(f"{cls.__name__}: expected a JSON object; received {doc!r}.")
         unknown = set(doc) - cls.keys()
-        if unknown:
+        if unknown and strict:
             raise ValueError(
                 f"{cls.__name__}: report key(s) {sorted(unknown)} are not part of schema "
                 f"version 1; expected only {sorted(cls.keys())}."
@@ -131,10 +140,12 @@ class Record:
                 flat = _record_type(tp)
                 assert flat is not None, f"{cls.__name__}.{f.name} is not a record"
                 present = {k: doc[k] for k in flat.keys() if k in doc}
-                kwargs[f.name] = flat.from_json(present) if present else None
+                kwargs[f.name] = flat.from_json(present, strict) if present else None
             elif f.name in doc:
-                kwargs[f.name] = _from_json(tp, doc[f.name])
-            elif not f.metadata.get("omit"):
+                kwargs[f.name] = _from_json(tp, doc[f.name], strict)
+            elif not strict and f.default_factory is dataclasses.MISSING:
+                kwargs[f.name] = None if f.default is dataclasses.MISSING else f.default
+            elif strict and not f.metadata.get("omit"):
                 raise ValueError(
                     f"{cls.__name__}: report key '{f.name}' is missing; received keys "
                     f"{sorted(doc)}."
@@ -409,9 +420,9 @@ class BenchFailed(Record):
 BenchSummary = BenchOk | BenchFailed
 
 
-def read_bench(doc: Mapping[str, Any]) -> dict[str, BenchSummary]:
-    """The `bench` block (variant -> summary) of its JSON object."""
-    return {variant: _from_json(BenchSummary, entry) for variant, entry in doc.items()}
+def read_bench(doc: Mapping[str, Any], strict: bool = True) -> dict[str, BenchSummary]:
+    """The `bench` block (variant -> summary) of its JSON object (see Record.from_json)."""
+    return {variant: _from_json(BenchSummary, entry, strict) for variant, entry in doc.items()}
 
 
 # --- gates, ONNX, pruning and quantization -------------------------------------------
@@ -552,8 +563,9 @@ class BuildReport(Record):
 
     @classmethod
     def coerce(cls, report: BuildReport | Mapping[str, Any]) -> BuildReport:
-        """A typed report, from itself or from report.json's dict."""
-        return report if isinstance(report, BuildReport) else cls.from_json(report)
+        """A typed report, from itself or from a report.json dict (read leniently: tests and
+        tools hand in partial reports)."""
+        return report if isinstance(report, BuildReport) else cls.from_json(report, strict=False)
 
     def first_metrics(self) -> VariantMetrics | None:
         return next(iter(self.metrics.values()), None)
