@@ -35,13 +35,13 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     console = Console(stderr=options.json, width=max(Console().width, 120))  # intervals
     if options.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     elif not options.quiet:
         from pipeline.release.report import print_summary
 
         print_summary(report, console)
         console.print(f"artifacts in {config.out}/ (report.md, manifest.json)")
-    return _gate_failures(report["gates"])
+    return _gate_failures(report.gates.to_json() if report.gates is not None else {})
 
 
 def _run_init(args: argparse.Namespace) -> int:

@@ -107,17 +107,16 @@ def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
         table.add_column(column, justify="left" if column == "point" else "right")
     rec = summary["recommended"]
     for d in summary["points"]:
-        m, b = d["metrics"]["int8"], (d.get("bench") or {}).get("int8") or {}
-        p50 = b.get("latency_ms", {}).get("p50")
+        m, p50 = sweep.int8_metrics(d), sweep.int8_p50(d)
         mark = ("recommended" if rec and rec["key"] == d["key"] else "") + (
             " pareto" if d["pareto"] else ""
         )
         table.add_row(
             sweep.label(d["params"]),
             f"{d['artifacts']['int8']['bytes'] / 1024:.1f}",
-            "-" if m.get("auroc") is None else f"{m['auroc']:.4f}",
-            "-" if m.get("sensitivity") is None else f"{m['sensitivity']:.3f}",
-            "-" if m.get("specificity") is None else f"{m['specificity']:.3f}",
+            "-" if m.auroc is None else f"{m.auroc:.4f}",
+            "-" if m.sensitivity is None else f"{m.sensitivity:.3f}",
+            "-" if m.specificity is None else f"{m.specificity:.3f}",
             "-" if p50 is None else f"{p50:.4f}",
             "pass" if d["gates"]["passed"] else "FAIL",
             mark.strip(),

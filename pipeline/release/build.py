@@ -13,17 +13,32 @@ import numpy as np
 
 from pipeline.clock import StageClock
 from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
-from pipeline.data.stage import load_stage
+from pipeline.data.stage import Loaded, load_stage
 from pipeline.device.stage import bench_stage
 from pipeline.evaluate.stage import (
+    OperatingPoint,
     evaluate_variants,
     int8_rate_budget,
     operating_point_stage,
 )
-from pipeline.prune.stage import prune_stage
+from pipeline.prune.stage import Pruned, prune_stage
 from pipeline.quantize.stage import verify_stage
 from pipeline.release import artifacts
 from pipeline.release.onnx import onnx_stage
+from pipeline.release.report.schema import (
+    Artifact,
+    BuildReport,
+    DataSummary,
+    Gates,
+    ModelInfo,
+    OnnxInfo,
+    OperatingPointInfo,
+    Provenance,
+    PruningInfo,
+    QuantizationInfo,
+    VariantMetrics,
+    read_bench,
+)
 from pipeline.release.warnings import (
     bench_warnings,
     flatten_warnings,
@@ -42,7 +57,7 @@ def build(
     config: BuildConfig,
     progress: Callable[[str], None] = lambda _: None,
     reference: Path | None = None,
-) -> dict[str, Any]:
+) -> BuildReport:
     """Runs the whole pipeline and returns the report (also written as report.json).
 
     `reference` is a saved embedded reference model to use instead of training it (sweep).
@@ -63,7 +78,7 @@ def build(
 
     loaded = load_stage(config, clock, reference)
     model, splits, kind = loaded.model, loaded.splits, loaded.kind
-    model_source, input_shape = loaded.source, loaded.input_shape
+    input_shape = loaded.input_shape
 
     from converters import tflite
     from pipeline.config import jobfile
@@ -85,8 +100,7 @@ def build(
         )
         threshold = point.threshold
         pruned = prune_stage(model, splits, kind, config, clock, threshold=threshold)
-        model, pruning_report = pruned.model, pruned.report
-        source_parameters, reference_val_auroc = pruned.source_parameters, pruned.val_auroc
+        model, reference_val_auroc = pruned.model, pruned.val_auroc
         rate_budget = int8_rate_budget(config, threshold, pruned.val_rates)
 
         paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
@@ -158,44 +172,20 @@ def build(
             if threshold is None
             else threshold,
         )
-        report: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "model": {
-                "source": model_source,
-                "input_shape": list(input_shape),
-                "output_kind": kind.value,
-                "parameters": source_parameters,
-            },
-            "data": splits.summary(),
-            "operating_point": point.report,
-            "pruning": pruning_report,
-            "quantization": quant.report,
-            "artifacts": {v.value: artifacts.describe(p, config.out) for v, p in paths.items()},
-            "metrics": metrics,
-            "bench": bench,
-            "warnings": [
-                *splits.warnings,
-                *structured_warnings(pruning_report.get("structured"), config.prune),
-                *flatten_warnings(pruning_report.get("flatten")),
-                *quantization_warnings(quant.report),
-                *bench_warnings(bench),
-            ],
-            "timings_s": clock.seconds,
-        }
+        report = _report(loaded, pruned, quant.report, point, paths, metrics, bench, config, clock)
         if onnx_doc is not None:
-            report["artifacts"].update(onnx_doc["artifacts"])
-            report["metrics"].update(onnx_doc["metrics"])
-            report["onnx"] = {"parity": onnx_doc["parity"]}
-            report["warnings"] += onnx_doc["warnings"]
-        report["gates"] = gates_mod.evaluate(report, config, baseline)
-        report["provenance"] = {
-            "job": JOB_FILE,
-            "manifest": manifest.MANIFEST_FILE,
-            "tflite_metadata": manifest.METADATA_NAME,
-            "embedded_sha256": embedded_sha256,
-        }
-        report["timings_s"]["total"] = round(time.perf_counter() - started, 3)
-        (stage.dir / "report.json").write_text(json.dumps(report, indent=2, default=_json) + "\n")
+            _add_onnx(report, onnx_doc)
+        report.gates = Gates.from_json(gates_mod.evaluate(report.to_json(), config, baseline))
+        report.provenance = Provenance(
+            job=JOB_FILE,
+            manifest=manifest.MANIFEST_FILE,
+            tflite_metadata=manifest.METADATA_NAME,
+            embedded_sha256=embedded_sha256,
+        )
+        report.timings_s["total"] = round(time.perf_counter() - started, 3)
+        (stage.dir / "report.json").write_text(
+            json.dumps(report.to_json(), indent=2, default=_json) + "\n"
+        )
         clock.run(
             "report", lambda: report_mod.write_documents(report, stage.dir, html=config.export.html)
         )
@@ -205,6 +195,57 @@ def build(
         )
         stage.commit()
     return report
+
+
+def _report(
+    loaded: Loaded,
+    pruned: Pruned,
+    quantization: dict[str, Any],
+    point: OperatingPoint,
+    paths: dict[Variant, Path],
+    metrics: dict[str, Any],
+    bench: dict[str, Any],
+    config: BuildConfig,
+    clock: StageClock,
+) -> BuildReport:
+    """The report of the stages' results, before the gates judge it."""
+    splits, pruning = loaded.splits, pruned.report
+    return BuildReport(
+        schema_version=SCHEMA_VERSION,
+        model=ModelInfo(
+            source=loaded.source,
+            input_shape=list(loaded.input_shape),
+            output_kind=loaded.kind.value,
+            parameters=pruned.source_parameters,
+        ),
+        data=DataSummary.from_json(splits.summary()),
+        operating_point=OperatingPointInfo.from_json(point.report),
+        pruning=PruningInfo(pruning),
+        quantization=QuantizationInfo(quantization),
+        artifacts={
+            v.value: Artifact.from_json(artifacts.describe(p, config.out)) for v, p in paths.items()
+        },
+        metrics={v: VariantMetrics.from_json(m) for v, m in metrics.items()},
+        bench=read_bench(bench),
+        warnings=[
+            *splits.warnings,
+            *structured_warnings(pruning.get("structured"), config.prune),
+            *flatten_warnings(pruning.get("flatten")),
+            *quantization_warnings(quantization),
+            *bench_warnings(bench),
+        ],
+        timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s
+    )
+
+
+def _add_onnx(report: BuildReport, onnx_doc: dict[str, Any]) -> None:
+    """The .onnx files, their metrics and parity, and their warnings."""
+    for name, artifact in onnx_doc["artifacts"].items():
+        report.artifacts[name] = Artifact.from_json(artifact)
+    for name, metrics in onnx_doc["metrics"].items():
+        report.metrics[name] = VariantMetrics.from_json(metrics)
+    report.onnx = OnnxInfo(parity=onnx_doc["parity"])
+    report.warnings += onnx_doc["warnings"]
 
 
 def _require_inputs(config: BuildConfig) -> None:

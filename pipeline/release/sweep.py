@@ -30,6 +30,7 @@ from typing import Any
 
 from pipeline.config import BuildConfig, Variant
 from pipeline.errors import ConfigError, OutputError
+from pipeline.release.report.schema import BuildReport, Gates, VariantMetrics, read_bench
 
 POINTS_DIR = "points"
 CONFIRM_DIR = "confirm"
@@ -38,6 +39,15 @@ SWEEP_MD = "sweep.md"
 REFERENCE_PREFIX = "reference-"
 # Sections of a point's job that do not change its measured result
 _UNKEYED_SECTIONS = ("export", "gates")
+# What a point keeps of the pruning and quantization blocks
+_POINT_PRUNING = (
+    "threshold",
+    "target_sparsity",
+    "achieved_sparsity",
+    "schedule",
+    "finetune_epochs",
+)
+_POINT_QUANTIZATION = ("recipe", "activations", "calibration_samples", "full_integer")
 
 
 @dataclass(frozen=True)
@@ -200,19 +210,8 @@ def evaluate_point(
         "artifacts": sizes,
         "metrics": metrics,
         "bench": bench,
-        "pruning": {
-            k: p.get(k)
-            for k in (
-                "threshold",
-                "target_sparsity",
-                "achieved_sparsity",
-                "schedule",
-                "finetune_epochs",
-            )
-        },
-        "quantization": {
-            k: q.get(k) for k in ("recipe", "activations", "calibration_samples", "full_integer")
-        },
+        "pruning": {k: p.get(k) for k in _POINT_PRUNING},
+        "quantization": {k: q.get(k) for k in _POINT_QUANTIZATION},
         "timings_s": clock.seconds,
     }
 
@@ -234,13 +233,24 @@ def where_ran(node_id: str | None, seconds: float) -> dict[str, Any]:
     return {"node": {"id": node_id, "hostname": socket.gethostname()}, "wall_s": seconds}
 
 
+def int8_metrics(doc: Mapping[str, Any]) -> VariantMetrics:
+    """A point's int8 metrics (validation split), typed."""
+    return VariantMetrics.from_json(doc["metrics"]["int8"], strict=False)
+
+
+def int8_p50(doc: Mapping[str, Any]) -> float | None:
+    """A point's int8 p50 latency (ms); None without a bench that measured it."""
+    entry = (doc.get("bench") or {}).get("int8")
+    b = read_bench({"int8": entry}, strict=False)["int8"] if entry else None
+    return b.latency_ms.get("p50") if b is not None and b.ok else None
+
+
 def _int8(doc: Mapping[str, Any], what: str) -> Any:
     if what == "bytes":
         return doc["artifacts"]["int8"]["bytes"]
     if what == "p50":
-        b = doc.get("bench", {}).get("int8") or {}
-        return b.get("latency_ms", {}).get("p50") if b.get("status") == "ok" else None
-    return doc["metrics"]["int8"].get(what)
+        return int8_p50(doc)
+    return int8_metrics(doc).value(what)
 
 
 def pareto(points: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -505,7 +515,7 @@ def _confirm(
     out = options.out / CONFIRM_DIR / key
     report_path = out / "report.json"
     if report_path.is_file():
-        report = json.loads(report_path.read_text())
+        report = BuildReport.from_json(json.loads(report_path.read_text()))
     else:
         if reference is None and config.model is None:
             reference = next(options.out.glob(f"{REFERENCE_PREFIX}*.keras"), None)
@@ -513,15 +523,16 @@ def _confirm(
         report = build(
             config, progress=lambda stage: progress(f"confirm: {stage}"), reference=reference
         )
-    test = report["metrics"]["int8"]
+    test = report.metrics["int8"]
+    gates = report.gates or Gates(passed=True, checks=[], baseline=None)
     return {
         "key": key,
         "params": best["params"],
         "out": str(out),
-        "gates_passed": report["gates"]["passed"],
-        "failed_gates": [c for c in report["gates"]["checks"] if not c["passed"]],
-        "test": {k: test.get(k) for k in ("auroc", "sensitivity", "specificity", "accuracy")},
-        "int8_bytes": report["artifacts"]["int8"]["bytes"],
+        "gates_passed": gates.passed,
+        "failed_gates": [c.to_json() for c in gates.failed()],
+        "test": {k: test.value(k) for k in ("auroc", "sensitivity", "specificity", "accuracy")},
+        "int8_bytes": report.artifacts["int8"].bytes,
     }
 
 
@@ -538,7 +549,7 @@ def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
     )
     rows = []
     for d in sorted(summary["points"], key=lambda d: _int8(d, "bytes")):
-        f32 = d["metrics"]["float32"].get("auroc")
+        f32 = VariantMetrics.from_json(d["metrics"]["float32"], strict=False).auroc
         i8 = _int8(d, "auroc")
         mark = "**recommended**" if rec and rec["key"] == d["key"] else ""
         rows.append(

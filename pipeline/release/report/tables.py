@@ -1,0 +1,209 @@
+"""Lines and table rows of a build report, shared by the terminal summary and report.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.release.report.schema import (
+    BenchSummary,
+    BuildReport,
+    Gates,
+    PairedDiff,
+    VariantMetrics,
+)
+
+FLIP_CASES_SHOWN = 20  # changed cases listed per variant in report.md; all in report.json
+
+VARIANT_HEADER = (
+    "variant",
+    "size",
+    "AUROC",
+    "sensitivity",
+    "specificity",
+    "accuracy",
+    "agreement",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MB",
+)
+
+
+def fmt(value: Any, spec: str = ".4f") -> str:
+    """`value` formatted, `-` for None."""
+    return "-" if value is None else format(value, spec)
+
+
+def cell(value: Any) -> str:
+    """A table cell: numbers to 4 significant places, None as `-`, booleans as yes/no."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0 or abs(value) >= 1000 or abs(value) < 0.001:
+            return f"{value:.4g}"
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value)
+    return str(value)
+
+
+def _kb(nbytes: int | None) -> str:
+    return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
+
+
+def with_ci(m: VariantMetrics | None, metric: str, spec: str, sep: str = " ") -> str:
+    """`0.907 [0.81, 0.98]`: a value with its 95% interval, when the build computed one."""
+    value = None if m is None else m.value(metric)
+    ci = None if m is None else m.interval(metric)
+    text = fmt(value, spec)
+    return text if not ci or value is None else f"{text}{sep}[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def operating_point_line(report: BuildReport) -> str | None:
+    """`operating point: sensitivity=0.95 -> P(positive) >= 0.3124 (validation ...)`."""
+    op = report.operating_point
+    if op.threshold is None:
+        return None
+    val = op.validation
+    return (
+        f"operating point: {op.rule} -> P(positive) >= {op.threshold:.4g}, chosen on "
+        f"the {op.chosen_on} split with float32 (sensitivity "
+        f"{fmt(None if val is None else val.sensitivity, '.3f')}, specificity "
+        f"{fmt(None if val is None else val.specificity, '.3f')}); every variant is judged "
+        "there"
+    )
+
+
+def _diff(d: PairedDiff | None, name: str) -> str:
+    if d is None or d.diff is None:
+        return ""
+    ci = d.ci95
+    interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    return f"{name} {d.diff:+.3f}{interval}"
+
+
+def variant_lines(report: BuildReport) -> list[str]:
+    """Per variant: paired differences from float32, changed decisions, calibration."""
+    lines = []
+    first = next(iter(report.metrics), None)
+    for variant, m in report.metrics.items():
+        parts = []
+        vs = m.vs_float32 or {}
+        diffs = [
+            _diff(vs.get(k), n)
+            for k, n in (("auroc", "AUROC"), ("sensitivity", "sens"), ("specificity", "spec"))
+        ]
+        if any(diffs):
+            parts.append("vs float32 " + ", ".join(d for d in diffs if d))
+        f = m.flips
+        if f is not None and f.any_changed():
+            parts.append(
+                f"changed decisions: positives {f.positive_missed} missed, "
+                f"{f.positive_found} found; negatives {f.negative_flagged} flagged, "
+                f"{f.negative_cleared} cleared"
+            )
+        elif f is not None and variant != first:
+            parts.append("no decision changed")
+        cal = m.calibration
+        if cal:
+            parts.append(f"ECE {cal.ece:.3f}, Brier {cal.brier:.3f}")
+        if parts:
+            lines.append(f"{variant}: " + "; ".join(parts))
+    return lines
+
+
+def _devices(bench: BenchSummary | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    devices = bench.get("devices") if isinstance(bench, Mapping) else bench.devices
+    return devices or {}
+
+
+def device_bench_lines(
+    bench: Mapping[str, BenchSummary] | Mapping[str, Mapping[str, Any]],
+) -> list[tuple[str, str]]:
+    """One line per `--device`: each variant's p50 measured there, or why it was not.
+
+    `bench` is the report's `bench` block, typed or as report.json holds it.
+    """
+    per_variant = {v: _devices(b) for v, b in bench.items()}
+    names = [n for devices in per_variant.values() for n in devices]
+    out = []
+    for name in dict.fromkeys(names):
+        entries = {v: devices[name] for v, devices in per_variant.items() if name in devices}
+        first = next(iter(entries.values()))
+        if first.get("status") in ("unreachable", "refused") and "latency_ms" not in first:
+            out.append((name, f"{first['status']}: {first.get('reason')}"))
+            continue
+        dev = first.get("device") or {}
+        p50 = ", ".join(
+            f"{v} {fmt(e.get('latency_ms', {}).get('p50'), '.3g')}" for v, e in entries.items()
+        )
+        emulated = " (emulated: these timings mean nothing)" if dev.get("emulated") else ""
+        out.append(
+            (
+                name,
+                f"{dev.get('machine')} {dev.get('system')}, {dev.get('runtime')} "
+                f"{dev.get('runtime_version')}: p50 ms {p50}{emulated}",
+            )
+        )
+    return out
+
+
+def variant_rows(report: BuildReport, markdown: bool = True) -> list[list[Any]]:
+    """One row per variant (VARIANT_HEADER's columns), for report.md and the terminal."""
+    rows = []
+    for variant, art in report.artifacts.items():
+        m = report.metrics.get(variant)
+        b = report.bench.get(variant)
+        lat = {} if b is None else b.latency_ms
+        rows.append(
+            [
+                f"`{variant}`" if markdown else variant,
+                _kb(art.bytes),
+                # the terminal puts the interval under the value: the table stays narrow
+                *(
+                    with_ci(m, k, f, " " if markdown else "\n")
+                    for k, f in (("auroc", ".4f"), ("sensitivity", ".3f"), ("specificity", ".3f"))
+                ),
+                fmt(None if m is None else m.accuracy, ".3f"),
+                fmt(None if m is None else m.agreement, ".3f"),
+                fmt(lat.get("p50"), ".3g"),
+                fmt(lat.get("p99"), ".3g"),
+                fmt(None if b is None else b.peak_rss_mb, ".1f"),
+            ]
+        )
+    return rows
+
+
+def flip_rows(report: BuildReport) -> list[list[Any]]:
+    """Changed test decisions per variant, missed positives first (FLIP_CASES_SHOWN each)."""
+    rows: list[list[Any]] = []
+    for variant, m in report.metrics.items():
+        cases = m.flips.cases if m.flips is not None else []
+        names = m.class_names or []
+        for c in cases[:FLIP_CASES_SHOWN]:
+            change = c.flip.replace("_", " ")
+            label = names[c.label] if c.label < len(names) else c.label
+            rows.append([f"`{variant}`", c.index, label, change, c.float32, c.variant])
+        if len(cases) > FLIP_CASES_SHOWN:
+            more = len(cases) - FLIP_CASES_SHOWN
+            rows.append([f"`{variant}`", f"... {more} more in report.json", "", "", "", ""])
+    return rows
+
+
+def gate_rows(gates: Gates | None) -> list[list[Any]]:
+    """One row per gate check: name, against, measured, limit, result, detail."""
+    return [
+        [
+            f"`{c.name}`",
+            c.against,
+            c.measured,
+            c.limit,
+            "pass" if c.passed else "FAIL",
+            c.detail,
+        ]
+        for c in (gates.checks if gates is not None else [])
+    ]

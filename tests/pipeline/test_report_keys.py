@@ -1,0 +1,42 @@
+"""report.json keeps its shape: a default build's key paths equal the golden set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+GOLDEN = Path(__file__).parent / "golden" / "report_keys.json"
+
+
+def key_paths(doc: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document: dict keys joined by `.`, list items as `[]`
+    (`metrics.int8.flips.cases[].index`)."""
+    paths: set[str] = set()
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.add(path)
+            paths |= key_paths(value, path)
+    elif isinstance(doc, list):
+        for item in doc:
+            paths |= key_paths(item, f"{prefix}[]")
+    return paths
+
+
+def test_key_paths_name_dict_keys_and_list_items() -> None:
+    doc = {"a": {"b": [{"c": 1}, {"d": None}]}, "e": [1, 2], "f": {}}
+    assert key_paths(doc) == {"a", "a.b", "a.b[].c", "a.b[].d", "e", "f"}
+
+
+def test_default_build_report_keys_are_unchanged(tmp_path: Path, regen_golden: bool) -> None:
+    from pipeline.cli import main
+
+    out = tmp_path / "b"
+    assert main(["build", "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema_version"] == 1
+    keys = sorted(key_paths(report))
+    if regen_golden:
+        GOLDEN.write_text(json.dumps(keys, indent=1) + "\n")
+    assert keys == json.loads(GOLDEN.read_text())
