@@ -8,6 +8,7 @@ any parser, e.g. a benchmark script's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ def _help(option: Option) -> str:
 
 def argument(option: Option, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """The flag and `add_argument` keywords of an option; `overrides` replace keywords."""
+    if "default" in overrides:  # the help shows the default in force
+        option = dataclasses.replace(option, default=overrides["default"])
     kwargs = {
         "dest": option.dest,
         "default": option.default,
