@@ -40,10 +40,20 @@ def number(value: Any) -> bool:
 
 
 def convert(key: Option, value: Any, where: str) -> Any:
-    """A TOML value of `key` in the form its argparse dest holds."""
-    name = key.label
+    """A TOML value of `key` in the form its argparse dest holds.
+
+    Raises:
+        ConfigError: naming `where` and the key, when the value has the wrong type.
+    """
+    if key.kind in ("strs", "floats", "size", "targets", "choices"):
+        return _array(key, value, where)
+    return _scalar(key, value, where)
+
+
+def _scalar(key: Option, value: Any, where: str) -> Any:
+    """A single TOML value (a number, a boolean, a string, a path, a choice)."""
+    name, kind = key.label, key.kind
     ex = f"{key.name} = {key.example}" if key.example else f"{key.name} = ..."
-    kind = key.kind
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad(where, name, "an integer", value, f"{key.name} = 3")
@@ -64,27 +74,6 @@ def convert(key: Option, value: Any, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise bad(where, name, "a non-empty path string", value, ex)
         return Path(value)
-    if kind == "strs":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad(where, name, "an array of strings", value, f'{key.name} = ["conv*"]')
-        return list(value)
-    if kind == "floats":
-        items = value if isinstance(value, list) else [value]
-        if not items or not all(number(v) for v in items):
-            raise bad(where, name, "a number or an array of numbers", value, ex)
-        return tuple(float(v) for v in items)
-    if kind == "size":
-        if isinstance(value, str):
-            parts = value.lower().split("x")
-            value = [int(p) for p in parts] if all(p.isdigit() for p in parts) else value
-        items = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
-        if (
-            not isinstance(items, list)
-            or len(items) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
-        ):
-            raise bad(where, name, "[height, width]", value, ex)
-        return int(items[0]), int(items[1])
     if kind == "class_ref":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise bad(where, name, "a class index or a class name", value, ex)
@@ -107,6 +96,34 @@ def convert(key: Option, value: Any, where: str) -> Any:
                 f'{key.name} = "{key.choices[0]}"',
             )
         return value
+    raise AssertionError(f"unknown key kind {kind}")  # pragma: no cover - schema defect
+
+
+def _array(key: Option, value: Any, where: str) -> Any:
+    """A TOML array (or what stands for one: a scalar mean, "64x64")."""
+    name, kind = key.label, key.kind
+    ex = f"{key.name} = {key.example}" if key.example else f"{key.name} = ..."
+    if kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad(where, name, "an array of strings", value, f'{key.name} = ["conv*"]')
+        return list(value)
+    if kind == "floats":
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(number(v) for v in items):
+            raise bad(where, name, "a number or an array of numbers", value, ex)
+        return tuple(float(v) for v in items)
+    if kind == "size":
+        if isinstance(value, str):
+            parts = value.lower().split("x")
+            value = [int(p) for p in parts] if all(p.isdigit() for p in parts) else value
+        items = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if (
+            not isinstance(items, list)
+            or len(items) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        ):
+            raise bad(where, name, "[height, width]", value, ex)
+        return int(items[0]), int(items[1])
     if kind == "targets":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise bad(
