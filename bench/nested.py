@@ -349,6 +349,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.cli.arguments import add_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bedside-nested-bench"))
@@ -358,16 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-finetune-epochs", type=int, default=40)
     parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument("--augment", type=_names, default=("hflip", "shift"))
-    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine")
-    parser.add_argument("--distill", type=float, default=0.5)
+    # the build's options, under this script's names and defaults
+    add_option(parser, "structured_lr_schedule", "--lr-schedule", default="cosine")
+    add_option(parser, "structured_distill", "--distill", default=0.5)
     parser.add_argument(
         "--variants",
         type=_variants,
         default=_variants("10:0.6:activation,10:0.65:activation,10:0.7:activation"),
         help="comma-separated D:R[:criterion] (residual branches dropped, channel sparsity)",
     )
-    parser.add_argument("--channel-multiple", type=int, default=8)
-    parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="activation")
+    add_option(parser, "channel_multiple", "--channel-multiple", default=8)
+    add_option(parser, "structured_criterion", "--criterion", default="activation")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)

@@ -222,6 +222,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.cli.arguments import add_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
@@ -235,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[0.0, 0.5, 0.75, 0.9],
     )
     parser.add_argument("--epochs", type=int, default=100, help="training epochs of the CNN")
-    parser.add_argument("--finetune-epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    add_option(parser, "finetune_epochs", default=10)  # the build's options
+    add_option(parser, "seed")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
     if not args.data.is_file():

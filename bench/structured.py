@@ -526,6 +526,8 @@ def _variants(text: str) -> list[tuple[int, float, str | None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.cli.arguments import add_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cnn-epochs", type=int, default=60)
@@ -556,14 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         default=("hflip", "shift"),
         help="fine-tuning: random image transforms (--structured-augment; '' for none)",
     )
-    parser.add_argument(
-        "--lr-schedule", choices=["constant", "cosine"], default="cosine",
-        help="fine-tuning learning rate (--structured-lr-schedule)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--distill", type=float, default=0.5,
-        help="fine-tuning: weight of the unpruned model's probabilities (--structured-distill)",
-    )  # fmt: skip
+    # the build's options, under this script's names and defaults
+    add_option(parser, "structured_lr_schedule", "--lr-schedule", default="cosine")
+    add_option(parser, "structured_distill", "--distill", default=0.5)
     parser.add_argument(
         "--cnn-variants",
         type=_variants,
@@ -576,8 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         type=_variants,
         default=_variants("0:0.75:activation,10:0.5:activation,10:0.6:activation"),
     )
-    parser.add_argument("--channel-multiple", type=int, default=8)
-    parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="activation")
+    add_option(parser, "channel_multiple", "--channel-multiple", default=8)
+    add_option(parser, "structured_criterion", "--criterion", default="activation")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)

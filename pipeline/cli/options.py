@@ -1,144 +1,93 @@
 """From parsed flags and a job file to a validated `BuildConfig`.
 
-Values resolve as: flags the user passed > job file > flag defaults.
+Values resolve as: flags the user passed > job file > flag defaults. Each option's value
+goes to the `BuildConfig` attribute the registry names (`pipeline.config.options`); the
+few values derived from others are the small functions below.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.cli.parser import _parser, _subparser
 from pipeline.config import (
-    GATE_LIMITS,
-    BenchConfig,
+    DEFAULT_THRESHOLD,
     BuildConfig,
-    DataConfig,
     DeviceConfig,
-    EvaluationConfig,
-    ExportConfig,
-    GatesConfig,
-    LrSchedule,
-    PruneConfig,
-    PruneSchedule,
-    PruneScope,
-    QuantizeConfig,
     RuntimeTarget,
-    StructuredConfig,
-    StructuredCriterion,
+    choices,
 )
+from pipeline.config.options import OPTIONS
 
 
-def _quantize_config(args: argparse.Namespace) -> QuantizeConfig:
+def _sections(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Option values by config section and field ("" holds BuildConfig's own fields)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for option in OPTIONS:
+        if not option.attr or option.dest not in values:
+            continue
+        value = values[option.dest]
+        if option.invert:
+            value = not value  # `--no-bench` -> bench.enabled
+        if isinstance(value, list):
+            value = tuple(value)
+        section, _, name = option.attr.rpartition(".")
+        sections.setdefault(section, {})[name] = value
+    return sections
+
+
+def _derive(values: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> None:
+    """The values that follow from other options."""
+    data, evaluation = sections["data"], sections["evaluation"]
+    structured, quantize = sections["structured"], sections["quantize"]
+    data["seed"] = values["seed"]
+    if evaluation["decision_threshold"] is None:  # cleared by --operating-point over a file's
+        evaluation["decision_threshold"] = DEFAULT_THRESHOLD
+    if structured["finetune_epochs"] is None:
+        structured["finetune_epochs"] = values["finetune_epochs"]
+    sections["device"]["targets"] = tuple(values["device"] or ())
+    quantize["require_runtimes"], quantize["runtimes"] = _runtimes(values)
+
+
+def _runtimes(values: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[RuntimeTarget, ...]]:
+    """(required runtimes or device names, runtimes verified on): the two LiteRT ones, the
+    legacy tflite-runtime with --runtime-python, and every required runtime."""
     runtimes = [RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES]
-    if args.runtime_python is not None:
+    if values["runtime_python"] is not None:
         runtimes.append(RuntimeTarget.TFLITE_RUNTIME)
-    values = {t.value for t in RuntimeTarget}
-    required = tuple(RuntimeTarget(r) if r in values else r for r in args.require_runtime)
+    known = choices(RuntimeTarget)
+    required = tuple(RuntimeTarget(r) if r in known else r for r in values["require_runtime"])
     runtimes += [r for r in required if isinstance(r, RuntimeTarget) and r not in runtimes]
-    return QuantizeConfig(
-        calibration_samples=args.calibration_samples,
-        io=args.io,
-        activations=args.activations,
-        sparse_encoding=args.sparse_encoding,
-        max_auroc_drop=args.max_auroc_drop,
-        remedy=not args.no_remedy,
-        remedy_int16=args.remedy_int16,
-        runtimes=tuple(runtimes),
-        require_runtimes=required,
-        runtime_python=args.runtime_python,
-    )
+    return required, tuple(runtimes)
 
 
-def _device_config(args: argparse.Namespace) -> DeviceConfig:
-    return DeviceConfig(
-        targets=tuple(args.device or ()),
-        inventory=args.devices,
-        identity=args.identity,
-        python=args.device_python,
-        known_hosts=args.known_hosts,
-    )
+def _section_class(name: str) -> Any:
+    return {f.name: f for f in dataclasses.fields(BuildConfig)}[name].default_factory
 
 
 def _build_config(args: argparse.Namespace) -> BuildConfig:
-    prune = PruneConfig(  # neither --sparsity nor --threshold: auto
-        target_sparsity=args.sparsity,
-        threshold=args.threshold,
-        scope=PruneScope(args.prune_scope),
-        prune_biases=args.prune_biases,
-        include=tuple(args.prune_include),
-        exclude=tuple(args.prune_exclude),
-        keep_first_last_dense=args.keep_first_last_dense,
-        finetune_epochs=args.finetune_epochs,
-        schedule=PruneSchedule(args.prune_schedule),
-        initial_sparsity=args.initial_sparsity,
-        prune_frequency=args.prune_frequency,
-        max_prune_drop=args.max_prune_drop,
+    """The validated BuildConfig of resolved options (every build dest set)."""
+    values = vars(args)
+    sections = _sections(values)
+    _derive(values, sections)
+    top = sections.pop("")
+    # PruneConfig first, then in field order: the order their errors have been reported in
+    order = sorted(
+        sections, key=lambda s: (s != "prune", list(BuildConfig.__dataclass_fields__).index(s))
     )
-    return BuildConfig(
-        model=args.model,
-        data=DataConfig(
-            path=args.data,
-            scale=args.scale,
-            offset=args.offset,
-            seed=args.seed,
-            mean=args.mean,
-            std=args.std,
-            resize=args.resize,
-            label_column=args.label_column,
-            labels=args.labels,
-            calibration=args.calibration_data,
-            window_center=args.window_center,
-            window_width=args.window_width,
-            window_from_file=args.window_from_file,
-        ),
-        evaluation=EvaluationConfig(
-            decision_threshold=(  # None: cleared by --operating-point over a job file's
-                0.5 if args.decision_threshold is None else args.decision_threshold
-            ),
-            positive_class=args.positive_class,
-            operating_point=args.operating_point,
-            bootstrap=args.bootstrap,
-            max_sensitivity_drop=args.max_sensitivity_drop,
-            max_specificity_drop=args.max_specificity_drop,
-            max_brier_increase=args.max_brier_increase,
-        ),
-        out=args.out,
-        prune=prune,
-        structured=StructuredConfig(
-            sparsity=args.structured_sparsity,
-            threshold=args.structured_threshold,
-            criterion=StructuredCriterion(args.structured_criterion),
-            scope=PruneScope(args.structured_scope),
-            min_channels=args.min_channels,
-            channel_multiple=args.channel_multiple,
-            drop_blocks=args.drop_blocks,
-            augment=tuple(args.structured_augment),
-            lr_schedule=LrSchedule(args.structured_lr_schedule),
-            distill=args.structured_distill,
-            finetune_epochs=(
-                args.finetune_epochs
-                if args.structured_finetune_epochs is None
-                else args.structured_finetune_epochs
-            ),
-        ),
-        quantize=_quantize_config(args),
-        bench=BenchConfig(runs=args.bench_runs, threads=args.threads, enabled=not args.no_bench),
-        export=ExportConfig(
-            onnx=args.onnx,
-            opset=args.opset,
-            require_parity=args.require_onnx_parity,
-            html=args.html,
-        ),
-        gates=GatesConfig(
-            baseline=args.baseline, **{n: getattr(args, f"gate_{n}", None) for n in GATE_LIMITS}
-        ),
-        device=_device_config(args),
-        overwrite=args.overwrite,
-        seed=args.seed,
-        unsafe_load=args.unsafe_load,
-    )
+    nested = {name: _section_class(name)(**sections[name]) for name in order}
+    return BuildConfig(**nested, **top)
+
+
+def _device_config(args: argparse.Namespace) -> DeviceConfig:
+    """The devices of `bench` (or `build`) flags."""
+    values = vars(args)
+    fields = _sections(values)["device"]
+    fields["targets"] = tuple(values["device"] or ())
+    return DeviceConfig(**fields)
 
 
 def _explicit(argv: Sequence[str], command: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 from pipeline.cli.console import _gate_failures, _run_with_progress
 from pipeline.cli.options import _build_config, _build_defaults, _explicit, job_config
+from pipeline.config.options import for_command
 
 
 def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -20,45 +22,32 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     job_file = jobfile.load(args.config) if args.config is not None else None
     passed = _explicit(argv, "sweep")
-    grid_passed = {k[5:]: passed.pop(k) for k in list(passed) if k.startswith("grid_")}
-    for name in (
-        "sweep_out",
-        "workers",
-        "prefer",
-        "ray",
-        "point_cpus",
-        "ray_retries",
-        "config",
-        "json",
-        "quiet",
-    ):
-        passed.pop(name, None)
+    own = {o.name: passed.pop(o.dest, None) for o in jobfile.SWEEP_KEYS.values()}
+    for option in for_command("sweep"):
+        if not option.section and option.kind != "gate":
+            passed.pop(option.dest, None)  # how it prints, not what it builds
     options = jobfile.resolve(_build_defaults(), passed, job_file)
     base_job = jobfile.job_from_config(_build_config(options))
     file_sweep = job_file.sweep if job_file is not None else {}
 
-    def axis(name: str) -> tuple[Any, ...]:
-        values = grid_passed.get(name, file_sweep.get(name))
-        return tuple(values) if values else ()
+    def setting(name: str) -> Any:
+        """A [sweep] value: the flag, else the job file's, else the registry default."""
+        default = jobfile.SWEEP_KEYS[name].default
+        if name in ("point_cpus", "ray_retries"):  # 0 is a value
+            value = own[name] if own[name] is not None else file_sweep.get(name)
+            return default if value is None else value
+        return own[name] or file_sweep.get(name) or default
 
     grid = sweep.Grid(
-        sparsity=axis("sparsity"),
-        threshold=axis("threshold"),
-        schedule=axis("schedule"),
-        calibration_samples=axis("calibration_samples"),
-        activations=axis("activations"),
+        **{f.name: tuple(setting(f.name) or ()) for f in dataclasses.fields(sweep.Grid)}
     )
     sweep_options = sweep.SweepOptions(
-        out=args.sweep_out or file_sweep.get("out") or Path("sweep"),
-        workers=args.workers or file_sweep.get("workers") or 1,
-        prefer=args.prefer or file_sweep.get("prefer") or "size",
-        ray=args.ray or file_sweep.get("ray"),
-        point_cpus=(
-            args.point_cpus if args.point_cpus is not None else file_sweep.get("point_cpus", 1.0)
-        ),
-        ray_retries=(
-            args.ray_retries if args.ray_retries is not None else file_sweep.get("ray_retries", 2)
-        ),
+        out=setting("out"),
+        workers=setting("workers"),
+        prefer=setting("prefer"),
+        ray=setting("ray"),
+        point_cpus=setting("point_cpus"),
+        ray_retries=setting("ray_retries"),
     )
     summary = _run_with_progress(
         args.quiet,

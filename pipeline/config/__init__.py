@@ -1,8 +1,19 @@
 """The build's configuration: frozen dataclasses and `str` enums, and the TOML job file.
 
-`types` holds the dataclasses a run is made of; `jobfile` reads and writes job files.
+`enums` spells every choice; `types` holds the dataclasses a run is made of; `gates` the
+table of release gates and their config; `options` the option registry every parser, job
+key, template and README row is generated from; `jobfile` reads and writes job files.
 """
 
+from pipeline.config.enums import (
+    Activations,
+    Augmentation,
+    OperatingRule,
+    QuantizedIO,
+    SweepPreference,
+    choices,
+)
+from pipeline.config.gates import GATES, GateSpec
 from pipeline.config.types import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
@@ -33,6 +44,14 @@ from pipeline.config.types import (
 )
 
 __all__ = [
+    "GATES",
+    "Activations",
+    "Augmentation",
+    "GateSpec",
+    "OperatingRule",
+    "QuantizedIO",
+    "SweepPreference",
+    "choices",
     "AUTO_SPARSITY",
     "AUTO_SPARSITY_GRID",
     "BASELINE_GATES",

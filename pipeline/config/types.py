@@ -11,46 +11,61 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.config.enums import (
+    AUTO_SPARSITY,
+    AUTO_SPARSITY_GRID,
+    DEFAULT_THRESHOLD,
+    FINETUNE_AUGMENTATIONS,
+    OPERATING_RULES,
+    SCHEMA_VERSION,
+    Activations,
+    LrSchedule,
+    PruneSchedule,
+    PruneScope,
+    QuantizedIO,
+    RuntimeTarget,
+    StructuredCriterion,
+    Variant,
+    choices,
+)
+from pipeline.config.gates import BASELINE_GATES, GATE_LIMITS, GatesConfig
 from pipeline.device.inventory import Device, resolve
 from pipeline.errors import ConfigError
 
-SCHEMA_VERSION = 1
+__all__ = [  # the enums and gates are re-exported for `from pipeline.config.types import`
+    "AUTO_SPARSITY",
+    "AUTO_SPARSITY_GRID",
+    "BASELINE_GATES",
+    "DEFAULT_THRESHOLD",
+    "FINETUNE_AUGMENTATIONS",
+    "GATE_LIMITS",
+    "ONNX_OPSETS",
+    "OPERATING_RULES",
+    "SCHEMA_VERSION",
+    "BenchConfig",
+    "BuildConfig",
+    "DataConfig",
+    "DeviceConfig",
+    "EvaluationConfig",
+    "ExportConfig",
+    "GatesConfig",
+    "LrSchedule",
+    "PruneConfig",
+    "PruneSchedule",
+    "PruneScope",
+    "QuantizeConfig",
+    "RuntimeTarget",
+    "StructuredConfig",
+    "StructuredCriterion",
+    "Variant",
+    "parse_operating_point",
+]
 
 
-class PruneScope(str, enum.Enum):
-    """How the magnitude threshold is chosen across layers."""
-
-    GLOBAL = "global"  # one threshold over all prunable kernels
-    LAYER = "layer"  # one threshold per kernel, each reaching the target sparsity
-
-
-class PruneSchedule(str, enum.Enum):
-    """When the masks are computed during fine-tuning."""
-
-    ONESHOT = "oneshot"  # prune once, then fine-tune with the masks fixed
-    POLYNOMIAL = "polynomial"  # sparsity rises cubically over the fine-tuning steps
-
-
-AUTO_SPARSITY = "auto"
-# Grid `--sparsity auto` tries, each on a fresh copy of the original weights: coarse where
-# small models rarely break, finer where they start to.
-AUTO_SPARSITY_GRID = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-class Variant(str, enum.Enum):
-    """Model variants the build produces; values are the report keys."""
-
-    FLOAT32 = "float32"
-    PRUNED_FLOAT32 = "pruned_float32"
-    INT8 = "int8"
-
-    @property
-    def filename(self) -> str:
-        return {
-            Variant.FLOAT32: "model_float32.tflite",
-            Variant.PRUNED_FLOAT32: "model_pruned_float32.tflite",
-            Variant.INT8: "model_int8.tflite",
-        }[self]
+def _one_of(kind: type[enum.Enum]) -> str:
+    """`a, b or c`: the values of an enum for an error message."""
+    *head, last = choices(kind)
+    return f"{', '.join(head)} or {last}" if head else last
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,8 @@ class PruneConfig:
     auto_grid: tuple[float, ...] = AUTO_SPARSITY_GRID
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scope", PruneScope(self.scope))
+        object.__setattr__(self, "schedule", PruneSchedule(self.schedule))
         if self.target_sparsity is None and self.threshold is None:
             object.__setattr__(self, "target_sparsity", AUTO_SPARSITY)
         object.__setattr__(self, "include", tuple(self.include))
@@ -157,29 +174,6 @@ class PruneConfig:
     def auto(self) -> bool:
         """Whether the sparsity is searched (`--sparsity auto`)."""
         return self.target_sparsity == AUTO_SPARSITY
-
-
-class LrSchedule(str, enum.Enum):
-    """Learning rate over fine-tuning: the optimizer's rate throughout, or decayed from it
-    to 0 along a cosine."""
-
-    CONSTANT = "constant"
-    COSINE = "cosine"
-
-
-# random transforms of training images during fine-tuning (labels unchanged)
-FINETUNE_AUGMENTATIONS = ("hflip", "vflip", "shift")
-
-
-class StructuredCriterion(str, enum.Enum):
-    """How a channel is scored: the norm of its filter (the kernel slice producing it), or
-    what its consumers read from it on training inputs."""
-
-    L1 = "l1"
-    L2 = "l2"
-    # data-driven: mean |input| of the channel where each consumer reads it, times the
-    # l2 norm of the consumer's kernel rows for it (what removing the channel takes away)
-    ACTIVATION = "activation"
 
 
 @dataclass(frozen=True)
@@ -276,21 +270,13 @@ class StructuredConfig:
         return self.sparsity is not None or self.threshold is not None
 
 
-class RuntimeTarget(str, enum.Enum):
-    """Runtimes the int8 model is verified on."""
-
-    LITERT = "litert"  # ai-edge-litert with its default delegates (XNNPACK)
-    LITERT_NO_DELEGATES = "litert-no-delegates"  # ai-edge-litert, built-in kernels only
-    TFLITE_RUNTIME = "tflite-runtime"  # legacy tflite-runtime, in --runtime-python
-
-
 @dataclass(frozen=True)
 class QuantizeConfig:
     """Full-integer post-training quantization and its verification."""
 
     calibration_samples: int = 200
-    io: str = "int8"  # int8 | uint8 | float32
-    activations: str = "int8"  # int8 | int16 (16x8 mode)
+    io: str = QuantizedIO.INT8.value  # a QuantizedIO value, kept as a plain string
+    activations: str = Activations.INT8.value  # an Activations value (int16: 16x8 mode)
     sparse_encoding: bool = False
     max_auroc_drop: float = 0.01
     remedy: bool = True
@@ -304,13 +290,13 @@ class QuantizeConfig:
             raise ConfigError(
                 f"--calibration-samples must be >= 1; received {self.calibration_samples}."
             )
-        if self.io not in ("int8", "uint8", "float32"):
-            raise ConfigError(f"--io must be int8, uint8 or float32; received '{self.io}'.")
-        if self.activations not in ("int8", "int16"):
+        if self.io not in choices(QuantizedIO):
+            raise ConfigError(f"--io must be {_one_of(QuantizedIO)}; received '{self.io}'.")
+        if self.activations not in choices(Activations):
             raise ConfigError(
-                f"--activations must be int8 or int16; received '{self.activations}'."
+                f"--activations must be {_one_of(Activations)}; received '{self.activations}'."
             )
-        if self.activations == "int16" and self.io == "uint8":
+        if self.activations == Activations.INT16 and self.io == QuantizedIO.UINT8:
             raise ConfigError(
                 "--io uint8 cannot be combined with --activations int16 (16x8 mode has int16 "
                 "or float32 edges). Use --io int8 (int16 edges) or --io float32."
@@ -442,10 +428,6 @@ class DataConfig:
                 medmnist.parse_spec(str(source))  # unknown dataset/size: ConfigError now
 
 
-OPERATING_RULES = ("threshold", "sensitivity", "specificity", "youden")
-DEFAULT_THRESHOLD = 0.5
-
-
 def parse_operating_point(rule: str) -> tuple[str, float | None]:
     """`threshold=T`, `sensitivity=S`, `specificity=S` or `youden` as (name, value).
 
@@ -559,105 +541,6 @@ class ExportConfig:
                 f"--opset must be in [{low}, {high}] (tf2onnx 1.17 with QDQ int8); received "
                 f"{self.opset}. The default 17 runs on onnxruntime >= 1.11."
             )
-
-
-# Limits of `[gates]` (and `--gate KEY=VALUE`), each judged on the int8 model; the
-# `require_*` gates live with the stage they check (QuantizeConfig, ExportConfig).
-GATE_LIMITS = (
-    "max_auroc_drop",
-    "max_sensitivity_drop",
-    "min_specificity",
-    "max_int8_bytes",
-    "max_int8_p50_ms",
-    "min_speedup",
-    "max_latency_regression_pct",
-    "max_size_growth_pct",
-    "noninferiority_auroc",
-    "noninferiority_sensitivity",
-)
-BASELINE_GATES = ("max_latency_regression_pct", "max_size_growth_pct")
-
-
-@dataclass(frozen=True)
-class GatesConfig:
-    """Release gates: limits the int8 model must meet, else the build exits 1.
-
-    Drops compare int8 with float32 on the test split and, with a `baseline` (the previous
-    release's report.json), with that release's int8 model too. Unset limits are not checked.
-    """
-
-    max_auroc_drop: float | None = None  # float32 AUROC - int8 AUROC
-    max_sensitivity_drop: float | None = None  # float32 sensitivity - int8 sensitivity
-    min_specificity: float | None = None  # int8 specificity
-    max_int8_bytes: int | None = None  # size of model_int8.tflite
-    max_int8_p50_ms: float | None = None  # int8 median latency (needs the bench)
-    min_speedup: float | None = None  # float32 p50 / int8 p50 (needs the bench)
-    max_latency_regression_pct: float | None = None  # int8 p50 vs the baseline's, in %
-    max_size_growth_pct: float | None = None  # int8 bytes vs the baseline's, in %
-    # margins: the upper 95% bound of float32 - int8 (paired bootstrap) must stay below
-    noninferiority_auroc: float | None = None
-    noninferiority_sensitivity: float | None = None
-    baseline: Path | None = None  # the previous release's report.json
-
-    def __post_init__(self) -> None:
-        for name in GATE_LIMITS:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                raise ConfigError(f"Gate {name} must be a finite number; received {value!r}.")
-        for name in (
-            "max_auroc_drop",
-            "max_sensitivity_drop",
-            "min_specificity",
-            "noninferiority_auroc",
-            "noninferiority_sensitivity",
-        ):
-            value = getattr(self, name)
-            if value is not None and not -1.0 <= value <= 1.0:
-                raise ConfigError(
-                    f"Gate {name} is a fraction in [-1, 1] (0.02 = two points); received {value}."
-                )
-        for name in ("max_int8_bytes", "max_int8_p50_ms", "min_speedup"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"Gate {name} must be > 0; received {value}.")
-        if self.max_int8_bytes is not None and not isinstance(self.max_int8_bytes, int):
-            raise ConfigError(
-                f"Gate max_int8_bytes must be a whole number of bytes; received "
-                f"{self.max_int8_bytes!r}."
-            )
-        needs_baseline = [n for n in BASELINE_GATES if getattr(self, n) is not None]
-        if needs_baseline and self.baseline is None:
-            raise ConfigError(
-                f"Gate {needs_baseline[0]} compares with the previous release; received no "
-                "baseline. Pass --baseline PATH/report.json or set [gates] baseline."
-            )
-        if self.baseline is not None:
-            if not self.baseline.is_file():
-                raise ConfigError(
-                    f"Baseline '{self.baseline}' is not a file; expected the report.json of "
-                    "the previous release (e.g. downloaded from its CI run)."
-                )
-            if (
-                not needs_baseline
-                and self.max_auroc_drop is None
-                and self.max_sensitivity_drop is None
-            ):
-                raise ConfigError(
-                    f"Baseline '{self.baseline}' was given but no gate uses it. Set at least "
-                    "one of max_latency_regression_pct, max_size_growth_pct, max_auroc_drop, "
-                    "max_sensitivity_drop in [gates] (or --gate KEY=VALUE)."
-                )
-
-    @property
-    def limits(self) -> dict[str, float]:
-        """The limits that are set, by gate name."""
-        return {n: getattr(self, n) for n in GATE_LIMITS if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)

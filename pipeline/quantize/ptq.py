@@ -61,7 +61,7 @@ class Candidate:
 
     name: str
     logits: bool = False
-    calibration_samples: int = 200
+    calibration_samples: int = QuantizeConfig.calibration_samples
     activations: str = "int8"
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import BuildConfig, GatesConfig
+from pipeline.config import GATES, BuildConfig, GatesConfig, GateSpec
+from pipeline.config.gates import BASELINE, FLOAT32, Measure
 from pipeline.errors import ConfigError
 
 INT8 = "int8"
-FLOAT32 = "float32"
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ def _drop(
 
 def _noninferiority(report: dict[str, Any], metric: str, margin: float) -> Check:
     """Passes when the upper 95% bound of float32 - int8 (paired bootstrap) is <= margin."""
-    paired = ((_metric(report, INT8, "vs_float32") or {}).get(metric) or {}).get("ci95")
+    vs_float32: Any = _metric(report, INT8, "vs_float32") or {}  # paired differences
+    paired = (vs_float32.get(metric) or {}).get("ci95")
     upper = None if paired is None else -paired[0]
     return _check(
         f"noninferiority_{metric}",
@@ -153,6 +154,49 @@ def _pct(new: float | None, old: float | None) -> float | None:
     return (new - old) / old * 100.0
 
 
+def _measure(
+    spec: GateSpec,
+    limit: float,
+    report: dict[str, Any],
+    against: str,
+    baseline: dict[str, Any] | None,
+    bench_note: str,
+) -> Check:
+    """One check of a gate of `GATES` against float32, a fixed limit or the baseline."""
+    name, upper, m = spec.name, spec.upper, spec.measure
+    if m is Measure.DROP:
+        other, variant = (baseline, INT8) if against == BASELINE else (report, FLOAT32)
+        return _drop(report, other or {}, variant, spec.metric, name, limit, against)
+    if m is Measure.NONINFERIORITY:
+        return _noninferiority(report, spec.metric, limit)
+    if m is Measure.INT8_METRIC:
+        value = _metric(report, INT8, spec.metric)
+        detail = f"int8 {spec.metric} {value:.4f}" if value is not None else ""
+        missing = f"{spec.metric} is undefined for a multi-class task"
+        return _check(name, against, value, limit, upper, detail, missing)
+    if m is Measure.INT8_BYTES:
+        size = _bytes(report, INT8)
+        detail = f"model_int8.tflite is {size} bytes"
+        return _check(name, against, size, limit, upper, detail, "no int8 artifact")
+    if m is Measure.INT8_P50:
+        p50 = _p50(report, INT8)
+        return _check(name, against, p50, limit, upper, f"int8 p50 {p50} ms", bench_note)
+    if m is Measure.SPEEDUP:
+        p_f, p_i = _p50(report, FLOAT32), _p50(report, INT8)
+        speedup = p_f / p_i if p_f is not None and p_i else None
+        detail = f"float32 p50 {p_f} ms / int8 p50 {p_i} ms"
+        return _check(name, against, speedup, limit, upper, detail, bench_note)
+    old_report = baseline or {}
+    if m is Measure.P50_GROWTH_PCT:
+        new, old = _p50(report, INT8), _p50(old_report, INT8)
+        detail = f"int8 p50 {new} ms vs baseline {old} ms"
+        missing = f"{bench_note}, or the baseline has no int8 latency"
+        return _check(name, against, _pct(new, old), limit, upper, detail, missing)
+    new_bytes, old_bytes = _bytes(report, INT8), _bytes(old_report, INT8)
+    detail = f"int8 {new_bytes} bytes vs baseline {old_bytes} bytes"
+    return _check(name, against, _pct(new_bytes, old_bytes), limit, upper, detail, "no int8 size")
+
+
 def evaluate_limits(
     report: dict[str, Any],
     gates: GatesConfig,
@@ -162,134 +206,19 @@ def evaluate_limits(
     """The limit gates (not the `require_*` ones) on a report-shaped dict.
 
     `report` needs `metrics`, `artifacts` and `bench` keyed by variant, as in report.json;
-    sweep points pass their validation metrics in the same shape.
+    sweep points pass their validation metrics in the same shape. Checks against float32
+    or a fixed limit come first (in `GateSpec.rank` order), then those against the
+    baseline when one is given (in table order).
     """
-    checks: list[Check] = []
-    if gates.max_auroc_drop is not None:
-        checks.append(
-            _drop(report, report, FLOAT32, "auroc", "max_auroc_drop", gates.max_auroc_drop, FLOAT32)
-        )
-    if gates.max_sensitivity_drop is not None:
-        checks.append(
-            _drop(
-                report,
-                report,
-                FLOAT32,
-                "sensitivity",
-                "max_sensitivity_drop",
-                gates.max_sensitivity_drop,
-                FLOAT32,
-            )
-        )
-    if gates.min_specificity is not None:
-        spec = _metric(report, INT8, "specificity")
-        checks.append(
-            _check(
-                "min_specificity",
-                "limit",
-                spec,
-                gates.min_specificity,
-                False,
-                f"int8 specificity {spec:.4f}" if spec is not None else "",
-                "specificity is undefined for a multi-class task",
-            )
-        )
-    for metric in ("auroc", "sensitivity"):
-        margin = getattr(gates, f"noninferiority_{metric}")
-        if margin is not None:
-            checks.append(_noninferiority(report, metric, margin))
-    if gates.max_int8_bytes is not None:
-        size = _bytes(report, INT8)
-        checks.append(
-            _check(
-                "max_int8_bytes",
-                "limit",
-                size,
-                gates.max_int8_bytes,
-                True,
-                f"model_int8.tflite is {size} bytes",
-                "no int8 artifact",
-            )
-        )
-    if gates.max_int8_p50_ms is not None:
-        p50 = _p50(report, INT8)
-        checks.append(
-            _check(
-                "max_int8_p50_ms",
-                "limit",
-                p50,
-                gates.max_int8_p50_ms,
-                True,
-                f"int8 p50 {p50} ms",
-                bench_note,
-            )
-        )
-    if gates.min_speedup is not None:
-        p_f, p_i = _p50(report, FLOAT32), _p50(report, INT8)
-        speedup = p_f / p_i if p_f is not None and p_i else None
-        checks.append(
-            _check(
-                "min_speedup",
-                FLOAT32,
-                speedup,
-                gates.min_speedup,
-                False,
-                f"float32 p50 {p_f} ms / int8 p50 {p_i} ms",
-                bench_note,
-            )
-        )
+    limits = gates.limits
+    first = sorted((s for s in GATES if s.name in limits), key=lambda s: s.rank)
+    passes = [(s, a) for s in first for a in s.against if a != BASELINE]
     if baseline is not None:
-        if gates.max_auroc_drop is not None:
-            checks.append(
-                _drop(
-                    report,
-                    baseline,
-                    INT8,
-                    "auroc",
-                    "max_auroc_drop",
-                    gates.max_auroc_drop,
-                    "baseline",
-                )
-            )
-        if gates.max_sensitivity_drop is not None:
-            checks.append(
-                _drop(
-                    report,
-                    baseline,
-                    INT8,
-                    "sensitivity",
-                    "max_sensitivity_drop",
-                    gates.max_sensitivity_drop,
-                    "baseline",
-                )
-            )
-        if gates.max_latency_regression_pct is not None:
-            new, old = _p50(report, INT8), _p50(baseline, INT8)
-            checks.append(
-                _check(
-                    "max_latency_regression_pct",
-                    "baseline",
-                    _pct(new, old),
-                    gates.max_latency_regression_pct,
-                    True,
-                    f"int8 p50 {new} ms vs baseline {old} ms",
-                    f"{bench_note}, or the baseline has no int8 latency",
-                )
-            )
-        if gates.max_size_growth_pct is not None:
-            new, old = _bytes(report, INT8), _bytes(baseline, INT8)
-            checks.append(
-                _check(
-                    "max_size_growth_pct",
-                    "baseline",
-                    _pct(new, old),
-                    gates.max_size_growth_pct,
-                    True,
-                    f"int8 {new} bytes vs baseline {old} bytes",
-                    "no int8 size",
-                )
-            )
-    return checks
+        passes += [(s, BASELINE) for s in GATES if s.name in limits and BASELINE in s.against]
+    return [
+        _measure(spec, limits[spec.name], report, against, baseline, bench_note)
+        for spec, against in passes
+    ]
 
 
 def evaluate(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import BuildConfig, Variant
+from pipeline.config import BuildConfig, QuantizeConfig, Variant
 from pipeline.errors import ConfigError, OutputError
 from pipeline.release.report.schema import BuildReport, Gates, VariantMetrics, read_bench
 
@@ -82,7 +82,8 @@ class Grid:
         axes = (
             amount,
             self.schedule or [prune.get("schedule", "oneshot")],
-            self.calibration_samples or [quantize.get("calibration_samples", 200)],
+            self.calibration_samples
+            or [quantize.get("calibration_samples", QuantizeConfig.calibration_samples)],
             self.activations or [quantize.get("activations", "int8")],
         )
         return [
