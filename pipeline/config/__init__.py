@@ -14,6 +14,7 @@ from pipeline.config.enums import (
     choices,
 )
 from pipeline.config.gates import GATES, GateSpec
+from pipeline.config.sweep import SweepOptions
 from pipeline.config.types import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
@@ -76,6 +77,7 @@ __all__ = [
     "RuntimeTarget",
     "StructuredConfig",
     "StructuredCriterion",
+    "SweepOptions",
     "Variant",
     "parse_operating_point",
 ]

@@ -16,8 +16,8 @@ and `--help` show.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
 from pipeline.config.enums import (
@@ -35,6 +35,7 @@ from pipeline.config.enums import (
 )
 from pipeline.config.gates import GATES
 from pipeline.config.option import Option, declare, shown
+from pipeline.config.sweep import SweepOptions
 
 SECTIONS = ("model", "data", "prune", "quantize", "bench", "export", "gates", "device")
 SWEEP = "sweep"
@@ -266,6 +267,10 @@ def _sweep() -> list[Option]:
     def axis(choices: tuple[str, ...]) -> str:
         return ",".join(choices)
 
+    def default(name: str) -> Any:
+        """A sweep setting's default, declared on `SweepOptions`."""
+        return {f.name: f.default for f in dataclasses.fields(SweepOptions)}[name]
+
     return [
         o("grid_sparsity", "sparsity_list", "target sparsities to try, e.g. 0,0.5,0.8",
           name="sparsity", flag="--sparsity", metavar="S,S,...", example="[0.0, 0.5, 0.8]"),
@@ -280,20 +285,22 @@ def _sweep() -> list[Option]:
         o("grid_activations", "choice_list", "activation widths to try", name="activations",
           flag="--activations", enum=Activations,
           metavar=axis(tuple(a.value for a in Activations)), example='["int8"]'),
-        o("workers", "int", "sweep points in parallel, each in its own process", default=1,
+        o("workers", "int", "sweep points in parallel, each in its own process",
+          default=default("workers"),
           metavar="N", example="1"),
         o("prefer", "choice", "recommend the smallest or the fastest passing point",
-          default=SweepPreference.SIZE.value, enum=SweepPreference, example='"size"'),
+          default=default("prefer"), enum=SweepPreference, example='"size"'),
         o("sweep_out", "path", "sweep directory; finished points are kept there and skipped "
           "when the sweep runs again (resumable)", name="out", flag="--out",
-          default=Path("sweep"), metavar="DIR", example='"sweep"'),
+          default=default("out"), metavar="DIR", example='"sweep"'),
         o("ray", "str", "run each point as a task on the Ray cluster at HOST:PORT (auto: "
           "$RAY_ADDRESS) instead of local processes; needs bedside-lite[cluster]",
           metavar="ADDRESS", example='"auto"'),
-        o("point_cpus", "float", "CPUs Ray reserves for each point (with --ray)", default=1.0,
+        o("point_cpus", "float", "CPUs Ray reserves for each point (with --ray)",
+          default=default("point_cpus"),
           metavar="N", example="1"),
         o("ray_retries", "int", "times Ray reruns a point whose worker or node died (with "
-          "--ray)", default=2, metavar="N", example="2"),
+          "--ray)", default=default("ray_retries"), metavar="N", example="2"),
     ]  # fmt: skip
 
 

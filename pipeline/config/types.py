@@ -203,7 +203,7 @@ class StructuredConfig:
     channel_multiple: int = 1
     finetune_epochs: int = 0
     drop_blocks: int = 0  # residual branches removed whole, before channels
-    # fine-tuning recipe of the rebuilt model (see pipeline.prune.magnitude.finetune)
+    # fine-tuning recipe of the rebuilt model (see pipeline.prune.finetune)
     augment: tuple[str, ...] = ()  # random image transforms of FINETUNE_AUGMENTATIONS
     lr_schedule: LrSchedule = LrSchedule.CONSTANT
     distill: float = 0.0  # weight of the unpruned model's probabilities in the targets

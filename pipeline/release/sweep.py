@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import BuildConfig, QuantizeConfig, Variant
+from pipeline.config import BuildConfig, QuantizeConfig, SweepOptions, Variant
 from pipeline.errors import ConfigError, OutputError
 from pipeline.release.report.schema import BuildReport, Gates, VariantMetrics, read_bench
 
@@ -296,31 +296,6 @@ def recommend(points: Sequence[Mapping[str, Any]], prefer: str) -> Mapping[str, 
             return (_int8(d, "bytes"), -_int8(d, "auroc"), p50 if p50 is not None else 0.0)
 
     return min(passing, key=order) if passing else None
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    """How the sweep runs (not what each point builds)."""
-
-    out: Path = Path("sweep")
-    workers: int = 1
-    prefer: str = "size"  # size | latency
-    ray: str | None = None  # a Ray cluster's address (or `auto`): points run as Ray tasks
-    point_cpus: float = 1.0  # CPUs Ray reserves per point
-    ray_retries: int = 2  # Ray's max_retries: reruns of a point whose worker or node died
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1; received {self.workers}.")
-        if not self.point_cpus > 0:
-            raise ConfigError(
-                f"--point-cpus must be > 0 (CPUs per point on the Ray cluster); "
-                f"received {self.point_cpus}."
-            )
-        if self.ray_retries < 0:
-            raise ConfigError(f"--ray-retries must be >= 0; received {self.ray_retries}.")
-        if self.prefer not in ("size", "latency"):
-            raise ConfigError(f"--prefer must be size or latency; received '{self.prefer}'.")
 
 
 def check_output_dir(out: Path) -> None:
