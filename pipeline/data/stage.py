@@ -49,7 +49,8 @@ def load_stage(config: BuildConfig, clock: StageClock, reference: Path | None = 
             )
         model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
     else:
-        model = clock.run("load model", lambda: models.load_model(config.model, config.unsafe_load))
+        path = config.model
+        model = clock.run("load model", lambda: models.load_model(path, config.unsafe_load))
         raw = clock.run("load data", lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
         splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
         model_source = str(config.model)
