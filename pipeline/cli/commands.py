@@ -80,6 +80,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import models
     from pipeline.quantize.ptq import postprocess_kind
+    from pipeline.release import onnx_parity
 
     with _native_logs_captured(enabled=not args.debug):
         model = models.load_model(args.model)
@@ -89,7 +90,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
             meta = json.loads((args.tflite.parent / "preprocessing.json").read_text())
             postprocess = meta.get("postprocess", "none")
         probes = onnx_export.probe_inputs(model, args.tflite)
-        exported = onnx_export.export(
+        exported = onnx_parity.export(
             model,
             args.tflite,
             probes,

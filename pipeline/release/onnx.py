@@ -23,10 +23,11 @@ def onnx_stage(
     from converters import onnx_export
     from device_bench.runner import run_model
     from pipeline.evaluate.metrics import evaluate, predictions, probabilities
+    from pipeline.release import onnx_parity
 
     x_test = splits.model_inputs("test")
     threshold = config.evaluation.decision_threshold if threshold is None else threshold
-    exported = onnx_export.export(
+    exported = onnx_parity.export(
         model,
         paths[Variant.INT8],
         x_test,
