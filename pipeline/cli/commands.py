@@ -130,8 +130,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    """The same subprocess interface the build's bench stage uses, here or on a device."""
-    from pipeline.device.local import run_device_bench, summarize
+    """The same device_bench interface the build's bench stage uses, here or on a device."""
+    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device.local import summarize
     from pipeline.errors import ConfigError, ModelError
 
     for model in args.models:

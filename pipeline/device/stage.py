@@ -3,6 +3,7 @@ every --device."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ def bench_stage(
     paths: dict[Variant, Path], config: BuildConfig, clock: StageClock
 ) -> dict[str, Any]:
     """Latency and memory of every variant through device_bench (empty when disabled)."""
-    from pipeline.device.local import run_device_bench, summarize
+    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device.local import summarize
 
     bench: dict[str, Any] = {}
     if not config.bench.enabled:
@@ -35,7 +37,7 @@ def bench_stage(
     for device in config.device.devices:
         # the same files on the bedside device itself, over SSH
         for variant, summary in clock.run(
-            f"bench {device.name}", lambda d=device: _bench_device(d, paths, config)
+            f"bench {device.name}", partial(_bench_device, device, paths, config)
         ).items():
             bench[variant.value].setdefault("devices", {})[device.name] = summary
     return bench
