@@ -131,7 +131,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """The same device_bench interface the build's bench stage uses, here or on a device."""
-    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device import client
     from pipeline.device.local import summarize
     from pipeline.errors import ConfigError, ModelError
 
@@ -164,7 +164,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         doc = bench_on_device(devices[0], list(args.models), config)
     else:
         python = str(args.runtime_python) if args.runtime_python else None
-        doc = run_device_bench(list(args.models), config, python)
+        doc = client.bench(list(args.models), config, python)
     if args.json == "-":
         print(json.dumps(doc, indent=2))
     else:

@@ -15,20 +15,20 @@ def bench_stage(
     paths: dict[Variant, Path], config: BuildConfig, clock: StageClock
 ) -> dict[str, Any]:
     """Latency and memory of every variant through device_bench (empty when disabled)."""
-    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device import client
     from pipeline.device.local import summarize
 
     bench: dict[str, Any] = {}
     if not config.bench.enabled:
         return bench
-    raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()), config.bench))
+    raw_bench = clock.run("bench", lambda: client.bench(list(paths.values()), config.bench))
     for variant, entry in zip(paths, raw_bench["models"], strict=True):
         bench[variant.value] = summarize(entry)
     if config.quantize.runtime_python is not None:
         # the same files on the device's runtime: ratios can differ completely
         other = clock.run(
             "bench runtime-python",
-            lambda: run_device_bench(
+            lambda: client.bench(
                 list(paths.values()), config.bench, str(config.quantize.runtime_python)
             ),
         )
