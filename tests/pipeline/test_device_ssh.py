@@ -306,7 +306,7 @@ def _split(argv: list[str]) -> tuple[list[str], Path | None, Path | None]:
 def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
     from pipeline.cli import build_config
     from pipeline.config import Variant
-    from pipeline.release.build import _bench_device
+    from pipeline.device.stage import _bench_device
     from pipeline.release.report import device_bench_lines
 
     address = f"ssh://clinic@127.0.0.1:{_unused_port()}"
