@@ -128,14 +128,15 @@ def _host_of(python: str) -> dict[str, Any]:
             check=False,
         )
     except OSError as error:
-        returncode, tail = None, [str(error)]
+        how, tail = "not started", [str(error)]
     else:
-        returncode, tail = proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()
-        if returncode == 0:
+        if proc.returncode == 0:
             info = json.loads(proc.stdout)
             return {k: info[k] for k in ("python", "machine", "cpu_count", "system")}
+        how = f"exit {proc.returncode}"
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
     raise ConfigError(
-        f"device_bench did not run under '{python}' (exit {returncode}): "
+        f"device_bench did not run under '{python}' ({how}): "
         f"{' | '.join(tail[-3:])}. Check --runtime-python points at a Python with numpy and "
         "a LiteRT runtime."
     )
