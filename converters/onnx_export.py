@@ -1,4 +1,4 @@
-"""Keras / TFLite -> ONNX for vendors that run ONNX Runtime, with a parity proof.
+"""Keras / TFLite -> ONNX for vendors that run ONNX Runtime, and the outputs to prove parity.
 
 Two files: `model_pruned_float32.onnx` from the pruned Keras model (tf2onnx `from_function`
 with an explicit input signature: `from_keras` fails on Keras 3 Sequential models), and
@@ -9,9 +9,11 @@ int8 weights are stored as uint8 with their zero points shifted by 128, see
 one input `input` (dynamic batch) and one output `output`, and pass
 `onnx.checker.check_model(full_check=True)`.
 
-Parity is measured in onnxruntime: float ONNX against Keras as the largest absolute
-difference of class probabilities, int8 ONNX against the int8 .tflite as prediction
-agreement and the largest difference in output quantization steps.
+`export` runs each file in onnxruntime next to its source on the same inputs (float ONNX
+against Keras, int8 ONNX against the int8 .tflite run by device_bench) and returns the raw
+outputs and their numeric differences. Whether they agree closely enough to ship (class
+probabilities, predictions at the operating point, bounds, warnings) is judged by the
+release stage, `pipeline/release/onnx_parity.py`.
 
 tf2onnx, onnx and onnxruntime (the `onnx` extra) are imported inside the functions.
 """
@@ -26,9 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from converters.errors import MissingExtraError
 from converters.tflite import INPUT_NAME, OUTPUT_NAME
-from pipeline.errors import MissingExtraError
-from pipeline.models import OutputKind
 
 if TYPE_CHECKING:
     import keras
@@ -36,13 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 17
 FLOAT_FILENAME = "model_pruned_float32.onnx"
 INT8_FILENAME = "model_int8.onnx"
-# Largest |p_onnx - p_keras| of any class probability: the float graphs compute the same
-# arithmetic, so anything above float32 round-off means a wrong conversion.
-FLOAT_BOUND = 1e-4
-# The int8 graph re-implements TFLite's integer kernels with QDQ ops; rounding of the
-# requantization may differ by one step, never more.
-INT8_MAX_STEPS = 1
-INT8_MIN_AGREEMENT = 0.99
 _EXTRA_MODULES = ("tf2onnx", "onnx", "onnxruntime")
 
 
@@ -164,88 +158,52 @@ def run_onnx(model: bytes | Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
 
 
-def float_parity(
-    onnx_probs: np.ndarray, keras_probs: np.ndarray, bound: float = FLOAT_BOUND
-) -> dict[str, Any]:
-    """Float ONNX vs Keras: the largest absolute difference of class probabilities."""
-    diff = float(
-        np.max(np.abs(np.asarray(onnx_probs, np.float64) - np.asarray(keras_probs, np.float64)))
-    )
-    return {"max_abs_diff": diff, "bound": bound, "ok": bool(diff <= bound)}
+def output_difference(onnx_raw: np.ndarray, tflite_raw: np.ndarray) -> tuple[float, int | None]:
+    """The largest absolute difference of two raw outputs of the same model.
 
-
-def int8_parity(
-    onnx_raw: np.ndarray,
-    tflite_raw: np.ndarray,
-    onnx_pred: np.ndarray,
-    tflite_pred: np.ndarray,
-    max_steps: int = INT8_MAX_STEPS,
-    min_agreement: float = INT8_MIN_AGREEMENT,
-) -> dict[str, Any]:
-    """Int8 ONNX vs the int8 .tflite: prediction agreement and output step difference.
-
-    Steps are counted on integer outputs; for float outputs (`--io float32`) `max_steps`
-    is None and only agreement and `max_abs_diff` are judged.
+    Returns:
+        (largest |onnx - tflite| in the outputs' own units, the same as a whole number of
+        quantization steps for integer outputs, or None for float outputs).
     """
     onnx_raw, tflite_raw = np.asarray(onnx_raw), np.asarray(tflite_raw)
-    agreement = float(np.mean(np.asarray(onnx_pred) == np.asarray(tflite_pred)))
     diff = np.abs(onnx_raw.astype(np.float64) - tflite_raw.astype(np.float64))
     steps = int(diff.max()) if np.issubdtype(tflite_raw.dtype, np.integer) else None
-    ok = agreement >= min_agreement and (steps is None or steps <= max_steps)
-    return {
-        "agreement": agreement,
-        "min_agreement": min_agreement,
-        "max_steps": steps,
-        "steps_bound": max_steps,
-        "max_abs_diff": float(diff.max()),
-        "ok": bool(ok),
-    }
+    return float(diff.max()), steps
+
+
+@dataclass(frozen=True)
+class Int8Outputs:
+    """The int8 ONNX model and its source, the int8 .tflite, on the same inputs."""
+
+    onnx_raw: np.ndarray  # the ONNX output tensor, in its own dtype (int8 for int8 I/O)
+    tflite_raw: np.ndarray  # the .tflite's output tensor (device_bench), same dtype
+    onnx_outputs: np.ndarray  # onnx_raw dequantized to real values
+    tflite_outputs: np.ndarray  # tflite_raw dequantized to real values
 
 
 @dataclass(frozen=True)
 class OnnxExport:
-    """The ONNX files and the evidence that they compute what their sources do."""
+    """The ONNX files and what they and their sources compute on the same inputs.
+
+    Whether they agree closely enough to ship is the release stage's call
+    (`pipeline/release/onnx_parity.py`); here are only the numbers.
+    """
 
     float_onnx: bytes
     int8_onnx: bytes | None
-    parity: dict[str, Any]  # {"float": {...}, "int8": {...} or None, "opset": int}
-    float_outputs: np.ndarray  # float ONNX outputs on the parity inputs
-    int8_outputs: np.ndarray | None  # int8 ONNX outputs there, dequantized to real values
-
-    @property
-    def ok(self) -> bool:
-        return all(doc["ok"] for doc in (self.parity["float"], self.parity["int8"]) if doc)
-
-    def warnings(self) -> list[str]:
-        out = []
-        f, q = self.parity["float"], self.parity["int8"]
-        if not f["ok"]:
-            out.append(
-                f"ONNX float parity failed: max |p_onnx - p_keras| = "
-                f"{f['max_abs_diff']:.3g} > {f['bound']:g}. Do not ship "
-                f"{FLOAT_FILENAME}; check the tf2onnx version and --opset."
-            )
-        if q and not q["ok"]:
-            out.append(
-                f"ONNX int8 parity failed: agreement {q['agreement']:.4f} with the "
-                f".tflite (needs >= {q['min_agreement']}), max output difference "
-                f"{q['max_steps']} step(s) (bound {q['steps_bound']}). Do not ship "
-                f"{INT8_FILENAME}; check the tf2onnx version and --opset."
-            )
-        return out
+    opset: int
+    float_outputs: np.ndarray  # float ONNX outputs on the inputs
+    keras_outputs: np.ndarray  # the Keras model's outputs there
+    int8: Int8Outputs | None  # None when only the float model was exported
 
 
 def export(
     model: keras.Model,
     int8_tflite: Path | None,
     x: np.ndarray,
-    kind: OutputKind,
-    int8_kind: OutputKind,
-    positive_class: int = 1,
-    decision_threshold: float = 0.5,
     opset: int = DEFAULT_OPSET,
 ) -> OnnxExport:
-    """Converts the model(s) and proves parity in onnxruntime on the samples `x`.
+    """Converts the model(s) and runs each ONNX file and its source on the samples `x`.
 
     Args:
         model: the pruned Keras model: the float ONNX source and its reference.
@@ -253,45 +211,32 @@ def export(
             exports the float model only.
         x: real-valued model inputs, e.g. the test split; quantized with the .tflite input's
             scale and zero point for an integer-input int8 model.
-        kind: what the Keras model's output holds.
-        int8_kind: what the int8 model's output holds (`QuantizationResult.output_kind`:
-            logits when the sigmoid/softmax moved to the host).
-        positive_class: the clinically positive class of a binary task.
-        decision_threshold: P(positive) from which a case is called positive (binary).
         opset: ONNX opset of both files.
 
     Returns:
-        Both files as bytes, the parity document and the ONNX outputs on `x`.
+        Both files as bytes and the raw outputs of each file and its source on `x`.
     """
-    from pipeline.evaluate.metrics import predictions, probabilities
-
     x = np.asarray(x, np.float32)
     float_onnx = keras_to_onnx(model, opset)
     float_out = run_onnx(float_onnx, x)
     keras_out = model.predict(x, verbose=0, batch_size=256)
-    parity: dict[str, Any] = {
-        "float": float_parity(probabilities(float_out, kind), probabilities(keras_out, kind)),
-        "int8": None,
-        "opset": opset,
-    }
     if int8_tflite is None:
-        return OnnxExport(float_onnx, None, parity, float_out, None)
+        return OnnxExport(float_onnx, None, opset, float_out, keras_out, None)
 
     from device_bench.inputs import to_model_dtype
     from device_bench.runner import run_model
     from device_bench.tensors import dequantize
 
-    def predict(outputs: np.ndarray) -> np.ndarray:
-        return predictions(probabilities(outputs, int8_kind), positive_class, decision_threshold)
-
     int8_onnx = tflite_to_onnx(int8_tflite, opset)
     reference = run_model(int8_tflite, x)
     int8_raw = run_onnx(int8_onnx, to_model_dtype(x, reference.input_quantization))
-    int8_out = dequantize(int8_raw, reference.output_quantization)
-    parity["int8"] = int8_parity(
-        int8_raw, reference.raw_outputs, predict(int8_out), predict(reference.outputs)
+    int8 = Int8Outputs(
+        onnx_raw=int8_raw,
+        tflite_raw=reference.raw_outputs,
+        onnx_outputs=dequantize(int8_raw, reference.output_quantization),
+        tflite_outputs=reference.outputs,
     )
-    return OnnxExport(float_onnx, int8_onnx, parity, float_out, int8_out)
+    return OnnxExport(float_onnx, int8_onnx, opset, float_out, keras_out, int8)
 
 
 def probe_inputs(

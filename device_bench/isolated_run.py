@@ -37,6 +37,7 @@ def run_isolated(
     runtime: str | None = None,
     threads: int = 1,
     xnnpack: bool = True,
+    delegate_fallback: bool = True,
     batch_size: int | None = None,
     timeout_s: float = 300.0,
 ) -> RunResult:
@@ -52,6 +53,8 @@ def run_isolated(
         runtime: Runtime name for the child, or ``None`` for its first one.
         threads: Interpreter threads.
         xnnpack: Whether to use default delegates.
+        delegate_fallback: Whether to retry without default delegates when they
+            refuse the model (``False``: the refusal is the result).
         batch_size: Samples per invoke, or ``None`` for the default.
         timeout_s: Time limit for the child.
 
@@ -74,6 +77,8 @@ def run_isolated(
             command += ["--runtime", runtime]
         if not xnnpack:
             command.append("--no-xnnpack")
+        if not delegate_fallback:
+            command.append("--no-fallback")
         if batch_size is not None:
             command += ["--batch-size", str(batch_size)]
         try:

@@ -3,9 +3,16 @@
 Every error a user can cause by what they pass in (a file, a flag, data) is one of the
 `BedsideError` subclasses below. The CLI prints the message without a traceback and exits
 with `exit_code`. Messages say what was expected, what was received and how to fix it.
+
+The converters raise their own errors (`converters.errors`, which import nothing from the
+pipeline); the pipeline's errors of the same kinds subclass them, and the CLI catches both
+bases (`BedsideError`, `ConverterError`) alike.
 """
 
 from __future__ import annotations
+
+from converters import errors as converter_errors
+from converters.errors import ConverterError as ConverterError  # re-exported for the CLI
 
 
 class BedsideError(Exception):
@@ -22,7 +29,7 @@ class DataError(BedsideError):
     """The data file is missing, unreadable, or does not fit the model."""
 
 
-class ModelError(BedsideError):
+class ModelError(BedsideError, converter_errors.ModelError):
     """The model file is missing, unreadable, or of a kind the pipeline does not support."""
 
 
@@ -30,18 +37,15 @@ class OutputError(BedsideError):
     """The output location cannot be written as asked (exists, is a file, ...)."""
 
 
-class QuantizationError(BedsideError):
+class QuantizationError(BedsideError, converter_errors.QuantizationError):
     """The produced int8 model is not what was asked for (e.g. a float op remains)."""
 
 
-class MissingExtraError(BedsideError):
-    """An optional dependency is needed for the requested feature."""
+class MissingExtraError(BedsideError, converter_errors.MissingExtraError):
+    """An optional dependency is needed for the requested feature.
 
-    def __init__(self, package: str, extra: str, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs the Python package '{package}', which is not installed. "
-            f"Install it with: pip install 'bedside-lite[{extra}]'"
-        )
+    Takes `(package, extra, feature)` and words the message like the converters' own.
+    """
 
 
 class DeviceError(BedsideError):

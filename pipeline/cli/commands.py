@@ -80,6 +80,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import models
     from pipeline.quantize.ptq import postprocess_kind
+    from pipeline.release import onnx_parity
 
     with _native_logs_captured(enabled=not args.debug):
         model = models.load_model(args.model)
@@ -89,7 +90,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
             meta = json.loads((args.tflite.parent / "preprocessing.json").read_text())
             postprocess = meta.get("postprocess", "none")
         probes = onnx_export.probe_inputs(model, args.tflite)
-        exported = onnx_export.export(
+        exported = onnx_parity.export(
             model,
             args.tflite,
             probes,
@@ -129,8 +130,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    """The same subprocess interface the build's bench stage uses, here or on a device."""
-    from pipeline.device.local import run_device_bench, summarize
+    """The same device_bench interface the build's bench stage uses, here or on a device."""
+    from pipeline.device import client
+    from pipeline.device.local import summarize
     from pipeline.errors import ConfigError, ModelError
 
     for model in args.models:
@@ -162,7 +164,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         doc = bench_on_device(devices[0], list(args.models), config)
     else:
         python = str(args.runtime_python) if args.runtime_python else None
-        doc = run_device_bench(list(args.models), config, python)
+        doc = client.bench(list(args.models), config, python)
     if args.json == "-":
         print(json.dumps(doc, indent=2))
     else:

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from pipeline.errors import BedsideError
+from pipeline.errors import BedsideError, ConverterError
 
 
 @contextlib.contextmanager
@@ -32,7 +32,7 @@ def _native_logs_captured(enabled: bool) -> Iterator[int]:
         try:
             yield saved
             failed = False
-        except (BedsideError, KeyboardInterrupt):
+        except (BedsideError, ConverterError, KeyboardInterrupt):
             failed = False  # the user's error or Ctrl-C: the native log is noise
             raise
         finally:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pipeline.cli.commands import _run_bench, _run_build, _run_export_onnx, _run_init, _run_inspect
 from pipeline.cli.parser import _parser
 from pipeline.cli.sweep import _run_sweep
-from pipeline.errors import BedsideError
+from pipeline.errors import BedsideError, ConverterError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return _run_bench(args)
         return _run_inspect(args)
-    except BedsideError as exc:
+    except (BedsideError, ConverterError) as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

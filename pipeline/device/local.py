@@ -1,28 +1,25 @@
-"""The bench stage: latency and memory of every variant, measured by device_bench.
+"""What the report keeps of device_bench's JSON report: the `bench.<variant>` block.
 
-device_bench runs in a subprocess (optionally under another Python, e.g. a venv holding a
-device's legacy runtime), exactly as it would on the device: each model in a fresh process,
-models interleaved round by round so machine drift hits all alike.
+device_bench measures (through `pipeline.device.client.bench`, here or under another
+Python, or on a device over SSH); `summarize` picks from one model's entry what
+report.json records.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.config import BenchConfig
-from pipeline.errors import ConfigError
+if TYPE_CHECKING:
+    from pipeline.config import BenchConfig
 
 LATENCY_KEYS = ("p50", "p90", "p99", "mean", "min", "max")
 
 
 def device_bench_env() -> dict[str, str]:
-    """Environment in which any Python can import this checkout's device_bench."""
+    """Environment in which any Python can import this checkout's device_bench (for the
+    bench/ scripts that start `python -m device_bench` themselves)."""
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -33,45 +30,10 @@ def device_bench_env() -> dict[str, str]:
 def run_device_bench(
     models: list[Path], config: BenchConfig, python: str | None = None
 ) -> dict[str, Any]:
-    """Runs `python -m device_bench` on `models` and returns its JSON report.
+    """`pipeline.device.client.bench`, under the name the bench/ scripts use."""
+    from pipeline.device.client import bench
 
-    Raises:
-        ConfigError: the given Python cannot run device_bench at all.
-    """
-    with tempfile.TemporaryDirectory(prefix="bedside-bench-") as tmp:
-        report_path = Path(tmp) / "bench.json"
-        cmd = [
-            python or sys.executable,
-            "-m",
-            "device_bench",
-            *map(str, models),
-            "--runs",
-            str(config.runs),
-            "--warmup",
-            str(config.warmup),
-            "--min-seconds",
-            str(config.min_seconds),
-            "--threads",
-            str(config.threads),
-            "--json",
-            str(report_path),
-        ]
-        proc = subprocess.run(
-            cmd,
-            env=device_bench_env(),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if not report_path.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ConfigError(
-                f"device_bench did not run under '{cmd[0]}' (exit {proc.returncode}): "
-                f"{' | '.join(tail)}. Check --runtime-python points at a Python with numpy and "
-                "a LiteRT runtime."
-            )
-        return json.loads(report_path.read_text())
+    return bench(models, config, python)
 
 
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:

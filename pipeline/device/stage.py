@@ -3,6 +3,7 @@ every --device."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,20 @@ def bench_stage(
     paths: dict[Variant, Path], config: BuildConfig, clock: StageClock
 ) -> dict[str, Any]:
     """Latency and memory of every variant through device_bench (empty when disabled)."""
-    from pipeline.device.local import run_device_bench, summarize
+    from pipeline.device import client
+    from pipeline.device.local import summarize
 
     bench: dict[str, Any] = {}
     if not config.bench.enabled:
         return bench
-    raw_bench = clock.run("bench", lambda: run_device_bench(list(paths.values()), config.bench))
+    raw_bench = clock.run("bench", lambda: client.bench(list(paths.values()), config.bench))
     for variant, entry in zip(paths, raw_bench["models"], strict=True):
         bench[variant.value] = summarize(entry)
     if config.quantize.runtime_python is not None:
         # the same files on the device's runtime: ratios can differ completely
         other = clock.run(
             "bench runtime-python",
-            lambda: run_device_bench(
+            lambda: client.bench(
                 list(paths.values()), config.bench, str(config.quantize.runtime_python)
             ),
         )
@@ -35,7 +37,7 @@ def bench_stage(
     for device in config.device.devices:
         # the same files on the bedside device itself, over SSH
         for variant, summary in clock.run(
-            f"bench {device.name}", lambda d=device: _bench_device(d, paths, config)
+            f"bench {device.name}", partial(_bench_device, device, paths, config)
         ).items():
             bench[variant.value].setdefault("devices", {})[device.name] = summary
     return bench

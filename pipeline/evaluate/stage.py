@@ -29,7 +29,7 @@ def operating_point_stage(
     Raises:
         ConfigError: a rule other than a fixed threshold on a multi-class task.
     """
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
     from pipeline.errors import ConfigError
     from pipeline.evaluate import operating_point as op
     from pipeline.evaluate.metrics import probabilities
@@ -87,7 +87,7 @@ def evaluate_variants(
     flips and paired differences are with the first variant (float32), and each metric
     gets its stratified-bootstrap 95% interval (`config.evaluation.bootstrap` replicates).
     """
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
     from pipeline.evaluate import bootstrap
     from pipeline.evaluate.metrics import calibration, evaluate, flips, probabilities
 

@@ -112,7 +112,7 @@ def _convert(
 
 
 def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
     from pipeline.evaluate.metrics import evaluate, probabilities
 
     with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:
@@ -168,7 +168,7 @@ def layer_errors(
             debugger.layer_statistics_dump(dump)
     except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the build
         return f"QuantizationDebugger unavailable: {type(exc).__name__}: {exc}"[:300]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for row in csv.DictReader(io.StringIO(dump.getvalue())):
         scale = float(row.get("scale") or "nan")
         mse = float(row.get("mean_squared_error") or "nan")
@@ -312,7 +312,7 @@ def quantize(
 def _diagnose(
     model: keras.Model, splits: Splits, data: bytes, info: Any, idx: np.ndarray
 ) -> dict[str, Any]:
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
 
     with tempfile.TemporaryDirectory(prefix="bedside-q-") as tmp:
         path = Path(tmp, "plain.tflite")

@@ -59,7 +59,11 @@ def verify_stage(
 
     progress("verify runtimes")
     checks = run_checks(path)
-    sparse = {"requested": config.quantize.sparse_encoding, "kept": False, "reason": None}
+    sparse: dict[str, Any] = {
+        "requested": config.quantize.sparse_encoding,
+        "kept": False,
+        "reason": None,
+    }
     if config.quantize.sparse_encoding:
         failed = [c for c in checks if c.status != "ok"]
         if failed:

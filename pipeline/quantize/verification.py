@@ -3,17 +3,13 @@
 A bedside device gets one file and trusts it. Measured on this stack: ai-edge-litert's
 default XNNPACK delegate refuses some sparse int8 models at prepare time, and
 tflite-runtime 2.14 returned all-zero outputs for a block-sparse int8 model. So every
-target runtime runs the real file on the test split, through device_bench in a subprocess
-(a native crash cannot take the build down), and its outputs are compared with the pruned
-float32 model's and with the primary runtime's.
+target runtime runs the real file on the test split, through device_bench in a child process
+(`pipeline.device.client.run_in_child`: a native crash cannot take the build down), and its
+outputs are compared with the pruned float32 model's and with the primary runtime's.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +20,6 @@ import numpy as np
 
 from pipeline.config import RuntimeTarget
 from pipeline.device.inventory import Device
-from pipeline.device.local import device_bench_env
 
 # Runtimes may round differently by a step; more than this is a wrong result.
 MAX_STEPS_VS_PRIMARY = 2.0
@@ -60,74 +55,32 @@ def target_name(target: RuntimeTarget | str) -> str:
     return target.value if isinstance(target, RuntimeTarget) else target
 
 
-def _command(
-    target: RuntimeTarget,
-    model: Path,
-    inputs: Path,
-    outputs: Path,
-    status: Path,
-    runtime_python: Path | None,
-) -> list[str]:
-    python = str(runtime_python) if target is RuntimeTarget.TFLITE_RUNTIME else sys.executable
-    cmd = [
-        python,
-        "-m",
-        "device_bench",
-        "run",
-        str(model),
-        "--input",
-        str(inputs),
-        "--output",
-        str(outputs),
-        "--status",
-        str(status),
-        "--overwrite",
-        "--no-fallback",
-    ]
-    if target is RuntimeTarget.TFLITE_RUNTIME:
-        cmd += ["--runtime", "tflite_runtime"]
-    else:
-        cmd += ["--runtime", "ai_edge_litert"]
-    if target is RuntimeTarget.LITERT_NO_DELEGATES:
-        cmd += ["--no-xnnpack"]
-    return cmd
-
-
 def run_on_runtime(
     target: RuntimeTarget, model: Path, x: np.ndarray, runtime_python: Path | None = None
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Runs `model` on `x` under one runtime in a subprocess.
+    """Runs `model` on `x` under one runtime, in a child process, as it would run on a device:
+    the default delegates may refuse the model (no retry without them).
+
+    Args:
+        target: the runtime; `tflite_runtime` runs under `runtime_python`.
+        model: the int8 .tflite.
+        x: preprocessed inputs.
+        runtime_python: the Python holding tflite-runtime.
 
     Returns:
         (dequantized outputs or None, status dict with `status` and `reason`).
     """
-    with tempfile.TemporaryDirectory(prefix="bedside-verify-") as tmp:
-        inputs, outputs, status = Path(tmp, "x.npy"), Path(tmp, "y.npz"), Path(tmp, "s.json")
-        np.save(inputs, x.astype(np.float32))
-        cmd = _command(target, model, inputs, outputs, status, runtime_python)
-        proc = subprocess.run(
-            cmd,
-            env=device_bench_env(),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            timeout=600,
-        )
-        info: dict[str, Any] = json.loads(status.read_text()) if status.exists() else {}
-        if proc.returncode < 0 or (proc.returncode != 0 and not outputs.exists() and not info):
-            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
-            state = "crashed" if proc.returncode < 0 else "refused"
-            return None, {
-                **info,
-                "status": state,
-                "reason": f"exit {proc.returncode}: {tail}" if tail else f"exit {proc.returncode}",
-            }
-        if not outputs.exists():
-            reason = info.get("reason") or info.get("error") or (proc.stderr or "").strip()
-            return None, {**info, "status": "refused", "reason": reason}
-        with np.load(outputs, allow_pickle=False) as npz:
-            return npz["outputs"].astype(np.float32), {**info, "status": "ok", "reason": None}
+    from pipeline.device.client import run_in_child
+
+    legacy = target is RuntimeTarget.TFLITE_RUNTIME
+    return run_in_child(
+        model,
+        x,
+        python=str(runtime_python) if legacy else None,
+        runtime="tflite_runtime" if legacy else "ai_edge_litert",
+        xnnpack=target is not RuntimeTarget.LITERT_NO_DELEGATES,
+        delegate_fallback=False,
+    )
 
 
 def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:
@@ -180,10 +133,10 @@ def verify(
             checks.append(RuntimeCheck(target, info["status"], info.get("reason"), **common))
             continue
         pred = predict(outputs)
-        vs_ref = dict(
-            agreement_vs_reference=float(np.mean(pred == reference_pred)),
-            max_steps_vs_reference=_steps(outputs, reference_outputs, output_scale),
-        )
+        vs_ref: dict[str, Any] = {
+            "agreement_vs_reference": float(np.mean(pred == reference_pred)),
+            "max_steps_vs_reference": _steps(outputs, reference_outputs, output_scale),
+        }
         if primary is None:
             primary = outputs
             checks.append(

@@ -243,7 +243,7 @@ def check_same_outputs(original: bytes, embedded: bytes, inputs: np.ndarray) -> 
     Raises:
         ModelError: the file with the manifest no longer loads or computes differently.
     """
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
 
     with tempfile.TemporaryDirectory(prefix="bedside-manifest-") as tmp:
         paths = []

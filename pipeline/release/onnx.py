@@ -21,12 +21,13 @@ def onnx_stage(
     """Writes both .onnx files into the staging dir; parity and metrics on the test split,
     at the operating point's `threshold` (default: the configured decision threshold)."""
     from converters import onnx_export
-    from device_bench.runner import run_model
+    from pipeline.device.client import run_model
     from pipeline.evaluate.metrics import evaluate, predictions, probabilities
+    from pipeline.release import onnx_parity
 
     x_test = splits.model_inputs("test")
     threshold = config.evaluation.decision_threshold if threshold is None else threshold
-    exported = onnx_export.export(
+    exported = onnx_parity.export(
         model,
         paths[Variant.INT8],
         x_test,
@@ -36,6 +37,8 @@ def onnx_stage(
         decision_threshold=threshold,
         opset=config.export.opset,
     )
+    # the build always exports the int8 file too
+    assert exported.int8_onnx is not None and exported.int8_outputs is not None
     files = {
         "onnx_pruned_float32": stage.write_bytes(onnx_export.FLOAT_FILENAME, exported.float_onnx),
         "onnx_int8": stage.write_bytes(onnx_export.INT8_FILENAME, exported.int8_onnx),

@@ -75,9 +75,10 @@ def test_onnx_files_match_keras_and_tflite(name: str, tmp_path: Path, onnx_extra
     import onnx
 
     from converters import onnx_export
+    from pipeline.release import onnx_parity
 
     model, kind, x, path = _case(name, tmp_path)
-    exported = onnx_export.export(model, path, x, kind, kind)
+    exported = onnx_parity.export(model, path, x, kind, kind)
     f, q = exported.parity["float"], exported.parity["int8"]
     assert f["max_abs_diff"] <= 1e-4 and f["ok"], f
     assert q["agreement"] >= 0.99 and q["max_steps"] is not None and q["max_steps"] <= 1, q
@@ -109,14 +110,15 @@ def test_onnx_files_match_keras_and_tflite(name: str, tmp_path: Path, onnx_extra
 
 def test_int8_with_host_sigmoid_reads_logits(tmp_path: Path, onnx_extra: None) -> None:
     """The int8 model may emit logits (the remedy moves the sigmoid to the host)."""
-    from converters import onnx_export, tflite
+    from converters import tflite
     from pipeline.evaluate.metrics import probabilities
+    from pipeline.release import onnx_parity
 
     model, kind, x, path = _case("mlp", tmp_path)
     with tflite.logits_view(model) as (view, removed):
         path.write_bytes(tflite.to_int8(view, x[:32]))
     assert removed == "sigmoid"
-    exported = onnx_export.export(model, path, x, kind, OutputKind.LOGITS)
+    exported = onnx_parity.export(model, path, x, kind, OutputKind.LOGITS)
     assert exported.ok, exported.parity
     p_int8 = probabilities(exported.int8_outputs, OutputKind.LOGITS)
     p_keras = probabilities(model.predict(x, verbose=0), kind)
@@ -128,19 +130,20 @@ def test_int8_with_host_sigmoid_reads_logits(tmp_path: Path, onnx_extra: None) -
 def test_perturbed_keras_weight_fails_float_parity(tmp_path: Path, onnx_extra: None) -> None:
     from converters import onnx_export
     from pipeline.evaluate.metrics import probabilities
+    from pipeline.release.onnx_parity import float_parity
 
     model, kind, x, _ = _case("bn_dropout", tmp_path)
     data = onnx_export.keras_to_onnx(model)
     onnx_probs = probabilities(onnx_export.run_onnx(data, x), kind)
     keras_probs = probabilities(model.predict(x, verbose=0), kind)
-    assert onnx_export.float_parity(onnx_probs, keras_probs)["ok"]
+    assert float_parity(onnx_probs, keras_probs)["ok"]
 
     head = model.get_layer("head")
     kernel, bias = head.get_weights()
     kernel[0, 0] += 1.0
     head.set_weights([kernel, bias])
     perturbed = probabilities(model.predict(x, verbose=0), kind)
-    doc = onnx_export.float_parity(onnx_probs, perturbed)
+    doc = float_parity(onnx_probs, perturbed)
     assert not doc["ok"] and doc["max_abs_diff"] > 1e-4
 
 
@@ -187,23 +190,23 @@ def test_unsigned_weights_do_not_saturate_in_onnxruntime(onnx_extra: None) -> No
 
 
 def test_int8_parity_flags_outputs_two_steps_off(tmp_path: Path) -> None:
-    from converters import onnx_export
+    from pipeline.release.onnx_parity import int8_parity
 
     raw = np.arange(-60, 60, dtype=np.int8).reshape(-1, 1)
     pred = (raw[:, 0] >= 0).astype(int)
-    assert onnx_export.int8_parity(raw, raw, pred, pred)["ok"]
-    one = onnx_export.int8_parity((raw + 1).astype(np.int8), raw, pred, pred)
+    assert int8_parity(raw, raw, pred, pred)["ok"]
+    one = int8_parity((raw + 1).astype(np.int8), raw, pred, pred)
     assert one["ok"] and one["max_steps"] == 1
-    two = onnx_export.int8_parity((raw + 2).astype(np.int8), raw, pred, pred)
+    two = int8_parity((raw + 2).astype(np.int8), raw, pred, pred)
     assert not two["ok"] and two["max_steps"] == 2
     flipped = pred.copy()
     flipped[:5] = 1 - flipped[:5]
-    disagree = onnx_export.int8_parity(raw, raw, flipped, pred)
+    disagree = int8_parity(raw, raw, flipped, pred)
     assert not disagree["ok"] and disagree["agreement"] == pytest.approx(1 - 5 / 120)
 
 
 def test_parity_failure_is_a_warning(tmp_path: Path) -> None:
-    from converters.onnx_export import OnnxExport, float_parity, int8_parity
+    from pipeline.release.onnx_parity import OnnxExport, float_parity, int8_parity
 
     raw = np.zeros((4, 1), np.int8)
     pred = np.zeros(4, int)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from converters import tflite
+from converters.errors import ModelError, QuantizationError
 from converters.inspection import inspect_tflite, require_full_integer
 from device_bench.runner import run_model
-from pipeline.errors import ModelError, QuantizationError
 from tests import models
 
 INPUTS = {

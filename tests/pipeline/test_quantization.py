@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converters.errors import QuantizationError
 from converters.inspection import inspect_tflite
 from pipeline.cli import main
 from pipeline.config import RuntimeTarget
-from pipeline.errors import QuantizationError
 from pipeline.quantize.ptq import calibration_indices
 
 
