@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
     from pipeline.config import BenchConfig
-    from pipeline.device.local import run_device_bench, summarize
+    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device.local import summarize
     from pipeline.models import output_kind
     from pipeline.prune.macs import total_macs
 

@@ -32,7 +32,7 @@ malignant = class 0 positive). A variant's difference to the unpruned (or contro
 taken within each trained model and averaged, with a paired-bootstrap interval over test
 images. One int8 file per variant and trained model (the control's has the unpruned
 shapes and is not timed) is timed in ONE interleaved device_bench run at 1 thread
-(`pipeline.device.local.run_device_bench`), so machine drift hits them alike; the speedup is
+(`pipeline.device.client.bench`), so machine drift hits them alike; the speedup is
 taken within each trained model. Prints markdown tables.
 
     PYTHONPATH=. python bench/structured.py [--data PATH] [--json results.json]
@@ -269,7 +269,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
     from pipeline.config import BenchConfig
-    from pipeline.device.local import run_device_bench, summarize
+    from pipeline.device.client import bench as run_device_bench
+    from pipeline.device.local import summarize
     from pipeline.models import output_kind
     from pipeline.prune.macs import total_macs
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.config import BenchConfig
+    pass
 
 LATENCY_KEYS = ("p50", "p90", "p99", "mean", "min", "max")
 
@@ -25,15 +25,6 @@ def device_bench_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
-
-
-def run_device_bench(
-    models: list[Path], config: BenchConfig, python: str | None = None
-) -> dict[str, Any]:
-    """`pipeline.device.client.bench`, under the name the bench/ scripts use."""
-    from pipeline.device.client import bench
-
-    return bench(models, config, python)
 
 
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:
