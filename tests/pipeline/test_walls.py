@@ -32,3 +32,19 @@ def test_the_client_uses_device_bench_for_every_run_and_bench() -> None:
         if '"device_bench",' in line or "'-m', 'device_bench'" in line
     ]
     assert offenders == []
+
+
+STAGES = ("config", "data", "prune", "quantize", "evaluate", "device")
+
+
+def test_stage_folders_never_import_the_release_stage_or_the_cli() -> None:
+    """Stages hand results forward: only `release/` (the orchestrator) and `cli/` sit on top."""
+    importers = {
+        stage: {
+            f: hits
+            for upper in ("pipeline.release", "pipeline.cli")
+            for f, hits in importers_of(upper, ROOT / "pipeline" / stage).items()
+        }
+        for stage in STAGES
+    }
+    assert {stage: found for stage, found in importers.items() if found} == {}
