@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,91 +66,31 @@ def build(
     Raises:
         BedsideError: bad input, at the stage that found it; nothing is left in `out`.
     """
-    from pipeline.data import splits as data_mod
-
     _require_inputs(config)  # a missing input is named before a non-empty --out
     artifacts.check_output_dir(config.out, config.overwrite)
     if config.export.onnx:
         from converters.onnx_export import require_extra
 
         require_extra()  # before any heavy work
+    from pipeline.release import gates as gates_mod
+
     clock = StageClock(progress)
     started = time.perf_counter()
-
     loaded = load_stage(config, clock, reference)
-    model, splits, kind = loaded.model, loaded.splits, loaded.kind
-    input_shape = loaded.input_shape
-
-    from converters import tflite
-    from pipeline.config import jobfile
-    from pipeline.quantize import ptq as quantization
-    from pipeline.release import gates as gates_mod
-    from pipeline.release import manifest
-    from pipeline.release import report as report_mod
-
     baseline = gates_mod.load_baseline(config.gates.baseline) if config.gates.baseline else None
     with artifacts.Staging(config.out) as stage:
-        paths = {}
-        paths[Variant.FLOAT32] = stage.write_bytes(
-            Variant.FLOAT32.filename, clock.run("convert float32", lambda: tflite.to_float32(model))
-        )
-
-        point = clock.run(
-            "operating point",
-            lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
-        )
-        threshold = point.threshold
-        pruned = prune_stage(model, splits, kind, config, clock, threshold=threshold)
-        model, reference_val_auroc = pruned.model, pruned.val_auroc
-        rate_budget = int8_rate_budget(config, threshold, pruned.val_rates)
-
-        paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
-            Variant.PRUNED_FLOAT32.filename,
-            clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
-        )
-        quant = clock.run(
-            "quantize int8",
-            lambda: quantization.quantize(
-                model,
-                splits,
-                config.quantize,
-                kind,
-                reference_val_auroc,
-                config.seed,
-                progress,
-                rates=rate_budget,
-            ),
-        )
-        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
-        quant = clock.run(
-            "verify runtimes",
-            lambda: verify_stage(
-                model,
-                splits,
-                config,
-                quant,
-                paths[Variant.INT8],
-                kind,
-                reference_val_auroc,
-                progress,
-                rates=rate_budget,
-            ),
-        )
-        paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
-
-        # provenance inside every model file; outputs checked unchanged (pipeline/manifest.py)
-        job = jobfile.job_from_config(config)
-        embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
-        embedded_sha256 = clock.run(
-            "embed manifest",
-            lambda: manifest.embed_files(paths, embedded, splits.model_inputs("test")[:32]),
-        )
-
-        # evaluate every variant by running the .tflite files in the interpreter
+        made = _make_variants(loaded, config, clock, stage, progress)
+        provenance = _embed_provenance(made, loaded, config, clock)
         metrics = clock.run(
-            "evaluate",
+            "evaluate",  # every variant, by running its .tflite file in the interpreter
             lambda: evaluate_variants(
-                paths, splits, "test", kind, quant.output_kind, config, point=point
+                made.paths,
+                loaded.splits,
+                "test",
+                loaded.kind,
+                made.quant.output_kind,
+                config,
+                point=made.point,
             ),
         )
         onnx_doc = None
@@ -157,59 +98,180 @@ def build(
             onnx_doc = clock.run(
                 "export onnx",
                 lambda: onnx_stage(
-                    model, splits, config, quant, kind, paths, stage, threshold=threshold
+                    made.model,
+                    loaded.splits,
+                    config,
+                    made.quant,
+                    loaded.kind,
+                    made.paths,
+                    stage,
+                    threshold=made.point.threshold,
                 ),
             )
-
-        bench = bench_stage(paths, config, clock)
-
-        data_mod.write_preprocessing(
-            stage.dir / "preprocessing.json",
-            splits,
-            input_shape,
-            postprocess=quant.postprocess,
-            decision_threshold=config.evaluation.decision_threshold
-            if threshold is None
-            else threshold,
-        )
-        report = _report(loaded, pruned, quant.report, point, paths, metrics, bench, config, clock)
+        bench = bench_stage(made.paths, config, clock)
+        _write_preprocessing(stage.dir, loaded, made, config)
+        report = _report(loaded, made, metrics, bench, config, clock)
         if onnx_doc is not None:
             _add_onnx(report, onnx_doc)
         report.gates = Gates.from_json(gates_mod.evaluate(report.to_json(), config, baseline))
-        report.provenance = Provenance(
-            job=JOB_FILE,
-            manifest=manifest.MANIFEST_FILE,
-            tflite_metadata=manifest.METADATA_NAME,
-            embedded_sha256=embedded_sha256,
-        )
+        report.provenance = provenance.report
         report.timings_s["total"] = round(time.perf_counter() - started, 3)
-        (stage.dir / "report.json").write_text(
-            json.dumps(report.to_json(), indent=2, default=_json) + "\n"
-        )
-        clock.run(
-            "report", lambda: report_mod.write_documents(report, stage.dir, html=config.export.html)
-        )
-        (stage.dir / JOB_FILE).write_text(jobfile.dumps(job, header=JOB_HEADER))
-        manifest.write(
-            stage.dir, config, job, embedded, embedded_sha256, [p.name for p in paths.values()]
-        )
+        _write_release(stage.dir, report, provenance, made, config, clock)
         stage.commit()
     return report
 
 
+@dataclass
+class _Variants:
+    """The model files of a build and the stage results that made them."""
+
+    paths: dict[Variant, Path]
+    point: OperatingPoint
+    pruned: Pruned
+    model: Any  # the pruned model that was quantized
+    quant: Any  # the int8 result (pipeline.quantize.ptq), verified on every runtime
+
+
+def _make_variants(
+    loaded: Loaded,
+    config: BuildConfig,
+    clock: StageClock,
+    stage: artifacts.Staging,
+    progress: Callable[[str], None],
+) -> _Variants:
+    """float32, the operating point, pruning, pruned float32, int8 and its verification."""
+    from converters import tflite
+    from pipeline.quantize import ptq
+
+    splits, kind = loaded.splits, loaded.kind
+    paths = {}
+    paths[Variant.FLOAT32] = stage.write_bytes(
+        Variant.FLOAT32.filename,
+        clock.run("convert float32", lambda: tflite.to_float32(loaded.model)),
+    )
+    point = clock.run(
+        "operating point",
+        lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
+    )
+    pruned = prune_stage(loaded.model, splits, kind, config, clock, threshold=point.threshold)
+    model, reference_val_auroc = pruned.model, pruned.val_auroc
+    budget = int8_rate_budget(config, point.threshold, pruned.val_rates)
+    paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
+        Variant.PRUNED_FLOAT32.filename,
+        clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
+    )
+    quant = clock.run(
+        "quantize int8",
+        lambda: ptq.quantize(
+            model,
+            splits,
+            config.quantize,
+            kind,
+            reference_val_auroc,
+            config.seed,
+            progress,
+            rates=budget,
+        ),
+    )
+    paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+    quant = clock.run(
+        "verify runtimes",
+        lambda: verify_stage(
+            model,
+            splits,
+            config,
+            quant,
+            paths[Variant.INT8],
+            kind,
+            reference_val_auroc,
+            progress,
+            rates=budget,
+        ),
+    )
+    paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
+    return _Variants(paths, point, pruned, model, quant)
+
+
+@dataclass
+class _Provenance:
+    """What the build records of its own making: the resolved job and the manifest."""
+
+    job: dict[str, dict[str, Any]]
+    embedded: dict[str, Any]
+    report: Provenance
+
+
+def _embed_provenance(
+    made: _Variants, loaded: Loaded, config: BuildConfig, clock: StageClock
+) -> _Provenance:
+    """Embeds the manifest in every model file (outputs checked unchanged)."""
+    from pipeline.config import jobfile
+    from pipeline.release import manifest
+
+    job = jobfile.job_from_config(config)
+    embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+    embedded_sha256 = clock.run(
+        "embed manifest",
+        lambda: manifest.embed_files(made.paths, embedded, loaded.splits.model_inputs("test")[:32]),
+    )
+    return _Provenance(
+        job,
+        embedded,
+        Provenance(
+            job=JOB_FILE,
+            manifest=manifest.MANIFEST_FILE,
+            tflite_metadata=manifest.METADATA_NAME,
+            embedded_sha256=embedded_sha256,
+        ),
+    )
+
+
+def _write_preprocessing(out: Path, loaded: Loaded, made: _Variants, config: BuildConfig) -> None:
+    """preprocessing.json: what the device does before and after the int8 model."""
+    from pipeline.data import splits as data_mod
+
+    threshold = made.point.threshold
+    data_mod.write_preprocessing(
+        out / "preprocessing.json",
+        loaded.splits,
+        loaded.input_shape,
+        postprocess=made.quant.postprocess,
+        decision_threshold=config.evaluation.decision_threshold if threshold is None else threshold,
+    )
+
+
+def _write_release(
+    out: Path,
+    report: BuildReport,
+    provenance: _Provenance,
+    made: _Variants,
+    config: BuildConfig,
+    clock: StageClock,
+) -> None:
+    """report.json, report.md (and plots, html), the resolved job and the manifest."""
+    from pipeline.config import jobfile
+    from pipeline.release import manifest
+    from pipeline.release import report as report_mod
+
+    (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=_json) + "\n")
+    clock.run("report", lambda: report_mod.write_documents(report, out, html=config.export.html))
+    (out / JOB_FILE).write_text(jobfile.dumps(provenance.job, header=JOB_HEADER))
+    sha256 = provenance.report.embedded_sha256
+    files = [p.name for p in made.paths.values()]
+    manifest.write(out, config, provenance.job, provenance.embedded, sha256, files)
+
+
 def _report(
     loaded: Loaded,
-    pruned: Pruned,
-    quantization: dict[str, Any],
-    point: OperatingPoint,
-    paths: dict[Variant, Path],
+    made: _Variants,
     metrics: dict[str, Any],
     bench: dict[str, Any],
     config: BuildConfig,
     clock: StageClock,
 ) -> BuildReport:
     """The report of the stages' results, before the gates judge it."""
-    splits, pruning = loaded.splits, pruned.report
+    splits, pruned, paths = loaded.splits, made.pruned, made.paths
+    pruning, quantization = pruned.report, made.quant.report
     return BuildReport(
         schema_version=SCHEMA_VERSION,
         model=ModelInfo(
@@ -219,7 +281,7 @@ def _report(
             parameters=pruned.source_parameters,
         ),
         data=DataSummary.from_json(splits.summary()),
-        operating_point=OperatingPointInfo.from_json(point.report),
+        operating_point=OperatingPointInfo.from_json(made.point.report),
         pruning=PruningInfo(pruning),
         quantization=QuantizationInfo(quantization),
         artifacts={
