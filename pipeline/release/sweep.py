@@ -246,7 +246,7 @@ def int8_p50(doc: Mapping[str, Any]) -> float | None:
     return b.latency_ms.get("p50") if b is not None and b.ok else None
 
 
-def _int8(doc: Mapping[str, Any], what: str) -> Any:
+def int8_value(doc: Mapping[str, Any], what: str) -> Any:
     if what == "bytes":
         return doc["artifacts"]["int8"]["bytes"]
     if what == "p50":
@@ -258,11 +258,11 @@ def pareto(points: Sequence[Mapping[str, Any]]) -> list[str]:
     """Keys of the points no other point beats on int8 size, p50 (when measured) and AUROC."""
 
     def objectives(doc: Mapping[str, Any]) -> tuple[float, ...] | None:
-        auroc = _int8(doc, "auroc")
+        auroc = int8_value(doc, "auroc")
         if auroc is None:
             return None
-        p50 = _int8(doc, "p50")
-        return (float(_int8(doc, "bytes")), p50 if p50 is not None else 0.0, -auroc)
+        p50 = int8_value(doc, "p50")
+        return (float(int8_value(doc, "bytes")), p50 if p50 is not None else 0.0, -auroc)
 
     scored: list[tuple[str, tuple[float, ...]]] = []
     for doc in points:
@@ -283,17 +283,21 @@ def pareto(points: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def recommend(points: Sequence[Mapping[str, Any]], prefer: str) -> Mapping[str, Any] | None:
     """The smallest (or fastest) point that passes every gate; ties go to higher AUROC."""
-    passing = [d for d in points if d["gates"]["passed"] and _int8(d, "auroc") is not None]
+    passing = [d for d in points if d["gates"]["passed"] and int8_value(d, "auroc") is not None]
     if prefer == "latency":
-        passing = [d for d in passing if _int8(d, "p50") is not None]
+        passing = [d for d in passing if int8_value(d, "p50") is not None]
 
         def order(d: Mapping[str, Any]) -> tuple[float, ...]:
-            return (_int8(d, "p50"), _int8(d, "bytes"), -_int8(d, "auroc"))
+            return (int8_value(d, "p50"), int8_value(d, "bytes"), -int8_value(d, "auroc"))
     else:
 
         def order(d: Mapping[str, Any]) -> tuple[float, ...]:
-            p50 = _int8(d, "p50")
-            return (_int8(d, "bytes"), -_int8(d, "auroc"), p50 if p50 is not None else 0.0)
+            p50 = int8_value(d, "p50")
+            return (
+                int8_value(d, "bytes"),
+                -int8_value(d, "auroc"),
+                p50 if p50 is not None else 0.0,
+            )
 
     return min(passing, key=order) if passing else None
 
@@ -334,6 +338,9 @@ def _reference_model(
     return path
 
 
+Todo = tuple[str, Mapping[str, Any], dict[str, dict[str, Any]], BuildConfig]
+
+
 def run(
     base_job: Mapping[str, Mapping[str, Any]],
     grid: Grid,
@@ -353,7 +360,6 @@ def run(
     Raises:
         ConfigError: a point's settings are invalid (raised before any point runs).
     """
-    from pipeline.release import gates as gates_mod
     from pipeline.release.manifest import versions as library_versions
 
     check_output_dir(options.out)
@@ -369,85 +375,118 @@ def run(
             "--prefer latency needs the bench; remove --no-bench "
             "([bench] enabled = false) or use --prefer size."
         )
-    todo = []
+    todo = _plan(base_job, grid, configure, versions)
+    points_dir = options.out / POINTS_DIR
+    points_dir.mkdir(parents=True, exist_ok=True)
+    done = {
+        key: json.loads((points_dir / f"{key}.json").read_text())
+        for key, *_ in todo
+        if (points_dir / f"{key}.json").is_file()
+    }
+    reference, failed = _run_pending(
+        todo, done, base, base_job, options, address, versions, progress
+    )
+    points = [done[key] for key, *_ in todo if key in done]  # failed points: listed apart
+    summary = _summary(points, base, grid, options, failed)
+    best = recommend(points, options.prefer)
+    if best is not None:
+        summary["recommended"] = _confirm(best, todo, options, reference, progress)
+    _write_json(options.out / SWEEP_JSON, summary)
+    from pipeline.release.sweep_markdown import write_markdown
+
+    write_markdown(summary, options.out / SWEEP_MD)
+    return summary
+
+
+def _plan(
+    base_job: Mapping[str, Mapping[str, Any]],
+    grid: Grid,
+    configure: Callable[[Mapping[str, Mapping[str, Any]]], BuildConfig],
+    versions: Mapping[str, str],
+) -> list[Todo]:
+    """Every point's key, parameters, job and validated config, before any point runs."""
+    todo: list[Todo] = []
     for point in grid.points(base_job):
         job = point_job(base_job, point)
         try:
             config = configure(job)
         except ConfigError as exc:
             raise ConfigError(f"Sweep point {point}: {exc}") from None
-        key = point_key(job, versions)
-        todo.append((key, point, job, config))
-    keys = [k for k, *_ in todo]
+        todo.append((point_key(job, versions), point, job, config))
+    keys = [key for key, *_ in todo]
     if len(set(keys)) != len(keys):
         raise ConfigError("The sweep grid repeats a point; list each value once per axis.")
+    return todo
 
+
+def _run_pending(
+    todo: list[Todo],
+    done: dict[str, dict[str, Any]],
+    base: BuildConfig,
+    base_job: Mapping[str, Mapping[str, Any]],
+    options: SweepOptions,
+    address: str | None,
+    versions: dict[str, str],
+    progress: Callable[[str], None],
+) -> tuple[Path | None, list[dict[str, Any]]]:
+    """Runs the points not done yet (Ray, one process, or a pool); fills `done` as they
+    finish. Returns the reference model used and the points that failed on Ray."""
     points_dir = options.out / POINTS_DIR
-    points_dir.mkdir(parents=True, exist_ok=True)
-    done: dict[str, dict[str, Any]] = {}
-    for key, *_ in todo:
-        path = points_dir / f"{key}.json"
-        if path.is_file():
-            done[key] = json.loads(path.read_text())
     reused = len(done)
     pending = [t for t in todo if t[0] not in done]
-    reference: Path | None = None
-    failed: list[dict[str, Any]] = []
 
     def head(key: str, point: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
         return {"key": key, "params": dict(point), "job": job, "versions": versions}
 
-    def report_progress() -> None:
+    def finished(key: str, doc: dict[str, Any]) -> None:
+        done[key] = doc
         progress(f"sweep: {len(done)}/{len(todo)} points done ({reused} reused)")
 
-    report_progress()
-    if pending and address is None:
-        reference = _reference_model(base, base_job, options.out, versions, progress)
-    if pending and address is not None:
+    progress(f"sweep: {len(done)}/{len(todo)} points done ({reused} reused)")
+    if not pending:
+        return None, []
+    if address is not None:
         from pipeline.release import cluster
 
         def arrived(key: str, doc: dict[str, Any]) -> None:
             _write_json(points_dir / f"{key}.json", doc)  # as it arrives: resumable
-            done[key] = doc
-            report_progress()
+            finished(key, doc)
 
         with cluster.connect(address, progress):  # first: a dead address fails fast
             reference = _reference_model(base, base_job, options.out, versions, progress)
+            jobs = [(key, config, head(key, point, job)) for key, point, job, config in pending]
             failed = cluster.run_points(
-                [(key, config, head(key, point, job)) for key, point, job, config in pending],
-                reference,
-                options.point_cpus,
-                options.ray_retries,
-                arrived,
-                progress,
+                jobs, reference, options.point_cpus, options.ray_retries, arrived, progress
             )
-    elif pending and options.workers == 1:
-        for key, point, job, config in pending:
-            done[key] = _worker(
-                config,
-                str(reference) if reference else None,
-                str(points_dir / f"{key}.json"),
-                head(key, point, job),
-            )
-            report_progress()
-    elif pending:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=context) as pool:
-            futures = {
-                pool.submit(
-                    _worker,
-                    config,
-                    str(reference) if reference else None,
-                    str(points_dir / f"{key}.json"),
-                    head(key, point, job),
-                ): key
-                for key, point, job, config in pending
-            }
-            for future in concurrent.futures.as_completed(futures):
-                done[futures[future]] = future.result()
-                report_progress()
+        return reference, failed
+    reference = _reference_model(base, base_job, options.out, versions, progress)
+    work = [
+        (config, str(reference) if reference else None, str(points_dir / f"{key}.json"),
+         head(key, point, job))
+        for key, point, job, config in pending
+    ]  # fmt: skip
+    if options.workers == 1:
+        for (key, *_), args in zip(pending, work, strict=True):
+            finished(key, _worker(*args))
+        return reference, []
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+        futures = {pool.submit(_worker, *args): t[0] for t, args in zip(pending, work, strict=True)}
+        for future in concurrent.futures.as_completed(futures):
+            finished(futures[future], future.result())
+    return reference, []
 
-    points = [done[k] for k in keys if k in done]  # failed points are left out and listed
+
+def _summary(
+    points: list[dict[str, Any]],
+    base: BuildConfig,
+    grid: Grid,
+    options: SweepOptions,
+    failed: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """sweep.json: every point judged by the gates on validation, and the Pareto front."""
+    from pipeline.release import gates as gates_mod
+
     for doc in points:
         checks = gates_mod.evaluate_limits(
             doc, base.gates, None, bench_note="the sweep ran without the bench"
@@ -459,8 +498,7 @@ def run(
     front = set(pareto(points))
     for doc in points:
         doc["pareto"] = doc["key"] in front
-    best = recommend(points, options.prefer)
-    summary: dict[str, Any] = {
+    return {
         "grid": {k: list(v) for k, v in vars(grid).items() if v},
         "prefer": options.prefer,
         "split": "val",
@@ -469,11 +507,6 @@ def run(
         "recommended": None,
         "failed": failed,
     }
-    if best is not None:
-        summary["recommended"] = _confirm(best, todo, options, reference, progress)
-    _write_json(options.out / SWEEP_JSON, summary)
-    _write_markdown(summary, options.out)
-    return summary
 
 
 def _confirm(
@@ -510,66 +543,3 @@ def _confirm(
         "test": {k: test.value(k) for k in ("auroc", "sensitivity", "specificity", "accuracy")},
         "int8_bytes": report.artifacts["int8"].bytes,
     }
-
-
-def _write_markdown(summary: Mapping[str, Any], out: Path) -> None:
-    from pipeline.release.report import Document, cell
-
-    doc = Document("bedside-lite sweep")
-    rec = summary["recommended"]
-    doc.text(
-        f"{len(summary['points'])} points on the validation split; grid "
-        f"{json.dumps(summary['grid'])}; recommended: the "
-        f"{'fastest' if summary['prefer'] == 'latency' else 'smallest'} point passing "
-        "the gates."
-    )
-    rows = []
-    for d in sorted(summary["points"], key=lambda d: _int8(d, "bytes")):
-        f32 = VariantMetrics.from_json(d["metrics"]["float32"], strict=False).auroc
-        i8 = _int8(d, "auroc")
-        mark = "**recommended**" if rec and rec["key"] == d["key"] else ""
-        rows.append(
-            [
-                label(d["params"]),
-                f"{_int8(d, 'bytes') / 1024:.1f} KB",
-                i8,
-                None if f32 is None or i8 is None else f32 - i8,
-                _int8(d, "sensitivity"),
-                _int8(d, "specificity"),
-                _int8(d, "p50"),
-                "pass" if d["gates"]["passed"] else "FAIL",
-                "yes" if d["pareto"] else "",
-                mark,
-            ]
-        )
-    doc.heading("Points")
-    doc.table(
-        (
-            "point",
-            "int8 size",
-            "int8 AUROC",
-            "AUROC drop",
-            "sensitivity",
-            "specificity",
-            "p50 ms",
-            "gates",
-            "Pareto",
-            "",
-        ),
-        rows,
-    )
-    if summary.get("failed"):
-        doc.heading("Failed points")
-        doc.text("Not in the table above; the same command runs them again.")
-        doc.items([f"`{f['key']}` ({label(f['params'])}): {f['error']}" for f in summary["failed"]])
-    doc.heading("Recommended")
-    if rec is None:
-        doc.text("No point passes the gates; relax the grid or the gates.")
-    else:
-        verdict = "passed" if rec["gates_passed"] else "FAILED"
-        doc.text(
-            f"`{rec['key']}` ({label(rec['params'])}) "
-            f"confirmed on the test split: gates {verdict}; int8 AUROC "
-            f"{cell(rec['test']['auroc'])}; full build in `{rec['out']}`."
-        )
-    (out / SWEEP_MD).write_text(doc.markdown(), encoding="utf-8")
