@@ -105,6 +105,45 @@ def evaluate(
     """
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
+    probs, y = _checked(probs, y, positive_class)
+    n_classes = probs.shape[1]
+    pred = predictions(probs, positive_class, decision_threshold)
+    labels = list(range(n_classes))
+    cm = confusion_matrix(y, pred, labels=labels)
+    support = cm.sum(axis=1)
+    recall = [_ratio(int(cm[i, i]), int(support[i])) for i in labels]
+    with warnings.catch_warnings():  # a class predicted but absent from y is ignored
+        warnings.simplefilter("ignore")
+        balanced = float(balanced_accuracy_score(y, pred))
+
+    values: dict[str, Any] = {
+        "samples": int(len(y)),
+        "num_classes": n_classes,
+        "class_names": None if class_names is None else list(class_names),
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": balanced,
+    }
+    values.update(_auroc_values(probs, y, positive_class))
+    values["per_class_recall"] = recall
+    values["confusion_matrix"] = cm.tolist()
+    values["label_counts"] = support.tolist()
+    values["prediction_counts"] = cm.sum(axis=0).tolist()
+    if n_classes == 2:
+        values.update(_binary_rates(cm, positive_class, decision_threshold, class_names))
+    values["agreement"] = (
+        None
+        if reference_predictions is None
+        else float(np.mean(pred == np.asarray(reference_predictions)))
+    )
+    return Metrics(values, pred)
+
+
+def _checked(probs: Any, y: Any, positive_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities and labels as arrays, checked against each other.
+
+    Raises:
+        DataError: shapes that do not match, or labels that are not class indices.
+    """
     probs = np.asarray(probs, np.float64)
     y = np.asarray(y)
     if probs.ndim != 2 or len(probs) != len(y) or len(y) == 0:
@@ -122,23 +161,14 @@ def evaluate(
         raise DataError(
             f"The positive class of a binary task is 0 or 1; received {positive_class}."
         )
+    return probs, y
 
-    pred = predictions(probs, positive_class, decision_threshold)
+
+def _auroc_values(probs: np.ndarray, y: np.ndarray, positive_class: int) -> dict[str, Any]:
+    """Binary AUROC of the positive class, else the macro one-vs-rest average."""
+    values: dict[str, Any] = {}
+    n_classes = probs.shape[1]
     labels = list(range(n_classes))
-    cm = confusion_matrix(y, pred, labels=labels)
-    support = cm.sum(axis=1)
-    recall = [_ratio(int(cm[i, i]), int(support[i])) for i in labels]
-    with warnings.catch_warnings():  # a class predicted but absent from y is ignored
-        warnings.simplefilter("ignore")
-        balanced = float(balanced_accuracy_score(y, pred))
-
-    values: dict[str, Any] = {
-        "samples": int(len(y)),
-        "num_classes": n_classes,
-        "class_names": None if class_names is None else list(class_names),
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": balanced,
-    }
     if n_classes == 2:
         values["auroc"] = _auroc(y == positive_class, probs[:, positive_class])
         values["auroc_average"] = "binary"
@@ -148,39 +178,36 @@ def evaluate(
         values["auroc"] = float(np.mean(defined)) if defined else None
         values["auroc_average"] = "macro one-vs-rest"
         values["auroc_per_class"] = per_class
-    values["per_class_recall"] = recall
-    values["confusion_matrix"] = cm.tolist()
-    values["label_counts"] = support.tolist()
-    values["prediction_counts"] = cm.sum(axis=0).tolist()
-    if n_classes == 2:
-        neg = 1 - positive_class
-        tp, fn = int(cm[positive_class, positive_class]), int(cm[positive_class, neg])
-        fp, tn = int(cm[neg, positive_class]), int(cm[neg, neg])
-        values.update(
-            {
-                "positive_class": positive_class,
-                "positive_class_name": (
-                    class_names[positive_class]
-                    if class_names is not None and positive_class < len(class_names)
-                    else None
-                ),
-                "decision_threshold": decision_threshold,
-                "sensitivity": _ratio(tp, tp + fn),
-                "specificity": _ratio(tn, tn + fp),
-                "ppv": _ratio(tp, tp + fp),
-                "npv": _ratio(tn, tn + fn),
-                "tp": tp,
-                "fn": fn,
-                "fp": fp,
-                "tn": tn,
-            }
-        )
-    values["agreement"] = (
-        None
-        if reference_predictions is None
-        else float(np.mean(pred == np.asarray(reference_predictions)))
-    )
-    return Metrics(values, pred)
+    return values
+
+
+def _binary_rates(
+    cm: np.ndarray,
+    positive_class: int,
+    decision_threshold: float,
+    class_names: tuple[str, ...] | list[str] | None,
+) -> dict[str, Any]:
+    """Sensitivity, specificity, PPV, NPV and the four counts at the threshold."""
+    neg = 1 - positive_class
+    tp, fn = int(cm[positive_class, positive_class]), int(cm[positive_class, neg])
+    fp, tn = int(cm[neg, positive_class]), int(cm[neg, neg])
+    return {
+        "positive_class": positive_class,
+        "positive_class_name": (
+            class_names[positive_class]
+            if class_names is not None and positive_class < len(class_names)
+            else None
+        ),
+        "decision_threshold": decision_threshold,
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "npv": _ratio(tn, tn + fn),
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "tn": tn,
+    }
 
 
 FLIP_KINDS = ("positive_missed", "positive_found", "negative_flagged", "negative_cleared")
