@@ -114,17 +114,12 @@ def export(
     """Converts the model(s) and judges parity in onnxruntime on the samples `x`.
 
     Args:
-        model: the pruned Keras model: the float ONNX source and its reference.
-        int8_tflite: the int8 .tflite file: the int8 ONNX source and its reference; None
-            exports the float model only.
-        x: real-valued model inputs, e.g. the test split; quantized with the .tflite input's
-            scale and zero point for an integer-input int8 model.
+        model, int8_tflite, x, opset: as `converters.onnx_export.export` takes them.
         kind: what the Keras model's output holds.
         int8_kind: what the int8 model's output holds (`QuantizationResult.output_kind`:
             logits when the sigmoid/softmax moved to the host).
         positive_class: the clinically positive class of a binary task.
         decision_threshold: P(positive) from which a case is called positive (binary).
-        opset: ONNX opset of both files.
 
     Returns:
         Both files as bytes, the parity document and the ONNX outputs on `x`.
