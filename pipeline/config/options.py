@@ -107,6 +107,9 @@ def _data() -> list[Option]:
           example="40.0"),
         o("window_width", "float", "DICOM window width, mapped onto 0..255", example="400.0"),
         o("window_from_file", "bool", "use each DICOM file's own WindowCenter/WindowWidth"),
+        o("host_preprocessing", "bool", "cut the model's leading Rescaling/Resizing layers "
+          "off and run them on the host (recorded in preprocessing.json's host_front): every "
+          "variant then takes the front's output, e.g. the 96x96 image"),
     ]  # fmt: skip
 
 

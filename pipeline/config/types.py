@@ -376,6 +376,7 @@ class DataConfig:
     window_center: float | None = None  # DICOM VOI window onto 0..255
     window_width: float | None = None
     window_from_file: bool = False  # each DICOM file's own WindowCenter/WindowWidth
+    host_preprocessing: bool = False  # the model's leading Rescaling/Resizing run on the host
 
     def __post_init__(self) -> None:
         if (self.scale is not None or self.offset is not None) and (

@@ -10,6 +10,9 @@ One `Preprocessing` is used for calibration, for evaluation, and written beside 
 3. normalize: model_input = raw * scale + offset; for standardisation scale = 1 / std and
    offset = -mean / std, so it is (raw - mean) / std. Vectors broadcast over the last axis.
 4. float32, channels last.
+5. (`--host-preprocessing` only) the model's own leading Rescaling/Resizing layers, cut off
+   the model and run here (`pipeline.data.host_front`); recorded as preprocessing.json's
+   `host_front` block, not in this spec's JSON.
 
 How files were decoded into raw arrays (Pillow, or DICOM modality LUT and window) is kept in
 `decode` for the device; it is described, not re-run, here.
@@ -19,11 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import DataError, MissingExtraError
+
+if TYPE_CHECKING:
+    from pipeline.data.host_front import HostFront
 
 LUMA_BT601 = (0.299, 0.587, 0.114)
 KINDS = ("identity", "affine", "standardize")
@@ -118,6 +124,7 @@ class Preprocessing:
     sample_rank: int | None = None  # rank of one model input sample; None: as loaded
     channels: int | None = None  # channels the model expects; None: as loaded
     decode: dict[str, Any] | None = field(default=None, compare=False)
+    front: HostFront | None = field(default=None, compare=False)  # --host-preprocessing
 
     @classmethod
     def identity(cls) -> Preprocessing:
@@ -184,9 +191,11 @@ class Preprocessing:
         return x
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """All steps on a batch of decoded samples: what the model and the .tflite receive."""
+        """All steps on a batch of decoded samples: what the model and the .tflite receive
+        (then the model's front, when `--host-preprocessing` moved it to the host)."""
         x = self.geometry(np.asarray(x))
-        return (np.asarray(x, np.float32) * self.scale + self.offset).astype(np.float32)
+        x = (np.asarray(x, np.float32) * self.scale + self.offset).astype(np.float32)
+        return x if self.front is None else self.front.apply(x)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

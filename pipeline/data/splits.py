@@ -101,33 +101,41 @@ class Splits:
 
     def summary(self) -> dict[str, Any]:
         probe = self.preprocessing.apply(self.x_train[:1])
-        return {
-            "source": self.source,
-            "num_classes": self.num_classes,
-            "class_names": None if self.class_names is None else list(self.class_names),
-            "positive_class": self.positive_class,
-            "positive_class_name": self.positive_class_name,
-            "input_shape": list(probe.shape[1:]),
-            "splits": {
-                name: {
-                    "samples": int(len(self.split(name)[1])),
-                    "shape": list(self.split(name)[0].shape[1:]),
-                    "label_counts": np.bincount(
-                        self.split(name)[1], minlength=self.num_classes
-                    ).tolist(),
-                }
-                for name in SPLIT_NAMES
+        return _with_front(
+            self.preprocessing,
+            {
+                "source": self.source,
+                "num_classes": self.num_classes,
+                "class_names": None if self.class_names is None else list(self.class_names),
+                "positive_class": self.positive_class,
+                "positive_class_name": self.positive_class_name,
+                "input_shape": list(probe.shape[1:]),
+                "splits": {
+                    name: {
+                        "samples": int(len(self.split(name)[1])),
+                        "shape": list(self.split(name)[0].shape[1:]),
+                        "label_counts": np.bincount(
+                            self.split(name)[1], minlength=self.num_classes
+                        ).tolist(),
+                    }
+                    for name in SPLIT_NAMES
+                },
+                "calibration": {
+                    "source": self.calibration_source or "train split",
+                    "samples": int(
+                        len(self.x_train if self.x_calibration is None else self.x_calibration)
+                    ),
+                },
+                "details": self.details,
+                "warnings": list(self.warnings),
+                "preprocessing": self.preprocessing.to_json(),
             },
-            "calibration": {
-                "source": self.calibration_source or "train split",
-                "samples": int(
-                    len(self.x_train if self.x_calibration is None else self.x_calibration)
-                ),
-            },
-            "details": self.details,
-            "warnings": list(self.warnings),
-            "preprocessing": self.preprocessing.to_json(),
-        }
+        )
+
+
+def _with_front(spec: Preprocessing, doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` and, when `--host-preprocessing` moved the model's front, its `host_front`."""
+    return doc if spec.front is None else {**doc, "host_front": spec.front.to_json()}
 
 
 def stratified_split(
@@ -534,11 +542,17 @@ def write_preprocessing(
     decision_threshold: float | None = None,
 ) -> None:
     """Writes `preprocessing.json`: what a device must do before and after the model."""
+    doc = _with_front(
+        splits.preprocessing,
+        {
+            "schema_version": 2,
+            "input_shape": [None if d is None else int(d) for d in input_shape],
+            "layout": "channels_last",
+            "preprocessing": splits.preprocessing.to_json(),
+        },
+    )
     doc = {
-        "schema_version": 2,
-        "input_shape": [None if d is None else int(d) for d in input_shape],
-        "layout": "channels_last",
-        "preprocessing": splits.preprocessing.to_json(),
+        **doc,
         "postprocess": postprocess,
         "classes": {
             "names": None if splits.class_names is None else list(splits.class_names),

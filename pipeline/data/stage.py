@@ -55,6 +55,8 @@ def load_stage(config: BuildConfig, clock: StageClock, reference: Path | None = 
         splits = data_mod.fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
         model_source = str(config.model)
     models.check_labels(model, splits)
+    if config.data.host_preprocessing:
+        model, splits = _move_front(model, splits, clock)
     return Loaded(
         model, splits, models.output_kind(model), tuple(model.inputs[0].shape), model_source
     )
@@ -71,3 +73,16 @@ def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) ->
     return data_mod.from_config(
         config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
     )
+
+
+def _move_front(model: Any, splits: Any, clock: StageClock) -> tuple[Any, Any]:
+    """`--host-preprocessing`: the model without its leading Rescaling/Resizing chain and
+    the splits through it on the host; unchanged, with a warning, when there is none."""
+    from dataclasses import replace
+
+    from pipeline.data.host_front import move_front
+
+    model, splits, note = clock.run("move front to host", lambda: move_front(model, splits))
+    if note is not None:  # not an error: the build is the one without the option
+        splits = replace(splits, warnings=(*splits.warnings, note))
+    return model, splits

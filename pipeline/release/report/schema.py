@@ -211,6 +211,7 @@ class DataSummary(Record):
     details: dict[str, Any]  # the loader's own description (format, files); nobody reads it
     warnings: list[str]
     preprocessing: dict[str, Any]  # preprocessing.json's recipe; read by the host, not here
+    host_front: dict[str, Any] | None = _omit()  # --host-preprocessing: the steps moved
 
 
 @dataclass(frozen=True)
