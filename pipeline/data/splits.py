@@ -392,30 +392,46 @@ def load(
         ),
     )
     if calibration is not None:
-        cal = _read(
-            calibration,
-            labelled=False,
-            label_column=label_column,
-            labels=None,
-            resize=resize,
-            input_shape=input_shape,
-            window=window,
-        )
-        x_cal = np.concatenate([x for x, _ in cal.parts.values()])
-        if len(x_cal) == 0:
-            raise DataError(f"Calibration data '{calibration}' holds no samples.")
-        spec = splits.preprocessing
-        if cal.image_size is not None and spec.resize is None:
-            spec = spec.with_geometry(resize=cal.image_size)
-        splits = replace(
-            splits,
-            x_calibration=x_cal,
-            calibration_source=cal.source,
-            preprocessing=spec,
-            warnings=splits.warnings + cal.warnings,
-            details={**splits.details, "calibration": cal.details},
-        )
+        splits = _with_calibration(splits, calibration, label_column, resize, input_shape, window)
     return splits
+
+
+def _with_calibration(
+    splits: Splits,
+    calibration: str | Path,
+    label_column: str,
+    resize: tuple[int, int] | None,
+    input_shape: tuple[int | None, ...] | None,
+    window: Window | None,
+) -> Splits:
+    """The splits with `--calibration-data`'s samples as the int8 representative dataset.
+
+    Raises:
+        DataError: the calibration source is unreadable or holds no samples.
+    """
+    cal = _read(
+        calibration,
+        labelled=False,
+        label_column=label_column,
+        labels=None,
+        resize=resize,
+        input_shape=input_shape,
+        window=window,
+    )
+    x_cal = np.concatenate([x for x, _ in cal.parts.values()])
+    if len(x_cal) == 0:
+        raise DataError(f"Calibration data '{calibration}' holds no samples.")
+    spec = splits.preprocessing
+    if cal.image_size is not None and spec.resize is None:
+        spec = spec.with_geometry(resize=cal.image_size)
+    return replace(
+        splits,
+        x_calibration=x_cal,
+        calibration_source=cal.source,
+        preprocessing=spec,
+        warnings=splits.warnings + cal.warnings,
+        details={**splits.details, "calibration": cal.details},
+    )
 
 
 def _labelled_splits(loaded: Loaded, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
