@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.config import (
     FINETUNE_AUGMENTATIONS,
+    Augmentation,
     LrSchedule,
     PruneConfig,
     StructuredConfig,
@@ -157,13 +158,13 @@ def augmenter(names: Sequence[str], seed: int) -> Any:
     import keras
 
     made = {
-        "hflip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
-        "vflip": lambda: keras.layers.RandomFlip("vertical", seed=seed + 1),
-        "shift": lambda: keras.layers.RandomTranslation(
+        Augmentation.HFLIP: lambda: keras.layers.RandomFlip("horizontal", seed=seed),
+        Augmentation.VFLIP: lambda: keras.layers.RandomFlip("vertical", seed=seed + 1),
+        Augmentation.SHIFT: lambda: keras.layers.RandomTranslation(
             0.1, 0.1, fill_mode="reflect", seed=seed + 2
         ),
     }
-    return keras.Sequential([made[name]() for name in names])
+    return keras.Sequential([made[Augmentation(name)]() for name in names])
 
 
 def check_augmentable(x: np.ndarray, augment: Sequence[str]) -> None:

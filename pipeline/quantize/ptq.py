@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import QuantizeConfig
+from pipeline.config import Activations, QuantizeConfig, QuantizedIO
 from pipeline.errors import QuantizationError
 from pipeline.evaluate.operating_point import RateBudget
 from pipeline.models import OutputKind
@@ -202,7 +202,8 @@ def _ladder(config: QuantizeConfig, kind: OutputKind) -> list[Candidate]:
         )
     # 16x8 kernels run on the reference path, not XNNPACK: a MobileNetV2-0.35 went from
     # 0.30 ms to 11.7 ms. Only on request, so a remedy never trades speed silently.
-    if config.remedy_int16 and config.activations == "int8" and config.io != "uint8":
+    int8, uint8 = Activations.INT8.value, QuantizedIO.UINT8.value
+    if config.remedy_int16 and config.activations == int8 and config.io != uint8:
         ladder.append(
             replace(
                 plain,

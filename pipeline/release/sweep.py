@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import BuildConfig, QuantizeConfig, SweepOptions, Variant
+from pipeline.config import BuildConfig, PruneConfig, QuantizeConfig, SweepOptions, Variant
 from pipeline.errors import ConfigError, OutputError
 from pipeline.release.report.schema import BuildReport, Gates, VariantMetrics, read_bench
 
@@ -81,10 +81,10 @@ class Grid:
             amount = [("sparsity", prune.get("sparsity", "auto"))]
         axes = (
             amount,
-            self.schedule or [prune.get("schedule", "oneshot")],
+            self.schedule or [prune.get("schedule", PruneConfig.schedule.value)],
             self.calibration_samples
             or [quantize.get("calibration_samples", QuantizeConfig.calibration_samples)],
-            self.activations or [quantize.get("activations", "int8")],
+            self.activations or [quantize.get("activations", QuantizeConfig.activations)],
         )
         return [
             {a[0]: a[1], "schedule": s, "calibration_samples": c, "activations": w}
