@@ -6,41 +6,38 @@ key, template and README row is generated from; `jobfile` reads and writes job f
 """
 
 from pipeline.config.enums import (
-    Activations,
-    Augmentation,
-    OperatingRule,
-    QuantizedIO,
-    SweepPreference,
-    choices,
-)
-from pipeline.config.gates import GATES, GateSpec
-from pipeline.config.sweep import SweepOptions
-from pipeline.config.types import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
-    BASELINE_GATES,
     DEFAULT_THRESHOLD,
     FINETUNE_AUGMENTATIONS,
-    GATE_LIMITS,
-    ONNX_OPSETS,
     OPERATING_RULES,
     SCHEMA_VERSION,
+    Activations,
+    Augmentation,
+    LrSchedule,
+    OperatingRule,
+    PruneSchedule,
+    PruneScope,
+    QuantizedIO,
+    RuntimeTarget,
+    StructuredCriterion,
+    SweepPreference,
+    Variant,
+    choices,
+)
+from pipeline.config.gates import BASELINE_GATES, GATE_LIMITS, GATES, GatesConfig, GateSpec
+from pipeline.config.sweep import SweepOptions
+from pipeline.config.types import (
+    ONNX_OPSETS,
     BenchConfig,
     BuildConfig,
     DataConfig,
     DeviceConfig,
     EvaluationConfig,
     ExportConfig,
-    GatesConfig,
-    LrSchedule,
     PruneConfig,
-    PruneSchedule,
-    PruneScope,
     QuantizeConfig,
-    RuntimeTarget,
     StructuredConfig,
-    StructuredCriterion,
-    Variant,
     parse_operating_point,
 )
 

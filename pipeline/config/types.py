@@ -17,7 +17,6 @@ from pipeline.config.enums import (
     DEFAULT_THRESHOLD,
     FINETUNE_AUGMENTATIONS,
     OPERATING_RULES,
-    SCHEMA_VERSION,
     Activations,
     LrSchedule,
     PruneSchedule,
@@ -25,41 +24,11 @@ from pipeline.config.enums import (
     QuantizedIO,
     RuntimeTarget,
     StructuredCriterion,
-    Variant,
     choices,
 )
-from pipeline.config.gates import BASELINE_GATES, GATE_LIMITS, GatesConfig
+from pipeline.config.gates import GatesConfig
 from pipeline.device.inventory import Device, resolve
 from pipeline.errors import ConfigError
-
-__all__ = [  # the enums and gates are re-exported for `from pipeline.config.types import`
-    "AUTO_SPARSITY",
-    "AUTO_SPARSITY_GRID",
-    "BASELINE_GATES",
-    "DEFAULT_THRESHOLD",
-    "FINETUNE_AUGMENTATIONS",
-    "GATE_LIMITS",
-    "ONNX_OPSETS",
-    "OPERATING_RULES",
-    "SCHEMA_VERSION",
-    "BenchConfig",
-    "BuildConfig",
-    "DataConfig",
-    "DeviceConfig",
-    "EvaluationConfig",
-    "ExportConfig",
-    "GatesConfig",
-    "LrSchedule",
-    "PruneConfig",
-    "PruneSchedule",
-    "PruneScope",
-    "QuantizeConfig",
-    "RuntimeTarget",
-    "StructuredConfig",
-    "StructuredCriterion",
-    "Variant",
-    "parse_operating_point",
-]
 
 
 def _one_of(kind: type[enum.Enum]) -> str:
