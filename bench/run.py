@@ -123,12 +123,16 @@ def handmade_int8(workload: Workload, out: Path) -> dict[str, Any]:
     return {"path": path, "metrics": metrics.values, "how": how}
 
 
+def _env() -> dict[str, str]:
+    """This checkout importable by any Python (a legacy-runtime venv too), quiet TF logs."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def time_files(
     paths: list[Path], *, xnnpack: bool, python: str | None, runs: int, min_seconds: float
 ) -> list[dict[str, Any]]:
     """One interleaved device_bench run over `paths` (compare mode), 1 thread."""
-    from pipeline.device.local import device_bench_env
-
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp, "bench.json")
         cmd = [
@@ -149,7 +153,7 @@ def time_files(
         ]
         if not xnnpack:
             cmd.append("--no-xnnpack")
-        subprocess.run(cmd, env=device_bench_env(), capture_output=True, check=False)
+        subprocess.run(cmd, env=_env(), capture_output=True, check=False)
         if not report.exists():
             return [{"status": "error"} for _ in paths]
         return json.loads(report.read_text())["models"]
@@ -228,7 +232,7 @@ def time_default_build(workdir: Path) -> dict[str, Any]:
         [sys.executable, "-m", "pipeline", "build", "--out", str(out), "--overwrite"],
         capture_output=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env=_env(),
     )
     wall = time.perf_counter() - start
     report = json.loads((out / "report.json").read_text())

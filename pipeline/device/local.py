@@ -7,24 +7,9 @@ report.json records.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 LATENCY_KEYS = ("p50", "p90", "p99", "mean", "min", "max")
-
-
-def device_bench_env() -> dict[str, str]:
-    """Environment in which any Python can import this checkout's device_bench (for the
-    bench/ scripts that start `python -m device_bench` themselves)."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:

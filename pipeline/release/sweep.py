@@ -247,6 +247,7 @@ def int8_p50(doc: Mapping[str, Any]) -> float | None:
 
 
 def int8_value(doc: Mapping[str, Any], what: str) -> Any:
+    """A point's int8 `bytes`, `p50` or validation metric `what` (None where unmeasured)."""
     if what == "bytes":
         return doc["artifacts"]["int8"]["bytes"]
     if what == "p50":
