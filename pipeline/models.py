@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -183,3 +183,18 @@ def train_reference_model(splits: Splits, seed: int = 0) -> keras.Model:
         verbose=0,
     )
     return model
+
+
+def layer_graph(model: Any) -> Any:
+    """The functional graph of a Sequential or functional model; None for a subclass."""
+    graph = getattr(model, "_functional", None) or model
+    return graph if hasattr(graph, "_nodes_by_depth") else None
+
+
+def call_nodes(graph: Any) -> list[Any]:
+    """The call nodes of a functional graph, inputs first (input nodes included)."""
+    return [
+        node
+        for depth in sorted(graph._nodes_by_depth, reverse=True)
+        for node in graph._nodes_by_depth[depth]
+    ]

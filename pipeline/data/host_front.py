@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.models import call_nodes, layer_graph
 
 RESIZE_METHODS = ("bilinear", "nearest")
 TOLERANCE = 1e-4  # max |numpy - Keras| relative to the front's output range
@@ -185,21 +186,14 @@ class Chain:
     stop: Any
 
 
-def _graph(model: Any) -> Any:
-    """The functional graph of a Sequential or functional model; None for a subclass."""
-    graph = getattr(model, "_functional", None) or model
-    return graph if hasattr(graph, "_nodes_by_depth") else None
-
-
 def _called_nodes(graph: Any) -> list[Any]:
-    depths = sorted(graph._nodes_by_depth, reverse=True)
-    nodes = [node for depth in depths for node in graph._nodes_by_depth[depth]]
-    return [n for n in nodes if not n.is_input and n.operation is not None]
+    """The nodes that call a layer, inputs first."""
+    return [n for n in call_nodes(graph) if not n.is_input and n.operation is not None]
 
 
 def leading_chain(model: Any) -> Chain:
     """The movable steps right after `model`'s single input (none for other models)."""
-    graph = _graph(model)
+    graph = layer_graph(model)
     if graph is None or len(graph.inputs) != 1:
         return Chain((), None, None)
     nodes = _called_nodes(graph)
@@ -243,7 +237,7 @@ def _cut(model: Any, chain: Chain) -> tuple[Any, Any]:
     front model (input to `chain.end`) that the host steps replace."""
     import keras
 
-    graph = _graph(model)
+    graph = layer_graph(model)
     source = keras.Model(chain.end, graph.output, name=model.name)
     start = keras.Input(
         batch_shape=tuple(chain.end.shape),
@@ -273,7 +267,7 @@ def _check(front: HostFront, keras_front: Any, x: np.ndarray) -> None:
 
 
 def _nothing(model: Any, chain: Chain) -> str:
-    graph = _graph(model)
+    graph = layer_graph(model)
     if graph is None or len(graph.inputs) != 1:
         inputs = "no layer graph" if graph is None else f"{len(graph.inputs)} inputs"
         why = f"the model has {inputs}; only a single-input functional model's front moves"

@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.models import call_nodes, layer_graph
+
 if TYPE_CHECKING:
     import keras
 
@@ -58,20 +60,6 @@ class Flattened:
         }
 
 
-def _graph(model: Any) -> Any:
-    """The functional graph of a Sequential or functional model; None for a subclass."""
-    graph = getattr(model, "_functional", None) or model
-    return graph if hasattr(graph, "_nodes_by_depth") else None
-
-
-def _nodes(graph: Any) -> list[Any]:
-    return [
-        node
-        for depth in sorted(graph._nodes_by_depth, reverse=True)
-        for node in graph._nodes_by_depth[depth]
-    ]
-
-
 def _is_model(layer: Any) -> bool:
     import keras
 
@@ -80,7 +68,7 @@ def _is_model(layer: Any) -> bool:
 
 def _calls(graph: Any) -> dict[int, int]:
     calls: dict[int, int] = {}
-    for node in _nodes(graph):
+    for node in call_nodes(graph):
         if not node.is_input and node.operation is not None:
             calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
     return calls
@@ -88,7 +76,7 @@ def _calls(graph: Any) -> dict[int, int]:
 
 def _why_left_whole(layer: Any, node: Any, calls: int) -> str | None:
     """Why nested model `layer`, called at `node`, cannot be inlined; None when it can."""
-    graph = _graph(layer)
+    graph = layer_graph(layer)
     if graph is None:
         return (
             f"subclassed model ({type(layer).__name__}): it has no layer graph to flatten; "
@@ -112,9 +100,9 @@ def _why_left_whole(layer: Any, node: Any, calls: int) -> str | None:
 
 def needs_flattening(model: keras.Model) -> bool:
     """Whether `model`'s graph calls a nested model at all (inlinable or not)."""
-    graph = _graph(model)
+    graph = layer_graph(model)
     return graph is not None and any(
-        _is_model(n.operation) for n in _nodes(graph) if not n.is_input
+        _is_model(n.operation) for n in call_nodes(graph) if not n.is_input
     )
 
 
@@ -146,7 +134,7 @@ class _Inliner:
 
         tensors = {id(old): new for old, new in zip(graph.inputs, inputs, strict=True)}
         calls = _calls(graph)
-        for node in _nodes(graph):
+        for node in call_nodes(graph):
             layer = node.operation
             if node.is_input or layer is None:
                 continue
@@ -158,7 +146,7 @@ class _Inliner:
                 if reason is None:
                     self.flattened.append(display_name(name))
                     outs = self.run(
-                        _graph(layer),
+                        layer_graph(layer),
                         [tensors[id(t)] for t in node.input_tensors],
                         name + SEPARATOR,
                         mode,
@@ -185,7 +173,7 @@ def flatten(model: keras.Model) -> Flattened:
     """
     import keras
 
-    graph = _graph(model)
+    graph = layer_graph(model)
     if graph is None or not needs_flattening(model):
         return Flattened(model, (), ())
     inliner = _Inliner()

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import ModelError
+from pipeline.models import call_nodes
 from pipeline.prune.flatten import display_name
 from pipeline.prune.structured.nodes import (
     PRODUCERS,
     fresh_input,
     functional,
     layer_classes,
-    nodes,
     nodes_by_name,
     single,
 )
@@ -51,7 +51,7 @@ def residual_branches(model: keras.Model) -> list[ResidualBranch]:
     import keras
 
     graph = functional(model)
-    all_nodes = nodes(graph)
+    all_nodes = call_nodes(graph)
     made_by: dict[int, Any] = {}
     readers: dict[int, int] = {}
     calls: dict[int, int] = {}
@@ -151,7 +151,7 @@ def drop_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> ker
     inputs = [fresh_input(t) for t in graph.inputs]
     tensors: dict[int, Any] = {id(o): n for o, n in zip(graph.inputs, inputs, strict=True)}
     clones: dict[str, Any] = {}
-    for node in nodes(graph):
+    for node in call_nodes(graph):
         layer = node.operation
         if node.is_input or layer is None or layer.name in gone:
             continue

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.models import call_nodes
 from pipeline.prune.structured.nodes import (
     DEPTHWISE,
     PRODUCERS,
     functional,
     layer_classes,
-    nodes,
 )
 
 if TYPE_CHECKING:
@@ -361,7 +361,7 @@ def analyse(model: keras.Model) -> ChannelGraph:
         ModelError: the model has no functional graph.
     """
     graph = functional(model)
-    all_nodes = nodes(graph)
+    all_nodes = call_nodes(graph)
     walk = _Walk(all_nodes)
     for node in all_nodes:
         walk.visit(node)

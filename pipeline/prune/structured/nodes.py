@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.errors import ModelError
+from pipeline.models import call_nodes, layer_graph
 
 PRODUCERS = (
     "Dense",
@@ -36,8 +37,8 @@ def functional(model: Any) -> Any:
     Raises:
         ModelError: the model has no layer graph (a subclassed model).
     """
-    graph = getattr(model, "_functional", None) or model
-    if not hasattr(graph, "_nodes_by_depth"):
+    graph = layer_graph(model)
+    if graph is None:
         raise ModelError(
             f"Structured pruning needs a Sequential model built on keras.Input or a "
             f"functional model; model '{model.name}' ({type(model).__name__}) has no layer "
@@ -46,18 +47,9 @@ def functional(model: Any) -> Any:
     return graph
 
 
-def nodes(graph: Any) -> list[Any]:
-    """The call nodes of a functional graph, inputs first."""
-    return [
-        node
-        for depth in sorted(graph._nodes_by_depth, reverse=True)
-        for node in graph._nodes_by_depth[depth]
-    ]
-
-
 def nodes_by_name(graph: Any) -> dict[str, Any]:
     """The call node of every layer, by layer name (layers called once)."""
-    return {n.operation.name: n for n in nodes(graph) if not n.is_input}
+    return {n.operation.name: n for n in call_nodes(graph) if not n.is_input}
 
 
 def fresh_input(tensor: Any) -> Any:
