@@ -20,6 +20,11 @@ then quantize as the build does. Every file is scored on the test split (AUROC, 
 class 0 positive; Δ to the hand-made int8 with a paired-bootstrap interval over test
 images), and all files are timed in ONE interleaved device_bench run at 1 thread.
 
+Then, per trained model, the variant a user would pick without looking at test: the fewest
+MACs among those whose float validation AUROC is within `--max-drop` of the unpruned
+model's (else the best validation AUROC); its test Δ and speedup are reported per model and
+as a mean over models with a paired-bootstrap interval (`select_on_validation`).
+
     PYTHONPATH=. python bench/nested.py [--train-seeds 0] [--cache DIR] [--json out.json]
 
 A benchmark, not a test: on two shared cores about 50 min to train one model, then 17 min
@@ -253,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     metrics, scores = to_int8_file(device, fed, kind, path, seed)
                     runs.append({
                         **runs[-1], "variant": f"{_label(spec, args)}, resize on the host",
+                        "host_resize": True, "host_resize_of": _label(spec, args),
                         "params": int(device.count_params()), "macs": total_macs(device),
                         "val_auroc": val_auroc(fed, kind)(device), **metrics,
                         "scores": scores, "file": str(path),
@@ -278,7 +284,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "distill": args.distill,
         },  # fmt: skip
         "rows": aggregate(runs, splits.y_test),
-        "runs": [{k: v for k, v in r.items() if k not in ("scores", "file")} for r in runs],
+        "selected": select_on_validation(runs, splits.y_test, args.max_drop),
+        "max_drop": args.max_drop,
+        "runs": [
+            {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in r.items() if k != "file"}
+            for r in runs
+        ],
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -316,6 +327,90 @@ def aggregate(runs: list[dict[str, Any]], y_test: np.ndarray) -> list[dict[str, 
     return rows
 
 
+def _chosen(these: list[dict[str, Any]], base: dict[str, Any], max_drop: float) -> Any:
+    """The variant a user picks without looking at test: the fewest MACs among those whose
+    float validation AUROC stays within `max_drop` of the unpruned model's (as
+    `--sparsity auto` judges); when none does, the best validation AUROC."""
+    within = [r for r in these if r["val_auroc"] >= base["val_auroc"] - max_drop - 1e-12]
+    if within:
+        return min(within, key=lambda r: r["macs"]), True
+    return max(these, key=lambda r: r["val_auroc"]), False
+
+
+def select_on_validation(
+    runs: list[dict[str, Any]], y_test: np.ndarray, max_drop: float
+) -> dict[str, Any]:
+    """Per trained model, the variant chosen on validation (`_chosen`; the rule is fixed
+    before any test number is seen), then its test AUROC and speed against the hand-made
+    int8 of the same model; and the mean over trained models with a paired-bootstrap
+    interval. The chosen model's host-resize twin (same weights) is reported beside it."""
+    picks, groups = [], []
+    for seed in dict.fromkeys(r["train_seed"] for r in runs):
+        mine = [r for r in runs if r["train_seed"] == seed]
+        base = next(r for r in mine if r.get("baseline"))
+        device = [r for r in mine if not r.get("baseline") and not r.get("host_resize")]
+        if not device:
+            continue
+        chosen, within = _chosen(device, base, max_drop)
+        twin = next((r for r in mine if r.get("host_resize_of") == chosen["variant"]), None)
+        groups.append(([base["scores"]], [chosen["scores"]]))
+        picks.append({
+            "train_seed": seed, "variant": chosen["variant"], "within_budget": within,
+            "val_auroc": chosen["val_auroc"], "base_val_auroc": base["val_auroc"],
+            "test_auroc_int8": chosen["test_auroc_int8"],
+            "base_test_auroc_int8": base["test_auroc_int8"],
+            "delta": chosen["test_auroc_int8"] - base["test_auroc_int8"],
+            "speedup": _ratio(base.get("p50_ms"), chosen.get("p50_ms")),
+            "speedup_host_resize": _ratio(base.get("p50_ms"), twin and twin.get("p50_ms")),
+            "delta_host_resize": twin and twin["test_auroc_int8"] - base["test_auroc_int8"],
+            "build_seconds": chosen["build_seconds"],
+        })  # fmt: skip
+    if not picks:
+        return {"picks": [], "mean": None}
+    mean = {
+        key: float(np.mean([p[key] for p in picks if p[key] is not None] or [np.nan]))
+        for key in ("delta", "speedup", "speedup_host_resize", "delta_host_resize")
+    }
+    mean["delta_ci95"] = auroc_delta_ci(y_test, groups)
+    return {"picks": picks, "mean": mean}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _selected_markdown(result: dict[str, Any]) -> list[str]:
+    selected = result.get("selected") or {}
+    if not selected.get("picks"):
+        return []
+    lines = [
+        "",
+        f"Chosen on validation per trained model (fewest MACs with float validation AUROC "
+        f"within {result['max_drop']:g} of the unpruned model's; else the best validation "
+        "AUROC), then scored on test:",
+        "",
+        "| trained model | chosen | val AUROC (unpruned) | test AUROC int8 (hand-made) | Δ | "
+        "speedup | speedup, resize on host (Δ) | build s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in selected["picks"]:
+        note = "" if p["within_budget"] else " (none within budget)"
+        lines.append(
+            f"| {p['train_seed']} | {p['variant']}{note} | {_fmt(p['val_auroc'])} "
+            f"({_fmt(p['base_val_auroc'])}) | {_fmt(p['test_auroc_int8'])} "
+            f"({_fmt(p['base_test_auroc_int8'])}) | {_fmt(p['delta'], '+.4f')} | "
+            f"{_fmt(p['speedup'], '.2f')}x | {_fmt(p['speedup_host_resize'], '.2f')}x "
+            f"({_fmt(p['delta_host_resize'], '+.4f')}) | {_fmt(p['build_seconds'], '.0f')} |"
+        )
+    m = selected["mean"]
+    lines.append(
+        f"| mean | | | | {_fmt(m['delta'], '+.4f')} {_pair(m['delta_ci95'], '+.3f')} | "
+        f"{_fmt(m['speedup'], '.2f')}x | {_fmt(m['speedup_host_resize'], '.2f')}x "
+        f"({_fmt(m['delta_host_resize'], '+.4f')}) | |"
+    )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     if not result["rows"]:
         return f"trained only ({result['seconds']} s)"
@@ -345,6 +440,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r['delta'], '+.4f')} {_pair(r['delta_ci95'], '+.3f')} | "
             f"{_fmt(r['val_auroc'])} | {_fmt(r['build_seconds'], '.0f')} |"
         )
+    lines += _selected_markdown(result)
     lines += ["", f"({result['seconds']} s)"]
     return "\n".join(lines)
 
@@ -384,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also time each variant with its Rescaling and Resizing moved to the host (the "
         "device model starts at 96x96x1)",
+    )
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="validation AUROC a variant may lose and still be chosen (per trained model)",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
