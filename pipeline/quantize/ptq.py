@@ -254,24 +254,16 @@ def quantize(
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
         val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
-        auroc = val["auroc"]
-        drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
-        meets = drop is None or drop <= config.max_auroc_drop
-        entry: dict[str, Any] = {
+        entry = {
             "name": cand.name,
             "postprocess": removed,
             "calibration_samples": int(len(idx)),
             "activations": cand.activations,
-            "val_auroc": auroc,
-            "val_auroc_drop": drop,
+            **_judge(val, reference_val_auroc, config.max_auroc_drop, rates),
+            "bytes": len(data),
         }
-        if rates is not None and val.get("sensitivity") is not None:
-            meets = meets and rates.meets(val)
-            drops = rates.drops(val)
-            for name in ("sensitivity", "specificity", "brier"):
-                entry[f"val_{name}"] = val.get(name)
-                entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
-        tried.append({**entry, "meets_budget": meets, "bytes": len(data)})
+        tried.append(entry)
+        auroc, meets = val["auroc"], entry["meets_budget"]
         if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
             chosen = (cand, data, removed, idx, auroc)
         if meets:
@@ -279,10 +271,49 @@ def quantize(
         if diagnosis is None:
             diagnosis = _diagnose(model, splits, data, info, idx)
     assert chosen is not None
+    report = _report(chosen, splits, config, reference_val_auroc, rates, tried, diagnosis)
+    data, removed = chosen[1], chosen[2]
+    return QuantizationResult(data, removed, postprocess_kind(removed, kind), report)
+
+
+def _judge(
+    val: dict[str, Any],
+    reference_val_auroc: float | None,
+    max_auroc_drop: float,
+    rates: RateBudget | None,
+) -> dict[str, Any]:
+    """A recipe's validation numbers against the budget: its entry in `tried` (without
+    name, sizes and recipe fields), `meets_budget` included."""
+    auroc = val["auroc"]
+    drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
+    meets = drop is None or drop <= max_auroc_drop
+    entry: dict[str, Any] = {"val_auroc": auroc, "val_auroc_drop": drop}
+    if rates is not None and val.get("sensitivity") is not None:
+        meets = meets and rates.meets(val)
+        drops = rates.drops(val)
+        for name in ("sensitivity", "specificity", "brier"):
+            entry[f"val_{name}"] = val.get(name)
+            entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
+    return {**entry, "meets_budget": meets}
+
+
+def _report(
+    chosen: tuple[Candidate, bytes, str, np.ndarray, float | None],
+    splits: Splits,
+    config: QuantizeConfig,
+    reference_val_auroc: float | None,
+    rates: RateBudget | None,
+    tried: list[dict[str, Any]],
+    diagnosis: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The report's `quantization` block for the chosen recipe (candidate, file, output
+    postprocess, calibration indices, validation AUROC)."""
+    from converters.inspection import inspect_tflite
+
     cand, data, removed, idx, _ = chosen
     info = inspect_tflite(data)
     doc = info.to_json()
-    report: dict[str, Any] = {
+    return {
         "full_integer": info.full_integer,
         "integer_ops": info.integer_ops,
         "input": doc["input"],
@@ -307,7 +338,6 @@ def quantize(
         "op_summary": doc["op_summary"],
         "op_versions": {op: v["versions"] for op, v in doc["op_summary"].items()},
     }
-    return QuantizationResult(data, removed, postprocess_kind(removed, kind), report)
 
 
 def _diagnose(
