@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -215,22 +215,10 @@ def load_folder(
             "value ranges. Keep one kind per folder."
         )
     kind = str(kinds.pop())
-
-    samples, groups, file_facts = [], [], []
-    modes: dict[str, int] = {}
-    for index, path in enumerate(files):
-        if kind == "dicom":
-            frames, facts, notes = decode_dicom(path, window)
-            warnings += notes
-            file_facts.append(facts)
-        else:
-            pixels, mode = decode_image(path)
-            modes[mode] = modes.get(mode, 0) + 1
-            frames = pixels[None]
-        if not np.all(np.isfinite(frames)):
-            raise DataError(f"File '{path}' decodes to NaN or Inf pixel values; re-export it.")
-        samples.append(_fit(frames, image_size, channels, path))
-        groups += [index] * len(frames)
+    samples, groups, file_facts, modes, notes = _decode_files(
+        files, kind, image_size, channels, window
+    )
+    warnings += notes
     if len({s.shape[1:] for s in samples}) > 1:
         pairs = list(zip(files, samples, strict=True))[:3]
         shown = ", ".join(f"'{f.name}' {s.shape[1:]}" for f, s in pairs)
@@ -273,6 +261,39 @@ def load_folder(
         warnings=tuple(warnings),
         image_size=image_size,
     )
+
+
+class _Decoded(NamedTuple):
+    samples: list[np.ndarray]  # per file: its frames, fitted to the size and channels
+    groups: list[int]  # per frame: the index of its file
+    file_facts: list[dict[str, Any]]  # per DICOM file: photometric, frames
+    modes: dict[str, int]  # per image mode (PNG/JPEG): files
+    warnings: list[str]
+
+
+def _decode_files(
+    files: list[Path],
+    kind: str,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+    window: Window | None,
+) -> _Decoded:
+    """Every file decoded and fitted (`_fit`); NaN or Inf pixels are an error."""
+    decoded = _Decoded([], [], [], {}, [])
+    for index, path in enumerate(files):
+        if kind == "dicom":
+            frames, facts, notes = decode_dicom(path, window)
+            decoded.warnings.extend(notes)
+            decoded.file_facts.append(facts)
+        else:
+            pixels, mode = decode_image(path)
+            decoded.modes[mode] = decoded.modes.get(mode, 0) + 1
+            frames = pixels[None]
+        if not np.all(np.isfinite(frames)):
+            raise DataError(f"File '{path}' decodes to NaN or Inf pixel values; re-export it.")
+        decoded.samples.append(_fit(frames, image_size, channels, path))
+        decoded.groups.extend([index] * len(frames))
+    return decoded
 
 
 def _decode_record(kind: str, window: Window | None) -> dict[str, Any]:
