@@ -338,7 +338,7 @@ def _chosen(these: list[dict[str, Any]], base: dict[str, Any], max_drop: float) 
 
 
 def select_on_validation(
-    runs: list[dict[str, Any]], y_test: np.ndarray, max_drop: float
+    runs: list[dict[str, Any]], y_test: np.ndarray, max_drop: float, samples: int = 2000
 ) -> dict[str, Any]:
     """Per trained model, the variant chosen on validation (`_chosen`; the rule is fixed
     before any test number is seen), then its test AUROC and speed against the hand-made
@@ -371,7 +371,7 @@ def select_on_validation(
         key: float(np.mean([p[key] for p in picks if p[key] is not None] or [np.nan]))
         for key in ("delta", "speedup", "speedup_host_resize", "delta_host_resize")
     }
-    mean["delta_ci95"] = auroc_delta_ci(y_test, groups)
+    mean["delta_ci95"] = auroc_delta_ci(y_test, groups, samples=samples)
     return {"picks": picks, "mean": mean}
 
 
