@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 from pipeline.cli import main
@@ -159,9 +160,19 @@ def test_the_grid_is_validated() -> None:
 # --------------------------------------------------------------------------- builds
 
 
+# the untrained model's rates at the operating point move with any change: no rate budget
+ANY_RATES = ["--max-sensitivity-drop", "1", "--max-specificity-drop", "1",
+             "--max-brier-increase", "1"]  # fmt: skip
+
+
+def _model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return models.structured_sequential()
+
+
 def test_a_build_with_any_loss_allowed_keeps_the_largest_fraction(tmp_path: Path) -> None:
     flags = ["--structured-sparsity", "auto", "--max-prune-drop", "1", "--sparsity", "0"]
-    out = _build(tmp_path, models.structured_sequential(), flags)
+    out = _build(tmp_path, _model(), [*flags, *ANY_RATES])
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     largest = max(STRUCTURED_AUTO_GRID)
@@ -176,7 +187,7 @@ def test_a_build_whose_budget_no_fraction_meets_ships_unpruned(tmp_path: Path) -
     """Through the job file: an AUROC 1 above the original's cannot be met."""
     job = tmp_path / "job.toml"
     job.write_text('[prune]\nstructured_sparsity = "auto"\nmax_drop = -1.0\nsparsity = 0.0\n')
-    out = _build(tmp_path, models.structured_sequential(), ["--config", str(job)])
+    out = _build(tmp_path, _model(), ["--config", str(job)])
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     assert s["method"] == "none" and s["auto"]["chosen_sparsity"] is None
@@ -238,3 +249,30 @@ def test_bad_structured_auto_input_exits_2(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_runs_the_search_in_every_point(tmp_path: Path) -> None:
+    """The sweep takes `[prune] structured_sparsity = "auto"` from its job file; each point
+    and the confirming build run the search."""
+    from pipeline.release import sweep
+
+    model = _model()
+    model.save(tmp_path / "model.keras")
+    x = np.random.default_rng(0).uniform(0, 1, (120, *model.inputs[0].shape[1:]))
+    x = x.astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64))
+    job = tmp_path / "job.toml"
+    rates = "max_sensitivity_drop = 1.0\nmax_specificity_drop = 1.0\nmax_brier_increase = 1.0"
+    job.write_text(f'[model]\n{rates}\n[prune]\nstructured_sparsity = "auto"\nmax_drop = 1.0\n')
+    out = tmp_path / "sweep"
+    code = main(
+        ["sweep", "--config", str(job), "--model", str(tmp_path / "model.keras"),
+         "--data", str(tmp_path / "data.npz"), "--out", str(out), "--sparsity", "0",
+         "--calibration-samples", "32", "--no-bench", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    confirmed = json.loads((Path(summary["recommended"]["out"]) / "report.json").read_text())
+    s = confirmed["pruning"]["structured"]
+    assert s["auto"]["chosen_sparsity"] == max(STRUCTURED_AUTO_GRID), s["auto"]
+    assert s["params_after"] < s["params_before"]
