@@ -90,6 +90,7 @@ def prune_stage(
     source_parameters = int(model.count_params())
 
     pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
+    unflattened = model
     if pruning_on and needs_flattening(model):
         # nested backbones inlined once, so every pruning path sees their layers
         flat = clock.run("flatten nested models", lambda: flatten(model))
@@ -107,6 +108,10 @@ def prune_stage(
         )
         model = outcome.model
         structured_report = outcome.to_json()
+        threshold_off = config.prune.target_sparsity == 0
+        if outcome.auto and outcome.auto.chosen_sparsity is None and threshold_off:
+            # auto chose nothing and threshold pruning is off: no pruning, so no flattening
+            model, flatten_report = unflattened, None
 
     # prune (auto: search the sparsity) and fine-tune, in place
     pruned = clock.run(

@@ -276,3 +276,25 @@ def test_a_sweep_runs_the_search_in_every_point(tmp_path: Path) -> None:
     s = confirmed["pruning"]["structured"]
     assert s["auto"]["chosen_sparsity"] == max(STRUCTURED_AUTO_GRID), s["auto"]
     assert s["params_after"] < s["params_before"]
+
+
+@pytest.mark.parametrize(("sparsity", "flattened"), [(0.0, False), (0.5, True)])
+def test_a_nested_model_stays_nested_when_auto_chose_nothing_and_nothing_else_prunes(
+    sparsity: float, flattened: bool
+) -> None:
+    """With threshold pruning off too, nothing is pruned: the model is not even flattened."""
+    from pipeline.clock import StageClock
+    from pipeline.config import BuildConfig
+    from pipeline.prune.stage import prune_stage
+
+    keras.utils.set_random_seed(0)
+    model = models.nested_functional()
+    config = BuildConfig(
+        prune=PruneConfig(target_sparsity=sparsity, max_prune_drop=-1.0),
+        structured=StructuredConfig(sparsity="auto", auto_grid=(0.5,)),
+    )
+    splits = synthetic_splits(model)
+    pruned = prune_stage(model, splits, output_kind(model), config, StageClock(lambda _: None))
+    assert pruned.report["structured"]["auto"]["chosen_sparsity"] is None
+    assert (pruned.report["flatten"] is not None) is flattened
+    assert (pruned.model is model) is not flattened
