@@ -34,6 +34,9 @@ AUTO_SPARSITY = "auto"
 # Grid `--sparsity auto` tries, each on a fresh copy of the original weights: coarse where
 # small models rarely break, finer where they start to.
 AUTO_SPARSITY_GRID = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
+# Channel fractions `--structured-sparsity auto` tries, from the largest down: each point
+# is a whole structured step (rebuild and fine-tuning), so the first in budget ends it.
+STRUCTURED_AUTO_GRID = (0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 
 
 class Variant(str, enum.Enum):

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.config.enums import (
     AUTO_SPARSITY,
     AUTO_SPARSITY_GRID,
+    STRUCTURED_AUTO_GRID,
     Activations,
     Augmentation,
     LrSchedule,
@@ -66,7 +67,7 @@ def _model() -> list[Option]:
           "intervals and the paired differences from float32 (0: none)",
           attr=ev + "bootstrap", metavar="N"),
         o("max_sensitivity_drop", "float", "validation sensitivity at the operating point "
-          "that --sparsity auto and the int8 remedies may lose",
+          "that --sparsity auto, --structured-sparsity auto and the int8 remedies may lose",
           attr=ev + "max_sensitivity_drop"),
         o("max_specificity_drop", "float", "the same for validation specificity",
           attr=ev + "max_specificity_drop"),
@@ -118,6 +119,7 @@ def _prune() -> list[Option]:
         return declare(dest, kind, help, section="prune", **kw)
 
     grid = ", ".join(f"{s:g}" for s in AUTO_SPARSITY_GRID)
+    st_grid = ", ".join(f"{r:g}" for r in STRUCTURED_AUTO_GRID)
     st = "structured."
     return [
         o("sparsity", "sparsity", f"target sparsity S in [0, 1), 0 skips pruning; "
@@ -143,12 +145,18 @@ def _prune() -> list[Option]:
         o("initial_sparsity", "float", "polynomial: sparsity at the first step"),
         o("prune_frequency", "int", "polynomial: optimizer steps between mask updates",
           name="frequency", attr="prune.prune_frequency"),
-        o("max_prune_drop", "float", "auto: validation AUROC the pruned float model may lose",
+        o("max_prune_drop", "float", "auto (--sparsity, --structured-sparsity): validation "
+          "AUROC the pruned float model may lose",
           name="max_drop", attr="prune.max_prune_drop"),
-        o("structured_sparsity", "float", "structured pruning, before threshold pruning: "
+        o("structured_sparsity", "sparsity", "structured pruning, before threshold pruning: "
           "remove the fraction R in [0, 1) of prunable Conv/Dense output channels and rebuild "
-          "a smaller model (faster on the device)", attr=st + "sparsity", metavar="R",
-          exclusive="structured_amount", example="0.25"),
+          f"a smaller model (faster on the device); '{AUTO_SPARSITY}': try R = {st_grid} from "
+          "the largest down, each a whole structured step (--drop-blocks, fine-tuning) from "
+          "the original, and keep the first whose validation AUROC (and rates at the "
+          "operating point) stays within --max-prune-drop, as --sparsity auto judges; smaller "
+          "R are not tried; none in budget: no structured pruning, and a warning",
+          attr=st + "sparsity", metavar="R|auto", exclusive="structured_amount",
+          example="0.25"),
         o("structured_threshold", "float", "structured pruning: remove channels whose filter "
           "norm is below T times their layer's mean filter norm (instead of "
           "--structured-sparsity)", attr=st + "threshold", metavar="T",

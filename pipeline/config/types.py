@@ -17,6 +17,7 @@ from pipeline.config.enums import (
     DEFAULT_THRESHOLD,
     FINETUNE_AUGMENTATIONS,
     OPERATING_RULES,
+    STRUCTURED_AUTO_GRID,
     Activations,
     LrSchedule,
     PruneSchedule,
@@ -162,9 +163,18 @@ class StructuredConfig:
     (mean ||branch|| / ||skip|| over training images) are removed whole first, channels
     after: a removed branch takes its ops with it, which narrowing cannot (each op has a
     fixed cost on the device). Off when none of sparsity, threshold and drop_blocks is set.
+
+    With `sparsity` `auto` the fractions of `auto_grid` are tried from the largest down,
+    each as the whole step from the original model (the `drop_blocks`, the channels R, the
+    fine-tuning recipe), and judged on validation as `--sparsity auto` judges its points:
+    AUROC (fine-tuned if fine-tuned, else pruned) within `--max-prune-drop` of the original
+    and, given an operating point, sensitivity, specificity and Brier score within their
+    budgets. The first R in budget is kept and smaller ones are not tried, so the cost is
+    one structured step per point tried. When none is in budget (or the original's
+    validation AUROC is undefined) there is no structured pruning at all.
     """
 
-    sparsity: float | None = None  # R in [0, 1): fraction of prunable channels removed
+    sparsity: float | str | None = None  # R in [0, 1) of prunable channels, or AUTO_SPARSITY
     threshold: float | None = None  # T >= 0 on normalised filter norms
     criterion: StructuredCriterion = StructuredCriterion.L1
     scope: PruneScope = PruneScope.GLOBAL
@@ -176,9 +186,16 @@ class StructuredConfig:
     augment: tuple[str, ...] = ()  # random image transforms of FINETUNE_AUGMENTATIONS
     lr_schedule: LrSchedule = LrSchedule.CONSTANT
     distill: float = 0.0  # weight of the unpruned model's probabilities in the targets
+    auto_grid: tuple[float, ...] = STRUCTURED_AUTO_GRID  # `auto`: R tried, largest first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
+        object.__setattr__(self, "auto_grid", tuple(float(r) for r in self.auto_grid))
+        if not self.auto_grid or not all(0.0 < r < 1.0 for r in self.auto_grid):
+            raise ConfigError(
+                f"The structured auto grid must hold channel fractions in (0, 1); received "
+                f"{self.auto_grid}. E.g. {STRUCTURED_AUTO_GRID}."
+            )
         object.__setattr__(self, "lr_schedule", LrSchedule(self.lr_schedule))
         object.__setattr__(self, "augment", tuple(dict.fromkeys(self.augment)))
         unknown = [a for a in self.augment if a not in FINETUNE_AUGMENTATIONS]
@@ -206,10 +223,18 @@ class StructuredConfig:
                 f"received --structured-sparsity {self.sparsity} and --structured-threshold "
                 f"{self.threshold}. Pass one of them."
             )
-        if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
+        if isinstance(self.sparsity, str):
+            if self.sparsity != AUTO_SPARSITY:
+                raise ConfigError(
+                    f"--structured-sparsity must be a number in [0, 1) or '{AUTO_SPARSITY}'; "
+                    f"received '{self.sparsity}'. Use e.g. --structured-sparsity 0.5, or "
+                    f"'{AUTO_SPARSITY}' to pick the largest R that keeps validation AUROC."
+                )
+        elif self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(
                 f"--structured-sparsity must be in [0, 1); received {self.sparsity}. Use e.g. "
-                "--structured-sparsity 0.5 to remove half of the prunable channels."
+                "--structured-sparsity 0.5 to remove half of the prunable channels, or "
+                f"'{AUTO_SPARSITY}' to pick the largest R that keeps validation AUROC."
             )
         if self.threshold is not None and not 0.0 <= self.threshold < math.inf:
             raise ConfigError(
@@ -237,6 +262,11 @@ class StructuredConfig:
     def channels(self) -> bool:
         """Whether channels are removed (else only residual branches)."""
         return self.sparsity is not None or self.threshold is not None
+
+    @property
+    def auto(self) -> bool:
+        """Whether the channel fraction is searched (`--structured-sparsity auto`)."""
+        return self.sparsity == AUTO_SPARSITY
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class AutoSearch:
     max_prune_drop: float
     baseline_val_auroc: float | None
     curve: tuple[dict[str, Any], ...]
-    chosen_sparsity: float
+    chosen_sparsity: float | None  # threshold: 0.0 when none; structured: None when none
     reason: str
     max_sensitivity_drop: float | None = None  # None: rates not judged (no operating point)
     max_specificity_drop: float | None = None
@@ -106,6 +106,22 @@ class RateJudge:
         }
 
 
+def within_budget(
+    model: keras.Model,
+    auroc: float | None,
+    baseline: float,
+    max_prune_drop: float,
+    rates: RateJudge | None,
+) -> tuple[dict[str, float | None], bool]:
+    """Whether a pruned `model` of validation AUROC `auroc` is within the auto budgets: the
+    AUROC within `max_prune_drop` of `baseline` and, with `rates`, its validation rates
+    within theirs; returns (those rates, {} without a judge; the verdict)."""
+    # a tiny slack so that "no drop at all" passes a zero budget despite float noise
+    auroc_ok = auroc is not None and auroc >= baseline - max_prune_drop - 1e-12
+    val_rates, rates_ok = rates.judge(model) if rates else ({}, True)
+    return val_rates, auroc_ok and rates_ok
+
+
 def _point(
     trial: Trial,
     weights: Sequence[PrunableWeight],
@@ -142,11 +158,9 @@ def _try_grid(
     for sparsity in config.auto_grid:
         model.set_weights(original)
         trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
-        auroc = trial.val_auroc
-        # a tiny slack so that "no drop at all" passes a zero budget despite float noise
-        auroc_ok = auroc is not None and auroc >= baseline - config.max_prune_drop - 1e-12
-        val_rates, rates_ok = rates.judge(model) if rates else ({}, True)
-        ok = auroc_ok and rates_ok
+        val_rates, ok = within_budget(
+            model, trial.val_auroc, baseline, config.max_prune_drop, rates
+        )
         curve.append(_point(trial, weights, val_rates, ok))
         if ok and (best is None or sparsity > (best[0].sparsity or 0.0)):
             best = (trial, model.get_weights())
@@ -168,7 +182,7 @@ def search_sparsity(
 ) -> tuple[Trial | None, AutoSearch]:
     """The auto search: prunes `model` in place at the chosen sparsity (or leaves it as it
     was when none is chosen) and returns the chosen trial and the search."""
-    grid, budget, fields = config.auto_grid, config.max_prune_drop, _fields(rates)
+    grid, budget, fields = config.auto_grid, config.max_prune_drop, judge_fields(rates)
     if baseline is None:
         reason = (
             "validation AUROC of the original model is undefined (the validation split "
@@ -178,10 +192,10 @@ def search_sparsity(
         return None, AutoSearch(grid, budget, None, (), 0.0, reason, **fields)
     curve, best = _try_grid(model, weights, splits, kind, config, baseline, score, seed, rates)
     if best is None:
-        tried = ", ".join(f"{p['sparsity']:g} -> {_point_text(p)}" for p in curve)
+        tried = ", ".join(f"{p['sparsity']:g} -> {point_text(p)}" for p in curve)
         reason = (
             f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
-            f"{budget:g} of the original {baseline:.4f}{_rates_text(rates)} ({tried}); the "
+            f"{budget:g} of the original {baseline:.4f}{rates_text(rates)} ({tried}); the "
             "model ships unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
             "--sparsity S explicitly."
         )
@@ -189,28 +203,32 @@ def search_sparsity(
     trial, chosen_weights = best
     model.set_weights(chosen_weights)
     reason = (
-        f"largest grid sparsity whose validation AUROC {_auroc_text(trial.val_auroc)} "
-        f"stays within {budget:g} of the original {baseline:.4f}{_rates_text(rates)}"
+        f"largest grid sparsity whose validation AUROC {auroc_text(trial.val_auroc)} "
+        f"stays within {budget:g} of the original {baseline:.4f}{rates_text(rates)}"
     )
     chosen = float(trial.sparsity or 0.0)
     return trial, AutoSearch(grid, budget, baseline, tuple(curve), chosen, reason, **fields)
 
 
-def _auroc_text(value: float | None) -> str:
+def auroc_text(value: float | None) -> str:
+    """An AUROC for a reason's text."""
     return "undefined" if value is None else f"{value:.4f}"
 
 
-def _point_text(point: dict[str, Any]) -> str:
-    text = _auroc_text(point["val_auroc"])
+def point_text(point: dict[str, Any]) -> str:
+    """A curve point's validation AUROC (and rates) for a reason's text."""
+    text = auroc_text(point["val_auroc"])
     if point.get("val_sensitivity") is not None:
         text += f" (sensitivity {point['val_sensitivity']:.3f}"
-        text += f", specificity {_auroc_text(point.get('val_specificity'))[:5]})"
+        text += f", specificity {auroc_text(point.get('val_specificity'))[:5]})"
     return text
 
 
-def _fields(rates: RateJudge | None) -> dict[str, Any]:
+def judge_fields(rates: RateJudge | None) -> dict[str, Any]:
+    """`AutoSearch`'s rate budgets and baselines of a judge ({} without one)."""
     return rates.fields() if rates else {}
 
 
-def _rates_text(rates: RateJudge | None) -> str:
+def rates_text(rates: RateJudge | None) -> str:
+    """The rate budgets for a reason's text ("" without a judge)."""
     return rates.budget.text() if rates else ""

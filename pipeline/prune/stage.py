@@ -28,6 +28,37 @@ def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> di
     return rates(splits.y_val == splits.positive_class, p, threshold)
 
 
+def _structured(model: Any, splits: Any, kind: Any, config: BuildConfig, rates: Any) -> Any:
+    """The structured step, or with `--structured-sparsity auto` its search (judging the
+    validation rates at the operating point too when `rates` is given)."""
+    from pipeline.prune import structured
+    from pipeline.prune.auto import RateJudge
+
+    def score(m: Any) -> float | None:
+        return _keras_val_auroc(m, splits, kind)
+
+    if not config.structured.auto:
+        return structured.prune_structured(
+            model, splits, kind, config.structured, seed=config.seed, score=score
+        )
+    judge = None
+    if rates is not None:
+        ev = config.evaluation
+        judge = RateJudge.of_original(
+            model, rates, ev.max_sensitivity_drop, ev.max_specificity_drop, ev.max_brier_increase
+        )
+    return structured.search_structured(
+        model,
+        splits,
+        kind,
+        config.structured,
+        config.prune.max_prune_drop,
+        score=score,
+        seed=config.seed,
+        rates=judge,
+    )
+
+
 @dataclass
 class Pruned:
     """The pruned (and fine-tuned) model with its report block."""
@@ -59,33 +90,28 @@ def prune_stage(
     source_parameters = int(model.count_params())
 
     pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
+    unflattened = model
     if pruning_on and needs_flattening(model):
         # nested backbones inlined once, so every pruning path sees their layers
         flat = clock.run("flatten nested models", lambda: flatten(model))
         model, flatten_report = flat.model, flat.to_json()
-    if config.structured.enabled:
-        from pipeline.prune import structured
-
-        outcome = clock.run(
-            "structured prune",
-            lambda: structured.prune_structured(
-                model,
-                splits,
-                kind,
-                config.structured,
-                seed=config.seed,
-                score=lambda m: _keras_val_auroc(m, splits, kind),
-            ),
-        )
-        model = outcome.model
-        structured_report = outcome.to_json()
-
     rates = None
     if threshold is not None:
         cut = threshold
 
         def rates(m: Any) -> dict[str, Any]:
             return _keras_val_rates(m, splits, kind, cut)
+
+    if config.structured.enabled:
+        outcome = clock.run(
+            "structured prune", lambda: _structured(model, splits, kind, config, rates)
+        )
+        model = outcome.model
+        structured_report = outcome.to_json()
+        threshold_off = config.prune.target_sparsity == 0
+        if outcome.auto and outcome.auto.chosen_sparsity is None and threshold_off:
+            # auto chose nothing and threshold pruning is off: no pruning, so no flattening
+            model, flatten_report = unflattened, None
 
     # prune (auto: search the sparsity) and fine-tune, in place
     pruned = clock.run(

@@ -16,9 +16,13 @@ def flatten_warnings(flatten: dict[str, Any] | None) -> list[str]:
 
 
 def structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[str]:
-    """A warning when structured pruning lost more validation AUROC than pruning may."""
+    """A warning when structured pruning lost more validation AUROC than pruning may, or
+    when `--structured-sparsity auto` chose no channel fraction (its reason)."""
     if not s:
         return []
+    auto = s.get("auto")
+    if auto and auto["chosen_sparsity"] is None:
+        return [f"--structured-sparsity auto: {auto['reason']}"]
     auroc = s["validation_auroc"]
     after = auroc["finetuned"] if auroc["finetuned"] is not None else auroc["pruned"]
     if auroc["original"] is None or after is None:

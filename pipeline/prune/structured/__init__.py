@@ -16,9 +16,12 @@ listed in `skipped`. Then, module by module:
 - `planning`: which channels every group keeps (`select_channels`, `ChannelPlan`);
 - `rebuild`: the smaller model, and the reference it equals exactly;
 - `branches`: residual branches, scored, zeroed and dropped (`--drop-blocks`);
-- `outcome` and `step`: the step itself and its report section.
+- `outcome` and `step`: the step itself and its report section;
+- `auto`: `--structured-sparsity auto`, the search for the largest channel fraction in
+  the validation budget (`search_structured`).
 """
 
+from pipeline.prune.structured.auto import search_structured
 from pipeline.prune.structured.branches import (
     ResidualBranch,
     branch_scores,
@@ -67,6 +70,7 @@ __all__ = [
     "prune_structured",
     "rebuild",
     "residual_branches",
+    "search_structured",
     "select_channels",
     "skipped_layers",
     "zero_branches",

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import StructuredConfig, StructuredCriterion
+from pipeline.prune.auto import AutoSearch
 from pipeline.prune.flatten import Flattened, display_name
 from pipeline.prune.structured.planning import ChannelPlan
 
@@ -51,21 +53,52 @@ class StructuredOutcome:
     finetune: dict[str, Any] | None
     dropped_blocks: tuple[dict[str, Any], ...] = ()
     flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.prune.flatten)
+    auto: AutoSearch | None = None  # `--structured-sparsity auto` only
+
+    @classmethod
+    def unchanged(
+        cls, model: keras.Model, config: StructuredConfig, auto: AutoSearch
+    ) -> StructuredOutcome:
+        """The outcome of an auto search that chose nothing: `model` goes on as it is."""
+        from pipeline.prune.macs import total_macs
+
+        macs, params = total_macs(model), int(model.count_params())
+        return cls(
+            config=dataclasses.replace(config, sparsity=None),
+            model=model,
+            macs_before=macs,
+            macs_after=macs,
+            params_before=params,
+            params_after=params,
+            prunable_channels=0,
+            removed_channels=0,
+            layers=layer_table(model, model),
+            skipped=(),
+            groups=(),
+            rebuild_max_abs_diff=None,
+            val_auroc={"original": auto.baseline_val_auroc, "pruned": None, "finetuned": None},
+            finetune=None,
+            auto=auto,
+        )
 
     @property
     def achieved_sparsity(self) -> float:
         return self.removed_channels / self.prunable_channels if self.prunable_channels else 0.0
 
+    def _method(self) -> str:
+        cfg = self.config
+        if self.auto is not None and self.auto.chosen_sparsity is None:
+            return "none"  # auto found no fraction in budget
+        if cfg.drop_blocks and cfg.channels:
+            return "residual_branches+channel_norm"
+        return "residual_branches" if cfg.drop_blocks else "channel_norm"
+
     def to_json(self) -> dict[str, Any]:
-        """The report's `pruning.structured` section."""
+        """The report's `pruning.structured` section (`auto` only in auto mode)."""
         cfg = self.config
         ratio = self.macs_before / self.macs_after if self.macs_before and self.macs_after else None
-        return {
-            "method": "residual_branches+channel_norm"
-            if cfg.drop_blocks and cfg.channels
-            else "residual_branches"
-            if cfg.drop_blocks
-            else "channel_norm",
+        doc = {
+            "method": self._method(),
             "criterion": cfg.criterion.value,
             "normalisation": (
                 "sum over readers of mean |input| (up to 256 training inputs) times the l2 "
@@ -100,6 +133,9 @@ class StructuredOutcome:
             "skipped": list(self.skipped),
             "flattened": list(self.flattened),
         }
+        if self.auto is not None:
+            doc["auto"] = self.auto.to_json()
+        return doc
 
 
 def layer_table(before: keras.Model, after: keras.Model) -> tuple[LayerChannels, ...]:

@@ -118,8 +118,8 @@ def select_channels(
     floor = {gid: min(len(s), config.min_channels) for gid, s in scores.items()}
     if config.threshold is not None:
         remove = _below_threshold(scores, floor, config.threshold)
-    elif config.sparsity is None:
-        raise ValueError("select_channels needs a config with a sparsity or a threshold")
+    elif config.sparsity is None or config.auto:  # auto: search_structured picks R first
+        raise ValueError("select_channels needs a config with a sparsity R or a threshold")
     elif config.scope is PruneScope.LAYER:
         remove = _lowest_per_group(scores, floor, float(config.sparsity))
     else:

@@ -16,6 +16,7 @@ from pipeline.release.report.tables import (
     fmt,
     gate_rows,
     operating_point_line,
+    structured_auto_points,
     variant_lines,
     variant_rows,
 )
@@ -211,6 +212,16 @@ def _confusion_matrices(doc: Document, report: BuildReport) -> None:
         )
 
 
+def _structured_auto_items(auto: dict[str, Any]) -> list[str]:
+    """`--structured-sparsity auto`: its reason, then one item per channel fraction tried."""
+    if not auto:
+        return []
+    return [
+        f"structured auto: {auto['reason']}",
+        *(f"structured auto {point}" for point in structured_auto_points(auto)),
+    ]
+
+
 def _stage_items(report: BuildReport) -> list[str]:
     """Pruning (and its auto search), int8, runtime checks and devices, one item each."""
     p, q = report.pruning, report.quantization
@@ -231,6 +242,7 @@ def _stage_items(report: BuildReport) -> list[str]:
             + (" (within budget)" if c["within_budget"] else " (over budget)")
             for c in auto.get("curve", [])
         ),
+        *_structured_auto_items(p.structured_auto),
         f"int8: full_integer={q.full_integer}, recipe {q.recipe}, "
         f"calibrated on {q.calibration_samples} samples, activations "
         f"{q.activations}",

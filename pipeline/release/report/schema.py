@@ -493,6 +493,12 @@ class PruningInfo(View):
         return typing.cast("dict[str, Any] | None", self.doc.get("structured"))
 
     @property
+    def structured_auto(self) -> dict[str, Any]:
+        """The `--structured-sparsity auto` search (`curve`, `chosen_sparsity` (None: none
+        in budget), `reason`); {} without."""
+        return typing.cast("dict[str, Any]", (self.structured or {}).get("auto") or {})
+
+    @property
     def flatten(self) -> dict[str, Any] | None:
         return typing.cast("dict[str, Any] | None", self.doc.get("flatten"))
 

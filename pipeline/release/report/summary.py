@@ -10,6 +10,7 @@ from pipeline.release.report.tables import (
     device_bench_lines,
     fmt,
     operating_point_line,
+    structured_auto_line,
     variant_lines,
     variant_rows,
 )
@@ -81,8 +82,11 @@ def _print_pruning(p: PruningInfo, console: Any) -> None:
     auto = p.auto
     if auto.get("chosen_sparsity") and auto.get("reason"):
         console.print(f"  auto: {auto['reason']}")
+    line = structured_auto_line(p.structured_auto)
+    if line:
+        console.print(line)
     st = p.structured
-    if st:
+    if st and st["method"] != "none":
         layers = st.get("layers", [])
         narrowed = sum(
             1 for r in layers if 0 < (r["channels_after"] or 0) < (r["channels_before"] or 0)

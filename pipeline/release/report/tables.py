@@ -207,3 +207,28 @@ def gate_rows(gates: Gates | None) -> list[list[Any]]:
         ]
         for c in (gates.checks if gates is not None else [])
     ]
+
+
+def structured_auto_points(auto: Mapping[str, Any]) -> list[str]:
+    """`--structured-sparsity auto`: one text per channel fraction R tried, largest first."""
+    return [
+        f"R {c['sparsity']:g}: validation AUROC {fmt(c['val_auroc'])}"
+        + (
+            f", sensitivity {fmt(c.get('val_sensitivity'), '.3f')}, specificity "
+            f"{fmt(c.get('val_specificity'), '.3f')}"
+            if "val_sensitivity" in c
+            else ""
+        )
+        + f", MACs {cell(c['macs_after'])}, params {cell(c['params_after'])}"
+        + (" (within budget)" if c["within_budget"] else " (over budget)")
+        for c in auto.get("curve", [])
+    ]
+
+
+def structured_auto_line(auto: Mapping[str, Any]) -> str | None:
+    """`--structured-sparsity auto` in one line: the points tried and the choice."""
+    if not auto:
+        return None
+    chosen = auto.get("chosen_sparsity")
+    choice = f"chose R {chosen:g}" if chosen is not None else "none in budget: not applied"
+    return f"structured auto ({choice}): " + ("; ".join(structured_auto_points(auto)) or "-")
