@@ -214,6 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline.device.local import summarize
     from pipeline.models import output_kind
     from pipeline.prune.macs import total_macs
+    from pipeline.prune.structured.auto import shipped_auroc
 
     tf.config.experimental.enable_op_determinism()
     started = time.perf_counter()
@@ -246,7 +247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "dropped_blocks": len(outcome.dropped_blocks),
                     "rebuild_max_abs_diff": outcome.rebuild_max_abs_diff,
                     "skipped_layers": len(outcome.skipped),
-                    "val_auroc": outcome.val_auroc["finetuned"] or outcome.val_auroc["pruned"],
+                    "val_auroc": shipped_auroc(outcome),
                     "build_seconds": build_seconds, **metrics,
                     "scores": scores, "file": str(path),
                 })  # fmt: skip

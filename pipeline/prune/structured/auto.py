@@ -105,18 +105,23 @@ def search_structured(
         The outcome of the chosen R with its `auto` search; when none is chosen, an
         unchanged outcome (`StructuredOutcome.unchanged`) whose model is `model`.
     """
-    grid = config.auto_grid
     baseline = score(model)
+    curve: list[dict[str, Any]] = []
+
+    def search(chosen: float | None, reason: str) -> AutoSearch:
+        return AutoSearch(
+            config.auto_grid, max_prune_drop, baseline, tuple(curve), chosen, reason,
+            **judge_fields(rates),
+        )  # fmt: skip
+
     if baseline is None:
         reason = (
             "validation AUROC of the original model is undefined (the validation split "
             "holds a single class), so auto cannot judge structured pruning; the model goes "
             "on without structured pruning. Pass --structured-sparsity R to prune anyway."
         )
-        search = AutoSearch(grid, max_prune_drop, None, (), None, reason, **judge_fields(rates))
-        return StructuredOutcome.unchanged(model, config, search)
-    curve: list[dict[str, Any]] = []
-    for sparsity in sorted(grid, reverse=True):
+        return StructuredOutcome.unchanged(model, config, search(None, reason))
+    for sparsity in sorted(config.auto_grid, reverse=True):
         point = dataclasses.replace(config, sparsity=sparsity)
         outcome = prune_structured(model, splits, kind, point, score=score, seed=seed)
         val_rates, ok = within_budget(
@@ -129,13 +134,6 @@ def search_structured(
                 f"{auroc_text(shipped_auroc(outcome))} stays within {max_prune_drop:g} of the "
                 f"original {baseline:.4f}{rates_text(rates)} (tried from the largest down)"
             )
-            search = AutoSearch(
-                grid, max_prune_drop, baseline, tuple(curve), sparsity, reason,
-                **judge_fields(rates),
-            )  # fmt: skip
-            return dataclasses.replace(outcome, auto=search)
+            return dataclasses.replace(outcome, auto=search(sparsity, reason))
     reason = _none_reason(config, max_prune_drop, baseline, rates, curve)
-    search = AutoSearch(
-        grid, max_prune_drop, baseline, tuple(curve), None, reason, **judge_fields(rates)
-    )
-    return StructuredOutcome.unchanged(model, config, search)
+    return StructuredOutcome.unchanged(model, config, search(None, reason))

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.release.report.schema import BuildReport, Gates
 from pipeline.release.report.tables import (
     VARIANT_HEADER,
+    auto_point,
     cell,
     device_bench_lines,
     flip_rows,
@@ -231,17 +232,7 @@ def _stage_items(report: BuildReport) -> list[str]:
         f"{cell(p.target_sparsity)}, achieved {fmt(p.achieved_sparsity, '.3f')}"
         + (f" ({p.sparsity_mode})" if p.sparsity_mode else ""),
         *([f"auto sparsity: {auto['reason']}"] if auto.get("reason") else []),
-        *(
-            f"auto sparsity {c['sparsity']:g}: validation AUROC {fmt(c['val_auroc'])}"
-            + (
-                f", sensitivity {fmt(c.get('val_sensitivity'), '.3f')}, specificity "
-                f"{fmt(c.get('val_specificity'), '.3f')}"
-                if "val_sensitivity" in c
-                else ""
-            )
-            + (" (within budget)" if c["within_budget"] else " (over budget)")
-            for c in auto.get("curve", [])
-        ),
+        *(auto_point(c, "auto sparsity") for c in auto.get("curve", [])),
         *_structured_auto_items(p.structured_auto),
         f"int8: full_integer={q.full_integer}, recipe {q.recipe}, "
         f"calibrated on {q.calibration_samples} samples, activations "

@@ -209,20 +209,24 @@ def gate_rows(gates: Gates | None) -> list[list[Any]]:
     ]
 
 
+def auto_point(point: Mapping[str, Any], name: str) -> str:
+    """One point of an auto search's curve (`--sparsity auto`, `--structured-sparsity
+    auto`): its validation AUROC, the rates when judged, MACs and parameters when the
+    search records them, and whether it was in budget."""
+    text = f"{name} {point['sparsity']:g}: validation AUROC {fmt(point['val_auroc'])}"
+    if "val_sensitivity" in point:
+        text += (
+            f", sensitivity {fmt(point.get('val_sensitivity'), '.3f')}, specificity "
+            f"{fmt(point.get('val_specificity'), '.3f')}"
+        )
+    if "macs_after" in point:
+        text += f", MACs {cell(point['macs_after'])}, params {cell(point['params_after'])}"
+    return text + (" (within budget)" if point["within_budget"] else " (over budget)")
+
+
 def structured_auto_points(auto: Mapping[str, Any]) -> list[str]:
     """`--structured-sparsity auto`: one text per channel fraction R tried, largest first."""
-    return [
-        f"R {c['sparsity']:g}: validation AUROC {fmt(c['val_auroc'])}"
-        + (
-            f", sensitivity {fmt(c.get('val_sensitivity'), '.3f')}, specificity "
-            f"{fmt(c.get('val_specificity'), '.3f')}"
-            if "val_sensitivity" in c
-            else ""
-        )
-        + f", MACs {cell(c['macs_after'])}, params {cell(c['params_after'])}"
-        + (" (within budget)" if c["within_budget"] else " (over budget)")
-        for c in auto.get("curve", [])
-    ]
+    return [auto_point(c, "R") for c in auto.get("curve", [])]
 
 
 def structured_auto_line(auto: Mapping[str, Any]) -> str | None:
