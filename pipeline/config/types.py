@@ -28,7 +28,8 @@ from pipeline.config.enums import (
     choices,
 )
 from pipeline.config.gates import GatesConfig
-from pipeline.device.inventory import Device, resolve
+from pipeline.config.inventory import Device, resolve
+from pipeline.config.medmnist import is_spec, parse_spec
 from pipeline.errors import ConfigError
 
 
@@ -422,10 +423,8 @@ class DataConfig:
         if not self.label_column:
             raise ConfigError("--label-column must name a column; received ''.")
         for source in (self.path, self.calibration):
-            if str(source).lower().startswith("medmnist:"):
-                from pipeline.data.loaders import medmnist
-
-                medmnist.parse_spec(str(source))  # unknown dataset/size: ConfigError now
+            if is_spec(source):
+                parse_spec(str(source))  # unknown dataset/size: ConfigError now
 
 
 def parse_operating_point(rule: str) -> tuple[str, float | None]:

@@ -18,7 +18,7 @@ first, float32):
 
 The chain stops at the first other layer. When it stops at a nested Functional or
 Sequential model whose own graph starts with such a chain (a preprocessing block, or a
-backbone with Rescaling inside), the model is flattened first (`pipeline.prune.flatten`,
+backbone with Rescaling inside), the model is flattened first (`pipeline.models.flatten`,
 outputs equal to float tolerance) and the chain continues inside it. The numpy steps are
 checked against the model's own layers on training samples before they are used.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.models import call_nodes, layer_graph
+from pipeline.models.graph import call_nodes, layer_graph
 
 RESIZE_METHODS = ("bilinear", "nearest")
 TOLERANCE = 1e-4  # max |numpy - Keras| relative to the front's output range
@@ -235,7 +235,7 @@ def _find(model: Any) -> tuple[Any, Chain, tuple[str, ...]]:
     chain = leading_chain(model)
     if not isinstance(chain.stop, keras.Model) or not leading_chain(chain.stop).steps:
         return model, chain, ()
-    from pipeline.prune.flatten import flatten
+    from pipeline.models.flatten import flatten
 
     flat = flatten(model)
     if not flat.flattened:

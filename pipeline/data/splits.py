@@ -223,12 +223,13 @@ def _read(
     window: Window | None,
 ) -> Loaded:
     """Dispatches a `--data`/`--calibration-data` value to its loader."""
+    from pipeline.config.medmnist import is_spec, parse_spec
     from pipeline.data.loaders import medmnist
 
-    if medmnist.is_spec(source):
+    if is_spec(source):
         from pipeline.data.loaders.npz import load_npz
 
-        spec = medmnist.parse_spec(str(source))
+        spec = parse_spec(str(source))
         path, details, warnings = medmnist.fetch(spec)
         loaded = load_npz(path, labelled=labelled)
         return replace(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import BenchConfig
-from pipeline.device.inventory import Device
+from pipeline.config.inventory import Device
 from pipeline.device.ssh import Session, json_object
 from pipeline.errors import DeviceError
 

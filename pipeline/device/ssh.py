@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pipeline.config.inventory import Device
 from pipeline.device.agent import AGENT_NAME, MISSING_EXIT, build_agent
-from pipeline.device.inventory import Device
 from pipeline.errors import ConfigError, DeviceError
 
 CONNECT_TIMEOUT_S = 10

@@ -15,7 +15,7 @@ Not counted: biases, BatchNormalization (the converter folds it into the convolu
 it), activations, pooling, padding, resizing, Add/Concatenate and other element-wise work.
 These are memory-bound and small next to the kernels above, and what structured pruning
 shrinks is the kernels. A nested model's layers are counted as part of it, named
-`outer/inner`, as are a flattened model's (`pipeline.prune.flatten`).
+`outer/inner`, as are a flattened model's (`pipeline.models.flatten`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def count_macs(model: keras.Model, prefix: str = "") -> list[LayerMacs]:
     Raises:
         ValueError: the model is neither Sequential (built with an Input) nor functional.
     """
-    from pipeline.prune.flatten import display_name
+    from pipeline.models.flatten import display_name
 
     graph = _graph(model)
     if graph is None:

@@ -72,7 +72,7 @@ def _is_prunable_layer(layer: Any) -> bool:
 
 def _walk_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(qualified name, layer) of all leaf layers, nested models included, in order."""
-    from pipeline.prune.flatten import display_name
+    from pipeline.models.flatten import display_name
 
     out = []
     for layer in model.layers:

@@ -81,7 +81,7 @@ def prune_stage(
     """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
     operating point's `threshold`, auto sparsity also watches the validation sensitivity,
     specificity and Brier score there."""
-    from pipeline.prune.flatten import flatten, needs_flattening
+    from pipeline.models.flatten import flatten, needs_flattening
     from pipeline.prune.outcome import prune_model
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`

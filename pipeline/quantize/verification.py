@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import RuntimeTarget
-from pipeline.device.inventory import Device
+from pipeline.config.inventory import Device
 
 # Runtimes may round differently by a step; more than this is a wrong result.
 MAX_STEPS_VS_PRIMARY = 2.0

@@ -199,9 +199,10 @@ def _files(config: BuildConfig, reference: Path | None) -> list[tuple[str, Path,
             continue
         if str(path).lower().startswith("medmnist:"):
             if role == "data":  # the spec stays; the downloaded file goes to KERAS_HOME
-                from pipeline.data.loaders import medmnist
+                from pipeline.config.medmnist import parse_spec
+                from pipeline.data.loaders.medmnist import cache_dir
 
-                cached = medmnist.cache_dir() / medmnist.parse_spec(str(path)).filename
+                cached = cache_dir() / parse_spec(str(path)).filename
                 if cached.is_file():
                     out.append(("keras_home", cached, f"datasets/{cached.name}"))
             continue

@@ -83,9 +83,10 @@ def hash_path(path: Path, shown: str | None = None) -> dict[str, Any]:
 def _data_entry(source: Path) -> dict[str, Any]:
     text = str(source)
     if text.lower().startswith("medmnist:"):
-        from pipeline.data.loaders import medmnist
+        from pipeline.config.medmnist import parse_spec
+        from pipeline.data.loaders.medmnist import cache_dir
 
-        return hash_path(medmnist.cache_dir() / medmnist.parse_spec(text).filename, text)
+        return hash_path(cache_dir() / parse_spec(text).filename, text)
     return hash_path(source)
 
 

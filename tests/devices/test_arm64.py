@@ -295,7 +295,7 @@ def test_the_pipeline_verifies_and_benches_on_the_device(
     runs the residual int8 file there and judges it `ok` against the x86 host."""
     from converters.inspection import inspect_tflite
     from pipeline.cli import main
-    from pipeline.device.inventory import load_inventory
+    from pipeline.config.inventory import load_inventory
     from pipeline.quantize.verification import target_name, verify
 
     inventory = device / "devices.toml"

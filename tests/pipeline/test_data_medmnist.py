@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.config import medmnist as medmnist_spec
 from pipeline.data import splits as data
 from pipeline.data.loaders import medmnist
 from pipeline.errors import ConfigError, DataError
@@ -43,12 +44,12 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_spec_names_the_official_files() -> None:
-    spec = medmnist.parse_spec("medmnist:pneumoniamnist@64")
+    spec = medmnist_spec.parse_spec("medmnist:pneumoniamnist@64")
     assert spec.filename == "pneumoniamnist_64.npz"
     assert spec.url == (
         "https://zenodo.org/records/10519652/files/pneumoniamnist_64.npz?download=1"
     )
-    plain = medmnist.parse_spec("medmnist:BreastMNIST")
+    plain = medmnist_spec.parse_spec("medmnist:BreastMNIST")
     assert (plain.filename, plain.size) == ("breastmnist.npz", 28)
     assert plain.info.md5[28] == OFFICIAL_BREASTMNIST_MD5
     assert plain.info.labels[plain.info.positive_class] == "malignant"
@@ -65,7 +66,7 @@ def test_spec_names_the_official_files() -> None:
 )
 def test_bad_specs_are_config_errors(text: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        medmnist.parse_spec(text)
+        medmnist_spec.parse_spec(text)
 
 
 def test_cache_dir_follows_keras_home(keras_home: Path) -> None:
@@ -93,7 +94,7 @@ def test_offline_download_says_where_to_place_the_file(keras_home: Path, offline
     with pytest.raises(DataError) as info:
         data.load("medmnist:pneumoniamnist@64")
     message = str(info.value)
-    assert offline.urls == [medmnist.parse_spec("medmnist:pneumoniamnist@64").url]
+    assert offline.urls == [medmnist_spec.parse_spec("medmnist:pneumoniamnist@64").url]
     assert "Could not download" in message
     assert str(keras_home / "pneumoniamnist_64.npz") in message
     assert "zenodo.org/records/10519652" in message
@@ -116,9 +117,11 @@ def test_download_is_verified(
 ) -> None:
     payload = _tiny_medmnist_bytes()
     digest = hashlib.md5(payload).hexdigest() if official else "0" * 32
-    info = medmnist.DATASETS["breastmnist"]
+    info = medmnist_spec.DATASETS["breastmnist"]
     monkeypatch.setitem(
-        medmnist.DATASETS, "breastmnist", medmnist.MedMNISTInfo(info.labels, {28: digest}, 0)
+        medmnist_spec.DATASETS,
+        "breastmnist",
+        medmnist_spec.MedMNISTInfo(info.labels, {28: digest}, 0),
     )
     calls: list[str] = []
 

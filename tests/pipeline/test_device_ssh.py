@@ -23,7 +23,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import RuntimeTarget
-from pipeline.device.inventory import Device, resolve
+from pipeline.config.inventory import Device, resolve
 from pipeline.errors import ConfigError
 from tests.sshd import Sshd, device_python, start_sshd
 
@@ -340,7 +340,7 @@ def test_build_records_an_unreachable_device_in_bench_and_the_summary() -> None:
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("false", False), (None, False)])
 def test_inventory_marks_an_emulated_device(value: str | None, expected: bool) -> None:
-    from pipeline.device.inventory import parse_inventory
+    from pipeline.config.inventory import parse_inventory
 
     table = {"ssh": "ssh://root@127.0.0.1:2222"}
     if value is not None:

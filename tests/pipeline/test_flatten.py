@@ -12,8 +12,8 @@ import pytest
 from pipeline import prune as pruning
 from pipeline.config import PruneConfig, StructuredConfig, StructuredCriterion
 from pipeline.models import output_kind
+from pipeline.models.flatten import SEPARATOR, flatten, needs_flattening
 from pipeline.prune import structured
-from pipeline.prune.flatten import SEPARATOR, flatten, needs_flattening
 from pipeline.prune.macs import count_macs, total_macs
 from pipeline.release.warnings import flatten_warnings as _flatten_warnings
 from tests import models

@@ -6,7 +6,7 @@ channel from every layer that reads it, so every kernel downstream does less wor
 
 `prune_structured` first inlines nested Functional and Sequential models (a
 transfer-learning backbone called as one layer) into one flat graph
-(`pipeline.prune.flatten`): their layers are then pruned like any other and reported as
+(`pipeline.models.flatten`): their layers are then pruned like any other and reported as
 `outer/inner`. A nested model that cannot be inlined (subclassed, shared) is left whole and
 listed in `skipped`. Then, module by module:
 

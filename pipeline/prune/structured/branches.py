@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import ModelError
-from pipeline.models import call_nodes
-from pipeline.prune.flatten import display_name
+from pipeline.models.flatten import display_name
+from pipeline.models.graph import call_nodes
 from pipeline.prune.structured.nodes import (
     PRODUCERS,
     fresh_input,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.models import call_nodes
+from pipeline.models.graph import call_nodes
 from pipeline.prune.structured.nodes import (
     DEPTHWISE,
     PRODUCERS,

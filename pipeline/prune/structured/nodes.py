@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.errors import ModelError
-from pipeline.models import call_nodes, layer_graph
+from pipeline.models.graph import call_nodes, layer_graph
 
 PRODUCERS = (
     "Dense",

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import StructuredConfig, StructuredCriterion
+from pipeline.models.flatten import Flattened, display_name
 from pipeline.prune.auto import AutoSearch
-from pipeline.prune.flatten import Flattened, display_name
 from pipeline.prune.structured.planning import ChannelPlan
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class StructuredOutcome:
     val_auroc: dict[str, float | None]
     finetune: dict[str, Any] | None
     dropped_blocks: tuple[dict[str, Any], ...] = ()
-    flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.prune.flatten)
+    flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.models.flatten)
     auto: AutoSearch | None = None  # `--structured-sparsity auto` only
 
     @classmethod

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import StructuredConfig
+from pipeline.models.flatten import flatten
 from pipeline.prune.finetune import FinetuneRecipe, check_augmentable, finetune
-from pipeline.prune.flatten import flatten
 from pipeline.prune.structured.branches import drop_weakest_branches
 from pipeline.prune.structured.outcome import (
     StructuredOutcome,
@@ -78,7 +78,7 @@ def prune_structured(
     fine-tune it.
 
     `model` is not changed; the outcome holds the new model, built from `model` with its
-    nested models inlined (`pipeline.prune.flatten`). Before fine-tuning the rebuilt
+    nested models inlined (`pipeline.models.flatten`). Before fine-tuning the rebuilt
     model is checked against its reference (`zero_branches`, then `mask_removed_inputs`) on
     the validation inputs; the largest difference is reported.
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline.models import call_nodes, layer_graph
+from pipeline.models.graph import call_nodes, layer_graph
 
 if TYPE_CHECKING:
     import keras

@@ -1,11 +1,17 @@
-"""Loading the user's Keras model and training the embedded reference classifier."""
+"""Loading the user's Keras model and training the embedded reference classifier.
+
+The `models` layer sits just above `config` and below `data`: it imports nothing of the
+project but `pipeline.errors`. The Keras graph walk (`pipeline.models.graph`) and nested-model
+flattening (`pipeline.models.flatten`) live here so that both the data stage (the host
+front) and the prune stage can use them.
+"""
 
 from __future__ import annotations
 
 import enum
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -14,7 +20,22 @@ from pipeline.errors import DataError, ModelError
 if TYPE_CHECKING:
     import keras
 
-    from pipeline.data.splits import Splits
+
+class LabelledData(Protocol):
+    """What training and label checks need of the data stage's splits
+    (`pipeline.data.splits.Splits` is one): passed in, so `models` need not import `data`."""
+
+    @property
+    def x_train(self) -> np.ndarray: ...
+    @property
+    def y_train(self) -> np.ndarray: ...
+    @property
+    def y_val(self) -> np.ndarray: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def num_classes(self) -> int: ...
+    def model_inputs(self, name: str) -> np.ndarray: ...
 
 
 class OutputKind(str, enum.Enum):
@@ -142,7 +163,7 @@ def output_kind(model: keras.Model) -> OutputKind:
     return OutputKind.LOGITS
 
 
-def check_labels(model: keras.Model, splits: Splits) -> None:
+def check_labels(model: keras.Model, splits: LabelledData) -> None:
     """Raises DataError when the labels do not fit the model's output."""
     units = int(model.outputs[0].shape[-1])
     n_classes = 2 if units == 1 else units
@@ -154,7 +175,7 @@ def check_labels(model: keras.Model, splits: Splits) -> None:
         )
 
 
-def train_reference_model(splits: Splits, seed: int = 0) -> keras.Model:
+def train_reference_model(splits: LabelledData, seed: int = 0) -> keras.Model:
     """Trains the embedded reference classifier: a small MLP on standardised features."""
     _quiet_tensorflow()
     import keras
@@ -183,18 +204,3 @@ def train_reference_model(splits: Splits, seed: int = 0) -> keras.Model:
         verbose=0,
     )
     return model
-
-
-def layer_graph(model: Any) -> Any:
-    """The functional graph of a Sequential or functional model; None for a subclass."""
-    graph = getattr(model, "_functional", None) or model
-    return graph if hasattr(graph, "_nodes_by_depth") else None
-
-
-def call_nodes(graph: Any) -> list[Any]:
-    """The call nodes of a functional graph, inputs first (input nodes included)."""
-    return [
-        node
-        for depth in sorted(graph._nodes_by_depth, reverse=True)
-        for node in graph._nodes_by_depth[depth]
-    ]
