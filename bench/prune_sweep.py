@@ -99,14 +99,15 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
     from pipeline import prune as pruning
-    from pipeline.config import PruneConfig, PruneSchedule
-    from pipeline.data import splits as data_mod
+    from pipeline.config import DataConfig, PruneConfig, PruneSchedule
+    from pipeline.data.dataset import load
+    from pipeline.data.fit import fit_to_model
     from pipeline.models import output_kind
 
     tf.config.experimental.enable_op_determinism()
-    raw = data_mod.load(args.data, positive_class=MALIGNANT)
+    raw = load(DataConfig(path=args.data), positive_class=MALIGNANT)
     started = time.perf_counter()
-    splits = data_mod.fit_to_model(raw, (None, 28, 28, 1), str(args.data))
+    splits = fit_to_model(raw, (None, 28, 28, 1), str(args.data))
     model = train(splits, args.epochs, args.seed)
     kind = output_kind(model)
     score = val_auroc(splits, kind)

@@ -79,15 +79,18 @@ def load_splits(path: Path, size: int | None = None) -> Any:
     """BreastMNIST splits as the build prepares them: 28x28x1 raw pixels for the reference
     CNN (it rescales inside); for MobileNetV2 resized on the host to size x size, gray
     repeated to RGB and scaled to [-1, 1] (`--resize`, `--scale`, `--offset` of the build)."""
-    from pipeline.data import splits as data_mod
+    from pipeline.config import DataConfig
+    from pipeline.data.dataset import load
+    from pipeline.data.fit import fit_to_model
 
     if size is None:
-        raw = data_mod.load(path, positive_class=MALIGNANT)
-        return data_mod.fit_to_model(raw, (None, 28, 28, 1), str(path))
-    raw = data_mod.load(
-        path, positive_class=MALIGNANT, resize=(size, size), scale=1 / 127.5, offset=-1.0
+        raw = load(DataConfig(path=path), positive_class=MALIGNANT)
+        return fit_to_model(raw, (None, 28, 28, 1), str(path))
+    raw = load(
+        DataConfig(path=path, resize=(size, size), scale=1 / 127.5, offset=-1.0),
+        positive_class=MALIGNANT,
     )
-    return data_mod.fit_to_model(raw, (None, size, size, 3), str(path))
+    return fit_to_model(raw, (None, size, size, 3), str(path))
 
 
 def train(

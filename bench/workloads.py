@@ -103,10 +103,11 @@ def prepare(name: str, workdir: Path, seed: int = 0) -> Workload | None:
     workdir.mkdir(parents=True, exist_ok=True)
     model_path, data_path = workdir / f"{name}.keras", workdir / f"{name}.npz"
     if name == "wdbc_mlp":
-        from pipeline.data import splits as data_mod
+        from pipeline.config import DataConfig
+        from pipeline.data.dataset import load
         from pipeline.models import train_reference_model
 
-        splits = data_mod.load(None, seed=seed)
+        splits = load(DataConfig(seed=seed))
         if not model_path.exists():
             train_reference_model(splits, seed).save(model_path)
         # standardised on the host, as the build does for the embedded data

@@ -263,3 +263,8 @@ class Preprocessing:
                 f"Not a bedside-lite preprocessing spec ({type(exc).__name__}: {exc}); expected "
                 "the 'preprocessing' object of preprocessing.json."
             ) from None
+
+
+def with_front(spec: Preprocessing, doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` and, when `--host-preprocessing` moved the model's front, its `host_front`."""
+    return doc if spec.front is None else {**doc, "host_front": spec.front.to_json()}

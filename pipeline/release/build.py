@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.clock import StageClock
 from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
-from pipeline.data.stage import Loaded, load_stage
+from pipeline.data.stage import DataStageResult, load_stage
 from pipeline.device.stage import bench_stage
 from pipeline.evaluate.stage import (
     OperatingPoint,
@@ -133,7 +133,7 @@ class _Variants:
 
 
 def _make_variants(
-    loaded: Loaded,
+    loaded: DataStageResult,
     config: BuildConfig,
     clock: StageClock,
     stage: artifacts.Staging,
@@ -202,7 +202,7 @@ class _Provenance:
 
 
 def _embed_provenance(
-    made: _Variants, loaded: Loaded, config: BuildConfig, clock: StageClock
+    made: _Variants, loaded: DataStageResult, config: BuildConfig, clock: StageClock
 ) -> _Provenance:
     """Embeds the manifest in every model file (outputs checked unchanged)."""
     from pipeline.config import jobfile
@@ -226,12 +226,14 @@ def _embed_provenance(
     )
 
 
-def _write_preprocessing(out: Path, loaded: Loaded, made: _Variants, config: BuildConfig) -> None:
+def _write_preprocessing(
+    out: Path, loaded: DataStageResult, made: _Variants, config: BuildConfig
+) -> None:
     """preprocessing.json: what the device does before and after the int8 model."""
-    from pipeline.data import splits as data_mod
+    from pipeline.data.provenance import write_preprocessing
 
     threshold = made.point.threshold
-    data_mod.write_preprocessing(
+    write_preprocessing(
         out / "preprocessing.json",
         loaded.splits,
         loaded.input_shape,
@@ -262,7 +264,7 @@ def _write_release(
 
 
 def _report(
-    loaded: Loaded,
+    loaded: DataStageResult,
     made: _Variants,
     metrics: dict[str, Any],
     bench: dict[str, Any],
@@ -312,15 +314,15 @@ def _add_onnx(report: BuildReport, onnx_doc: dict[str, Any]) -> None:
 
 def _require_inputs(config: BuildConfig) -> None:
     """Checks that every input path exists, the most fundamental problem a user can have."""
-    from pipeline.data import splits as data_mod
+    from pipeline.data.sources import require_data_exists
     from pipeline.models import require_exists
 
     if config.model is not None:
         require_exists(config.model)
     if config.data.path is not None:
-        data_mod.require_exists(config.data.path)
+        require_data_exists(config.data.path)
     if config.data.calibration is not None:
-        data_mod.require_exists(config.data.calibration, "--calibration-data")
+        require_data_exists(config.data.calibration, "--calibration-data")
 
 
 def _json(value: Any) -> Any:

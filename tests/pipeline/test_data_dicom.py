@@ -11,7 +11,9 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from pipeline.data import splits as data  # noqa: E402
+from pipeline.config import DataConfig  # noqa: E402
+from pipeline.data import dataset as data  # noqa: E402
+from pipeline.data.fit import fit_to_model  # noqa: E402
 from pipeline.data.loaders.dicom import Window, decode_dicom, window_linear  # noqa: E402
 from pipeline.errors import DataError, MissingExtraError  # noqa: E402
 
@@ -102,8 +104,10 @@ def _series(root: Path, names: dict[str, str], copies: int) -> Path:
 
 def test_dicom_folder_with_label_csv(tmp_path: Path) -> None:
     root = _series(tmp_path / "dcm", {"ct": "CT_small.dcm", "mr": "MR_small.dcm"}, copies=5)
-    splits = data.load(root, input_shape=(None, 32, 32, 3), window=Window(40, 400))
-    splits = data.fit_to_model(splits, (None, 32, 32, 3), splits.source)
+    splits = data.load(
+        DataConfig(path=root, window_center=40, window_width=400), input_shape=(None, 32, 32, 3)
+    )
+    splits = fit_to_model(splits, (None, 32, 32, 3), splits.source)
     assert splits.class_names == ("ct", "mr")
     x = splits.model_inputs("train")
     assert x.shape[1:] == (32, 32, 3)
@@ -120,8 +124,8 @@ def test_unlabelled_dicom_folder_for_calibration(tmp_path: Path) -> None:
     for i in range(3):
         shutil.copy(_file("CT_small.dcm"), calib / f"{i}.dcm")
     labelled = _series(tmp_path / "dcm", {"0": "CT_small.dcm", "1": "MR_small.dcm"}, copies=5)
-    splits = data.load(labelled, input_shape=(None, 16, 16, 1), calibration=calib)
-    splits = data.fit_to_model(splits, (None, 16, 16, 1), splits.source)
+    splits = data.load(DataConfig(path=labelled, calibration=calib), input_shape=(None, 16, 16, 1))
+    splits = fit_to_model(splits, (None, 16, 16, 1), splits.source)
     assert splits.calibration_inputs().shape == (3, 16, 16, 1)
     assert splits.class_names is None  # integer labels from the CSV
 
@@ -131,7 +135,7 @@ def test_frames_of_one_file_stay_in_one_split(tmp_path: Path) -> None:
         (tmp_path / cls).mkdir()
         for i in range(6):
             shutil.copy(_file("SC_rgb_rle_2frame.dcm"), tmp_path / cls / f"{i}.dcm")
-    splits = data.load(tmp_path, input_shape=(None, 20, 20, 3))
+    splits = data.load(DataConfig(path=tmp_path), input_shape=(None, 20, 20, 3))
     counts = [len(splits.y_train), len(splits.y_val), len(splits.y_test)]
     assert sum(counts) == 24 and all(c % 2 == 0 for c in counts)
     assert splits.details["multi_frame_files"] == 12
@@ -143,4 +147,4 @@ def test_a_non_image_dicom_in_the_folder_stops_the_load(tmp_path: Path) -> None:
     with open(root / "labels.csv", "a") as f:
         f.write("series/plan.dcm,0\n")
     with pytest.raises(DataError, match="plan.dcm"):
-        data.load(root, input_shape=(None, 16, 16, 1))
+        data.load(DataConfig(path=root), input_shape=(None, 16, 16, 1))

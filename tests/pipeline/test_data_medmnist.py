@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.config import DataConfig
 from pipeline.config import medmnist as medmnist_spec
-from pipeline.data import splits as data
+from pipeline.data import dataset as data
 from pipeline.data.loaders import medmnist
 from pipeline.errors import ConfigError, DataError
 
@@ -78,7 +79,7 @@ def test_cached_file_is_used_without_network(
 ) -> None:
     keras_home.mkdir(parents=True)
     shutil.copy(breastmnist_path, keras_home / "breastmnist.npz")
-    splits = data.load("medmnist:breastmnist")
+    splits = data.load(DataConfig(path=Path("medmnist:breastmnist")))
     assert offline.urls == []
     assert [len(splits.y_train), len(splits.y_val), len(splits.y_test)] == [546, 78, 156]
     assert splits.class_names == ("malignant", "normal, benign")
@@ -92,7 +93,7 @@ def test_cached_file_is_used_without_network(
 
 def test_offline_download_says_where_to_place_the_file(keras_home: Path, offline: _Offline) -> None:
     with pytest.raises(DataError) as info:
-        data.load("medmnist:pneumoniamnist@64")
+        data.load(DataConfig(path=Path("medmnist:pneumoniamnist@64")))
     message = str(info.value)
     assert offline.urls == [medmnist_spec.parse_spec("medmnist:pneumoniamnist@64").url]
     assert "Could not download" in message
@@ -132,13 +133,13 @@ def test_download_is_verified(
     monkeypatch.setattr(medmnist.urllib.request, "urlopen", serve)
     if not official:
         with pytest.raises(DataError, match="not the official"):
-            data.load("medmnist:breastmnist")
+            data.load(DataConfig(path=Path("medmnist:breastmnist")))
         assert not list(keras_home.glob("*"))
         return
-    splits = data.load("medmnist:breastmnist")
+    splits = data.load(DataConfig(path=Path("medmnist:breastmnist")))
     assert (keras_home / "breastmnist.npz").read_bytes() == payload
     details = splits.summary()["details"]
     assert details["downloaded"] is True and details["md5_verified"] is True
     assert splits.warnings == ()
-    data.load("medmnist:breastmnist")  # second run: from the cache
+    data.load(DataConfig(path=Path("medmnist:breastmnist")))  # second run: from the cache
     assert len(calls) == 1

@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import splits as data
+from pipeline.data.fit import fit_to_model
 from pipeline.data.preprocessing import Preprocessing, conform_channels, resize_images
+from pipeline.data.provenance import write_preprocessing
+from pipeline.data.splits import Splits
 from pipeline.errors import DataError
 
 
-def _splits(x: np.ndarray, spec: Preprocessing | None = None) -> data.Splits:
+def _splits(x: np.ndarray, spec: Preprocessing | None = None) -> Splits:
     y = np.arange(len(x)) % 2
-    return data.Splits(
+    return Splits(
         x, y, x, y, x, y, source="test.npz", preprocessing=spec or Preprocessing.identity()
     )
 
@@ -78,11 +80,9 @@ def test_json_round_trip_gives_the_same_numbers(tmp_path: Path) -> None:
         .with_geometry(resize=(16, 16), sample_rank=3, channels=1)
         .with_decode({"format": "image"})
     )
-    splits = data.fit_to_model(_splits(raw, spec), (None, 16, 16, 1), "test")
+    splits = fit_to_model(_splits(raw, spec), (None, 16, 16, 1), "test")
     path = tmp_path / "preprocessing.json"
-    data.write_preprocessing(
-        path, splits, (None, 16, 16, 1), postprocess="none", decision_threshold=0.3
-    )
+    write_preprocessing(path, splits, (None, 16, 16, 1), postprocess="none", decision_threshold=0.3)
     doc = json.loads(path.read_text())
     back = Preprocessing.from_json(doc["preprocessing"])
     assert back.to_json() == spec.to_json()
@@ -111,7 +111,7 @@ def test_from_json_refuses_other_documents() -> None:
 def test_fit_to_model_channel_rules(
     sample: tuple[int, ...], model: tuple[int | None, ...], expected: tuple[int, ...]
 ) -> None:
-    splits = data.fit_to_model(_splits(np.ones((4, *sample), np.float32)), model, "test")
+    splits = fit_to_model(_splits(np.ones((4, *sample), np.float32)), model, "test")
     assert splits.model_inputs("train").shape == (4, *expected)
 
 
@@ -119,9 +119,9 @@ def test_fit_to_model_suggests_resize_for_other_image_sizes() -> None:
     pytest.importorskip("PIL", reason="resizing needs Pillow")
     splits = _splits(np.zeros((4, 64, 64), np.uint8))
     with pytest.raises(DataError, match="--resize 28x28"):
-        data.fit_to_model(splits, (None, 28, 28, 1), "scans.npz")
+        fit_to_model(splits, (None, 28, 28, 1), "scans.npz")
     spec = Preprocessing.identity().with_geometry(resize=(28, 28))
-    fitted = data.fit_to_model(
+    fitted = fit_to_model(
         _splits(np.zeros((4, 64, 64), np.uint8), spec), (None, 28, 28, 1), "scans.npz"
     )
     assert fitted.model_inputs("val").shape == (4, 28, 28, 1)
@@ -129,10 +129,10 @@ def test_fit_to_model_suggests_resize_for_other_image_sizes() -> None:
 
 def test_fit_to_model_refuses_a_wrong_feature_count() -> None:
     with pytest.raises(DataError, match=r"has samples of shape \(29,\)"):
-        data.fit_to_model(_splits(np.zeros((4, 29))), (None, 30), "wdbc.csv")
+        fit_to_model(_splits(np.zeros((4, 29))), (None, 30), "wdbc.csv")
 
 
 def test_mean_per_channel_must_match_the_model_channels() -> None:
     spec = Preprocessing.from_mean_std((1.0, 2.0, 3.0), (1.0,))
     with pytest.raises(DataError, match="3 values"):
-        data.fit_to_model(_splits(np.zeros((4, 8, 8)), spec), (None, 8, 8, 1), "x.npz")
+        fit_to_model(_splits(np.zeros((4, 8, 8)), spec), (None, 8, 8, 1), "x.npz")

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline import prune as pruning
 from pipeline.config import PruneConfig, PruneSchedule, PruneScope
-from pipeline.data.splits import Preprocessing, Splits
+from pipeline.data.preprocessing import Preprocessing
+from pipeline.data.splits import Splits
 from pipeline.errors import ConfigError, ModelError
 from pipeline.evaluate.metrics import evaluate, probabilities
 from pipeline.models import OutputKind, output_kind

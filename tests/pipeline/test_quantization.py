@@ -53,12 +53,12 @@ def _sin_model():
 
 def test_float_op_left_by_the_converter_is_caught() -> None:
     """TFLITE_BUILTINS_INT8 does not stop the converter from keeping SIN in float."""
-    from pipeline.config import QuantizeConfig
-    from pipeline.data import splits as data
+    from pipeline.config import DataConfig, QuantizeConfig
+    from pipeline.data import dataset as data
     from pipeline.models import OutputKind
     from pipeline.quantize.ptq import quantize
 
-    splits = data.load(None)
+    splits = data.load(DataConfig())
     with pytest.raises(QuantizationError, match=r"not full-integer.*op #\d+ SIN"):
         quantize(_sin_model(), splits, QuantizeConfig(), OutputKind.SIGMOID, None)
 

@@ -14,7 +14,8 @@ import pytest
 from converters.inspection import inspect_tflite
 from pipeline.cli import main
 from pipeline.config import PruneScope, StructuredConfig, StructuredCriterion
-from pipeline.data.splits import Preprocessing, Splits
+from pipeline.data.preprocessing import Preprocessing
+from pipeline.data.splits import Splits
 from pipeline.errors import ModelError
 from pipeline.models import output_kind
 from pipeline.prune import structured

@@ -1,8 +1,8 @@
 """Loaders that turn what a user passes with `--data` into raw arrays.
 
 Each module reads one kind of source (`npz`, `medmnist`, `folder` with `images` and `dicom`
-decoders, `tabular` CSV, the embedded `wdbc`) and returns a `Loaded`; `pipeline.data.splits` splits
-it and attaches the preprocessing spec.
+decoders, `tabular` CSV) and returns `LoadedArrays`; `pipeline.data.dataset` splits them and
+attaches the preprocessing spec.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class Loaded:
+class LoadedArrays:
     """Raw samples from one source, either already split or not yet.
 
     Attributes:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipeline.data.loaders import Loaded
+from pipeline.data.loaders import LoadedArrays
 from pipeline.data.loaders.checks import encode_labels
 from pipeline.data.loaders.dicom import Window, decode_dicom, is_dicom
 from pipeline.data.loaders.images import DECODE as IMAGE_DECODE
@@ -185,7 +185,7 @@ def load_folder(
     channels: int | None = None,
     window: Window | None = None,
     labelled: bool = True,
-) -> Loaded:
+) -> LoadedArrays:
     """Reads an image or DICOM folder.
 
     Args:
@@ -251,7 +251,7 @@ def load_folder(
         multi = sum(1 for f in file_facts if f["frames"] > 1)
         if multi:
             details["multi_frame_files"] = multi
-    return Loaded(
+    return LoadedArrays(
         {"all": (x, y)},
         str(root),
         class_names=class_names,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.loaders import SPLIT_NAMES, Loaded
+from pipeline.data.loaders import SPLIT_NAMES, LoadedArrays
 from pipeline.data.loaders.checks import check_features, check_labels
 from pipeline.errors import DataError
 
@@ -55,7 +55,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         ) from None
 
 
-def load_npz(path: Path, *, labelled: bool = True) -> Loaded:
+def load_npz(path: Path, *, labelled: bool = True) -> LoadedArrays:
     """Reads an .npz in MedMNIST layout (given splits) or with `x`/`y` arrays (to split).
 
     Args:
@@ -84,7 +84,7 @@ def load_npz(path: Path, *, labelled: bool = True) -> Loaded:
             parts[name] = (x, y)
         if not labelled:  # calibration: every image is a candidate
             parts = {"all": (np.concatenate([x for x, _ in parts.values()]), None)}
-        return Loaded(parts, str(path), details={"format": "npz", "layout": "medmnist"})
+        return LoadedArrays(parts, str(path), details={"format": "npz", "layout": "medmnist"})
     if "x" in arrays and ("y" in arrays or not labelled):
         x = check_features(arrays["x"], f"'x' in '{path}'")
         y = check_labels(arrays["y"], f"'y' in '{path}'") if labelled else None
@@ -92,7 +92,7 @@ def load_npz(path: Path, *, labelled: bool = True) -> Loaded:
             raise DataError(f"'x' has {len(x)} samples but 'y' has {len(y)} in '{path}'.")
         if len(x) == 0:
             raise DataError(f"Data file '{path}' holds no samples ('x' is empty).")
-        return Loaded({"all": (x, y)}, str(path), details={"format": "npz", "layout": "x/y"})
+        return LoadedArrays({"all": (x, y)}, str(path), details={"format": "npz", "layout": "x/y"})
     expected = "'x' (and 'y' for labelled data)" if not labelled else "'x' and 'y'"
     raise DataError(
         f"Data file '{path}' has arrays {sorted(arrays)}; expected MedMNIST keys "

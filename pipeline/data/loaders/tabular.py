@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.loaders import Loaded
+from pipeline.data.loaders import LoadedArrays
 from pipeline.data.loaders.checks import encode_labels
 from pipeline.errors import DataError
 
 
-def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) -> Loaded:
+def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) -> LoadedArrays:
     """Reads a CSV whose columns other than `label_column` are the features, in order.
 
     Labels are integer class indices, or class names (sorted A-Z into indices). For
@@ -76,7 +76,7 @@ def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) 
         if labelled
         else (None, None)
     )
-    return Loaded(
+    return LoadedArrays(
         {"all": (x, y)},
         str(path),
         class_names=class_names,
