@@ -49,14 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.prune_sweep import DEFAULT_DATA, MALIGNANT  # noqa: E402
 from bench.structured import (  # noqa: E402
-    _fmt,
-    _names,
-    _pair,
-    _variants,
     auroc_delta_ci,
     finetune_recipe,
     finetuned_copy,
+    fmt,
+    fmt_pair,
     load_splits,
+    parse_variants,
+    split_names,
     to_int8_file,
     train,
     val_auroc,
@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "val_auroc": val_auroc(splits, kind)(model), "build_seconds": None,
                 **metrics, "scores": scores, "file": str(path),
             })  # fmt: skip
-            print(f"  hand-made int8: {_fmt(metrics['test_auroc_int8'])}", file=sys.stderr)
+            print(f"  hand-made int8: {fmt(metrics['test_auroc_int8'])}", file=sys.stderr)
             for spec in args.variants:
                 outcome, build_seconds = variant(model, splits, args, spec, seed)
                 path = Path(tmp) / f"{len(runs):03d}.tflite"
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "build_seconds": build_seconds, **metrics,
                     "scores": scores, "file": str(path),
                 })  # fmt: skip
-                print(f"  {_label(spec, args)}: {_fmt(metrics['test_auroc_int8'])} "
+                print(f"  {_label(spec, args)}: {fmt(metrics['test_auroc_int8'])} "
                       f"({build_seconds:.0f} s)", file=sys.stderr)  # fmt: skip
                 if args.host_resize:  # the same model, its resize moved to the host
                     device, fed = host_resized(outcome.model, splits)
@@ -397,17 +397,17 @@ def _selected_markdown(result: dict[str, Any]) -> list[str]:
     for p in selected["picks"]:
         note = "" if p["within_budget"] else " (none within budget)"
         lines.append(
-            f"| {p['train_seed']} | {p['variant']}{note} | {_fmt(p['val_auroc'])} "
-            f"({_fmt(p['base_val_auroc'])}) | {_fmt(p['test_auroc_int8'])} "
-            f"({_fmt(p['base_test_auroc_int8'])}) | {_fmt(p['delta'], '+.4f')} | "
-            f"{_fmt(p['speedup'], '.2f')}x | {_fmt(p['speedup_host_resize'], '.2f')}x "
-            f"({_fmt(p['delta_host_resize'], '+.4f')}) | {_fmt(p['build_seconds'], '.0f')} |"
+            f"| {p['train_seed']} | {p['variant']}{note} | {fmt(p['val_auroc'])} "
+            f"({fmt(p['base_val_auroc'])}) | {fmt(p['test_auroc_int8'])} "
+            f"({fmt(p['base_test_auroc_int8'])}) | {fmt(p['delta'], '+.4f')} | "
+            f"{fmt(p['speedup'], '.2f')}x | {fmt(p['speedup_host_resize'], '.2f')}x "
+            f"({fmt(p['delta_host_resize'], '+.4f')}) | {fmt(p['build_seconds'], '.0f')} |"
         )
     m = selected["mean"]
     lines.append(
-        f"| mean | | | | {_fmt(m['delta'], '+.4f')} {_pair(m['delta_ci95'], '+.3f')} | "
-        f"{_fmt(m['speedup'], '.2f')}x | {_fmt(m['speedup_host_resize'], '.2f')}x "
-        f"({_fmt(m['delta_host_resize'], '+.4f')}) | |"
+        f"| mean | | | | {fmt(m['delta'], '+.4f')} {fmt_pair(m['delta_ci95'], '+.3f')} | "
+        f"{fmt(m['speedup'], '.2f')}x | {fmt(m['speedup_host_resize'], '.2f')}x "
+        f"({fmt(m['delta_host_resize'], '+.4f')}) | |"
     )
     return lines
 
@@ -436,10 +436,10 @@ def markdown(result: dict[str, Any]) -> str:
         speed = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
         lines.append(
             f"| {r['variant']} | {r['removed_channels']} | {r['params']:,} | "
-            f"{_fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {_fmt(r['p50_ms'])} | "
-            f"{speed} {_pair(r['speedup_range'], '.2f')} | {_fmt(r['test_auroc_int8'])} | "
-            f"{_fmt(r['delta'], '+.4f')} {_pair(r['delta_ci95'], '+.3f')} | "
-            f"{_fmt(r['val_auroc'])} | {_fmt(r['build_seconds'], '.0f')} |"
+            f"{fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {fmt(r['p50_ms'])} | "
+            f"{speed} {fmt_pair(r['speedup_range'], '.2f')} | {fmt(r['test_auroc_int8'])} | "
+            f"{fmt(r['delta'], '+.4f')} {fmt_pair(r['delta_ci95'], '+.3f')} | "
+            f"{fmt(r['val_auroc'])} | {fmt(r['build_seconds'], '.0f')} |"
         )
     lines += _selected_markdown(result)
     lines += ["", f"({result['seconds']} s)"]
@@ -454,17 +454,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bedside-nested-bench"))
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--train-augment", type=_names, default=("hflip", "shift"))
+    parser.add_argument("--train-augment", type=split_names, default=("hflip", "shift"))
     parser.add_argument("--base-finetune-epochs", type=int, default=40)
     parser.add_argument("--finetune-epochs", type=int, default=40)
-    parser.add_argument("--augment", type=_names, default=("hflip", "shift"))
+    parser.add_argument("--augment", type=split_names, default=("hflip", "shift"))
     # the build's options, under this script's names and defaults
     add_option(parser, "structured_lr_schedule", "--lr-schedule", default="cosine")
     add_option(parser, "structured_distill", "--distill", default=0.5)
     parser.add_argument(
         "--variants",
-        type=_variants,
-        default=_variants("10:0.6:activation,10:0.65:activation,10:0.7:activation"),
+        type=parse_variants,
+        default=parse_variants("10:0.6:activation,10:0.65:activation,10:0.7:activation"),
         help="comma-separated D:R[:criterion] (residual branches dropped, channel sparsity)",
     )
     add_option(parser, "channel_multiple", "--channel-multiple", default=8)
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument(
-        "--train-seeds", type=lambda text: [int(s) for s in _names(text)], default=[0]
+        "--train-seeds", type=lambda text: [int(s) for s in split_names(text)], default=[0]
     )
     parser.add_argument(
         "--host-resize",

@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "scores": scores, "file": str(path) if timed else None,
                         })  # fmt: skip
                         print(f"  {variant} [{train_seed}/{k}]: test AUROC int8 "
-                              f"{_fmt(metrics['test_auroc_int8'])}", file=sys.stderr)  # fmt: skip
+                              f"{fmt(metrics['test_auroc_int8'])}", file=sys.stderr)  # fmt: skip
         bench_config = BenchConfig(
             runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=1
         )
@@ -444,7 +444,7 @@ def _mean(values: list[Any]) -> float | None:
     return None if None in values else float(np.mean(values))
 
 
-def _fmt(value: Any, spec: str = ".4f") -> str:
+def fmt(value: Any, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
@@ -477,11 +477,11 @@ def markdown(result: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {r['model']} | {r['variant']} | {removed} | {r['params']:,} | "
-            f"{_fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {_fmt(r['p50_ms'])} | "
-            f"{_speedup(r['speedup'])} {_pair(r['speedup_range'], '.2f')} | "
-            f"{_fmt(r['test_auroc_int8'])} {_pair(r.get('test_auroc_int8_range'))} | "
+            f"{fmt(r['macs'], ',')} | {r['int8_bytes']:,} | {fmt(r['p50_ms'])} | "
+            f"{_speedup(r['speedup'])} {fmt_pair(r['speedup_range'], '.2f')} | "
+            f"{fmt(r['test_auroc_int8'])} {fmt_pair(r.get('test_auroc_int8_range'))} | "
             f"{_delta(r, 'delta')} | {_delta(r, 'delta_control')} | "
-            f"{_fmt(r['test_auroc_float'])} | {_fmt(r['val_auroc'])} |"
+            f"{fmt(r['test_auroc_float'])} | {fmt(r['val_auroc'])} |"
         )
     lines += [
         "",
@@ -495,7 +495,7 @@ def markdown(result: dict[str, Any]) -> str:
         for i in range(len(seeds)):
             auroc = (r.get("test_auroc_int8_by_seed") or [None] * len(seeds))[i]
             speed = r["speedup_by_seed"][i]
-            cells.append(f"{_fmt(auroc)} ({_speedup(speed)})")
+            cells.append(f"{fmt(auroc)} ({_speedup(speed)})")
         lines.append(f"| {r['model']} | {r['variant']} | " + " | ".join(cells) + " |")
     lines += ["", f"({result['seconds']} s)"]
     return "\n".join(lines)
@@ -505,21 +505,21 @@ def _speedup(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def _pair(pair: list[float] | None, spec: str = ".3f") -> str:
+def fmt_pair(pair: list[float] | None, spec: str = ".3f") -> str:
     return "" if pair is None else f"[{pair[0]:{spec}}, {pair[1]:{spec}}]"
 
 
 def _delta(row: dict[str, Any], suffix: str) -> str:
     value = row.get(f"test_auroc_int8_{suffix}")
     ci = row.get(f"test_auroc_int8_{suffix}_ci95")
-    return f"{_fmt(value, '+.4f')} {_pair(ci, '+.3f')}".strip()
+    return f"{fmt(value, '+.4f')} {fmt_pair(ci, '+.3f')}".strip()
 
 
-def _names(text: str) -> tuple[str, ...]:
+def split_names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def _variants(text: str) -> list[tuple[int, float, str | None]]:
+def parse_variants(text: str) -> list[tuple[int, float, str | None]]:
     """ "D:R[:criterion],..." -> [(residual branches dropped, channel sparsity, criterion)]."""
     out = []
     for item in text.split(","):
@@ -538,13 +538,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mobilenet-epochs", type=int, default=60)
     parser.add_argument(
         "--cnn-augment",
-        type=_names,
+        type=split_names,
         default=(),
         help="train the reference CNN on randomly transformed images (e.g. hflip,shift) with "
         "a cosine learning rate (default: plain Adam, no augmentation)",
     )
     parser.add_argument(
-        "--mobilenet-augment", type=_names, default=("hflip", "shift"), help="likewise"
+        "--mobilenet-augment", type=split_names, default=("hflip", "shift"), help="likewise"
     )
     parser.add_argument(
         "--base-finetune-epochs",
@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument(
         "--augment",
-        type=_names,
+        type=split_names,
         default=("hflip", "shift"),
         help="fine-tuning: random image transforms (--structured-augment; '' for none)",
     )
@@ -567,15 +567,15 @@ def main(argv: list[str] | None = None) -> int:
     add_option(parser, "structured_distill", "--distill", default=0.5)
     parser.add_argument(
         "--cnn-variants",
-        type=_variants,
-        default=_variants("0:0.5:l1,0:0.5:activation,0:0.75:l1"),
+        type=parse_variants,
+        default=parse_variants("0:0.5:l1,0:0.5:activation,0:0.75:l1"),
         help="comma-separated D:R[:criterion]: residual branches dropped, channel sparsity, "
         "channel criterion (default --criterion)",
     )
     parser.add_argument(
         "--mobilenet-variants",
-        type=_variants,
-        default=_variants("0:0.75:activation,10:0.5:activation,10:0.6:activation"),
+        type=parse_variants,
+        default=parse_variants("0:0.75:activation,10:0.5:activation,10:0.6:activation"),
     )
     add_option(parser, "channel_multiple", "--channel-multiple", default=8)
     add_option(parser, "structured_criterion", "--criterion", default="activation")
@@ -584,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument(
         "--train-seeds",
-        type=lambda text: [int(s) for s in _names(text)],
+        type=lambda text: [int(s) for s in split_names(text)],
         default=[0, 1, 2],
         help="train each architecture once per seed (comma-separated); every variant is made "
         "from each trained model, and its differences are taken within that model",

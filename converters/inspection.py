@@ -18,7 +18,7 @@ from converters.errors import ModelError, QuantizationError
 FLOAT_TYPES = frozenset({"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"})
 
 
-def _schema() -> Any:
+def tflite_schema() -> Any:
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:  # pragma: no cover - TF ships the same generated module
@@ -182,7 +182,7 @@ def inspect_tflite(source: bytes | Path) -> ModelInfo:
             f"'{name}' is not a TFLite flatbuffer (expected the identifier 'TFL3' at byte 4, "
             f"received {data[4:8]!r}). Pass a .tflite file produced by the TFLite converter."
         )
-    schema = _schema()
+    schema = tflite_schema()
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on corrupt input

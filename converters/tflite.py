@@ -41,7 +41,7 @@ def _export_saved_model(model: keras.Model, directory: str) -> None:
     archive.write_out(directory, verbose=False)
 
 
-def _converter(model: keras.Model, workdir: str) -> Any:
+def make_converter(model: keras.Model, workdir: str) -> Any:
     """A converter from a SavedModel export (the path Keras 3 supports).
 
     If the export fails (some Keras 3 layers do not trace through ExportArchive), the
@@ -64,7 +64,7 @@ def _converter(model: keras.Model, workdir: str) -> Any:
 
 def _convert(model: keras.Model, configure: Callable[[Any], None] | None = None) -> bytes:
     with tempfile.TemporaryDirectory(prefix="bedside-savedmodel-") as workdir:
-        converter = _converter(model, workdir)
+        converter = make_converter(model, workdir)
         if configure is not None:
             configure(converter)
         return bytes(converter.convert())

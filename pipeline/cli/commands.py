@@ -10,19 +10,24 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.cli.console import _gate_failures, _native_logs_captured, _run_with_progress
-from pipeline.cli.options import _build_config, _build_defaults, _device_config, build_options
+from pipeline.cli.console import gate_failures, native_logs_captured, run_with_progress
+from pipeline.cli.options import (
+    build_defaults,
+    build_options,
+    config_from_args,
+    device_config_from_args,
+)
 from pipeline.config import (
     BenchConfig,
     ExportConfig,
 )
 
 
-def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pipeline.release import gates
 
     options = build_options(argv)
-    config = _build_config(options)
+    config = config_from_args(options)
     if config.gates.baseline is not None:
         gates.load_baseline(config.gates.baseline)  # a bad baseline fails before TensorFlow
 
@@ -30,7 +35,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from pipeline.release.build import build
 
-    report = _run_with_progress(
+    report = run_with_progress(
         options.quiet, args.debug, lambda progress: build(config, progress=progress)
     )
     console = Console(stderr=options.json, width=max(Console().width, 120))  # intervals
@@ -41,10 +46,10 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         print_summary(report, console)
         console.print(f"artifacts in {config.out}/ (report.md, manifest.json)")
-    return _gate_failures(report.gates.to_json() if report.gates is not None else {})
+    return gate_failures(report.gates.to_json() if report.gates is not None else {})
 
 
-def _run_init(args: argparse.Namespace) -> int:
+def run_init(args: argparse.Namespace) -> int:
     """`init`: writes a commented job file holding every option with its default."""
     from pipeline.config.jobfile import template
     from pipeline.errors import OutputError
@@ -56,13 +61,13 @@ def _run_init(args: argparse.Namespace) -> int:
     args.path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{args.path.name}.", dir=args.path.parent)
     with os.fdopen(fd, "w") as f:
-        f.write(template(_build_defaults()))
+        f.write(template(build_defaults()))
     os.replace(tmp, args.path)
     print(f"wrote {args.path}; edit it, then run: bedside-lite build --config {args.path}")
     return 0
 
 
-def _run_export_onnx(args: argparse.Namespace) -> int:
+def run_export_onnx(args: argparse.Namespace) -> int:
     """`export-onnx`: writes the .onnx file(s) and onnx.json; exit 1 when parity fails."""
     from pipeline.errors import ModelError
     from pipeline.release import artifacts
@@ -82,7 +87,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from pipeline.quantize.ptq import postprocess_kind
     from pipeline.release import onnx_parity
 
-    with _native_logs_captured(enabled=not args.debug):
+    with native_logs_captured(enabled=not args.debug):
         model = models.load_model(args.model)
         kind = models.output_kind(model)
         postprocess = "none"  # the build records in preprocessing.json if the host applies it
@@ -129,7 +134,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     return 0 if exported.ok else 1
 
 
-def _run_bench(args: argparse.Namespace) -> int:
+def run_bench(args: argparse.Namespace) -> int:
     """The same device_bench interface the build's bench stage uses, here or on a device."""
     from pipeline.device import client
     from pipeline.device.local import summarize
@@ -141,7 +146,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
     )
-    devices = _device_config(args).devices
+    devices = device_config_from_args(args).devices
     if len(devices) > 1:
         raise ConfigError(
             f"bench measures one device at a time; received {len(devices)} --device. Run "
@@ -189,7 +194,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
 
 
-def _run_inspect(args: argparse.Namespace) -> int:
+def run_inspect(args: argparse.Namespace) -> int:
     from converters.inspection import inspect_tflite
     from pipeline.errors import ModelError
 

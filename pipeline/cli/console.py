@@ -13,7 +13,7 @@ from pipeline.errors import BedsideError, ConverterError
 
 
 @contextlib.contextmanager
-def _native_logs_captured(enabled: bool) -> Iterator[int]:
+def native_logs_captured(enabled: bool) -> Iterator[int]:
     """Sends file descriptor 2 to a temporary file while TensorFlow runs.
 
     TensorFlow's and the converter's C++ logging (absl) ignores TF_CPP_MIN_LOG_LEVEL at
@@ -45,14 +45,14 @@ def _native_logs_captured(enabled: bool) -> Iterator[int]:
                 print("\n".join(["native log (last lines):", *tail]), file=sys.stderr)
 
 
-def _run_with_progress(
+def run_with_progress(
     quiet: bool, debug: bool, work: Callable[[Callable[[str], None]], Any]
 ) -> Any:
     """Runs `work(progress)` with a rich status line (none when quiet), native logs captured."""
     from rich.console import Console
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_logs_captured(enabled=not debug) as real_stderr:
+    with native_logs_captured(enabled=not debug) as real_stderr:
         progress_stream = os.fdopen(os.dup(real_stderr), "w")
         console = Console(file=progress_stream, stderr=True, quiet=quiet)
         try:
@@ -62,7 +62,7 @@ def _run_with_progress(
             progress_stream.close()
 
 
-def _gate_failures(gates: Mapping[str, Any]) -> int:
+def gate_failures(gates: Mapping[str, Any]) -> int:
     """Prints each failed gate with its measured value and limit; 1 if any failed."""
     from pipeline.release.gates import failure_message
 

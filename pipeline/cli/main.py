@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli.commands import _run_bench, _run_build, _run_export_onnx, _run_init, _run_inspect
-from pipeline.cli.parser import _parser
-from pipeline.cli.sweep import _run_sweep
+from pipeline.cli.commands import run_bench, run_build, run_export_onnx, run_init, run_inspect
+from pipeline.cli.parser import make_parser
+from pipeline.cli.sweep import run_sweep
 from pipeline.errors import BedsideError, ConverterError
 
 
@@ -21,18 +21,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = _parser().parse_args(argv)
+        args = make_parser().parse_args(argv)
         if args.command == "build":
-            return _run_build(args, argv)
+            return run_build(args, argv)
         if args.command == "init":
-            return _run_init(args)
+            return run_init(args)
         if args.command == "sweep":
-            return _run_sweep(args, argv)
+            return run_sweep(args, argv)
         if args.command == "export-onnx":
-            return _run_export_onnx(args)
+            return run_export_onnx(args)
         if args.command == "bench":
-            return _run_bench(args)
-        return _run_inspect(args)
+            return run_bench(args)
+        return run_inspect(args)
     except (BedsideError, ConverterError) as exc:
         if debug:
             raise

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.cli.parser import _parser, _subparser
+from pipeline.cli.parser import make_parser, subcommand_parser
 from pipeline.config import (
     DEFAULT_THRESHOLD,
     BuildConfig,
@@ -68,7 +68,7 @@ def _section_class(name: str) -> Any:
     return {f.name: f for f in dataclasses.fields(BuildConfig)}[name].default_factory
 
 
-def _build_config(args: argparse.Namespace) -> BuildConfig:
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """The validated BuildConfig of resolved options (every build dest set)."""
     values = vars(args)
     sections = _sections(values)
@@ -82,7 +82,7 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
     return BuildConfig(**nested, **top)
 
 
-def _device_config(args: argparse.Namespace) -> DeviceConfig:
+def device_config_from_args(args: argparse.Namespace) -> DeviceConfig:
     """The devices of `bench` (or `build`) flags."""
     values = vars(args)
     fields = _sections(values)["device"]
@@ -90,19 +90,19 @@ def _device_config(args: argparse.Namespace) -> DeviceConfig:
     return DeviceConfig(**fields)
 
 
-def _explicit(argv: Sequence[str], command: str) -> dict[str, Any]:
+def explicit_options(argv: Sequence[str], command: str) -> dict[str, Any]:
     """Only the options the user passed: the same parse with every default suppressed."""
-    parser = _parser()
-    for action in _subparser(parser, command)._actions:
+    parser = make_parser()
+    for action in subcommand_parser(parser, command)._actions:
         action.default = argparse.SUPPRESS
     passed = vars(parser.parse_args(list(argv)))
     return {k: v for k, v in passed.items() if k not in ("command", "debug")}
 
 
-def _build_defaults() -> dict[str, Any]:
+def build_defaults() -> dict[str, Any]:
     from pipeline.config.jobfile import dests
 
-    return dests(_subparser(_parser(), "build")._actions)
+    return dests(subcommand_parser(make_parser(), "build")._actions)
 
 
 def build_options(argv: Sequence[str]) -> argparse.Namespace:
@@ -113,14 +113,14 @@ def build_options(argv: Sequence[str]) -> argparse.Namespace:
     """
     from pipeline.config import jobfile
 
-    args = _parser().parse_args(list(argv))
+    args = make_parser().parse_args(list(argv))
     job = jobfile.load(args.config) if args.config is not None else None
-    return jobfile.resolve(_build_defaults(), _explicit(argv, "build"), job)
+    return jobfile.resolve(build_defaults(), explicit_options(argv, "build"), job)
 
 
 def build_config(argv: Sequence[str]) -> BuildConfig:
     """The validated BuildConfig `bedside-lite <argv>` would build (argv starts with build)."""
-    return _build_config(build_options(argv))
+    return config_from_args(build_options(argv))
 
 
 def job_config(job: Mapping[str, Mapping[str, Any]]) -> BuildConfig:
@@ -131,4 +131,4 @@ def job_config(job: Mapping[str, Mapping[str, Any]]) -> BuildConfig:
     """
     from pipeline.config import jobfile
 
-    return _build_config(jobfile.resolve(_build_defaults(), {}, jobfile.parse(job)))
+    return config_from_args(jobfile.resolve(build_defaults(), {}, jobfile.parse(job)))

@@ -60,7 +60,7 @@ def _bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_options(d, "bench")
 
 
-def _parser() -> argparse.ArgumentParser:
+def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bedside-lite", description="Command line: `bedside-lite` (also `python -m pipeline`)."
     )
@@ -92,6 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return action.choices[name]

@@ -10,24 +10,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli.console import _gate_failures, _run_with_progress
-from pipeline.cli.options import _build_config, _build_defaults, _explicit, job_config
+from pipeline.cli.console import gate_failures, run_with_progress
+from pipeline.cli.options import build_defaults, config_from_args, explicit_options, job_config
 from pipeline.config.options import for_command
 
 
-def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """`sweep`: the grid, its Pareto front and the confirmed recommendation."""
     from pipeline.config import jobfile
     from pipeline.release import sweep
 
     job_file = jobfile.load(args.config) if args.config is not None else None
-    passed = _explicit(argv, "sweep")
+    passed = explicit_options(argv, "sweep")
     own = {o.name: passed.pop(o.dest, None) for o in jobfile.SWEEP_KEYS.values()}
     for option in for_command("sweep"):
         if not option.section and option.kind != "gate":
             passed.pop(option.dest, None)  # how it prints, not what it builds
-    options = jobfile.resolve(_build_defaults(), passed, job_file)
-    base_job = jobfile.job_from_config(_build_config(options))
+    options = jobfile.resolve(build_defaults(), passed, job_file)
+    base_job = jobfile.job_from_config(config_from_args(options))
     file_sweep = job_file.sweep if job_file is not None else {}
 
     def setting(name: str) -> Any:
@@ -49,7 +49,7 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         point_cpus=setting("point_cpus"),
         ray_retries=setting("ray_retries"),
     )
-    summary = _run_with_progress(
+    summary = run_with_progress(
         args.quiet,
         args.debug,
         lambda progress: sweep.run(base_job, grid, sweep_options, job_config, progress),
@@ -75,7 +75,7 @@ def _run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    return _gate_failures({"checks": rec["failed_gates"]})
+    return gate_failures({"checks": rec["failed_gates"]})
 
 
 def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:

@@ -157,7 +157,7 @@ def layer_errors(
 
     try:
         with tempfile.TemporaryDirectory(prefix="bedside-debug-") as tmp:
-            converter = tflite._converter(model, tmp)
+            converter = tflite.make_converter(model, tmp)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = tflite.representative_dataset(calibration)
             debugger = tf.lite.experimental.QuantizationDebugger(

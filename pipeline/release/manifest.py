@@ -155,10 +155,10 @@ def encode(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _schema() -> Any:
-    from converters.inspection import _schema
+def tflite_schema() -> Any:
+    from converters.inspection import tflite_schema
 
-    return _schema()
+    return tflite_schema()
 
 
 def _aligned_buffer_type(schema: Any) -> type:
@@ -192,7 +192,7 @@ def embed(tflite: bytes, payload: bytes, name: str = METADATA_NAME) -> bytes:
     """
     import flatbuffers
 
-    schema = _schema()
+    schema = tflite_schema()
     if len(tflite) < 8 or tflite[4:8] != b"TFL3":
         raise ModelError("Cannot embed a manifest: the bytes are not a TFLite flatbuffer.")
     model = schema.ModelT.InitFromPackedBuf(tflite, 0)

@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import OutputKind, output_kind
 from pipeline.prune import structured
 from tests import models
-from tests.pipeline.test_structured import _build, synthetic_splits
+from tests.pipeline.test_structured import build_on_random_images, synthetic_splits
 
 
 def _teacher(units: int, activation: str | None) -> keras.Model:
@@ -142,7 +142,7 @@ def test_bad_recipe_flags_exit_2(
 
 
 def test_build_with_the_full_recipe(tmp_path: Path) -> None:
-    out = _build(
+    out = build_on_random_images(
         tmp_path, models.structured_functional(),
         ["--sparsity", "0", "--structured-sparsity", "0.5", "--structured-finetune-epochs", "1",
          "--structured-augment", "hflip", "--structured-augment", "shift",

@@ -185,11 +185,11 @@ def test_threshold_pruning_of_a_flattened_model_names_layers_as_nested() -> None
 
 
 def test_build_flattens_a_nested_model_once_for_every_pruning_path(tmp_path: Path) -> None:
-    from tests.pipeline.test_structured import _build
+    from tests.pipeline.test_structured import build_on_random_images
 
     flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--sparsity", "0.5",
              "--finetune-epochs", "1"]  # fmt: skip
-    out = _build(tmp_path, models.nested_functional(), flags)
+    out = build_on_random_images(tmp_path, models.nested_functional(), flags)
     report = json.loads((out / "report.json").read_text())["pruning"]
     assert report["flatten"] == {"separator": SEPARATOR, "flattened": ["backbone"], "skipped": []}
     s = report["structured"]

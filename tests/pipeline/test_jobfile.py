@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_config, job_config, main
-from pipeline.cli.parser import _parser, _subparser
+from pipeline.cli.parser import make_parser, subcommand_parser
 from pipeline.config import AUTO_SPARSITY, PruneSchedule, RuntimeTarget, jobfile
 from pipeline.config.jobfile import tomllib
 from pipeline.errors import ConfigError
@@ -133,7 +133,7 @@ def test_without_a_file_the_flags_and_defaults_apply() -> None:
 
 
 def test_every_build_option_has_a_job_key() -> None:
-    actions = _subparser(_parser(), "build")._actions
+    actions = subcommand_parser(make_parser(), "build")._actions
     missing = jobfile.uncovered(actions)
     assert not missing, (
         f"build options without a job-file key: {missing}; add them to KEYS in pipeline/jobfile.py"

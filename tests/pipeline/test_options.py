@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.arguments import add_option
-from pipeline.cli.parser import _parser, _subparser
+from pipeline.cli.parser import make_parser, subcommand_parser
 from pipeline.config import GATES, QuantizeConfig, jobfile
 from pipeline.config.options import OPTIONS, for_command, markdown
 
@@ -27,18 +27,20 @@ def test_readme_option_table_is_the_registry() -> None:
 def test_every_build_and_sweep_flag_is_in_the_readme() -> None:
     table = markdown()
     for command in ("build", "sweep"):
-        for action in _subparser(_parser(), command)._actions:
+        for action in subcommand_parser(make_parser(), command)._actions:
             if action.option_strings and action.dest != "help":
                 assert f"`{action.option_strings[0]}" in table, action.option_strings
 
 
 def test_parsers_take_exactly_the_registered_options() -> None:
-    parser = _parser()
+    parser = make_parser()
     for command in ("build", "sweep"):
-        dests = {a.dest for a in _subparser(parser, command)._actions} - {"help"}
+        dests = {a.dest for a in subcommand_parser(parser, command)._actions} - {"help"}
         assert dests == {o.dest for o in for_command(command)}, command
     for option in for_command("build"):
-        action = next(a for a in _subparser(parser, "build")._actions if a.dest == option.dest)
+        action = next(
+            a for a in subcommand_parser(parser, "build")._actions if a.dest == option.dest
+        )
         assert action.help, f"{option.flag} has no help"
         assert action.default == option.default, option.flag
 

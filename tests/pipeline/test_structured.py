@@ -423,7 +423,7 @@ def test_bad_structured_flags_exit_2(
     assert not (tmp_path / "out").exists()
 
 
-def _build(tmp_path: Path, model: keras.Model, flags: list[str]) -> Path:
+def build_on_random_images(tmp_path: Path, model: keras.Model, flags: list[str]) -> Path:
     """`bedside-lite build` of `model` on 120 random images labelled by their mean; the
     output directory (the build must succeed)."""
     model.save(tmp_path / "model.keras")
@@ -443,7 +443,7 @@ def test_build_converts_the_rebuilt_model(tmp_path: Path) -> None:
     """Structured, then threshold pruning on the smaller model, then int8 of that model;
     the float32 variant stays the original."""
     flags = ["--structured-sparsity", "0.5", "--sparsity", "0.5", "--finetune-epochs", "1"]
-    out = _build(tmp_path, models.structured_sequential(), flags)
+    out = build_on_random_images(tmp_path, models.structured_sequential(), flags)
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     assert s["params_after"] < s["params_before"] == report["model"]["parameters"]
@@ -601,7 +601,7 @@ def test_bad_drop_blocks_exit_2(
 def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
     flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--structured-criterion",
              "activation", "--sparsity", "0", "--finetune-epochs", "1"]  # fmt: skip
-    out = _build(tmp_path, models.structured_functional(), flags)
+    out = build_on_random_images(tmp_path, models.structured_functional(), flags)
     s = json.loads((out / "report.json").read_text())["pruning"]["structured"]
     assert [d["add"] for d in s["dropped_blocks"]] == ["add"]
     assert s["criterion"] == "activation" and s["removed_channels"] > 0

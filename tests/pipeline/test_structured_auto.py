@@ -22,7 +22,7 @@ from pipeline.prune.auto import RateJudge
 from pipeline.prune.structured import auto as structured_auto
 from pipeline.release.warnings import structured_warnings
 from tests import models
-from tests.pipeline.test_structured import _build, randomized, synthetic_splits
+from tests.pipeline.test_structured import build_on_random_images, randomized, synthetic_splits
 
 GRID = (0.3, 0.7, 0.5)  # out of order on purpose: the search goes from the largest down
 
@@ -172,7 +172,7 @@ def _model() -> keras.Model:
 
 def test_a_build_with_any_loss_allowed_keeps_the_largest_fraction(tmp_path: Path) -> None:
     flags = ["--structured-sparsity", "auto", "--max-prune-drop", "1", "--sparsity", "0"]
-    out = _build(tmp_path, _model(), [*flags, *ANY_RATES])
+    out = build_on_random_images(tmp_path, _model(), [*flags, *ANY_RATES])
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     largest = max(STRUCTURED_AUTO_GRID)
@@ -187,7 +187,7 @@ def test_a_build_whose_budget_no_fraction_meets_ships_unpruned(tmp_path: Path) -
     """Through the job file: an AUROC 1 above the original's cannot be met."""
     job = tmp_path / "job.toml"
     job.write_text('[prune]\nstructured_sparsity = "auto"\nmax_drop = -1.0\nsparsity = 0.0\n')
-    out = _build(tmp_path, _model(), ["--config", str(job)])
+    out = build_on_random_images(tmp_path, _model(), ["--config", str(job)])
     report = json.loads((out / "report.json").read_text())
     s = report["pruning"]["structured"]
     assert s["method"] == "none" and s["auto"]["chosen_sparsity"] is None
