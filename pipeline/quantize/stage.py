@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import BuildConfig
+from pipeline.config import BuildConfig, RuntimeTarget
 
 
 def verify_stage(
@@ -86,5 +86,12 @@ def verify_stage(
         else:
             sparse["kept"] = True
     quant.report["sparse_encoding"] = sparse
+    if RuntimeTarget.TFLM in config.quantize.runtimes:
+        from pipeline.device.client import micro_footprint
+        from pipeline.quantize.verification import micro_verdict
+
+        progress("TFLM arena search")
+        quant.report["micro"] = micro_footprint(path)
+        checks = micro_verdict(checks, quant.report["micro"])
     quant.report["verification"] = [c.to_json() for c in checks]
     return quant
