@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from pipeline.cli import export_c
 from pipeline.cli.commands import _run_bench, _run_build, _run_export_onnx, _run_init, _run_inspect
 from pipeline.cli.parser import _parser
 from pipeline.cli.sweep import _run_sweep
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_export_onnx(args)
         if args.command == "bench":
             return _run_bench(args)
+        if args.command == "export-c":
+            return export_c.run(args)
         return _run_inspect(args)
     except (BedsideError, ConverterError) as exc:
         if debug:

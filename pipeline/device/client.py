@@ -133,19 +133,24 @@ def micro_available() -> bool:
     return importlib.util.find_spec("tflite_micro") is not None
 
 
-def micro_footprint(model: Path) -> dict[str, Any]:
+def micro_footprint(model: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """TFLM's account of `model` (device_bench's `micro_isolated`, in a child process): the
     smallest arena that allocates and runs, the allocator's estimate, flash bytes, ops, the
     ops TFLM lacks and the float ops left in.
 
+    Args:
+        model: the .tflite file.
+        extra: more keys of device_bench's report to keep (`input`, `output`).
+
     Returns:
-        The `MICRO_KEYS` of device_bench's report; `status` ok, refused or crashed.
+        The `MICRO_KEYS` (and `extra`) of device_bench's report; `status` ok, refused or
+        crashed.
     """
     try:
         report = micro_isolated(str(model), timeout_s=RUN_TIMEOUT_S)
     except DeviceBenchError as error:
         report = {"status": "refused", "reason": str(error)}
-    return {key: report.get(key) for key in MICRO_KEYS}
+    return {key: report.get(key) for key in (*MICRO_KEYS, *extra)}
 
 
 def _host_of(python: str) -> dict[str, Any]:
