@@ -23,6 +23,7 @@ For one ``.tflite`` file, on TensorFlow Lite Micro (``device_bench/tflm.py``):
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import platform
@@ -102,6 +103,7 @@ def _probe(path: str, arena: int, sample: np.ndarray) -> str:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the child: answer by exit code only
+        faulthandler.disable()  # a crash here is an answer, not a traceback to print
         code = 3
         try:
             code = 0 if _fits(path, arena, sample) else 1
