@@ -133,8 +133,8 @@ def find_arena(path: str, sample: np.ndarray) -> ArenaFit:
     generous.set_tensor(0, sample)
     generous.invoke()
     estimate = arena_estimate(generous.print_allocations())
-    # Sizes are searched in steps of ARENA_RESOLUTION, from the estimate up: below it
-    # nothing fits, and far below it TFLM itself can crash.
+    # Sizes are searched in steps of ARENA_RESOLUTION, from the estimate up (every byte it
+    # counts is used, so below it nothing should fit: checked once when it fits at once).
     step = ARENA_RESOLUTION
     failing = -(-(estimate or step) // step) - 1  # in steps; the first probe >= estimate
     working = failing + 1
@@ -150,6 +150,8 @@ def find_arena(path: str, sample: np.ndarray) -> ArenaFit:
         failing, working = working, working * 2
         if working * step > MAX_ARENA_BYTES:
             raise TflmError(f"the model does not run in a {MAX_ARENA_BYTES}-byte arena")
+    if len(probes) == 1 and failing > 0 and fits(failing):
+        failing, working = 0, failing  # the estimate was not a lower bound: search below
     while working - failing > 1:
         middle = (failing + working) // 2
         if fits(middle):
