@@ -55,14 +55,14 @@ def _kb(nbytes: int | None) -> str:
     return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
 
 
-def _size(report: BuildReport, variant: str, nbytes: int | None) -> str:
+def _size(report: BuildReport, variant: str, nbytes: int | None, sep: str = " ") -> str:
     """The file's size; for the int8 file with TFLM's account, its arena and flash too."""
     micro = report.quantization.micro or {}
     if variant != "int8" or micro.get("status") != "ok":
         return _kb(nbytes)
     return (
         # flash: the shipped file (the verified flatbuffer plus the embedded manifest)
-        f"{_kb(nbytes)} (TFLM arena {_kb(micro['arena_bytes'])}, flash {_kb(nbytes)})"
+        f"{_kb(nbytes)}{sep}(TFLM arena {_kb(micro['arena_bytes'])}, flash {_kb(nbytes)})"
     )
 
 
@@ -192,7 +192,7 @@ def variant_rows(report: BuildReport, markdown: bool = True) -> list[list[Any]]:
         rows.append(
             [
                 f"`{variant}`" if markdown else variant,
-                _size(report, variant, art.bytes),
+                _size(report, variant, art.bytes, " " if markdown else "\n"),
                 # the terminal puts the interval under the value: the table stays narrow
                 *(
                     with_ci(m, k, f, " " if markdown else "\n")
