@@ -13,6 +13,8 @@ The API the pipeline uses:
 - ``bench_models(paths, BenchSettings(...)) -> BenchReport``: latency and
   memory, each model in its own child process; ``.to_json()`` is the report.
 - ``check_models(paths, ...) -> list[CheckResult]``: does each model run at all.
+- ``micro_isolated(path) -> dict``: the model on TensorFlow Lite Micro (``tflite-micro``,
+  optional): arena, flash, ops it lacks; in a child process.
 """
 
 from device_bench.bench import measure_model
@@ -27,6 +29,7 @@ from device_bench.errors import (
 )
 from device_bench.isolate import bench_models, measure_isolated
 from device_bench.isolated_run import run_isolated
+from device_bench.micro import MicroReport, micro_isolated, micro_report
 from device_bench.report import BenchReport, ModelReport, Status
 from device_bench.runner import RunResult, run_model
 from device_bench.runtime import RUNTIME_NAMES, Runtime, load_runtime
@@ -44,6 +47,7 @@ __all__ = [
     "DeviceBenchError",
     "InputDataError",
     "LatencyStats",
+    "MicroReport",
     "ModelCrashedError",
     "ModelError",
     "ModelFileError",
@@ -61,6 +65,8 @@ __all__ = [
     "load_runtime",
     "measure_isolated",
     "measure_model",
+    "micro_isolated",
+    "micro_report",
     "quantize",
     "run_isolated",
     "run_model",

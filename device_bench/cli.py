@@ -23,9 +23,10 @@ from device_bench.device_info import device_info
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
 from device_bench.isolate import bench_models
+from device_bench.micro import DEFAULT_TIMING_RUNS, load_samples, micro_isolated, micro_report
 from device_bench.model_file import check_model_path
 from device_bench.runner import DEFAULT_BATCH_SIZE, run_model
-from device_bench.runtime import RUNTIME_NAMES
+from device_bench.runtime import ALL_RUNTIME_NAMES, RUNTIME_NAMES
 from device_bench.settings import (
     DEFAULT_MIN_SECONDS,
     DEFAULT_RUNS,
@@ -33,7 +34,8 @@ from device_bench.settings import (
     DEFAULT_WARMUP,
     BenchSettings,
 )
-from device_bench.table import format_table
+from device_bench.table import format_micro_table, format_table
+from device_bench.tflm import TFLM
 from device_bench.version import __version__
 
 EXIT_OK = 0
@@ -59,10 +61,11 @@ def _positive_int(text: str) -> int:
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
-        choices=RUNTIME_NAMES,
+        choices=ALL_RUNTIME_NAMES,
         help="interpreter to use (default: the first installed of "
         + ", ".join(RUNTIME_NAMES)
-        + ")",
+        + "); 'tflm' runs TensorFlow Lite Micro (pip install tflite-micro) and reports "
+        "arena_bytes, flash_bytes and the ops it lacks instead of latency",
     )
     parser.add_argument(
         "--threads", type=_positive_int, default=1, help="interpreter threads (default 1)"
@@ -224,6 +227,8 @@ def _bench(argv: Sequence[str]) -> int:
     args = _parse(_bench_parser(), argv)
     if isinstance(args, int):
         return args
+    if args.runtime == TFLM:
+        return _micro_bench(args)
     try:
         settings = _bench_settings(args)
         json_path = None
@@ -303,6 +308,73 @@ def _run(argv: Sequence[str]) -> int:
     return code
 
 
+def _micro_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m device_bench micro",
+        description="Run a model on TensorFlow Lite Micro in this process: its ops and the "
+        "ones TFLM lacks, the smallest tensor arena that allocates and runs (searched), flash "
+        "bytes, outputs, and host-side timing (not an MCU timing).",
+    )
+    parser.add_argument("model", metavar="MODEL", help=".tflite model")
+    parser.add_argument("--input", help=".npy/.npz input (default: seeded random input)")
+    parser.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=DEFAULT_TIMING_RUNS,
+        help=f"timed invokes on this host (default {DEFAULT_TIMING_RUNS})",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return parser
+
+
+def _micro(argv: Sequence[str]) -> int:
+    args = _parse(_micro_parser(), argv)
+    if isinstance(args, int):
+        return args
+    try:
+        json_path = _check_output(args.json, args.overwrite) if args.json else None
+        report = micro_report(args.model, load_samples(args.input), runs=args.runs).to_json()
+    except (DeviceBenchError, UsageError, ImportError) as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    if json_path is not None:
+        _write_json(json_path, report)
+    print(json.dumps(report, indent=2))
+    return EXIT_OK if report["status"] == "ok" else EXIT_FAILED
+
+
+def _micro_bench(args: argparse.Namespace) -> int:
+    """``--runtime tflm``: each model's TFLM report, each in its own child process."""
+    try:
+        for model in args.models:
+            check_model_path(model)
+        if args.input is not None:
+            load_input_file(args.input)
+        json_path = (
+            _check_output(args.json, args.overwrite) if args.json not in (None, "-") else None
+        )
+        reports = [
+            micro_isolated(
+                m, input_path=args.input, python=args.python, runs=args.runs, timeout_s=args.timeout
+            )
+            for m in args.models
+        ]
+    except (DeviceBenchError, UsageError) as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    document = {"tool": "device_bench", "version": __version__, "runtime": TFLM, "models": reports}
+    table = format_micro_table(reports)
+    if args.json == "-":
+        sys.stderr.write(table)
+        print(json.dumps(document, indent=2))
+    else:
+        sys.stdout.write(table)
+    if json_path is not None:
+        _write_json(json_path, document)
+    return EXIT_OK if all(r["status"] == "ok" for r in reports) else EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line.
 
@@ -316,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = arguments[0] if arguments else None
     if command == "run":
         return _run(arguments[1:])
+    if command == "micro":
+        return _micro(arguments[1:])
     if command == "_worker":
         return worker.main(arguments[1:])
     if command == "info":

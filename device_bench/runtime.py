@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_bench.errors import ModelRefusedError, RuntimeUnavailableError
+from device_bench.tflm import INSTALL_HINT as TFLM_INSTALL_HINT
+from device_bench.tflm import TFLM
 
 RUNTIME_NAMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+# TensorFlow Lite Micro (device_bench/tflm.py) runs only when asked for by name: it is what
+# a microcontroller runs, never a stand-in for LiteRT.
+ALL_RUNTIME_NAMES = (*RUNTIME_NAMES, TFLM)
 
 # Distribution names differ from module names; the version we report is the
 # installed distribution's, which is what a bug report needs.
@@ -31,6 +36,7 @@ _INSTALL_HINTS = {
     "ai_edge_litert": "pip install ai-edge-litert",
     "tflite_runtime": "pip install tflite-runtime (needs numpy<2)",
     "tensorflow": "pip install tensorflow",
+    TFLM: TFLM_INSTALL_HINT,
 }
 
 
@@ -49,6 +55,11 @@ class Runtime:
     version: str
     interpreter_class: Any
     op_resolver_type: Any
+
+    @property
+    def has_delegates(self) -> bool:
+        """Whether the runtime has default delegates (XNNPACK); TFLM has none."""
+        return self.name != TFLM
 
     def create_interpreter(self, model_path: str, *, threads: int = 1, xnnpack: bool = True) -> Any:
         """Creates (but does not allocate) an interpreter for ``model_path``.
@@ -80,6 +91,16 @@ def _distribution_version(name: str, module: Any) -> str:
 
 
 def _import_runtime(name: str) -> Runtime:
+    if name == TFLM:
+        from device_bench import tflm
+
+        tflm.import_tflm()
+        return Runtime(
+            name=name,
+            version=tflm.tflm_version(),
+            interpreter_class=tflm.TflmInterpreter,
+            op_resolver_type=tflm.NoOpResolver,
+        )
     if name == "tensorflow":
         # Last resort only: importing TensorFlow costs seconds and hundreds of MB.
         tf = importlib.import_module("tensorflow")
@@ -114,9 +135,9 @@ def load_runtime(name: str | None = None) -> Runtime:
             runtime at all is importable.
     """
     if name is not None:
-        if name not in RUNTIME_NAMES:
+        if name not in ALL_RUNTIME_NAMES:
             raise RuntimeUnavailableError(
-                f"Unknown runtime {name!r}; expected one of {', '.join(RUNTIME_NAMES)}."
+                f"Unknown runtime {name!r}; expected one of {', '.join(ALL_RUNTIME_NAMES)}."
             )
         try:
             return _import_runtime(name)
@@ -208,6 +229,7 @@ def load_interpreter(
     Raises:
         ModelRefusedError: The interpreter raised while loading or allocating.
     """
+    xnnpack = xnnpack and runtime.has_delegates
     attempts = [xnnpack, False] if (xnnpack and delegate_fallback) else [xnnpack]
     errors: list[BaseException] = []
     for use_xnnpack in attempts:

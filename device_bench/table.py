@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from device_bench.report import BenchReport, ModelReport
 
@@ -40,6 +41,71 @@ def _columns(compare: bool) -> list[_Column]:
     return columns
 
 
+def _aligned(headers: list[tuple[str, bool]], rows: list[list[str]]) -> list[str]:
+    """Header, rule and rows as aligned columns; a header's flag right-aligns its column."""
+    widths = [
+        max(len(header), *(len(row[i]) for row in rows)) if rows else len(header)
+        for i, (header, _) in enumerate(headers)
+    ]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (_, right) in zip(cells, widths, headers, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines = [line([header for header, _ in headers])]
+    lines.append(line(["-" * width for width in widths]))
+    lines.extend(line(row) for row in rows)
+    return lines
+
+
+def _kib(value: int | None) -> str:
+    return _number(None if value is None else value / 1024, ".1f")
+
+
+def format_micro_table(reports: list[dict[str, Any]]) -> str:
+    """Formats TFLM reports (``micro.MicroReport.to_json``): arena, flash, ops, timing.
+
+    Args:
+        reports: One JSON report per model.
+
+    Returns:
+        The text, ending with a newline; the timing column is this host's, not an MCU's.
+    """
+    headers = [
+        ("model", False),
+        ("status", False),
+        ("arena KiB", True),
+        ("estimate KiB", True),
+        ("flash KiB", True),
+        ("ops", True),
+        ("host median ms", True),
+    ]
+    rows = [
+        [
+            r["path"],
+            r["status"],
+            _kib(r.get("arena_bytes")),
+            _kib(r.get("arena_estimate_bytes")),
+            _kib(r.get("flash_bytes")),
+            str(len(r.get("ops") or ())),
+            _number((r.get("host_timing") or {}).get("median_ms")),
+        ]
+        for r in reports
+    ]
+    lines = _aligned(headers, rows)
+    for r in reports:
+        if r.get("reason"):
+            lines.append(f"{r['path']}: {r['status']}: {r['reason']}")
+        if r.get("float_ops"):
+            lines.append(f"{r['path']}: float ops: {', '.join(r['float_ops'])}")
+        if r.get("host_timing"):
+            lines.append(f"{r['path']}: timing: {r['host_timing']['label']}")
+    return "\n".join(lines) + "\n"
+
+
 def format_table(report: BenchReport) -> str:
     """Formats a report as aligned columns, then one line per note or failure.
 
@@ -51,21 +117,7 @@ def format_table(report: BenchReport) -> str:
     """
     columns = _columns(report.compare)
     rows = [[cell(model) for _, cell, _ in columns] for model in report.models]
-    widths = [
-        max(len(header), *(len(row[i]) for row in rows)) if rows else len(header)
-        for i, (header, _, _) in enumerate(columns)
-    ]
-
-    def line(cells: list[str]) -> str:
-        parts = [
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, (_, _, right) in zip(cells, widths, columns, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    lines = [line([header for header, _, _ in columns])]
-    lines.append(line(["-" * width for width in widths]))
-    lines.extend(line(row) for row in rows)
+    lines = _aligned([(header, right) for header, _, right in columns], rows)
     for model in report.models:
         if model.reason:
             lines.append(f"{model.path}: {model.status.value}: {model.reason}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from pipeline.cli import export_c
 from pipeline.cli.commands import run_bench, run_build, run_export_onnx, run_init, run_inspect
 from pipeline.cli.parser import make_parser
 from pipeline.cli.sweep import run_sweep
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export_onnx(args)
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "export-c":
+            return export_c.run(args)
         return run_inspect(args)
     except (BedsideError, ConverterError) as exc:
         if debug:

@@ -54,10 +54,15 @@ def _derive(values: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> N
 
 def _runtimes(values: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[RuntimeTarget, ...]]:
     """(required runtimes or device names, runtimes verified on): the two LiteRT ones, the
-    legacy tflite-runtime with --runtime-python, and every required runtime."""
+    legacy tflite-runtime with --runtime-python, TFLM when `[micro]` is installed, and every
+    required runtime."""
+    from pipeline.device.client import micro_available
+
     runtimes = [RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES]
     if values["runtime_python"] is not None:
         runtimes.append(RuntimeTarget.TFLITE_RUNTIME)
+    if micro_available():  # the microcontroller's runtime, whenever [micro] is installed
+        runtimes.append(RuntimeTarget.TFLM)
     known = choices(RuntimeTarget)
     required = tuple(RuntimeTarget(r) if r in known else r for r in values["require_runtime"])
     runtimes += [r for r in required if isinstance(r, RuntimeTarget) and r not in runtimes]

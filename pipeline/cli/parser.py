@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import export_c
 from pipeline.cli.arguments import add_options
 from pipeline.config import BenchConfig
 from pipeline.errors import BedsideError
@@ -86,6 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_options(w, "sweep")
     _export_onnx(sub)
     _bench(sub)
+    export_c.add_parser(sub)
     i = sub.add_parser("inspect", help="ops, dtypes and quantization of a .tflite file")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true")

@@ -37,6 +37,8 @@ class Measure(str, enum.Enum):
     SPEEDUP = "speedup"  # float32 p50 / int8 p50
     P50_GROWTH_PCT = "p50_growth_pct"  # int8 p50 vs the baseline's, in %
     BYTES_GROWTH_PCT = "bytes_growth_pct"  # int8 bytes vs the baseline's, in %
+    ARENA_KB = "arena_kb"  # TFLM's smallest working tensor arena of the int8 model, KiB
+    FLASH_KB = "flash_kb"  # model_int8.tflite as shipped, held in a microcontroller's flash, KiB
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,24 @@ GATES: tuple[GateSpec, ...] = (
         4,
         metric="sensitivity",
     ),
+    GateSpec(
+        "max_arena_kb",
+        "TFLM tensor arena of the int8 model in KiB (needs the [micro] extra)",
+        "256",
+        Measure.ARENA_KB,
+        (LIMIT,),
+        GateRange.POSITIVE,
+        10,
+    ),
+    GateSpec(
+        "max_flash_kb",
+        "model_int8.tflite in KiB: the flash its const array takes on a microcontroller",
+        "512",
+        Measure.FLASH_KB,
+        (LIMIT,),
+        GateRange.POSITIVE,
+        11,
+    ),
 )
 GATE_LIMITS = tuple(g.name for g in GATES)
 BASELINE_GATES = tuple(g.name for g in GATES if g.needs_baseline)
@@ -217,6 +237,8 @@ class GatesConfig:
     max_size_growth_pct: float | None = None
     noninferiority_auroc: float | None = None
     noninferiority_sensitivity: float | None = None
+    max_arena_kb: float | None = None
+    max_flash_kb: float | None = None
     baseline: Path | None = None  # the previous release's report.json
 
     def __post_init__(self) -> None:

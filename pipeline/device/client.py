@@ -17,6 +17,7 @@ SSH devices) import device_bench; tests/pipeline/test_walls.py holds the line.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ from device_bench import (
     RunResult,
     bench_models,
     dequantize,
+    micro_isolated,
     run_isolated,
     run_model,
 )
@@ -48,9 +50,26 @@ __all__ = [
     "RunResult",
     "bench",
     "dequantize",
+    "micro_available",
+    "micro_footprint",
     "run_in_child",
     "run_model",
 ]
+
+# What the report keeps of device_bench's TFLM report (not the outputs or host timing).
+MICRO_KEYS = (
+    "status",
+    "reason",
+    "runtime_version",
+    "arena_bytes",
+    "arena_estimate_bytes",
+    "arena_crashed_at",
+    "flash_bytes",
+    "flash_includes",
+    "ops",
+    "missing_ops",
+    "float_ops",
+)
 
 # How long a runtime may take to run the test split before it counts as crashed.
 RUN_TIMEOUT_S = 600.0
@@ -107,6 +126,32 @@ def run_in_child(
         "output": result.output_quantization.to_json(),
         "output_shape": list(result.raw_outputs.shape),
     }
+
+
+def micro_available() -> bool:
+    """Whether TensorFlow Lite Micro (the `[micro]` extra, `tflite-micro`) is installed."""
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def micro_footprint(model: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """TFLM's account of `model` (device_bench's `micro_isolated`, in a child process): the
+    smallest arena that allocates and runs, the allocator's estimate, flash bytes, ops, the
+    ops TFLM lacks and the float ops left in.
+
+    Args:
+        model: the .tflite file.
+        extra: more keys of device_bench's report to keep (`input`, `output`).
+
+    Returns:
+        The `MICRO_KEYS` (and `extra`) of device_bench's report; `status` ok, refused or
+        crashed.
+    """
+    try:
+        # one timed invoke: host timing is not kept (it is not an MCU's)
+        report = micro_isolated(str(model), runs=1, timeout_s=RUN_TIMEOUT_S)
+    except DeviceBenchError as error:
+        report = {"status": "refused", "reason": str(error)}
+    return {key: report.get(key) for key in (*MICRO_KEYS, *extra)}
 
 
 def _host_of(python: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import BuildConfig
+from pipeline.config import BuildConfig, RuntimeTarget
 
 
 def verify_stage(
@@ -65,7 +65,14 @@ def verify_stage(
         "reason": None,
     }
     if config.quantize.sparse_encoding:
-        failed = [c for c in checks if c.status != "ok"]
+        # TFLM has no DENSIFY kernel: it refuses every sparse file. Verified whenever
+        # [micro] is installed, it decides the encoding only when required.
+        required = RuntimeTarget.TFLM in config.quantize.require_runtimes
+        failed = [
+            c
+            for c in checks
+            if c.status != "ok" and (required or c.target is not RuntimeTarget.TFLM)
+        ]
         if failed:
             sparse["reason"] = "; ".join(
                 f"{target_name(c.target)}: {c.status} ({c.reason})" for c in failed
@@ -86,5 +93,12 @@ def verify_stage(
         else:
             sparse["kept"] = True
     quant.report["sparse_encoding"] = sparse
+    if RuntimeTarget.TFLM in config.quantize.runtimes:
+        from pipeline.device.client import micro_footprint
+        from pipeline.quantize.verification import micro_verdict
+
+        progress("TFLM arena search")
+        quant.report["micro"] = micro_footprint(path)
+        checks = micro_verdict(checks, quant.report["micro"])
     quant.report["verification"] = [c.to_json() for c in checks]
     return quant

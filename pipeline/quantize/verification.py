@@ -11,7 +11,7 @@ outputs are compared with the pruned float32 model's and with the primary runtim
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ import numpy as np
 
 from pipeline.config import RuntimeTarget
 from pipeline.config.inventory import Device
+
+# device_bench's runtime of each target (the LiteRT ones are ai_edge_litert)
+_RUNTIME_MODULES = {RuntimeTarget.TFLITE_RUNTIME: "tflite_runtime", RuntimeTarget.TFLM: "tflm"}
 
 # Runtimes may round differently by a step; more than this is a wrong result.
 MAX_STEPS_VS_PRIMARY = 2.0
@@ -62,7 +65,8 @@ def run_on_runtime(
     the default delegates may refuse the model (no retry without them).
 
     Args:
-        target: the runtime; `tflite_runtime` runs under `runtime_python`.
+        target: the runtime; `tflite_runtime` runs under `runtime_python`; `tflm` on
+            TensorFlow Lite Micro's interpreter (the `[micro]` extra), without delegates.
         model: the int8 .tflite.
         x: preprocessed inputs.
         runtime_python: the Python holding tflite-runtime.
@@ -77,10 +81,38 @@ def run_on_runtime(
         model,
         x,
         python=str(runtime_python) if legacy else None,
-        runtime="tflite_runtime" if legacy else "ai_edge_litert",
-        xnnpack=target is not RuntimeTarget.LITERT_NO_DELEGATES,
+        runtime=_RUNTIME_MODULES.get(target, "ai_edge_litert"),
+        xnnpack=target not in (RuntimeTarget.LITERT_NO_DELEGATES, RuntimeTarget.TFLM),
         delegate_fallback=False,
     )
+
+
+def micro_verdict(checks: list[RuntimeCheck], micro: dict[str, Any] | None) -> list[RuntimeCheck]:
+    """The `tflm` check, judged also on TFLM's account of the file (`client.micro_footprint`):
+    an op TFLM lacks or a float op left in the int8 model makes it `refused`, op named.
+
+    A float op runs on TFLM's reference kernels on the host, but an int8 model that still
+    computes in float is not what the firmware was promised: no CMSIS-NN kernel, a soft-float
+    path on a Cortex-M without FPU, and the arena holds float tensors.
+    """
+    if micro is None:
+        return checks
+    missing, floats = micro.get("missing_ops") or [], micro.get("float_ops") or []
+    if missing:
+        reason = f"TFLM lacks the op(s) {', '.join(missing)}"
+    elif floats:
+        reason = (
+            f"float op(s) {', '.join(floats)} left in the int8 model; TFLM's int8 kernels "
+            "(CMSIS-NN) do not run them. Quantize every op (--io int8) or replace them"
+        )
+    else:
+        return checks
+    return [
+        replace(c, status="refused", reason=f"{reason}; {c.reason}" if c.reason else reason)
+        if c.target is RuntimeTarget.TFLM and c.status in ("ok", "refused")
+        else c
+        for c in checks
+    ]
 
 
 def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import GATES, BuildConfig, GatesConfig, GateSpec
-from pipeline.config.gates import BASELINE, FLOAT32, Measure
+from pipeline.config.gates import BASELINE, FLOAT32, LIMIT, Measure
 from pipeline.errors import ConfigError
 
 INT8 = "int8"
@@ -148,6 +148,27 @@ def _noninferiority(report: dict[str, Any], metric: str, margin: float) -> Check
     )
 
 
+def _micro_kb(spec: GateSpec, limit: float, report: dict[str, Any]) -> Check:
+    """`max_arena_kb`: TFLM's smallest working arena of the int8 model (quantization.micro);
+    `max_flash_kb`: model_int8.tflite as shipped (with its embedded manifest), which the
+    firmware holds as a const array."""
+    if spec.measure is Measure.FLASH_KB:
+        size = _bytes(report, INT8)
+        kb = None if size is None else size / 1024
+        detail = f"model_int8.tflite as shipped is {size} bytes"
+        return _check(spec.name, LIMIT, kb, limit, True, detail, "no int8 artifact")
+    micro = report.get("quantization", {}).get("micro") or {}
+    nbytes = micro.get("arena_bytes") if micro.get("status") == "ok" else None
+    kb = None if nbytes is None else nbytes / 1024
+    what = "TFLM's smallest working arena"
+    missing = (
+        f"TFLM {micro['status']}: {micro.get('reason')}"
+        if micro
+        else "TFLM did not run; install the [micro] extra (pip install '.[micro]')"
+    )
+    return _check(spec.name, LIMIT, kb, limit, True, f"{what}: {nbytes} bytes", missing)
+
+
 def _pct(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or old <= 0:
         return None
@@ -178,6 +199,8 @@ def _measure(
         size = _bytes(report, INT8)
         detail = f"model_int8.tflite is {size} bytes"
         return _check(name, against, size, limit, upper, detail, "no int8 artifact")
+    if m in (Measure.ARENA_KB, Measure.FLASH_KB):
+        return _micro_kb(spec, limit, report)
     if m is Measure.INT8_P50:
         p50 = _p50(report, INT8)
         return _check(name, against, p50, limit, upper, f"int8 p50 {p50} ms", bench_note)

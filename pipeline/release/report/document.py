@@ -16,6 +16,7 @@ from pipeline.release.report.tables import (
     flip_rows,
     fmt,
     gate_rows,
+    micro_line,
     operating_point_line,
     structured_auto_points,
     variant_lines,
@@ -242,5 +243,6 @@ def _stage_items(report: BuildReport) -> list[str]:
             + (f" ({c['reason']})" if c.get("reason") else "")
             for c in q.verification
         ),
+        *([line] if (line := micro_line(report)) else []),
         *(f"device {n}: {line}" for n, line in device_bench_lines(report.bench)),
     ]

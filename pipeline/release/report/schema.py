@@ -543,6 +543,12 @@ class QuantizationInfo(View):
         """Per runtime target: `target`, `status`, `reason`, agreement with the reference."""
         return typing.cast("list[dict[str, Any]]", self.doc.get("verification", []))
 
+    @property
+    def micro(self) -> dict[str, Any] | None:
+        """TFLM's account of the int8 file (`[micro]` installed): `arena_bytes`,
+        `arena_estimate_bytes`, `flash_bytes`, `ops`, `missing_ops`, `float_ops`."""
+        return typing.cast("dict[str, Any] | None", self.doc.get("micro"))
+
 
 # --- the report -------------------------------------------------------------------------
 

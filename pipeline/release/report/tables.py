@@ -55,6 +55,36 @@ def _kb(nbytes: int | None) -> str:
     return "-" if nbytes is None else f"{nbytes / 1024:.1f} KB"
 
 
+def _size(report: BuildReport, variant: str, nbytes: int | None, sep: str = " ") -> str:
+    """The file's size; for the int8 file with TFLM's account, its arena and flash too."""
+    micro = report.quantization.micro or {}
+    if variant != "int8" or micro.get("status") != "ok":
+        return _kb(nbytes)
+    return (
+        # flash: the shipped file (the verified flatbuffer plus the embedded manifest)
+        f"{_kb(nbytes)}{sep}(TFLM arena {_kb(micro['arena_bytes'])}, flash {_kb(nbytes)})"
+    )
+
+
+def micro_line(report: BuildReport) -> str | None:
+    """TFLM's account of the int8 file in one line, when TFLM ran."""
+    micro = report.quantization.micro
+    if not micro:
+        return None
+    if micro.get("status") != "ok":
+        return f"TFLM: {micro.get('status')} ({micro.get('reason')})"
+    crashed = micro.get("arena_crashed_at") or []
+    return (
+        f"TFLM {micro.get('runtime_version')}: arena {micro['arena_bytes']} bytes (smallest "
+        f"that allocated and ran; the allocator's own estimate {micro.get('arena_estimate_bytes')}"
+        + (f"; TFLM crashed at {cell(crashed)}" if crashed else "")
+        + f"); flash: model_int8.tflite as shipped ({micro.get('flash_includes')}; "
+        f"{micro['flash_bytes']} bytes before the manifest was embedded); "
+        f"ops {cell(micro.get('ops') or [])}"
+        + (f"; float ops {cell(micro['float_ops'])}" if micro.get("float_ops") else "")
+    )
+
+
 def with_ci(m: VariantMetrics | None, metric: str, spec: str, sep: str = " ") -> str:
     """`0.907 [0.81, 0.98]`: a value with its 95% interval, when the build computed one."""
     value = None if m is None else m.value(metric)
@@ -162,7 +192,7 @@ def variant_rows(report: BuildReport, markdown: bool = True) -> list[list[Any]]:
         rows.append(
             [
                 f"`{variant}`" if markdown else variant,
-                _kb(art.bytes),
+                _size(report, variant, art.bytes, " " if markdown else "\n"),
                 # the terminal puts the interval under the value: the table stays narrow
                 *(
                     with_ci(m, k, f, " " if markdown else "\n")
