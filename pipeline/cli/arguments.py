@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,38 @@ def add_options(parser: argparse.ArgumentParser, command: str) -> None:
             group = exclusive[option.exclusive]
         flag, kwargs = argument(option)
         group.add_argument(flag, **kwargs)
+        if option.renamed_from:
+            _add_renamed(group, option, kwargs)
+
+
+class _Renamed(argparse.Action):
+    """The deprecated flag of a renamed option: stores the value under the new option's
+    dest and warns, naming the new flag."""
+
+    def __init__(self, *args: Any, option: Option, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.option = option
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        warnings.warn(self.option.deprecation(self.option.old_flag), FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
+def _add_renamed(group: Any, option: Option, kwargs: dict[str, Any]) -> None:
+    """The old flag of a renamed option, hidden from `--help` (the README names it)."""
+    group.add_argument(
+        option.old_flag,
+        dest=option.dest,
+        type=kwargs.get("type"),
+        metavar=kwargs.get("metavar"),
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        action=_Renamed,
+        option=option,
+    )
