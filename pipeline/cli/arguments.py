@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.config.enums import AUTO_SPARSITY
 from pipeline.config.option import Option, shown
 from pipeline.config.options import BY_DEST, for_command
+from pipeline.errors import DeprecatedOption
 
 
 def _sparsity(value: str) -> float | str:
@@ -197,7 +198,8 @@ class _Renamed(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        warnings.warn(self.option.deprecation(self.option.old_flag), FutureWarning, stacklevel=2)
+        message = self.option.deprecation(self.option.old_flag)
+        warnings.warn(message, DeprecatedOption, stacklevel=2)
         setattr(namespace, self.dest, values)
 
 

@@ -31,7 +31,7 @@ from pipeline.config.convert import convert, convert_sweep
 from pipeline.config.option import Option
 from pipeline.config.options import OPTIONS, SECTIONS, SWEEP
 from pipeline.config.types import BuildConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DeprecatedOption
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -149,7 +149,8 @@ def _renamed(table: Mapping[str, Any], section: str, where: str) -> dict[str, An
                 f"{where}: {key.old_label} and {key.label} are one option; received both. "
                 f"Keep {key.label}."
             )
-        warnings.warn(f"{where}: {key.deprecation(key.old_label)}", FutureWarning, stacklevel=4)
+        message = f"{where}: {key.deprecation(key.old_label)}"
+        warnings.warn(message, DeprecatedOption, stacklevel=4)
         out[key.name] = value
     return out
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from pipeline.cli import main
 from pipeline.cli.options import build_config, job_config
 from pipeline.config import BuildConfig, jobfile
 from pipeline.config.budget import ValidationBudget, budget_json
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DeprecatedOption
 from pipeline.evaluate.operating_point import RateBudget
 from pipeline.prune.auto import AutoSearch
 
@@ -39,7 +40,7 @@ def _get(config: BuildConfig, attr: str) -> float:
 def test_an_old_flag_still_works_and_names_the_new_one(
     old: str, new: str, section: str, old_key: str, new_key: str, attr: str
 ) -> None:
-    with pytest.warns(FutureWarning, match=f"{old} is deprecated.*use {new} "):
+    with pytest.warns(DeprecatedOption, match=f"{old} is deprecated.*use {new} "):
         config = build_config(["build", old, "0.25"])
     assert _get(config, attr) == 0.25
     assert _get(build_config(["build", new, "0.25"]), attr) == 0.25
@@ -52,7 +53,7 @@ def test_an_old_job_key_still_works_and_names_the_new_one(
 ) -> None:
     job = tmp_path / "job.toml"
     job.write_text(f"[{section}]\n{old_key} = 0.25\n")
-    with pytest.warns(FutureWarning, match=rf"\[{section}\] {old_key} is deprecated.*"
+    with pytest.warns(DeprecatedOption, match=rf"\[{section}\] {old_key} is deprecated.*"
                       rf"use \[{section}\] {new_key} "):  # fmt: skip
         config = build_config(["build", "--config", str(job)])
     assert _get(config, attr) == 0.25
@@ -91,3 +92,13 @@ def test_one_serialiser_writes_the_pruning_and_int8_budgets() -> None:
     assert unjudged["max_auroc_drop"] == 0.01 and unjudged["reference_val_auroc"] == 0.97
     assert all(v is None for k, v in unjudged.items() if "auroc" not in k)
     assert AutoSearch((0.5,), 0.01, 0.95, (), 0.5, "r").to_json()["max_sensitivity_drop"] is None
+
+
+def test_the_cli_prints_a_deprecation_as_one_warning_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["build", "--max-auroc-drop", "-1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err[0].startswith("warning: --max-auroc-drop is deprecated") and len(err) == 2
+    assert err[1] == "error: --val-max-int8-auroc-drop must be >= 0; received -1.0."
