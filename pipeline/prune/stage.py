@@ -39,8 +39,13 @@ def _keras_val_rates(
 
 
 def _structured(
-    model: Any, splits: Any, kind: Any, config: BuildConfig, rates: Any, budget: Any
-) -> Any:
+    model: Any,
+    splits: Any,
+    kind: Any,
+    config: BuildConfig,
+    rates: Rates | None,
+    budget: ValidationBudget | None,
+) -> StructuredOutcome:
     """The structured step, or with `--structured-sparsity auto` its search (judging the
     validation rates at the operating point within `budget` too when `rates` is given)."""
     from pipeline.prune import structured
@@ -54,7 +59,7 @@ def _structured(
             model, splits, kind, config.structured, seed=config.seed, score=score
         )
     judge = None
-    if rates is not None:
+    if rates is not None and budget is not None:
         judge = RateJudge.of_original(model, rates, budget)
     return structured.search_structured(
         model,
