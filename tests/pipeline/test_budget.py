@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ import tomllib
 
 from pipeline.cli import main
 from pipeline.cli.options import build_config, job_config
-from pipeline.config import BuildConfig, jobfile
+from pipeline.config import BuildConfig, QuantizeConfig, jobfile
 from pipeline.config.budget import ValidationBudget, budget_json
 from pipeline.errors import ConfigError, DeprecatedOption
 from pipeline.evaluate.operating_point import RateBudget
+from pipeline.models import OutputKind
 from pipeline.prune.auto import AutoSearch
+from pipeline.quantize.result import Candidate, QuantizationResult, TriedRecipe
+from pipeline.release.warnings import quantization_warnings
 
 # (old flag, new flag, old job key, new job key, the BuildConfig attribute both set)
 RENAMED = [
@@ -102,3 +106,29 @@ def test_the_cli_prints_a_deprecation_as_one_warning_line(
     assert code == 2
     assert err[0].startswith("warning: --max-auroc-drop is deprecated") and len(err) == 2
     assert err[1] == "error: --val-max-int8-auroc-drop must be >= 0; received -1.0."
+
+
+def _recipe(name: str, auroc: float, sensitivity: float, meets: bool = False) -> TriedRecipe:
+    rates = {"sensitivity": sensitivity, "specificity": 0.8, "brier": 0.1}
+    drops = {"sensitivity": 0.9 - sensitivity, "specificity": 0.0, "brier": 0.0}
+    return TriedRecipe(name, "none", 200, "int8", auroc, 0.95 - auroc, rates, drops, meets, 900)
+
+
+def test_a_missed_int8_budget_is_warned_from_the_typed_result() -> None:
+    budget = ValidationBudget(0.02, 0.05, 0.01)
+    rates = RateBudget(budget, {"sensitivity": 0.9, "specificity": 0.8, "brier": 0.1}, 0.4)
+    tried = (_recipe("plain", 0.90, 0.85), _recipe("logits", 0.93, 0.88))
+    result = QuantizationResult(
+        b"", "none", OutputKind.SIGMOID, Candidate("logits"), None,  # type: ignore[arg-type]
+        QuantizeConfig(), 200, {}, 0.95, rates, tried, None,
+    )  # fmt: skip
+    (warning,) = quantization_warnings(result)
+    assert "within 0.01 of the pruned float model (0.9500)" in warning
+    assert "sensitivity/specificity within 0.02/0.05 of its 0.900/0.800" in warning
+    assert "shipping 'logits' with 0.9300 (sensitivity 0.880, specificity 0.800)" in warning
+    met = replace(result, tried=(_recipe("logits", 0.95, 0.9, meets=True),))
+    assert quantization_warnings(met) == []
+    # an entry of `tried` without judged rates has no rate keys
+    unjudged = replace(tried[0], val_rates=None, val_rate_drops=None).to_json()
+    assert "val_sensitivity" not in unjudged and list(unjudged)[-2:] == ["meets_budget", "bytes"]
+    assert list(tried[0].to_json())[6:8] == ["val_sensitivity", "val_sensitivity_drop"]
