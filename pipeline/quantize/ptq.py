@@ -29,6 +29,7 @@ from pipeline.quantize.result import Candidate, QuantizationResult, TriedRecipe
 if TYPE_CHECKING:
     import keras
 
+    from converters.inspection import ModelInfo
     from pipeline.data.splits import Splits
 
 
@@ -227,7 +228,7 @@ def quantize(
     from converters.inspection import inspect_tflite, require_full_integer
 
     tried: list[TriedRecipe] = []
-    chosen: tuple[Candidate, bytes, TriedRecipe, np.ndarray, Any] | None = None
+    chosen: tuple[Candidate, bytes, TriedRecipe, np.ndarray, ModelInfo] | None = None
     diagnosis: dict[str, Any] | None = None
     for cand in _ladder(config, kind):
         progress(f"quantize int8 ({cand.name})")
