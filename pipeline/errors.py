@@ -15,6 +15,11 @@ from converters import errors as converter_errors
 from converters.errors import ConverterError as ConverterError  # re-exported for the CLI
 
 
+class DeprecatedOption(FutureWarning):
+    """A renamed flag or job key was used; the message names the new one. The CLI prints
+    it as one `warning:` line."""
+
+
 class BedsideError(Exception):
     """Base class of errors caused by the user's input. Exit code 2."""
 

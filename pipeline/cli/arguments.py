@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from pipeline.config.enums import AUTO_SPARSITY
 from pipeline.config.option import Option, shown
 from pipeline.config.options import BY_DEST, for_command
+from pipeline.errors import DeprecatedOption
 
 
 def _sparsity(value: str) -> float | str:
@@ -177,3 +179,39 @@ def add_options(parser: argparse.ArgumentParser, command: str) -> None:
             group = exclusive[option.exclusive]
         flag, kwargs = argument(option)
         group.add_argument(flag, **kwargs)
+        if option.renamed_from:
+            _add_renamed(group, option, kwargs)
+
+
+class _Renamed(argparse.Action):
+    """The deprecated flag of a renamed option: stores the value under the new option's
+    dest and warns, naming the new flag."""
+
+    def __init__(self, *args: Any, option: Option, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.option = option
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        message = self.option.deprecation(self.option.old_flag)
+        warnings.warn(message, DeprecatedOption, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
+def _add_renamed(group: Any, option: Option, kwargs: dict[str, Any]) -> None:
+    """The old flag of a renamed option, hidden from `--help` (the README names it)."""
+    group.add_argument(
+        option.old_flag,
+        dest=option.dest,
+        type=kwargs.get("type"),
+        metavar=kwargs.get("metavar"),
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        action=_Renamed,
+        option=option,
+    )

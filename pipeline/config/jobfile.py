@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from pipeline.config.convert import convert, convert_sweep
 from pipeline.config.option import Option
 from pipeline.config.options import OPTIONS, SECTIONS, SWEEP
 from pipeline.config.types import BuildConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DeprecatedOption
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,7 +124,7 @@ def parse(doc: Mapping[str, Any], where: str = "job file") -> JobFile:
                 sweep[name] = convert_sweep(SWEEP_KEYS[name], value, where)
             continue
         keys = {k.name: k for k in KEYS if k.section == section}
-        for name, value in table.items():
+        for name, value in _renamed(table, section, where).items():
             if name not in keys:
                 elsewhere = [k.section for k in KEYS if k.name == name]
                 hint = f" '{name}' belongs in [{elsewhere[0]}]." if elsewhere else ""
@@ -131,6 +132,27 @@ def parse(doc: Mapping[str, Any], where: str = "job file") -> JobFile:
             values[keys[name].dest] = convert(keys[name], value, where)
     _check_exclusive(values, where)
     return JobFile(None, values, sweep)
+
+
+def _renamed(table: Mapping[str, Any], section: str, where: str) -> dict[str, Any]:
+    """`table` with the deprecated keys of renamed options under their new names (warning
+    for each; an error when a table holds both)."""
+    renamed = {k.renamed_from: k for k in KEYS if k.section == section and k.renamed_from}
+    out: dict[str, Any] = {}
+    for name, value in table.items():
+        key = renamed.get(name)
+        if key is None:
+            out[name] = value
+            continue
+        if key.name in table:
+            raise ConfigError(
+                f"{where}: {key.old_label} and {key.label} are one option; received both. "
+                f"Keep {key.label}."
+            )
+        message = f"{where}: {key.deprecation(key.old_label)}"
+        warnings.warn(message, DeprecatedOption, stacklevel=4)
+        out[key.name] = value
+    return out
 
 
 def _check_exclusive(values: Mapping[str, Any], where: str) -> None:

@@ -50,6 +50,8 @@ class Option:
             command line clears the job file's others.
         cli_exclusive: the group is also exclusive on one command line and in one file.
         example: a TOML value for the template and error messages.
+        renamed_from: the option's former dest; its flag (`--max-auroc-drop`) and its key in
+            the same section still work, with a deprecation warning naming the new ones.
     """
 
     flag: str
@@ -67,11 +69,30 @@ class Option:
     exclusive: str = ""
     cli_exclusive: bool = False
     example: str = ""
+    renamed_from: str = ""
 
     @property
     def label(self) -> str:
         """`[section] name`, as error messages name a job key."""
         return f"[{self.section}] {self.name}"
+
+    @property
+    def old_flag(self) -> str:
+        """The deprecated flag of a renamed option ("" for none)."""
+        return "--" + self.renamed_from.replace("_", "-") if self.renamed_from else ""
+
+    @property
+    def old_label(self) -> str:
+        """The deprecated `[section] key` of a renamed option ("" for none)."""
+        return f"[{self.section}] {self.renamed_from}" if self.renamed_from else ""
+
+    def deprecation(self, old: str) -> str:
+        """The warning for a use of the deprecated flag or key `old`."""
+        new = self.flag if old.startswith("--") else self.label
+        return (
+            f"{old} is deprecated and will be removed; use {new} (same value). "
+            f"It was renamed to say it is a validation budget, not a release gate."
+        )
 
 
 def config_default(attr: str) -> Any:

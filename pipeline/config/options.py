@@ -66,14 +66,16 @@ def _model() -> list[Option]:
         o("bootstrap", "int", "stratified bootstrap resamples of the test split for the 95% "
           "intervals and the paired differences from float32 (0: none)",
           attr=ev + "bootstrap", metavar="N"),
-        o("max_sensitivity_drop", "float", "validation sensitivity at the operating point "
-          "that --sparsity auto, --structured-sparsity auto and the int8 remedies may lose",
-          attr=ev + "max_sensitivity_drop"),
-        o("max_specificity_drop", "float", "the same for validation specificity",
-          attr=ev + "max_specificity_drop"),
-        o("max_brier_increase", "float", "validation Brier score (probability drift that "
-          "moves decisions at the operating point) they may add (1 turns it off)",
-          attr=ev + "max_brier_increase"),
+        o("val_max_sensitivity_drop", "float", "validation budget: validation sensitivity at "
+          "the operating point that --sparsity auto, --structured-sparsity auto and the int8 "
+          "remedies may lose (the test-split release gate is --gate max_sensitivity_drop=V)",
+          attr=ev + "max_sensitivity_drop", renamed_from="max_sensitivity_drop"),
+        o("val_max_specificity_drop", "float", "validation budget: the same for validation "
+          "specificity", attr=ev + "max_specificity_drop",
+          renamed_from="max_specificity_drop"),
+        o("val_max_brier_increase", "float", "validation budget: validation Brier score "
+          "(probability drift that moves decisions at the operating point) they may add (1 "
+          "turns it off)", attr=ev + "max_brier_increase", renamed_from="max_brier_increase"),
         o("seed", "int", "seed of the splits, training and calibration", attr="seed",
           commands=BUILD_SWEEP),
         o("unsafe_load", "bool", "allow Lambda layers in the model (runs code stored in the "
@@ -206,8 +208,11 @@ def _quantize_bench_export() -> list[Option]:
           enum=Activations),
         q("sparse_encoding", "bool", "store pruned weights sparse; kept only if every "
           "runtime verifies it"),
-        q("max_auroc_drop", "float", "int8 validation AUROC budget of the remedies, below "
-          "the pruned float model"),
+        q("val_max_int8_auroc_drop", "float", "validation budget: validation AUROC an int8 "
+          "recipe may lose against the pruned float model before the remedies try the next "
+          "(the test-split release gate is --gate max_auroc_drop=V)",
+          name="val_max_auroc_drop", attr="quantize.max_auroc_drop",
+          renamed_from="max_auroc_drop"),
         q("no_remedy", "bool", "try remedies when plain PTQ breaks the AUROC budget "
           "(--no-remedy: keep plain PTQ)", name="remedy", attr="quantize.remedy",
           invert=True),
@@ -359,6 +364,9 @@ def markdown() -> str:
         if commands == ["sweep"]:
             flag += " (sweep)"
         key = f"`{o.label}`" if o.section else ""
+        if o.renamed_from:
+            flag += f" (deprecated: `{o.old_flag}`)"
+            key += f" (deprecated: `{o.old_label}`)"
         default = shown(o.default)
         help = o.help.replace("|", "\\|")
         rows.append(f"| {flag} | {key} | {f'`{default}`' if default else ''} | {help} |")

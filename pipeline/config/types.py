@@ -302,7 +302,9 @@ class QuantizeConfig:
                 "or float32 edges). Use --io int8 (int16 edges) or --io float32."
             )
         if not self.max_auroc_drop >= 0:
-            raise ConfigError(f"--max-auroc-drop must be >= 0; received {self.max_auroc_drop}.")
+            raise ConfigError(
+                f"--val-max-int8-auroc-drop must be >= 0; received {self.max_auroc_drop}."
+            )
         needs_python = RuntimeTarget.TFLITE_RUNTIME in (*self.runtimes, *self.require_runtimes)
         if needs_python and self.runtime_python is None:
             raise ConfigError(
@@ -506,7 +508,7 @@ class EvaluationConfig:
         for name in ("sensitivity_drop", "specificity_drop", "brier_increase"):
             value = getattr(self, f"max_{name}")
             if not 0.0 <= value <= 1.0:
-                flag = "--max-" + name.replace("_", "-")
+                flag = "--val-max-" + name.replace("_", "-")
                 raise ConfigError(
                     f"{flag} must be in [0, 1]; received {value}. E.g. 0.02 lets validation "
                     "sensitivity fall by two points at the operating point; 1 turns a budget "

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.budget import ValidationBudget
+
 
 def choose_threshold(truth: np.ndarray, score: np.ndarray, rule: tuple[str, float | None]) -> float:
     """The decision threshold `rule` picks on (truth, positive-class score).
@@ -76,7 +78,7 @@ RATES = ("sensitivity", "specificity")
 class RateBudget:
     """What a variant must keep on validation at the operating point: sensitivity and
     specificity (may drop by at most their budgets) and the Brier score (may rise by at most
-    `max_brier_increase`).
+    its budget), against a reference model's.
 
     A threshold chosen on float32 stays meaningful only while a variant's probabilities
     stay where float32's were: a pruned model can keep its AUROC (the ranking) while its
@@ -85,18 +87,15 @@ class RateBudget:
     Brier score sees the drift before it crosses the threshold.
     """
 
-    max_sensitivity_drop: float
-    max_specificity_drop: float
+    budget: ValidationBudget
     reference: Mapping[str, float | None]  # the reference model's validation `rates()`
     threshold: float = 0.5
-    max_brier_increase: float = 1.0
 
     def _limits(self) -> dict[str, tuple[float, int]]:
         """name -> (budget, sign): sign +1 for a rate that must not fall, -1 must not rise."""
         return {
-            "sensitivity": (self.max_sensitivity_drop, 1),
-            "specificity": (self.max_specificity_drop, 1),
-            "brier": (self.max_brier_increase, -1),
+            name: (limit, -1 if name == "brier" else 1)
+            for name, limit in self.budget.rate_limits().items()
         }
 
     def drops(self, now: Mapping[str, float | None]) -> dict[str, float | None]:
@@ -121,8 +120,8 @@ class RateBudget:
         """`and validation sensitivity within ... at the operating point`, for reasons."""
         flags = {"sensitivity": "drop", "specificity": "drop", "brier": "increase"}
         parts = [
-            f"{'Brier score' if name == 'brier' else name} within --max-{name}-{flags[name]} "
-            f"{limit:g} of its {self.reference[name]:.3f}"
+            f"{'Brier score' if name == 'brier' else name} within --val-max-{name}-"
+            f"{flags[name]} {limit:g} of its {self.reference[name]:.3f}"
             for name, (limit, _) in self._limits().items()
             if self.reference.get(name) is not None
         ]

@@ -3,14 +3,19 @@ metrics, intervals and changed cases on the test split."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.config import BuildConfig, Variant
+from pipeline.config.budget import ValidationBudget
 from pipeline.errors import DataError
+
+if TYPE_CHECKING:
+    from pipeline.evaluate.operating_point import RateBudget
 
 
 @dataclass(frozen=True)
@@ -57,20 +62,15 @@ def operating_point_stage(
     return OperatingPoint(threshold, op.describe(text, threshold, validation))
 
 
-def int8_rate_budget(config: BuildConfig, threshold: float | None, reference: Any) -> Any:
+def int8_rate_budget(
+    budget: ValidationBudget, threshold: float | None, reference: Mapping[str, float | None] | None
+) -> RateBudget | None:
     """What the int8 recipes must keep at the operating point; None for multi-class."""
     from pipeline.evaluate.operating_point import RateBudget
 
     if threshold is None or reference is None:
         return None
-    ev = config.evaluation
-    return RateBudget(
-        ev.max_sensitivity_drop,
-        ev.max_specificity_drop,
-        reference,
-        threshold,
-        max_brier_increase=ev.max_brier_increase,
-    )
+    return RateBudget(budget, reference, threshold)
 
 
 def evaluate_variants(

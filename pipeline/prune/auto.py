@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import PruneConfig
+from pipeline.config.budget import ValidationBudget, budget_json
+from pipeline.evaluate.operating_point import RateBudget
 from pipeline.prune.magnitude import PrunableWeight, layer_stats, overall_sparsity
 from pipeline.prune.trial import Score, Trial, run_trial
 
@@ -39,24 +41,19 @@ class AutoSearch:
     curve: tuple[dict[str, Any], ...]
     chosen_sparsity: float | None  # threshold: 0.0 when none; structured: None when none
     reason: str
-    max_sensitivity_drop: float | None = None  # None: rates not judged (no operating point)
-    max_specificity_drop: float | None = None
-    max_brier_increase: float | None = None
-    baseline_val_sensitivity: float | None = None
-    baseline_val_specificity: float | None = None
-    baseline_val_brier: float | None = None
+    rates: RateBudget | None = None  # None: rates not judged (no operating point)
 
     def to_json(self) -> dict[str, Any]:
+        rates = self.rates
         return {
             "grid": list(self.grid),
-            "max_prune_drop": self.max_prune_drop,
-            "baseline_val_auroc": self.baseline_val_auroc,
-            "max_sensitivity_drop": self.max_sensitivity_drop,
-            "max_specificity_drop": self.max_specificity_drop,
-            "max_brier_increase": self.max_brier_increase,
-            "baseline_val_sensitivity": self.baseline_val_sensitivity,
-            "baseline_val_specificity": self.baseline_val_specificity,
-            "baseline_val_brier": self.baseline_val_brier,
+            **budget_json(
+                ("max_prune_drop", self.max_prune_drop),
+                self.baseline_val_auroc,
+                rates.budget if rates else None,
+                rates.reference if rates else None,
+                prefix="baseline",
+            ),
             "curve": list(self.curve),
             "chosen_sparsity": self.chosen_sparsity,
             "reason": self.reason,
@@ -68,42 +65,16 @@ class RateJudge:
     """Validation rates of a model at the operating point against the original's."""
 
     rates: Rates
-    budget: Any  # pipeline.evaluate.operating_point.RateBudget
+    budget: RateBudget
 
     @classmethod
-    def of_original(
-        cls,
-        model: keras.Model,
-        rates: Rates,
-        max_sensitivity_drop: float,
-        max_specificity_drop: float,
-        max_brier_increase: float,
-    ) -> RateJudge:
+    def of_original(cls, model: keras.Model, rates: Rates, budget: ValidationBudget) -> RateJudge:
         """A judge whose budgets are counted from the rates of `model` as it is now."""
-        from pipeline.evaluate.operating_point import RateBudget
-
-        budget = RateBudget(
-            max_sensitivity_drop,
-            max_specificity_drop,
-            rates(model),
-            max_brier_increase=max_brier_increase,
-        )
-        return cls(rates, budget)
+        return cls(rates, RateBudget(budget, rates(model)))
 
     def judge(self, model: keras.Model) -> tuple[dict[str, float | None], bool]:
         now = self.rates(model)
         return now, self.budget.meets(now)
-
-    def fields(self) -> dict[str, Any]:
-        b = self.budget
-        return {
-            "max_sensitivity_drop": b.max_sensitivity_drop,
-            "max_specificity_drop": b.max_specificity_drop,
-            "max_brier_increase": b.max_brier_increase,
-            "baseline_val_sensitivity": b.reference.get("sensitivity"),
-            "baseline_val_specificity": b.reference.get("specificity"),
-            "baseline_val_brier": b.reference.get("brier"),
-        }
 
 
 def within_budget(
@@ -225,8 +196,8 @@ def point_text(point: dict[str, Any]) -> str:
 
 
 def judge_fields(rates: RateJudge | None) -> dict[str, Any]:
-    """`AutoSearch`'s rate budgets and baselines of a judge ({} without one)."""
-    return rates.fields() if rates else {}
+    """`AutoSearch`'s rate budget of a judge ({} without one)."""
+    return {"rates": rates.budget} if rates else {}
 
 
 def rates_text(rates: RateJudge | None) -> str:

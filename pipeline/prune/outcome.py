@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import AUTO_SPARSITY, PruneConfig, PruneSchedule, PruneScope
+from pipeline.config.budget import ValidationBudget
 from pipeline.errors import ModelError
 from pipeline.prune.auto import AutoSearch, RateJudge, Rates, search_sparsity
 from pipeline.prune.finetune import Finetuning
@@ -56,6 +57,16 @@ class PruningOutcome:
     def achieved_sparsity(self) -> float:
         return overall_sparsity(self.layers)
 
+    @property
+    def val_auroc_pruned(self) -> float | None:
+        """Validation AUROC right after pruning (the original's when nothing was pruned)."""
+        return self.trial.val_auroc_pruned if self.trial else self.original_val_auroc
+
+    @property
+    def val_auroc(self) -> float | None:
+        """Validation AUROC of the model as it ships: fine-tuned if fine-tuned."""
+        return self.trial.val_auroc if self.trial else self.original_val_auroc
+
     def _threshold(self) -> float | None:
         if self.trial is not None:
             return self.trial.result.threshold
@@ -94,7 +105,7 @@ class PruningOutcome:
             "finetune": None if tuning is None else _finetune_json(cfg, tuning),
             "validation_auroc": {
                 "original": self.original_val_auroc,
-                "pruned": trial.val_auroc_pruned if trial else self.original_val_auroc,
+                "pruned": self.val_auroc_pruned,
                 "finetuned": trial.val_auroc_finetuned if trial else None,
             },
             "auto": self.auto.to_json() if self.auto else None,
@@ -112,9 +123,7 @@ def prune_model(
     score: Score,
     seed: int = 0,
     rates: Rates | None = None,
-    max_sensitivity_drop: float = 0.02,
-    max_specificity_drop: float = 0.05,
-    max_brier_increase: float = 1.0,
+    budget: ValidationBudget | None = None,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -125,12 +134,10 @@ def prune_model(
         config: the pruning configuration.
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
-        rates: validation sensitivity and specificity of a model at the operating point;
-            auto then also keeps them within `max_sensitivity_drop` and
-            `max_specificity_drop` of the original model's.
-        max_sensitivity_drop: the validation sensitivity auto may lose.
-        max_specificity_drop: the validation specificity auto may lose.
-        max_brier_increase: how much the validation Brier score may rise.
+        rates: validation sensitivity, specificity and Brier score of a model at the
+            operating point; with `budget`, auto then also keeps them within their
+            budgets of the original model's.
+        budget: the validation rate budgets (None: auto judges the AUROC alone).
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -155,10 +162,8 @@ def prune_model(
         layers = layer_stats(weights, fixed.result, config.prune_biases)
         return PruningOutcome(config, layers, fixed, original_auroc)
     judge = None
-    if rates is not None:
-        judge = RateJudge.of_original(
-            model, rates, max_sensitivity_drop, max_specificity_drop, max_brier_increase
-        )
+    if rates is not None and budget is not None:
+        judge = RateJudge.of_original(model, rates, budget)
     trial, search = search_sparsity(
         model, weights, splits, kind, config, original_auroc, score, seed, judge
     )

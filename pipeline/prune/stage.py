@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pipeline.clock import StageClock
 from pipeline.config import BuildConfig
+from pipeline.config.budget import ValidationBudget
+
+if TYPE_CHECKING:
+    from pipeline.prune.auto import Rates
+    from pipeline.prune.flatten import Flattened
+    from pipeline.prune.outcome import PruningOutcome
+    from pipeline.prune.structured import StructuredOutcome
 
 
 def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
@@ -18,7 +26,9 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
     )["auroc"]
 
 
-def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> dict[str, Any]:
+def _keras_val_rates(
+    model: Any, splits: Any, kind: Any, threshold: float
+) -> dict[str, float | None]:
     """Validation sensitivity, specificity (at the operating point) and Brier score."""
     from pipeline.evaluate.metrics import probabilities
     from pipeline.evaluate.operating_point import rates
@@ -28,9 +38,16 @@ def _keras_val_rates(model: Any, splits: Any, kind: Any, threshold: float) -> di
     return rates(splits.y_val == splits.positive_class, p, threshold)
 
 
-def _structured(model: Any, splits: Any, kind: Any, config: BuildConfig, rates: Any) -> Any:
+def _structured(
+    model: Any,
+    splits: Any,
+    kind: Any,
+    config: BuildConfig,
+    rates: Rates | None,
+    budget: ValidationBudget | None,
+) -> StructuredOutcome:
     """The structured step, or with `--structured-sparsity auto` its search (judging the
-    validation rates at the operating point too when `rates` is given)."""
+    validation rates at the operating point within `budget` too when `rates` is given)."""
     from pipeline.prune import structured
     from pipeline.prune.auto import RateJudge
 
@@ -42,11 +59,8 @@ def _structured(model: Any, splits: Any, kind: Any, config: BuildConfig, rates: 
             model, splits, kind, config.structured, seed=config.seed, score=score
         )
     judge = None
-    if rates is not None:
-        ev = config.evaluation
-        judge = RateJudge.of_original(
-            model, rates, ev.max_sensitivity_drop, ev.max_specificity_drop, ev.max_brier_increase
-        )
+    if rates is not None and budget is not None:
+        judge = RateJudge.of_original(model, rates, budget)
     return structured.search_structured(
         model,
         splits,
@@ -59,15 +73,29 @@ def _structured(model: Any, splits: Any, kind: Any, config: BuildConfig, rates: 
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pruned:
-    """The pruned (and fine-tuned) model with its report block."""
+    """The prune stage's result: the pruned (and fine-tuned) model and how it got there."""
 
-    model: Any  # a rebuilt, smaller model after structured pruning; else the same, in place
-    report: dict[str, Any]
+    model: Any = field(repr=False)  # rebuilt and smaller after structured pruning; else in place
+    outcome: PruningOutcome  # threshold pruning (and its auto search)
+    structured: StructuredOutcome | None  # None: structured pruning off
+    flatten: Flattened | None  # None: no nested model was inlined
     source_parameters: int
-    val_auroc: float | None  # validation AUROC of the model that gets quantized
-    val_rates: dict[str, Any] | None = None  # ... its sensitivity, specificity, Brier there
+    val_rates: Mapping[str, float | None] | None = None  # validation rates at the operating point
+
+    @property
+    def val_auroc(self) -> float | None:
+        """Validation AUROC of the model that gets quantized."""
+        return self.outcome.val_auroc
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's `pruning` section."""
+        return {
+            **self.outcome.to_json(),
+            "structured": self.structured.to_json() if self.structured else None,
+            "flatten": self.flatten.to_json() if self.flatten else None,
+        }
 
 
 def prune_stage(
@@ -77,16 +105,17 @@ def prune_stage(
     config: BuildConfig,
     clock: StageClock,
     threshold: float | None = None,
+    budget: ValidationBudget | None = None,
 ) -> Pruned:
     """Structured pruning (if enabled), threshold pruning and fine-tuning; with a binary
-    operating point's `threshold`, auto sparsity also watches the validation sensitivity,
-    specificity and Brier score there."""
+    operating point's `threshold` and the validation `budget`, the auto searches also
+    watch the validation sensitivity, specificity and Brier score there."""
     from pipeline.models.flatten import flatten, needs_flattening
     from pipeline.prune.outcome import prune_model
 
     # structured: remove whole channels, rebuild a smaller model that replaces `model`
     # for the rest of the build (the float32 variant converted before stays the original)
-    structured_report = flatten_report = None
+    structured_outcome = flattened = None
     source_parameters = int(model.count_params())
 
     pruning_on = config.structured.enabled or config.prune.target_sparsity != 0
@@ -94,24 +123,23 @@ def prune_stage(
     if pruning_on and needs_flattening(model):
         # nested backbones inlined once, so every pruning path sees their layers
         flat = clock.run("flatten nested models", lambda: flatten(model))
-        model, flatten_report = flat.model, flat.to_json()
-    rates = None
-    if threshold is not None:
+        model, flattened = flat.model, flat
+    rates: Rates | None = None
+    if threshold is not None and budget is not None:
         cut = threshold
 
-        def rates(m: Any) -> dict[str, Any]:
+        def rates(m: Any) -> dict[str, float | None]:
             return _keras_val_rates(m, splits, kind, cut)
 
     if config.structured.enabled:
         outcome = clock.run(
-            "structured prune", lambda: _structured(model, splits, kind, config, rates)
+            "structured prune", lambda: _structured(model, splits, kind, config, rates, budget)
         )
-        model = outcome.model
-        structured_report = outcome.to_json()
+        model, structured_outcome = outcome.model, outcome
         threshold_off = config.prune.target_sparsity == 0
         if outcome.auto and outcome.auto.chosen_sparsity is None and threshold_off:
             # auto chose nothing and threshold pruning is off: no pruning, so no flattening
-            model, flatten_report = unflattened, None
+            model, flattened = unflattened, None
 
     # prune (auto: search the sparsity) and fine-tune, in place
     pruned = clock.run(
@@ -124,17 +152,8 @@ def prune_stage(
             seed=config.seed,
             score=lambda m: _keras_val_auroc(m, splits, kind),
             rates=rates,
-            max_sensitivity_drop=config.evaluation.max_sensitivity_drop,
-            max_specificity_drop=config.evaluation.max_specificity_drop,
-            max_brier_increase=config.evaluation.max_brier_increase,
+            budget=budget,
         ),
     )
-    pruning_report = pruned.to_json()
-    pruning_report["structured"] = structured_report
-    pruning_report["flatten"] = flatten_report
-    history = pruning_report["finetune"]
-    pruned_val_auroc = pruning_report["validation_auroc"]["pruned"]
-    finetuned_val_auroc = pruning_report["validation_auroc"]["finetuned"]
-    reference_val_auroc = finetuned_val_auroc if history else pruned_val_auroc
     val_rates = None if rates is None else rates(model)
-    return Pruned(model, pruning_report, source_parameters, reference_val_auroc, val_rates)
+    return Pruned(model, pruned, structured_outcome, flattened, source_parameters, val_rates)

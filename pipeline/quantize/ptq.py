@@ -1,32 +1,35 @@
 """The int8 stage: representative dataset, conversion, proof, and accuracy-aware remedies.
 
 Plain full-integer PTQ is tried first. When its validation AUROC falls more than
-`max_auroc_drop` below the pruned float model's, the stage diagnoses why (output saturation
-and ties, per-layer quantization error) and tries remedies in order, keeping the first that
-meets the budget on the validation split (AUROC and, at the operating point, sensitivity
-and specificity within `--max-sensitivity-drop` and `--max-specificity-drop`): logits out
-(the final sigmoid/softmax moves to the host), other calibration sizes, int16 activations
-(16x8). The test split is only used for the final numbers, elsewhere.
+`--val-max-int8-auroc-drop` below the pruned float model's, the stage diagnoses why (output
+saturation and ties, per-layer quantization error) and tries remedies in order, keeping the
+first that meets the budget on the validation split (AUROC and, at the operating point, the
+`ValidationBudget` of sensitivity, specificity and Brier score): logits out (the final
+sigmoid/softmax moves to the host), other calibration sizes, int16 activations (16x8).
+The test split is only used for the final numbers, elsewhere.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.config import Activations, QuantizeConfig, QuantizedIO
+from pipeline.config.budget import RATES
 from pipeline.errors import QuantizationError
 from pipeline.evaluate.operating_point import RateBudget
 from pipeline.models import OutputKind
+from pipeline.quantize.result import Candidate, QuantizationResult, TriedRecipe
 
 if TYPE_CHECKING:
     import keras
 
+    from converters.inspection import ModelInfo
     from pipeline.data.splits import Splits
 
 
@@ -53,26 +56,6 @@ def calibration_indices(y: np.ndarray, samples: int, seed: int) -> np.ndarray:
 def postprocess_kind(postprocess: str, kind: OutputKind) -> OutputKind:
     """How to read outputs into probabilities after the host applies `postprocess`."""
     return OutputKind.LOGITS if postprocess in ("sigmoid", "softmax") else kind
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One quantization recipe."""
-
-    name: str
-    logits: bool = False
-    calibration_samples: int = QuantizeConfig.calibration_samples
-    activations: str = "int8"
-
-
-@dataclass(frozen=True)
-class QuantizationResult:
-    """The chosen int8 flatbuffer, how to read its output, and the evidence."""
-
-    tflite: bytes
-    postprocess: str  # applied by the host to the model output: sigmoid | softmax | none
-    output_kind: OutputKind  # how evaluation turns outputs into probabilities
-    report: dict[str, Any] = field(repr=False)
 
 
 def _convert(
@@ -244,8 +227,8 @@ def quantize(
     """
     from converters.inspection import inspect_tflite, require_full_integer
 
-    tried: list[dict[str, Any]] = []
-    chosen: tuple[Candidate, bytes, str, np.ndarray, float | None] | None = None
+    tried: list[TriedRecipe] = []
+    chosen: tuple[Candidate, bytes, TriedRecipe, np.ndarray, ModelInfo] | None = None
     diagnosis: dict[str, Any] | None = None
     for cand in _ladder(config, kind):
         progress(f"quantize int8 ({cand.name})")
@@ -254,90 +237,67 @@ def quantize(
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
         val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
-        entry = {
-            "name": cand.name,
-            "postprocess": removed,
-            "calibration_samples": int(len(idx)),
-            "activations": cand.activations,
-            **_judge(val, reference_val_auroc, config.max_auroc_drop, rates),
-            "bytes": len(data),
-        }
+        entry = _judge(cand, removed, len(idx), val, reference_val_auroc, config, rates, len(data))
         tried.append(entry)
-        auroc, meets = val["auroc"], entry["meets_budget"]
-        if chosen is None or meets or (auroc or 0) > (chosen[4] or 0):
-            chosen = (cand, data, removed, idx, auroc)
-        if meets:
+        if (
+            chosen is None
+            or entry.meets_budget
+            or (entry.val_auroc or 0) > (chosen[2].val_auroc or 0)
+        ):
+            chosen = (cand, data, entry, idx, info)
+        if entry.meets_budget:
             break
         if diagnosis is None:
             diagnosis = _diagnose(model, splits, data, info, idx)
     assert chosen is not None
-    report = _report(chosen, splits, config, reference_val_auroc, rates, tried, diagnosis)
-    data, removed = chosen[1], chosen[2]
-    return QuantizationResult(data, removed, postprocess_kind(removed, kind), report)
+    cand, data, entry, idx, info = chosen
+    return QuantizationResult(
+        tflite=data,
+        postprocess=entry.postprocess,
+        output_kind=postprocess_kind(entry.postprocess, kind),
+        recipe=cand,
+        inspection=info,
+        config=config,
+        calibration_samples=int(len(idx)),
+        calibration_label_counts=splits.calibration_label_counts(idx),
+        reference_val_auroc=reference_val_auroc,
+        rates=rates,
+        tried=tuple(tried),
+        diagnosis=diagnosis,
+    )
 
 
 def _judge(
+    cand: Candidate,
+    postprocess: str,
+    samples: int,
     val: dict[str, Any],
     reference_val_auroc: float | None,
-    max_auroc_drop: float,
+    config: QuantizeConfig,
     rates: RateBudget | None,
-) -> dict[str, Any]:
-    """A recipe's validation numbers against the budget: its entry in `tried` (without
-    name, sizes and recipe fields), `meets_budget` included."""
+    size: int,
+) -> TriedRecipe:
+    """A recipe's validation numbers against the budget."""
     auroc = val["auroc"]
     drop = None if auroc is None or reference_val_auroc is None else reference_val_auroc - auroc
-    meets = drop is None or drop <= max_auroc_drop
-    entry: dict[str, Any] = {"val_auroc": auroc, "val_auroc_drop": drop}
+    meets = drop is None or drop <= config.max_auroc_drop
+    val_rates = drops = None
     if rates is not None and val.get("sensitivity") is not None:
         meets = meets and rates.meets(val)
+        val_rates = {name: val.get(name) for name in RATES}
         drops = rates.drops(val)
-        for name in ("sensitivity", "specificity", "brier"):
-            entry[f"val_{name}"] = val.get(name)
-            entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
-    return {**entry, "meets_budget": meets}
-
-
-def _report(
-    chosen: tuple[Candidate, bytes, str, np.ndarray, float | None],
-    splits: Splits,
-    config: QuantizeConfig,
-    reference_val_auroc: float | None,
-    rates: RateBudget | None,
-    tried: list[dict[str, Any]],
-    diagnosis: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The report's `quantization` block for the chosen recipe (candidate, file, output
-    postprocess, calibration indices, validation AUROC)."""
-    from converters.inspection import inspect_tflite
-
-    cand, data, removed, idx, _ = chosen
-    info = inspect_tflite(data)
-    doc = info.to_json()
-    return {
-        "full_integer": info.full_integer,
-        "integer_ops": info.integer_ops,
-        "input": doc["input"],
-        "output": {**doc["output"], "postprocess": removed},
-        "io": config.io,
-        "activations": cand.activations,
-        "sparse_encoding": config.sparse_encoding,
-        "calibration_samples": int(len(idx)),
-        "calibration_label_counts": splits.calibration_label_counts(idx),
-        "recipe": cand.name,
-        "budget_met": any(t["meets_budget"] for t in tried),
-        "max_auroc_drop": config.max_auroc_drop,
-        "reference_val_auroc": reference_val_auroc,
-        "max_sensitivity_drop": rates.max_sensitivity_drop if rates else None,
-        "max_specificity_drop": rates.max_specificity_drop if rates else None,
-        "max_brier_increase": rates.max_brier_increase if rates else None,
-        "reference_val_sensitivity": rates.reference.get("sensitivity") if rates else None,
-        "reference_val_specificity": rates.reference.get("specificity") if rates else None,
-        "reference_val_brier": rates.reference.get("brier") if rates else None,
-        "tried": tried,
-        "diagnosis": diagnosis,
-        "op_summary": doc["op_summary"],
-        "op_versions": {op: v["versions"] for op, v in doc["op_summary"].items()},
-    }
+    return TriedRecipe(
+        name=cand.name,
+        postprocess=postprocess,
+        calibration_samples=samples,
+        activations=cand.activations,
+        val_auroc=auroc,
+        val_auroc_drop=drop,
+        val_rates=val_rates,
+        val_rate_drops=drops,
+        meets_budget=meets,
+        bytes=size,
+    )
 
 
 def _diagnose(

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.config import BuildConfig, RuntimeTarget
+from pipeline.quantize.result import QuantizationResult, SparseEncoding
+
+if TYPE_CHECKING:
+    from pipeline.evaluate.operating_point import RateBudget
 
 
 def verify_stage(
     model: Any,
     splits: Any,
     config: BuildConfig,
-    quant: Any,
+    quant: QuantizationResult,
     path: Any,
     kind: Any,
     reference_val_auroc: float | None,
     progress: Callable[[str], None],
-    rates: Any = None,
-) -> Any:
+    rates: RateBudget | None = None,
+) -> QuantizationResult:
     """Runs the int8 file on every target runtime; drops a sparse encoding that fails."""
     from dataclasses import replace
 
@@ -28,7 +32,7 @@ def verify_stage(
     from converters.inspection import inspect_tflite
     from pipeline.evaluate.metrics import predictions, probabilities
     from pipeline.quantize import ptq as quantization
-    from pipeline.quantize.verification import target_name, verify
+    from pipeline.quantize.verification import RuntimeCheck, target_name, verify
 
     x_test = splits.model_inputs("test")
     if quant.postprocess == "none":
@@ -43,7 +47,7 @@ def verify_stage(
         probs = probabilities(outputs, quant.output_kind)
         return predictions(probs, splits.positive_class, threshold)
 
-    def run_checks(data_path: Any) -> list[Any]:
+    def run_checks(data_path: Any) -> list[RuntimeCheck]:
         info = inspect_tflite(data_path)
         scale = info.tensors[info.outputs[0]].scale
         return verify(
@@ -59,12 +63,8 @@ def verify_stage(
 
     progress("verify runtimes")
     checks = run_checks(path)
-    sparse: dict[str, Any] = {
-        "requested": config.quantize.sparse_encoding,
-        "kept": False,
-        "reason": None,
-    }
-    if config.quantize.sparse_encoding:
+    requested, kept, reason = config.quantize.sparse_encoding, False, None
+    if requested:
         # TFLM has no DENSIFY kernel: it refuses every sparse file. Verified whenever
         # [micro] is installed, it decides the encoding only when required.
         required = RuntimeTarget.TFLM in config.quantize.require_runtimes
@@ -74,9 +74,7 @@ def verify_stage(
             if c.status != "ok" and (required or c.target is not RuntimeTarget.TFLM)
         ]
         if failed:
-            sparse["reason"] = "; ".join(
-                f"{target_name(c.target)}: {c.status} ({c.reason})" for c in failed
-            )
+            reason = "; ".join(f"{target_name(c.target)}: {c.status} ({c.reason})" for c in failed)
             dense_config = replace(config.quantize, sparse_encoding=False)
             quant = quantization.quantize(
                 model,
@@ -91,14 +89,18 @@ def verify_stage(
             path.write_bytes(quant.tflite)
             checks = run_checks(path)
         else:
-            sparse["kept"] = True
-    quant.report["sparse_encoding"] = sparse
+            kept = True
+    micro = None
     if RuntimeTarget.TFLM in config.quantize.runtimes:
         from pipeline.device.client import micro_footprint
         from pipeline.quantize.verification import micro_verdict
 
         progress("TFLM arena search")
-        quant.report["micro"] = micro_footprint(path)
-        checks = micro_verdict(checks, quant.report["micro"])
-    quant.report["verification"] = [c.to_json() for c in checks]
-    return quant
+        micro = micro_footprint(path)
+        checks = micro_verdict(checks, micro)
+    return replace(
+        quant,
+        sparse_encoding=SparseEncoding(requested, kept, reason),
+        micro=micro,
+        verification=tuple(checks),
+    )

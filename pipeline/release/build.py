@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.clock import StageClock
 from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
+from pipeline.config.budget import ValidationBudget
 from pipeline.data.stage import DataStageResult, load_stage
 from pipeline.device.stage import bench_stage
 from pipeline.evaluate.stage import (
@@ -113,7 +114,7 @@ def build(
         report = _report(loaded, made, metrics, bench, config, clock)
         if onnx_doc is not None:
             _add_onnx(report, onnx_doc)
-        report.gates = Gates.from_json(gates_mod.evaluate(report.to_json(), config, baseline))
+        report.gates = Gates.from_json(gates_mod.evaluate(report, config, baseline))
         report.provenance = provenance.report
         report.timings_s["total"] = round(time.perf_counter() - started, 3)
         _write_release(stage.dir, report, provenance, made, config, clock)
@@ -153,9 +154,12 @@ def _make_variants(
         "operating point",
         lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
     )
-    pruned = prune_stage(loaded.model, splits, kind, config, clock, threshold=point.threshold)
+    budget = ValidationBudget.of(config)
+    pruned = prune_stage(
+        loaded.model, splits, kind, config, clock, threshold=point.threshold, budget=budget
+    )
     model, reference_val_auroc = pruned.model, pruned.val_auroc
-    budget = int8_rate_budget(config, point.threshold, pruned.val_rates)
+    rates = int8_rate_budget(budget, point.threshold, pruned.val_rates)
     paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
         Variant.PRUNED_FLOAT32.filename,
         clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
@@ -170,7 +174,7 @@ def _make_variants(
             reference_val_auroc,
             config.seed,
             progress,
-            rates=budget,
+            rates=rates,
         ),
     )
     paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -185,7 +189,7 @@ def _make_variants(
             kind,
             reference_val_auroc,
             progress,
-            rates=budget,
+            rates=rates,
         ),
     )
     paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
@@ -272,8 +276,7 @@ def _report(
     clock: StageClock,
 ) -> BuildReport:
     """The report of the stages' results, before the gates judge it."""
-    splits, pruned, paths = loaded.splits, made.pruned, made.paths
-    pruning, quantization = pruned.report, made.quant.report
+    splits, pruned, paths, quant = loaded.splits, made.pruned, made.paths, made.quant
     return BuildReport(
         schema_version=SCHEMA_VERSION,
         model=ModelInfo(
@@ -284,8 +287,8 @@ def _report(
         ),
         data=DataSummary.from_json(splits.summary()),
         operating_point=OperatingPointInfo.from_json(made.point.report),
-        pruning=PruningInfo(pruning),
-        quantization=QuantizationInfo(quantization),
+        pruning=PruningInfo(pruned.to_json()),
+        quantization=QuantizationInfo(quant.to_json()),
         artifacts={
             v.value: Artifact.from_json(artifacts.describe(p, config.out)) for v, p in paths.items()
         },
@@ -293,9 +296,9 @@ def _report(
         bench=read_bench(bench),
         warnings=[
             *splits.warnings,
-            *structured_warnings(pruning.get("structured"), config.prune),
-            *flatten_warnings(pruning.get("flatten")),
-            *quantization_warnings(quantization),
+            *structured_warnings(pruned.structured, config.prune),
+            *flatten_warnings(pruned.flatten),
+            *quantization_warnings(quant),
             *bench_warnings(bench),
         ],
         timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s

@@ -11,6 +11,7 @@ a release criterion nobody measured is not met.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ from typing import Any
 from pipeline.config import GATES, BuildConfig, GatesConfig, GateSpec
 from pipeline.config.gates import BASELINE, FLOAT32, LIMIT, Measure
 from pipeline.errors import ConfigError
+from pipeline.release.report.schema import BuildReport
 
 INT8 = "int8"
+# a report with nothing measured: what a missing baseline reads as
+_EMPTY = BuildReport.coerce({"metrics": {}, "artifacts": {}, "bench": {}})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Check:
         }
 
 
-def load_baseline(path: Path) -> dict[str, Any]:
+def load_baseline(path: Path) -> BuildReport:
     """The previous release's report.json, checked for what the gates read.
 
     Raises:
@@ -70,22 +74,30 @@ def load_baseline(path: Path) -> dict[str, Any]:
             f"Baseline '{path}' is not a bedside-lite report.json: expected metrics.int8 and "
             "artifacts.int8. Pass the report.json written by `bedside-lite build`."
         )
-    return doc
+    try:
+        return BuildReport.coerce(doc)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Baseline '{path}' is not a bedside-lite report.json ({exc}). Pass the "
+            "report.json written by `bedside-lite build`."
+        ) from None
 
 
-def _p50(report: dict[str, Any], variant: str) -> float | None:
-    entry = report.get("bench", {}).get(variant) or {}
-    if entry.get("status") != "ok":
+def _p50(report: BuildReport, variant: str) -> float | None:
+    entry = (report.bench or {}).get(variant)
+    if entry is None or not entry.ok:
         return None
-    return entry.get("latency_ms", {}).get("p50")
+    return entry.latency_ms.get("p50")
 
 
-def _metric(report: dict[str, Any], variant: str, name: str) -> float | None:
-    return (report.get("metrics", {}).get(variant) or {}).get(name)
+def _metric(report: BuildReport, variant: str, name: str) -> float | None:
+    metrics = (report.metrics or {}).get(variant)
+    return None if metrics is None else metrics.value(name)
 
 
-def _bytes(report: dict[str, Any], variant: str) -> int | None:
-    return (report.get("artifacts", {}).get(variant) or {}).get("bytes")
+def _bytes(report: BuildReport, variant: str) -> int | None:
+    artifact = (report.artifacts or {}).get(variant)
+    return None if artifact is None else artifact.bytes
 
 
 def _check(
@@ -104,8 +116,8 @@ def _check(
 
 
 def _drop(
-    report: dict[str, Any],
-    other: dict[str, Any],
+    report: BuildReport,
+    other: BuildReport,
     other_variant: str,
     metric: str,
     name: str,
@@ -129,10 +141,11 @@ def _drop(
     )
 
 
-def _noninferiority(report: dict[str, Any], metric: str, margin: float) -> Check:
+def _noninferiority(report: BuildReport, metric: str, margin: float) -> Check:
     """Passes when the upper 95% bound of float32 - int8 (paired bootstrap) is <= margin."""
-    vs_float32: Any = _metric(report, INT8, "vs_float32") or {}  # paired differences
-    paired = (vs_float32.get(metric) or {}).get("ci95")
+    int8 = (report.metrics or {}).get(INT8)
+    diff = (int8.vs_float32 or {}).get(metric) if int8 is not None else None
+    paired = diff.ci95 if diff is not None else None
     upper = None if paired is None else -paired[0]
     return _check(
         f"noninferiority_{metric}",
@@ -148,7 +161,7 @@ def _noninferiority(report: dict[str, Any], metric: str, margin: float) -> Check
     )
 
 
-def _micro_kb(spec: GateSpec, limit: float, report: dict[str, Any]) -> Check:
+def _micro_kb(spec: GateSpec, limit: float, report: BuildReport) -> Check:
     """`max_arena_kb`: TFLM's smallest working arena of the int8 model (quantization.micro);
     `max_flash_kb`: model_int8.tflite as shipped (with its embedded manifest), which the
     firmware holds as a const array."""
@@ -157,7 +170,7 @@ def _micro_kb(spec: GateSpec, limit: float, report: dict[str, Any]) -> Check:
         kb = None if size is None else size / 1024
         detail = f"model_int8.tflite as shipped is {size} bytes"
         return _check(spec.name, LIMIT, kb, limit, True, detail, "no int8 artifact")
-    micro = report.get("quantization", {}).get("micro") or {}
+    micro = report.quantization.micro or {}
     nbytes = micro.get("arena_bytes") if micro.get("status") == "ok" else None
     kb = None if nbytes is None else nbytes / 1024
     what = "TFLM's smallest working arena"
@@ -178,16 +191,16 @@ def _pct(new: float | None, old: float | None) -> float | None:
 def _measure(
     spec: GateSpec,
     limit: float,
-    report: dict[str, Any],
+    report: BuildReport,
     against: str,
-    baseline: dict[str, Any] | None,
+    baseline: BuildReport | None,
     bench_note: str,
 ) -> Check:
     """One check of a gate of `GATES` against float32, a fixed limit or the baseline."""
     name, upper, m = spec.name, spec.upper, spec.measure
     if m is Measure.DROP:
         other, variant = (baseline, INT8) if against == BASELINE else (report, FLOAT32)
-        return _drop(report, other or {}, variant, spec.metric, name, limit, against)
+        return _drop(report, other or _EMPTY, variant, spec.metric, name, limit, against)
     if m is Measure.NONINFERIORITY:
         return _noninferiority(report, spec.metric, limit)
     if m is Measure.INT8_METRIC:
@@ -209,7 +222,7 @@ def _measure(
         speedup = p_f / p_i if p_f is not None and p_i else None
         detail = f"float32 p50 {p_f} ms / int8 p50 {p_i} ms"
         return _check(name, against, speedup, limit, upper, detail, bench_note)
-    old_report = baseline or {}
+    old_report = baseline or _EMPTY
     if m is Measure.P50_GROWTH_PCT:
         new, old = _p50(report, INT8), _p50(old_report, INT8)
         detail = f"int8 p50 {new} ms vs baseline {old} ms"
@@ -221,35 +234,42 @@ def _measure(
 
 
 def evaluate_limits(
-    report: dict[str, Any],
+    report: BuildReport | Mapping[str, Any],
     gates: GatesConfig,
-    baseline: dict[str, Any] | None = None,
+    baseline: BuildReport | Mapping[str, Any] | None = None,
     bench_note: str = "the bench did not run (--no-bench) or failed",
 ) -> list[Check]:
-    """The limit gates (not the `require_*` ones) on a report-shaped dict.
+    """The limit gates (not the `require_*` ones) on a report.
 
-    `report` needs `metrics`, `artifacts` and `bench` keyed by variant, as in report.json;
-    sweep points pass their validation metrics in the same shape. Checks against float32
+    The gates read a report's `metrics`, `artifacts` and `bench` by variant; a sweep point
+    passes its validation metrics as a report.json-shaped dict, read leniently as a
+    `BuildReport` (as is a dict `report` or `baseline`). Checks against float32
     or a fixed limit come first (in `GateSpec.rank` order), then those against the
     baseline when one is given (in table order).
     """
+    report = BuildReport.coerce(report)
+    old = None if baseline is None else BuildReport.coerce(baseline)
     limits = gates.limits
     first = sorted((s for s in GATES if s.name in limits), key=lambda s: s.rank)
     passes = [(s, a) for s in first for a in s.against if a != BASELINE]
-    if baseline is not None:
+    if old is not None:
         passes += [(s, BASELINE) for s in GATES if s.name in limits and BASELINE in s.against]
     return [
-        _measure(spec, limits[spec.name], report, against, baseline, bench_note)
+        _measure(spec, limits[spec.name], report, against, old, bench_note)
         for spec, against in passes
     ]
 
 
 def evaluate(
-    report: dict[str, Any], config: BuildConfig, baseline: dict[str, Any] | None = None
+    report: BuildReport | Mapping[str, Any],
+    config: BuildConfig,
+    baseline: BuildReport | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every gate of a build: the `gates` block of report.json."""
+    report = BuildReport.coerce(report)
     checks = evaluate_limits(report, config.gates, baseline)
-    verification = {c["target"]: c for c in report.get("quantization", {}).get("verification", [])}
+    quantization = report.quantization
+    verification = {c["target"]: c for c in quantization.verification} if quantization else {}
     for target in config.quantize.require_runtimes:
         name = getattr(target, "value", target)  # a runtime, or a device's name
         check = verification.get(name)
@@ -266,7 +286,7 @@ def evaluate(
             )
         )
     if config.export.require_parity:
-        parity = report.get("onnx", {}).get("parity", {})
+        parity = report.onnx.parity if report.onnx else {}
         docs = {k: v for k, v in parity.items() if isinstance(v, dict) and "ok" in v}
         ok = bool(docs) and all(d["ok"] for d in docs.values())
         checks.append(

@@ -205,7 +205,7 @@ def evaluate_point(
             v.value: {"bytes": p.stat().st_size, "sha256": artifacts.sha256(p)}
             for v, p in paths.items()
         }
-    p, q = pruned.report, quant.report
+    p, q = pruned.to_json(), quant.to_json()
     return {
         "split": "val",
         "artifacts": sizes,

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import PruneConfig, Variant
 
+if TYPE_CHECKING:
+    from pipeline.prune.flatten import Flattened
+    from pipeline.prune.structured import StructuredOutcome
+    from pipeline.quantize.result import QuantizationResult
 
-def flatten_warnings(flatten: dict[str, Any] | None) -> list[str]:
+
+def flatten_warnings(flatten: Flattened | None) -> list[str]:
     """A warning for every nested model left whole by the flattening before pruning."""
     return [
         f"nested model '{s['layer']}' not flattened for pruning: {s['reason']}"
-        for s in (flatten or {}).get("skipped", [])
+        for s in (flatten.skipped if flatten else ())
     ]
 
 
-def structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[str]:
+def structured_warnings(s: StructuredOutcome | None, prune: PruneConfig) -> list[str]:
     """A warning when structured pruning lost more validation AUROC than pruning may, or
     when `--structured-sparsity auto` chose no channel fraction (its reason)."""
     if not s:
         return []
-    auto = s.get("auto")
-    if auto and auto["chosen_sparsity"] is None:
-        return [f"--structured-sparsity auto: {auto['reason']}"]
-    auroc = s["validation_auroc"]
+    if s.auto and s.auto.chosen_sparsity is None:
+        return [f"--structured-sparsity auto: {s.auto.reason}"]
+    auroc = s.val_auroc
     after = auroc["finetuned"] if auroc["finetuned"] is not None else auroc["pruned"]
     if auroc["original"] is None or after is None:
         return []
@@ -38,25 +42,25 @@ def structured_warnings(s: dict[str, Any] | None, prune: PruneConfig) -> list[st
     ]
 
 
-def quantization_warnings(q: dict[str, Any]) -> list[str]:
-    if q.get("budget_met", True):
+def quantization_warnings(q: QuantizationResult) -> list[str]:
+    """A warning when no int8 recipe met the validation budgets: what shipped instead."""
+    if q.budget_met:
         return []
-    best = next(t for t in q["tried"] if t["name"] == q["recipe"])
+    best, rates = q.chosen, q.rates
     sens = best_sens = ""
-    if q.get("reference_val_sensitivity") is not None and best.get("val_sensitivity") is not None:
+    sensitivity, specificity = best.rate("sensitivity"), best.rate("specificity")
+    reference = rates.reference if rates else {}
+    if rates and reference.get("sensitivity") is not None and sensitivity is not None:
         sens = (
-            f" and validation sensitivity/specificity within {q['max_sensitivity_drop']}/"
-            f"{q['max_specificity_drop']} of its {q['reference_val_sensitivity']:.3f}/"
-            f"{q['reference_val_specificity']:.3f}"
+            f" and validation sensitivity/specificity within "
+            f"{rates.budget.max_sensitivity_drop}/{rates.budget.max_specificity_drop} of its "
+            f"{reference['sensitivity']:.3f}/{reference['specificity']:.3f}"
         )
-        best_sens = (
-            f" (sensitivity {best['val_sensitivity']:.3f}, specificity "
-            f"{best['val_specificity']:.3f})"
-        )
+        best_sens = f" (sensitivity {sensitivity:.3f}, specificity {specificity:.3f})"
     return [
-        f"no int8 recipe kept validation AUROC within {q['max_auroc_drop']} of the pruned "
-        f"float model ({q['reference_val_auroc']:.4f}){sens}; shipping '{q['recipe']}' with "
-        f"{best['val_auroc']:.4f}{best_sens}. Consider --remedy-int16, more calibration data "
+        f"no int8 recipe kept validation AUROC within {q.config.max_auroc_drop} of the pruned "
+        f"float model ({q.reference_val_auroc:.4f}){sens}; shipping '{q.recipe.name}' with "
+        f"{best.val_auroc:.4f}{best_sens}. Consider --remedy-int16, more calibration data "
         "or less pruning."
     ]
 

@@ -309,10 +309,11 @@ def test_conflicting_threshold_flags_are_exit_2(tmp_path: Path) -> None:
 
 
 def test_rate_budget_judges_sensitivity_specificity_and_brier() -> None:
+    from pipeline.config.budget import ValidationBudget
     from pipeline.evaluate.operating_point import RateBudget
 
     ref = {"sensitivity": 0.95, "specificity": 0.90, "brier": 0.03}
-    budget = RateBudget(0.02, 0.05, ref, threshold=0.4, max_brier_increase=0.01)
+    budget = RateBudget(ValidationBudget(0.02, 0.05, 0.01), ref, threshold=0.4)
     assert budget.meets({"sensitivity": 0.95, "specificity": 0.86, "brier": 0.039})
     assert not budget.meets({"sensitivity": 0.92, "specificity": 0.90, "brier": 0.03})
     assert not budget.meets({"sensitivity": 1.0, "specificity": 0.84, "brier": 0.03})
@@ -320,4 +321,4 @@ def test_rate_budget_judges_sensitivity_specificity_and_brier() -> None:
     assert not budget.meets({"sensitivity": None, "specificity": 0.9, "brier": 0.03})
     drops = budget.drops({"sensitivity": 0.90, "specificity": 0.95, "brier": 0.05})
     assert drops == pytest.approx({"sensitivity": 0.05, "specificity": -0.05, "brier": 0.02})
-    assert "--max-brier-increase 0.01" in budget.text()
+    assert "--val-max-brier-increase 0.01" in budget.text()

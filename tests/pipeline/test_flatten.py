@@ -124,7 +124,7 @@ def test_unflattenable_sub_models_are_left_whole_with_the_reason(
     )
     doc = outcome.to_json()
     assert {"layer": layer, "reason": skipped["reason"]} in doc["skipped"]
-    (warning,) = _flatten_warnings(flat.to_json())
+    (warning,) = _flatten_warnings(flat)
     assert f"'{layer}' not flattened" in warning and skipped["reason"] in warning
     assert doc["rebuild_max_abs_diff"] <= 1e-5
 

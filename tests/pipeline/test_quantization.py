@@ -113,7 +113,9 @@ def test_remedy_keeps_confident_sigmoid_within_budget(
     confident: Path, breastmnist_path: Path, tmp_path: Path
 ) -> None:
     plain = _build(confident, breastmnist_path, tmp_path / "plain", "--no-remedy")
-    remedied = _build(confident, breastmnist_path, tmp_path / "remedy", "--max-auroc-drop", "0.0")
+    remedied = _build(
+        confident, breastmnist_path, tmp_path / "remedy", "--val-max-int8-auroc-drop", "0.0"
+    )
     assert plain["quantization"]["recipe"] == "plain"
     assert len(plain["quantization"]["tried"]) == 1
     q = remedied["quantization"]

@@ -15,6 +15,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cli.options import build_config
 from pipeline.config import STRUCTURED_AUTO_GRID, PruneConfig, StructuredConfig
+from pipeline.config.budget import ValidationBudget
 from pipeline.errors import ConfigError
 from pipeline.models import output_kind
 from pipeline.prune import structured
@@ -92,7 +93,7 @@ def test_the_first_fraction_in_budget_is_kept_and_smaller_ones_are_not_tried(
     assert doc["target_sparsity"] == 0.5 and doc["method"] == "channel_norm"
     assert doc["auto"]["chosen_sparsity"] == 0.5 and doc["auto"]["grid"] == list(GRID)
     assert doc["auto"]["baseline_val_auroc"] == 1.0
-    assert structured_warnings(doc, PruneConfig(max_prune_drop=0.1)) == []
+    assert structured_warnings(outcome, PruneConfig(max_prune_drop=0.1)) == []
 
 
 def test_the_rates_at_the_operating_point_are_judged_as_sparsity_auto_judges_them(
@@ -104,13 +105,16 @@ def test_the_rates_at_the_operating_point_are_judged_as_sparsity_auto_judges_the
         ok = m.count_params() >= params_at_half
         return {"sensitivity": 1.0 if ok else 0.5, "specificity": 1.0, "brier": 0.1}
 
-    judge = RateJudge.of_original(model, rates, 0.02, 0.05, 1.0)
+    judge = RateJudge.of_original(model, rates, ValidationBudget(0.02, 0.05, 1.0))
     outcome, tried = _search(model, monkeypatch, lambda m: 0.8, 0.0, judge)
     assert tried == [0.7, 0.5]
     auto = outcome.auto
     assert auto is not None and auto.chosen_sparsity == 0.5
     assert [p["val_sensitivity"] for p in auto.curve] == [0.5, 1.0]
-    assert auto.baseline_val_sensitivity == 1.0 and auto.max_sensitivity_drop == 0.02
+    assert auto.rates is not None and auto.rates.reference["sensitivity"] == 1.0
+    assert auto.rates.budget.max_sensitivity_drop == 0.02
+    doc = auto.to_json()
+    assert (doc["baseline_val_sensitivity"], doc["max_sensitivity_drop"]) == (1.0, 0.02)
 
 
 def test_no_fraction_in_budget_means_no_structured_pruning(
@@ -133,7 +137,7 @@ def test_no_fraction_in_budget_means_no_structured_pruning(
         assert f"{point['sparsity']:g} -> {point['val_auroc']:.4f}" in auto["reason"]
     for fix in ("--max-prune-drop", "--structured-finetune-epochs", "--structured-criterion"):
         assert fix in auto["reason"]
-    (warning,) = structured_warnings(doc, PruneConfig(max_prune_drop=0.0))
+    (warning,) = structured_warnings(outcome, PruneConfig(max_prune_drop=0.0))
     assert "--structured-sparsity auto" in warning and auto["reason"] in warning
 
 
@@ -161,8 +165,8 @@ def test_the_grid_is_validated() -> None:
 
 
 # the untrained model's rates at the operating point move with any change: no rate budget
-ANY_RATES = ["--max-sensitivity-drop", "1", "--max-specificity-drop", "1",
-             "--max-brier-increase", "1"]  # fmt: skip
+ANY_RATES = ["--val-max-sensitivity-drop", "1", "--val-max-specificity-drop", "1",
+             "--val-max-brier-increase", "1"]  # fmt: skip
 
 
 def _model() -> keras.Model:
@@ -262,7 +266,10 @@ def test_a_sweep_runs_the_search_in_every_point(tmp_path: Path) -> None:
     x = x.astype("float32")
     np.savez(tmp_path / "data.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64))
     job = tmp_path / "job.toml"
-    rates = "max_sensitivity_drop = 1.0\nmax_specificity_drop = 1.0\nmax_brier_increase = 1.0"
+    rates = (
+        "val_max_sensitivity_drop = 1.0\nval_max_specificity_drop = 1.0\n"
+        "val_max_brier_increase = 1.0"
+    )
     job.write_text(f'[model]\n{rates}\n[prune]\nstructured_sparsity = "auto"\nmax_drop = 1.0\n')
     out = tmp_path / "sweep"
     code = main(
@@ -295,6 +302,8 @@ def test_a_nested_model_stays_nested_when_auto_chose_nothing_and_nothing_else_pr
     )
     splits = synthetic_splits(model)
     pruned = prune_stage(model, splits, output_kind(model), config, StageClock(lambda _: None))
-    assert pruned.report["structured"]["auto"]["chosen_sparsity"] is None
-    assert (pruned.report["flatten"] is not None) is flattened
+    assert pruned.structured is not None and pruned.structured.auto is not None
+    assert pruned.structured.auto.chosen_sparsity is None
+    assert (pruned.flatten is not None) is flattened
+    assert pruned.to_json()["structured"]["auto"]["chosen_sparsity"] is None
     assert (pruned.model is model) is not flattened
