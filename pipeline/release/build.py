@@ -40,6 +40,7 @@ from pipeline.release.report.schema import (
     VariantMetrics,
     read_bench,
 )
+from pipeline.release.model_card import intended_use_warnings
 from pipeline.release.warnings import (
     bench_warnings,
     flatten_warnings,
@@ -248,14 +249,17 @@ def _write_release(
     config: BuildConfig,
     clock: StageClock,
 ) -> None:
-    """report.json, report.md (and plots, html), the resolved job and the manifest."""
+    """report.json, report.md (and plots, html), the model card, the SBOM, the resolved job
+    and the manifest (last: it lists the others)."""
     from pipeline.config import jobfile
-    from pipeline.release import manifest
+    from pipeline.release import manifest, model_card, sbom
     from pipeline.release import report as report_mod
 
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=_json) + "\n")
     clock.run("report", lambda: report_mod.write_documents(report, out, html=config.export.html))
     (out / JOB_FILE).write_text(jobfile.dumps(provenance.job, header=JOB_HEADER))
+    model_card.write(out, report, provenance.embedded["inputs"])
+    sbom.write(out, report)
     sha256 = provenance.report.embedded_sha256
     files = [p.name for p in made.paths.values()]
     manifest.write(out, config, provenance.job, provenance.embedded, sha256, files)
@@ -279,6 +283,7 @@ def _report(
             input_shape=list(loaded.input_shape),
             output_kind=loaded.kind.value,
             parameters=pruned.source_parameters,
+            intended_use=config.intended_use,
         ),
         data=DataSummary.from_json(splits.summary()),
         operating_point=OperatingPointInfo.from_json(made.point.report),
@@ -295,6 +300,7 @@ def _report(
             *flatten_warnings(pruning.get("flatten")),
             *quantization_warnings(quantization),
             *bench_warnings(bench),
+            *intended_use_warnings(config.intended_use),
         ],
         timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s
     )
