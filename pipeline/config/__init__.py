@@ -34,11 +34,11 @@ from pipeline.config.types import (
     BuildConfig,
     DataConfig,
     DeviceConfig,
-    ReleaseConfig,
     EvaluationConfig,
     ExportConfig,
     PruneConfig,
     QuantizeConfig,
+    ReleaseConfig,
     StructuredConfig,
     parse_operating_point,
 )

@@ -25,6 +25,7 @@ from pipeline.evaluate.stage import (
 from pipeline.prune.stage import Pruned, prune_stage
 from pipeline.quantize.stage import verify_stage
 from pipeline.release import artifacts
+from pipeline.release.model_card import intended_use_warnings
 from pipeline.release.onnx import onnx_stage
 from pipeline.release.report.schema import (
     Artifact,
@@ -40,7 +41,6 @@ from pipeline.release.report.schema import (
     VariantMetrics,
     read_bench,
 )
-from pipeline.release.model_card import intended_use_warnings
 from pipeline.release.warnings import (
     bench_warnings,
     flatten_warnings,

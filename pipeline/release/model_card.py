@@ -82,7 +82,10 @@ def _model(report: BuildReport, inputs: Mapping[str, Any]) -> dict[str, Any]:
             "recipe": report.quantization.recipe,
             "calibration_samples": report.quantization.calibration_samples,
         },
-        "files": {name: a.to_json() for name, a in report.artifacts.items()},
+        "files": {  # by file name: the card does not depend on where --out was
+            name: {"file": Path(a.path).name, "bytes": a.bytes, "sha256": a.sha256}
+            for name, a in report.artifacts.items()
+        },
     }
 
 
@@ -220,11 +223,12 @@ def markdown(doc: Mapping[str, Any]) -> str:
     ]
     lines += _table(
         ["file", "bytes", "sha256"],
-        [[f["path"], str(f["bytes"]), f"`{f['sha256']}`"] for f in model["files"].values()],
+        [[f["file"], str(f["bytes"]), f"`{f['sha256']}`"] for f in model["files"].values()],
     )
     lines += ["## Data", "", f"- source: `{data['source']}`"]
     for f in data["files"]:
-        lines.append(f"- {f.get('role', 'data')}: `{f.get('path')}` sha256 `{f.get('sha256')}`")
+        where = f.get("path") or f.get("embedded")
+        lines.append(f"- {f.get('role', 'data')}: `{where}` sha256 `{f.get('sha256')}`")
     lines += [f"- classes: {data['class_names']}; positive: {data['positive_class']}", ""]
     lines += _table(
         ["split", "samples", "class counts"],

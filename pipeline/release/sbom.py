@@ -28,6 +28,7 @@ PROJECT = "bedside-lite"
 ROLE = f"{PROJECT}:role"  # property: device-runtime, model, build-environment
 DEVICE = f"{PROJECT}:device"  # property: the device (`host` or a --device name)
 RECORD = f"{PROJECT}:record_sha256"  # property: sha256 of pip's RECORD of the install
+BUILD = "build-environment"
 BUILD_PACKAGES = ("tensorflow", "keras", "numpy", "flatbuffers")
 # a device_bench runtime module -> its pip distribution
 RUNTIME_PACKAGES = {
@@ -103,8 +104,8 @@ def _reported(report: BuildReport) -> Iterator[Package]:
             seen.add(device)
             runtime = info.get("runtime")
             if runtime:
-                name = RUNTIME_PACKAGES.get(runtime, runtime)
-                yield Package("device-runtime", name, info.get("runtime_version"), device)
+                package = RUNTIME_PACKAGES.get(runtime, str(runtime))
+                yield Package("device-runtime", package, info.get("runtime_version"), device)
             yield Package("device-runtime", "numpy", info.get("numpy"), device)
             yield _python("device-runtime", info.get("python"), device)
 
@@ -129,7 +130,13 @@ def packages(report: BuildReport) -> list[Package]:
     build = [installed(name, "build-environment") for name in BUILD_PACKAGES]
     project = installed(PROJECT, "build-environment")
     project = Package(project.role, PROJECT, tool_version(), record_sha256=project.record_sha256)
-    return [*models, *device, *build, project, _python("build-environment", platform.python_version())]
+    return [
+        *models,
+        *device,
+        *build,
+        project,
+        _python("build-environment", platform.python_version()),
+    ]
 
 
 def _component(package: Package) -> Any:
@@ -137,7 +144,10 @@ def _component(package: Package) -> Any:
     from cyclonedx.model.component import Component, ComponentScope, ComponentType
     from packageurl import PackageURL
 
-    properties = [Property(name=ROLE, value=package.role), Property(name=DEVICE, value=package.where)]
+    properties = [
+        Property(name=ROLE, value=package.role),
+        Property(name=DEVICE, value=package.where),
+    ]
     if package.record_sha256:
         properties.append(Property(name=RECORD, value=package.record_sha256))
     if package.version is None:
@@ -147,8 +157,10 @@ def _component(package: Package) -> Any:
         version=package.version,
         type=ComponentType(package.kind),
         bom_ref=package.ref,
-        scope=ComponentScope.REQUIRED if package.role != "build-environment" else ComponentScope.EXCLUDED,
-        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package.sha256)] if package.sha256 else [],
+        # the build environment makes the files; it does not ship with them
+        scope=ComponentScope.EXCLUDED if package.role == BUILD else ComponentScope.REQUIRED,
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package.sha256)]
+        if package.sha256 else [],
         purl=PackageURL(type="pypi", name=package.name, version=package.version)
         if package.purl and package.version
         else None,
