@@ -165,9 +165,14 @@ def _client(uri: str) -> Any:
 
 
 @contextlib.contextmanager
-def _bounded_retries() -> Iterator[None]:
-    """A few HTTP retries instead of MLflow's minutes of backoff (unless the user set them)."""
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+def _client_settings() -> Iterator[None]:
+    """A few HTTP retries instead of MLflow's minutes of backoff (unless the user set them),
+    and no run URL on stdout (it would break --json and could show the URI's password)."""
+    keys = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
     added = [k for k in keys if k not in os.environ]
     os.environ.update({k: keys[k] for k in added})
     try:
@@ -316,7 +321,7 @@ def publish(
     assert release.mlflow_uri is not None
     uri = release.mlflow_uri
     tags = report_tags(report, out)
-    with _failure(uri, out), _bounded_retries():
+    with _failure(uri, out), _client_settings():
         client = _client(uri)
         experiment_id = _experiment(client, release.mlflow_experiment)
         run = client.create_run(
@@ -393,7 +398,7 @@ def publish_sweep(
     """
     assert release.mlflow_uri is not None
     uri, rec = release.mlflow_uri, summary.get("recommended")
-    with _failure(uri, sweep_out), _bounded_retries():
+    with _failure(uri, sweep_out), _client_settings():
         client = _client(uri)
         experiment_id = _experiment(client, release.mlflow_experiment)
         parent = client.create_run(experiment_id, run_name=f"sweep {sweep_out.name}")
