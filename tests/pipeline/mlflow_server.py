@@ -20,11 +20,13 @@ START_TIMEOUT_S = 180.0
 
 def unavailable() -> str | None:
     """Why the server cannot run here, or None."""
-    try:
-        import mlflow.server  # noqa: F401 - the full `mlflow` package, not mlflow-skinny
+    import importlib.util
+
+    try:  # the full `mlflow` package has the server; mlflow-skinny does not
+        found = importlib.util.find_spec("mlflow.server") is not None
     except ImportError:
-        return "the MLflow server is not installed (pip install '.[dev]' brings mlflow)"
-    return None
+        found = False
+    return None if found else "the MLflow server is not installed (pip install '.[dev]')"
 
 
 def free_port() -> int:

@@ -98,13 +98,17 @@ def test_a_deleted_experiment_stops_the_build_before_any_work(tmp_path: Path) ->
     assert "experiment 'old'" in run.stderr and "deleted" in run.stderr
 
 
-def test_register_model_needs_a_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_register_model_needs_a_tracking_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     run = release_env.run_cli(["build", "--register-model", "m", "--out", str(tmp_path / "o")])
     assert run.code == 2 and "--register-model m needs a tracking server" in run.stderr
 
 
-def test_the_environment_names_the_server_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_names_the_server_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = mlflow_server.free_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     run = release_env.run_cli(["build", "--out", str(tmp_path / "o"), "--quiet"])
@@ -194,7 +198,9 @@ def test_register_model_makes_a_version_of_the_int8_file(
         report["metrics"]["int8"]["auroc"], abs=1e-5
     )
     assert int(version.tags["int8.bytes"]) == report["artifacts"]["int8"]["bytes"]
-    local = download_artifacts(artifact_uri=version.source, dst_path=str(tmp_path), tracking_uri=uri)
+    local = download_artifacts(
+        artifact_uri=version.source, dst_path=str(tmp_path), tracking_uri=uri
+    )
     assert Path(local).read_bytes() == (out / "model_int8.tflite").read_bytes()
 
 

@@ -16,6 +16,7 @@ from tests.pipeline import release_env
 
 pytestmark = pytest.mark.slow  # every test reads a whole build
 
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.getbasetemp() / "release"
