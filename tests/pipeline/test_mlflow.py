@@ -285,3 +285,15 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_point(logged: tuple[Path, str]
     assert published.model_version == "1"
     version = _client(uri).get_model_version("tiny-sweep", "1")
     assert version.source.endswith("confirmed/model_int8.tflite")
+
+
+def test_a_sweep_checks_the_server_before_any_point(tmp_path: Path) -> None:
+    port = mlflow_server.free_port()
+    out = tmp_path / "sweep"
+    uri = f"http://alice:{SECRET}@127.0.0.1:{port}"
+    run = release_env.run_cli(
+        ["sweep", "--mlflow", uri, "--sparsity", "0,0.5", "--out", str(out), "--quiet"]
+    )
+    assert run.code == 2, run.stderr
+    assert f"alice:***@127.0.0.1:{port}" in run.stderr and SECRET not in run.stderr
+    assert not out.exists()
