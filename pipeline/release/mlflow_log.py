@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import urllib.error
 import urllib.parse
@@ -167,7 +168,8 @@ def _client(uri: str) -> Any:
 @contextlib.contextmanager
 def _client_settings() -> Iterator[None]:
     """A few HTTP retries instead of MLflow's minutes of backoff (unless the user set them),
-    and no run URL on stdout (it would break --json and could show the URI's password)."""
+    no run URL on stdout (it would break --json and could show the URI's password), and
+    only MLflow's warnings on stderr."""
     keys = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
@@ -175,9 +177,13 @@ def _client_settings() -> Iterator[None]:
     }
     added = [k for k in keys if k not in os.environ]
     os.environ.update({k: keys[k] for k in added})
+    logger = logging.getLogger("mlflow")  # its INFO lines ("Waiting ... for model version")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
+        logger.setLevel(level)
         for k in added:
             os.environ.pop(k, None)
 
