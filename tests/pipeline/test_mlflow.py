@@ -297,3 +297,15 @@ def test_a_sweep_checks_the_server_before_any_point(tmp_path: Path) -> None:
     assert run.code == 2, run.stderr
     assert f"alice:***@127.0.0.1:{port}" in run.stderr and SECRET not in run.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_database_uri_is_checked_through_the_mlflow_client(tmp_path: Path) -> None:
+    if mlflow_server.unavailable() is not None:
+        pytest.skip("the sqlite store needs the full mlflow package")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_log.preflight(ReleaseConfig(uri, "fresh"))  # a new experiment: fine
+    client = _client(uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(mlflow_log.PublishError, match="experiment 'gone' .* is deleted"):
+        mlflow_log.preflight(ReleaseConfig(uri, "gone"))
