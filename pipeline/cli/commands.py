@@ -24,12 +24,13 @@ from pipeline.config import (
 
 
 def run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pipeline.release import gates
+    from pipeline.release import gates, mlflow_log
 
     options = build_options(argv)
     config = config_from_args(options)
     if config.gates.baseline is not None:
         gates.load_baseline(config.gates.baseline)  # a bad baseline fails before TensorFlow
+    mlflow_log.preflight(config.release)  # a server that cannot take the run: before any work
 
     from rich.console import Console
 
@@ -46,7 +47,14 @@ def run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         print_summary(report, console)
         console.print(f"artifacts in {config.out}/ (report.md, manifest.json)")
-    return gate_failures(report.gates.to_json() if report.gates is not None else {})
+    code = gate_failures(report.gates.to_json() if report.gates is not None else {})
+    if config.release.mlflow_uri is not None:
+        from pipeline.config.jobfile import job_from_config
+
+        job = job_from_config(config)
+        published = mlflow_log.publish(config.release, report, config.out, job)
+        print(f"mlflow: {published.note}", file=sys.stderr)
+    return code
 
 
 def run_init(args: argparse.Namespace) -> int:

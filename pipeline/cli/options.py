@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,8 @@ def _derive(values: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> N
     if structured["finetune_epochs"] is None:
         structured["finetune_epochs"] = values["finetune_epochs"]
     sections["device"]["targets"] = tuple(values["device"] or ())
+    if sections["release"]["mlflow_uri"] is None:  # unset by flag and file: the environment's
+        sections["release"]["mlflow_uri"] = os.environ.get("MLFLOW_TRACKING_URI") or None
     quantize["require_runtimes"], quantize["runtimes"] = _runtimes(values)
 
 

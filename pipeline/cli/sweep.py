@@ -27,7 +27,8 @@ def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not option.section and option.kind != "gate":
             passed.pop(option.dest, None)  # how it prints, not what it builds
     options = jobfile.resolve(build_defaults(), passed, job_file)
-    base_job = jobfile.job_from_config(config_from_args(options))
+    base_config = config_from_args(options)
+    base_job = jobfile.job_from_config(base_config)
     file_sweep = job_file.sweep if job_file is not None else {}
 
     def setting(name: str) -> Any:
@@ -49,6 +50,9 @@ def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         point_cpus=setting("point_cpus"),
         ray_retries=setting("ray_retries"),
     )
+    from pipeline.release import mlflow_log
+
+    mlflow_log.preflight(base_config.release)  # before any point runs
     summary = run_with_progress(
         args.quiet,
         args.debug,
@@ -58,6 +62,11 @@ def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
         _print_sweep(summary, sweep_options.out)
+    if base_config.release.mlflow_uri is not None:  # a parent run, a child per point
+        published = mlflow_log.publish_sweep(
+            base_config.release, summary, sweep_options.out, base_job
+        )
+        print(f"mlflow: {published.note}", file=sys.stderr)
     rec = summary["recommended"]
     if summary["failed"]:
         print(

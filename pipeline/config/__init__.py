@@ -38,6 +38,7 @@ from pipeline.config.types import (
     ExportConfig,
     PruneConfig,
     QuantizeConfig,
+    ReleaseConfig,
     StructuredConfig,
     parse_operating_point,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "BuildConfig",
     "DataConfig",
     "DeviceConfig",
+    "ReleaseConfig",
     "EvaluationConfig",
     "ExportConfig",
     "GatesConfig",

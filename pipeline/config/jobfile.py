@@ -270,6 +270,8 @@ def job_from_config(config: BuildConfig) -> dict[str, dict[str, Any]]:
         except AttributeError:
             continue
         value = _to_toml(key, value)  # inverted keys: the attribute is already positive
+        if key.section == "release":
+            continue  # where the build is published, not what it is (and may hold a token)
         if value == [] and key.section == "device":
             continue  # a build without devices writes no [device] section
         if value is not None:

@@ -38,7 +38,9 @@ from pipeline.config.gates import GATES
 from pipeline.config.option import Option, declare, shown
 from pipeline.config.sweep import SweepOptions
 
-SECTIONS = ("model", "data", "prune", "quantize", "bench", "export", "gates", "device")
+SECTIONS = (
+    "model", "data", "prune", "quantize", "bench", "export", "gates", "device", "release"
+)  # fmt: skip
 SWEEP = "sweep"
 BUILD_SWEEP = ("build", "sweep")
 
@@ -80,6 +82,10 @@ def _model() -> list[Option]:
           commands=BUILD_SWEEP),
         o("unsafe_load", "bool", "allow Lambda layers in the model (runs code stored in the "
           "file)", attr="unsafe_load"),
+        o("intended_use", "str", "the model card's intended use: who uses the model, on whom, "
+          "for what decision (unset: the card says so and the build warns)",
+          attr="intended_use", metavar="TEXT", commands=BUILD_SWEEP,
+          example='"second reader for breast ultrasound triage in adults"'),
     ]  # fmt: skip
 
 
@@ -275,6 +281,23 @@ def _gates_device() -> list[Option]:
     ]  # fmt: skip
 
 
+def _release() -> list[Option]:
+    def r(dest: str, kind: str, help: str, **kw: Any) -> Option:
+        return declare(dest, kind, help, section="release", commands=BUILD_SWEEP, **kw)
+
+    return [
+        r("mlflow", "str", "log the build (a sweep: a parent run, a child per point) to this "
+          "MLflow tracking server; unset: $MLFLOW_TRACKING_URI, else none (needs "
+          "bedside-lite[mlflow])", name="mlflow_uri", metavar="URI",
+          example='"http://127.0.0.1:5000"'),
+        r("mlflow_experiment", "str", "the MLflow experiment of the runs", metavar="NAME",
+          example='"bedside-lite"'),
+        r("register_model", "str", "register model_int8.tflite as a new version of this "
+          "MLflow registered model when the gates pass (needs --mlflow)", metavar="NAME",
+          example='"breast-triage-int8"'),
+    ]  # fmt: skip
+
+
 def _sweep() -> list[Option]:
     def o(dest: str, kind: str, help: str, **kw: Any) -> Option:
         kw.setdefault("default", None)
@@ -339,6 +362,7 @@ OPTIONS: tuple[Option, ...] = (
     *_prune(),
     *_quantize_bench_export(),
     *_gates_device(),
+    *_release(),
     *_sweep(),
     *_presentation(),
 )

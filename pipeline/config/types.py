@@ -545,6 +545,36 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ReleaseConfig:
+    """Where a finished build is published: an MLflow tracking server and model registry.
+
+    Not part of the resolved job (job.resolved.toml, the manifest): it says where a build
+    goes, not what it is, and a tracking URI may carry credentials.
+    """
+
+    mlflow_uri: str | None = None  # also $MLFLOW_TRACKING_URI (the CLI reads it)
+    mlflow_experiment: str = "bedside-lite"
+    register_model: str | None = None  # a registered model name: a version of model_int8
+
+    def __post_init__(self) -> None:
+        if not self.mlflow_experiment.strip():
+            raise ConfigError(
+                "--mlflow-experiment must be a non-empty experiment name; received "
+                f"{self.mlflow_experiment!r}. Write e.g. --mlflow-experiment bedside-lite."
+            )
+        if self.register_model is not None and not self.register_model.strip():
+            raise ConfigError(
+                "--register-model must be a non-empty registered model name; received "
+                f"{self.register_model!r}."
+            )
+        if self.register_model is not None and self.mlflow_uri is None:
+            raise ConfigError(
+                f"--register-model {self.register_model} needs a tracking server: pass "
+                "--mlflow URI ([release] mlflow_uri) or set MLFLOW_TRACKING_URI."
+            )
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """Everything one `bedside-lite build` run needs."""
 
@@ -559,9 +589,11 @@ class BuildConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     gates: GatesConfig = field(default_factory=GatesConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
     overwrite: bool = False
     seed: int = 0
     unsafe_load: bool = False  # allow Lambda layers (runs code from the model file)
+    intended_use: str | None = None  # the model card's intended use ([model] intended_use)
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.device.devices]

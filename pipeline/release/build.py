@@ -26,6 +26,7 @@ from pipeline.evaluate.stage import (
 from pipeline.prune.stage import Pruned, prune_stage
 from pipeline.quantize.stage import verify_stage
 from pipeline.release import artifacts
+from pipeline.release.model_card import intended_use_warnings
 from pipeline.release.onnx import onnx_stage
 from pipeline.release.report.schema import (
     Artifact,
@@ -254,14 +255,17 @@ def _write_release(
     config: BuildConfig,
     clock: StageClock,
 ) -> None:
-    """report.json, report.md (and plots, html), the resolved job and the manifest."""
+    """report.json, report.md (and plots, html), the model card, the SBOM, the resolved job
+    and the manifest (last: it lists the others)."""
     from pipeline.config import jobfile
-    from pipeline.release import manifest
+    from pipeline.release import manifest, model_card, sbom
     from pipeline.release import report as report_mod
 
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=_json) + "\n")
     clock.run("report", lambda: report_mod.write_documents(report, out, html=config.export.html))
     (out / JOB_FILE).write_text(jobfile.dumps(provenance.job, header=JOB_HEADER))
+    model_card.write(out, report, provenance.embedded["inputs"])
+    sbom.write(out, report)
     sha256 = provenance.report.embedded_sha256
     files = [p.name for p in made.paths.values()]
     manifest.write(out, config, provenance.job, provenance.embedded, sha256, files)
@@ -284,6 +288,7 @@ def _report(
             input_shape=list(loaded.input_shape),
             output_kind=loaded.kind.value,
             parameters=pruned.source_parameters,
+            intended_use=config.intended_use,
         ),
         data=DataSummary.from_json(splits.summary()),
         operating_point=OperatingPointInfo.from_json(made.point.report),
@@ -300,6 +305,7 @@ def _report(
             *flatten_warnings(pruned.flatten),
             *quantization_warnings(quant),
             *bench_warnings(bench),
+            *intended_use_warnings(config.intended_use),
         ],
         timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s
     )

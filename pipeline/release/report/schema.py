@@ -183,6 +183,7 @@ class ModelInfo(Record):
     input_shape: list[int | None]
     output_kind: str
     parameters: int
+    intended_use: str | None = _omit()  # [model] intended_use (the model card's)
 
 
 @dataclass(frozen=True)
