@@ -244,6 +244,7 @@ def test_gate_flag_parses_typed_values() -> None:
         jobfile.gate_assignment("min_speedup")
 
 
+@pytest.mark.slow
 def test_build_writes_the_resolved_job_with_the_cli_override(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
