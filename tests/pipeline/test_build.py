@@ -97,6 +97,7 @@ def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path,
     assert zeros / total == pytest.approx(report["pruning"]["achieved_sparsity"], abs=0.02)
 
 
+@pytest.mark.slow
 def test_refuses_non_empty_out_without_overwrite(
     default_build: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:
