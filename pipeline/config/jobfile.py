@@ -312,7 +312,11 @@ def check_rules(found: Mapping[str, Origin]) -> None:
     threshold, point = found.get("decision_threshold"), found.get("operating_point")
     if threshold is None or point is None or point.value is None or threshold.value is None:
         return
-    if parse_operating_point(point.value) == ("threshold", threshold.value):
+    try:
+        rule = parse_operating_point(point.value)
+    except ConfigError:
+        return  # a bad rule is the evaluation config's error, named as any other value
+    if rule == ("threshold", threshold.value):
         return
     raise ConfigError(
         f"{threshold} conflicts with {point}: two different rules for the decision threshold. "

@@ -348,3 +348,10 @@ def test_the_same_operating_point_rule_twice_is_accepted(tmp_path: Path) -> None
     # a resolved job with a chosen rule holds the rule alone, so it runs again
     chosen = build_config(["build", "--operating-point", "sensitivity=0.9"])
     assert job_config(jobfile.job_from_config(chosen)) == chosen
+
+
+def test_a_bad_rule_beside_a_threshold_names_the_file(tmp_path: Path) -> None:
+    job = _job(tmp_path, '[model]\noperating_point = "sensitivity=2"\ndecision_threshold = 0.4\n')
+    with pytest.raises(ConfigError) as exc:
+        build_config(["build", "--config", str(job)])
+    assert str(exc.value).startswith(f'{job}: [model] operating_point = "sensitivity=2" ')
