@@ -11,9 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
-BREASTMNIST = Path(
-    os.environ.get("BEDSIDE_BREASTMNIST", ROOT.parent / "shared" / "data" / "breastmnist.npz")
-)
+DEFAULT_BREASTMNIST = ROOT.parent / "shared" / "data" / "breastmnist.npz"
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +36,28 @@ def regen_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--regen-golden"))
 
 
+def real_data(name: str, default: Path) -> Path:
+    """The real data file of environment variable `name`, for the tests that need it.
+
+    Unset: `default` if it is there, else the test skips. `name=1` (or `true`): `default`
+    is required, and the test fails without it. Any other value is the file's path, and
+    is required too: a run that asked for the real data must not pass by skipping it.
+    """
+    setting = os.environ.get(name, "").strip()
+    path = default if setting.lower() in ("", "1", "true") else Path(setting)
+    if path.is_file():
+        return path
+    message = f"{name}: the real data is not at {path}"
+    if setting:
+        pytest.fail(f"{message}; {name}={setting} asks for it (unset it to skip these tests)")
+    pytest.skip(f"{message} (set {name}=1 to fail instead of skipping, or {name}=PATH)")
+
+
 @pytest.fixture(scope="session")
 def breastmnist_path() -> Path:
-    """The real BreastMNIST copy in ../shared/data (CC BY 4.0); tests skip without it."""
-    if not BREASTMNIST.is_file():
-        pytest.skip(f"BreastMNIST not found at {BREASTMNIST} (set BEDSIDE_BREASTMNIST)")
-    return BREASTMNIST
+    """The real BreastMNIST copy in ../shared/data (CC BY 4.0); tests skip without it,
+    unless BEDSIDE_BREASTMNIST is set (then they fail)."""
+    return real_data("BEDSIDE_BREASTMNIST", DEFAULT_BREASTMNIST)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from pipeline.config import (
     choices,
 )
 from pipeline.config.options import OPTIONS
+from pipeline.errors import ConfigError
 
 
 def _sections(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -77,7 +78,21 @@ def _section_class(name: str) -> Any:
 
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
-    """The validated BuildConfig of resolved options (every build dest set)."""
+    """The validated BuildConfig of resolved options (every build dest set).
+
+    A bad value names where it came from: the flag, or the job file and its key.
+    """
+    from pipeline.config import jobfile
+
+    origins = getattr(args, "origins", {})
+    jobfile.check_rules(origins)
+    try:
+        return _validated(args)
+    except ConfigError as exc:
+        raise ConfigError(jobfile.named(str(exc), origins)) from None
+
+
+def _validated(args: argparse.Namespace) -> BuildConfig:
     values = vars(args)
     sections = _sections(values)
     _derive(values, sections)

@@ -19,6 +19,7 @@ import difflib
 import enum
 import json
 import math
+import re
 import sys
 import textwrap
 import warnings
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.convert import convert, convert_sweep
-from pipeline.config.option import Option
+from pipeline.config.option import Option, shown
 from pipeline.config.options import OPTIONS, SECTIONS, SWEEP
-from pipeline.config.types import BuildConfig
+from pipeline.config.types import BuildConfig, parse_operating_point
 from pipeline.errors import ConfigError, DeprecatedOption
 
 if sys.version_info >= (3, 11):
@@ -48,11 +49,15 @@ __all__ = [
     "SWEEP",
     "SWEEP_KEYS",
     "JobFile",
+    "Origin",
+    "check_rules",
     "dests",
     "dumps",
     "gate_assignment",
     "job_from_config",
     "load",
+    "named",
+    "origins",
     "parse",
     "resolve",
     "template",
@@ -234,7 +239,112 @@ def resolve(
         dest, value = gate_assignment(assignment) if isinstance(assignment, str) else assignment
         values[dest] = value
     values.update(passed)
-    return argparse.Namespace(**values)
+    namespace = argparse.Namespace(**values)
+    namespace.origins = origins(explicit, job)
+    return namespace
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an option's value came from: a flag (`file` is "") or a job file's key."""
+
+    option: Option
+    value: Any  # as the argparse dest holds it
+    file: str = ""
+
+    @property
+    def written(self) -> str:
+        """The value as the user wrote it there."""
+        value = not self.value if self.option.invert else self.value
+        if self.file:
+            return _toml_value(_to_toml(self.option, value))
+        if self.option.kind == "bool":
+            return ""
+        text = shown(value) if isinstance(value, list | tuple) else str(value)
+        return f"{self.option.name}={text}" if self.option.section == "gates" else text
+
+    def __str__(self) -> str:
+        if self.file:
+            return f"{self.file}: {self.option.label} = {self.written}"
+        flag = "--gate" if self.option.section == "gates" else self.option.flag
+        return f"{flag} {self.written}".rstrip()
+
+
+def origins(explicit: Mapping[str, Any], job: JobFile | None) -> dict[str, Origin]:
+    """The origin of each value set by a flag or the job file, by dest (flags win)."""
+    found: dict[str, Origin] = {}
+    if job is not None:
+        where = str(job.path) if job.path is not None else "job file"
+        found = {dest: Origin(BY_DEST[dest], value, where) for dest, value in job.values.items()}
+    for group in EXCLUSIVE_DESTS:
+        if any(d in explicit for d in group):
+            for dest in group:
+                found.pop(dest, None)
+    for dest, value in explicit.items():
+        if dest == "gate":
+            for assignment in value or []:
+                gate, parsed = (
+                    gate_assignment(assignment) if isinstance(assignment, str) else assignment
+                )
+                found[gate] = Origin(BY_DEST[gate], parsed)
+        elif dest in BY_DEST:
+            found[dest] = Origin(BY_DEST[dest], value)
+    return found
+
+
+def named(message: str, found: Mapping[str, Origin]) -> str:
+    """`message` with each flag it names whose value came from the job file named as that
+    file's key: `--sparsity must be...` -> `job.toml: [prune] sparsity = 1.5 must be...`."""
+    files = []
+    for origin in found.values():
+        flag = origin.option.flag
+        match = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", message)
+        if not origin.file or match is None:
+            continue
+        end = match.end()
+        for spelling in _spellings(origin.value):  # `--threshold 0.1` names its value too
+            after = end + 1 + len(spelling)
+            if message.startswith(" " + spelling, end) and not message[after : after + 1].isalnum():
+                end = after
+                break
+        key = f"{origin.option.label} = {origin.written}"
+        message = message[: match.start()] + key + message[end:]
+        files.append(origin.file)
+    return f"{files[0]}: {message}" if files else message
+
+
+def _spellings(value: Any) -> list[str]:
+    """How a validation message may write a value after its flag."""
+    value = value.value if isinstance(value, enum.Enum) else value
+    texts = [str(value), f"'{value}'"]
+    if isinstance(value, float):
+        texts.append(f"{value:g}")
+    return texts
+
+
+def check_rules(found: Mapping[str, Origin]) -> None:
+    """Refuses two different operating-point rules, wherever each came from.
+
+    `--decision-threshold T` is a synonym of `--operating-point threshold=T`; both set to
+    different rules (flags, job keys or one of each) exit 2 naming both.
+
+    Raises:
+        ConfigError: naming both sources.
+    """
+    threshold, point = found.get("decision_threshold"), found.get("operating_point")
+    if threshold is None or point is None or point.value is None or threshold.value is None:
+        return
+    try:
+        rule = parse_operating_point(point.value)
+    except ConfigError:
+        return  # a bad rule is the evaluation config's error, named as any other value
+    if rule == ("threshold", threshold.value):
+        return
+    raise ConfigError(
+        f"{threshold} conflicts with {point}: two different rules for the decision threshold. "
+        f"{threshold.option.flag} T is a synonym of {point.option.flag} threshold=T; keep "
+        "only one of them."
+    )
 
 
 def _get(obj: Any, attr: str) -> Any:
@@ -276,6 +386,9 @@ def job_from_config(config: BuildConfig) -> dict[str, dict[str, Any]]:
             continue  # a build without devices writes no [device] section
         if value is not None:
             job[key.section][key.name] = value
+    if config.evaluation.operating_point is not None:
+        # the rule holds the threshold; both keys would be two rules to `check_rules`
+        job["model"].pop("decision_threshold", None)
     return {s: t for s, t in job.items() if t}
 
 

@@ -58,12 +58,11 @@ def _model() -> list[Option]:
           "or name); unset: the dataset's own, e.g. malignant for WDBC and BreastMNIST, else 1",
           attr=ev + "positive_class", metavar="INDEX|NAME", example='"malignant"'),
         o("decision_threshold", "float", "P(positive) from which a case is called positive; "
-          "a synonym of --operating-point threshold=T", attr=ev + "decision_threshold",
-          exclusive="operating_point"),
+          "a synonym of --operating-point threshold=T", attr=ev + "decision_threshold"),
         o("operating_point", "str", "binary tasks: threshold=T, sensitivity=S, specificity=S "
           "or youden, chosen once on the validation split from the float32 model and applied "
           "to every variant; unset: threshold=--decision-threshold",
-          attr=ev + "operating_point", metavar="RULE", exclusive="operating_point",
+          attr=ev + "operating_point", metavar="RULE",
           example='"sensitivity=0.95"'),
         o("bootstrap", "int", "stratified bootstrap resamples of the test split for the 95% "
           "intervals and the paired differences from float32 (0: none)",

@@ -225,6 +225,7 @@ def test_parity_failure_is_a_warning(tmp_path: Path) -> None:
     assert len(bad.warnings()) == 2 and "model_int8.onnx" in bad.warnings()[1]
 
 
+@pytest.mark.slow
 def test_build_with_onnx(tmp_path: Path, onnx_extra: None) -> None:
     from pipeline.release import artifacts
 

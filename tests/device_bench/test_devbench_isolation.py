@@ -50,6 +50,7 @@ def test_native_crash_is_reported_and_the_others_are_measured(
     assert not report.all_ok
 
 
+@pytest.mark.slow
 def test_hang_becomes_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CRASH_ENV, "run:HANG:dense_int8.tflite")
     settings = BenchSettings(runs=5, warmup=0, min_seconds=0.0, timeout_s=3.0)

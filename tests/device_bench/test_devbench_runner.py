@@ -173,6 +173,7 @@ def test_isolated_run_raises_the_childs_error_class() -> None:
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed"
 )
+@pytest.mark.slow
 def test_tensorflow_lite_is_the_last_resort_runtime() -> None:
     samples = _samples(model_path("dense_float32"), 4)
 

@@ -50,11 +50,14 @@ CALIBRATION_SAMPLES = 64
 STEPS_SLACK = 2.0
 FLIPS_SLACK = 4
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get(ENABLE) != "1",
-    reason=f"set {ENABLE}=1 to build and run the emulated aarch64 device (root, qemu-user-static,"
-    " mmdebstrap; minutes the first time)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get(ENABLE) != "1",
+        reason=f"set {ENABLE}=1 to build and run the emulated aarch64 device (root, "
+        "qemu-user-static, mmdebstrap; minutes the first time)",
+    ),
+]
 
 
 def _mounts_under(path: Path) -> list[str]:

@@ -22,6 +22,7 @@ def default_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
     return out, json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_default_build_writes_every_artifact(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
     for name in (
@@ -39,6 +40,7 @@ def test_default_build_writes_every_artifact(default_build: tuple[Path, dict]) -
         assert len(art["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_default_int8_is_full_integer_read_from_the_file(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
     info = inspect_tflite(out / "model_int8.tflite")
@@ -54,6 +56,7 @@ def test_default_int8_is_full_integer_read_from_the_file(default_build: tuple[Pa
     assert not inspect_tflite(out / "model_float32.tflite").full_integer
 
 
+@pytest.mark.slow
 def test_default_int8_auroc_within_budget(default_build: tuple[Path, dict]) -> None:
     _, report = default_build
     m = report["metrics"]
@@ -62,6 +65,7 @@ def test_default_int8_auroc_within_budget(default_build: tuple[Path, dict]) -> N
     assert m["int8"]["agreement"] >= 0.95
 
 
+@pytest.mark.slow
 def test_default_report_keys(default_build: tuple[Path, dict]) -> None:
     _, report = default_build
     assert report["schema_version"] == 1
@@ -82,6 +86,7 @@ def test_default_report_keys(default_build: tuple[Path, dict]) -> None:
         assert b["peak_rss_mb"] > 0
 
 
+@pytest.mark.slow
 def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path, dict]) -> None:
     out, report = default_build
     sparsity = inspect_tflite(out / "model_pruned_float32.tflite").weight_sparsity()
@@ -92,6 +97,7 @@ def test_pruned_weights_really_zero_in_the_float_file(default_build: tuple[Path,
     assert zeros / total == pytest.approx(report["pruning"]["achieved_sparsity"], abs=0.02)
 
 
+@pytest.mark.slow
 def test_refuses_non_empty_out_without_overwrite(
     default_build: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -113,6 +119,7 @@ def _train_briefly(model, x: np.ndarray, y: np.ndarray, epochs: int = 3) -> None
 
 
 @pytest.mark.parametrize("kind", ["residual", "conv2d"])
+@pytest.mark.slow
 def test_build_user_model_on_breastmnist(kind: str, breastmnist_path: Path, tmp_path: Path) -> None:
     import keras
 
@@ -147,6 +154,7 @@ def test_build_user_model_on_breastmnist(kind: str, breastmnist_path: Path, tmp_
     assert report["data"]["splits"]["test"]["samples"] == 156
 
 
+@pytest.mark.slow
 def test_build_user_mlp_on_embedded_data_as_npz(wdbc_npz: Path, tmp_path: Path) -> None:
     import keras
 

@@ -114,6 +114,7 @@ def test_augmenting_a_tabular_model_exits_2(
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
+@pytest.mark.slow
 def test_unsafe_load_builds_a_lambda_model(files: dict[str, Path], tmp_path: Path) -> None:
     assert main(_build(files, tmp_path / "out", "lambda", "good", "--unsafe-load")) == 0
     assert (tmp_path / "out" / "model_int8.tflite").is_file()
@@ -161,6 +162,7 @@ def test_a_missing_input_is_named_before_a_non_empty_out(
     assert (out / "report.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_previous_output_untouched(
     files: dict[str, Path],
     tmp_path: Path,

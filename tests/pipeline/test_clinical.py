@@ -216,6 +216,7 @@ def test_noninferiority_gates_read_the_paired_upper_bound() -> None:
     assert not unmeasured.passed and "--bootstrap 0" in unmeasured.detail
 
 
+@pytest.mark.slow
 def test_build_at_a_sensitivity_operating_point(tmp_path_factory: pytest.TempPathFactory) -> None:
     import json
 

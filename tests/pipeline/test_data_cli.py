@@ -134,6 +134,7 @@ def test_unlabelled_data_folder_exits_2(
     assert "--calibration-data" in err
 
 
+@pytest.mark.slow
 def test_image_folder_build_reports_clinical_metrics(
     tmp_path: Path, conv_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -206,6 +207,7 @@ def test_image_folder_build_reports_clinical_metrics(
     }
 
 
+@pytest.mark.slow
 def test_tabular_csv_build_with_named_classes(
     tmp_path: Path, mlp_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

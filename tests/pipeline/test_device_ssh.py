@@ -84,6 +84,7 @@ def _device_args(sshd: Sshd, python: str, **over: str) -> list[str]:
     return [x for pair in args.items() for x in pair]
 
 
+@pytest.mark.slow
 def test_bench_on_a_device_from_the_inventory(
     sshd: Sshd, device_py: str, remote_tmp: Path, tmp_path: Path
 ) -> None:
@@ -151,6 +152,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("case", list(BAD_DEVICES))
+@pytest.mark.slow
 def test_a_bad_device_is_exit_2_naming_it_and_what_to_fix(
     case: str,
     sshd: Sshd,
@@ -197,6 +199,7 @@ def _start_long_bench(sshd: Sshd, device_py: str, remote_tmp: Path) -> tuple[Any
     raise AssertionError(f"the agent did not start: {proc.communicate()}")
 
 
+@pytest.mark.slow
 def test_a_device_dropping_mid_run_is_exit_2_and_cleaned_up(
     sshd: Sshd, device_py: str, remote_tmp: Path
 ) -> None:
@@ -211,6 +214,7 @@ def test_a_device_dropping_mid_run_is_exit_2_and_cleaned_up(
     assert not _alive(agent)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_agent_and_removes_its_directory(
     sshd: Sshd, device_py: str, remote_tmp: Path
 ) -> None:
@@ -222,6 +226,7 @@ def test_ctrl_c_stops_the_agent_and_removes_its_directory(
     assert not _alive(agent)
 
 
+@pytest.mark.slow
 def test_verification_on_devices_is_compared_like_a_local_runtime(
     sshd: Sshd, device_py: str, remote_tmp: Path
 ) -> None:
@@ -351,6 +356,7 @@ def test_inventory_marks_an_emulated_device(value: str | None, expected: bool) -
         parse_inventory({"devices": {"arm64": {**table, "emulated": "yes"}}})
 
 
+@pytest.mark.slow
 def test_the_agent_zipapp_runs_device_bench_from_the_archive(
     device_py: str, tmp_path: Path
 ) -> None:

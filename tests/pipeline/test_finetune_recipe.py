@@ -78,6 +78,7 @@ def test_cosine_schedule_ends_at_zero_and_constant_stays(schedule: LrSchedule) -
     assert rate == pytest.approx(0.0 if schedule is LrSchedule.COSINE else 1e-3, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_masks_hold_through_augmented_distilled_finetuning() -> None:
     model = models.structured_sequential()
     teacher = keras.models.clone_model(model)
@@ -108,6 +109,7 @@ def test_augmenting_a_non_image_input_is_a_config_error() -> None:
         )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_prune_structured_reports_its_recipe_and_leaves_the_teacher_alone() -> None:
     model = models.structured_functional()
     original = [w.copy() for w in model.get_weights()]
@@ -141,6 +143,7 @@ def test_bad_recipe_flags_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_build_with_the_full_recipe(tmp_path: Path) -> None:
     out = build_on_random_images(
         tmp_path, models.structured_functional(),

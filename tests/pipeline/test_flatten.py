@@ -129,6 +129,7 @@ def test_unflattenable_sub_models_are_left_whole_with_the_reason(
     assert doc["rebuild_max_abs_diff"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_structured_pruning_works_through_a_nested_backbone() -> None:
     """Channels, --drop-blocks and the activation criterion on the issue's nested
     MobileNetV2; report names are outer/inner."""
@@ -155,6 +156,7 @@ def test_structured_pruning_works_through_a_nested_backbone() -> None:
     assert not any("nested model" in s["reason"] for s in doc["skipped"])
 
 
+@pytest.mark.slow
 def test_structured_finetuning_recipe_works_through_a_nested_model() -> None:
     model = randomized(models.nested_two_levels)
     splits = synthetic_splits(model, n=32)
@@ -184,6 +186,7 @@ def test_threshold_pruning_of_a_flattened_model_names_layers_as_nested() -> None
     assert outcome.achieved_sparsity == pytest.approx(0.5, abs=0.05)
 
 
+@pytest.mark.slow
 def test_build_flattens_a_nested_model_once_for_every_pruning_path(tmp_path: Path) -> None:
     from tests.pipeline.test_structured import build_on_random_images
 

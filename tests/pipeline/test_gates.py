@@ -182,6 +182,7 @@ def test_bad_baseline_is_exit_2_before_any_work(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_failed_gate_exits_1_with_reasons_and_still_writes_the_report(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

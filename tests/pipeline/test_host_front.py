@@ -201,6 +201,7 @@ def _tflite_input_shape(path: Path) -> list[int]:
     return Interpreter(model_path=str(path)).get_input_details()[0]["shape"].tolist()
 
 
+@pytest.mark.slow
 def test_build_with_the_option_writes_the_steps_and_cuts_every_variant(
     image_build: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -231,6 +232,7 @@ def test_build_with_the_option_writes_the_steps_and_cuts_every_variant(
     assert report["metrics"]["int8"]["auroc"] > 0.9
 
 
+@pytest.mark.slow
 def test_build_of_a_model_without_a_front_warns(wdbc_npz: Path, tmp_path: Path) -> None:
     path = tmp_path / "mlp.keras"
     models.mlp(30).save(path)

@@ -244,6 +244,7 @@ def test_gate_flag_parses_typed_values() -> None:
         jobfile.gate_assignment("min_speedup")
 
 
+@pytest.mark.slow
 def test_build_writes_the_resolved_job_with_the_cli_override(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -261,3 +262,96 @@ def test_build_writes_the_resolved_job_with_the_cli_override(
     assert job_config(resolved) == build_config(
         ["build", "--config", str(out / "job.resolved.toml")]
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "flags", "named"),
+    [
+        ("[prune]\nsparsity = 1.5\n", ["--sparsity", "1.5"], "[prune] sparsity = 1.5 must be"),
+        (
+            "[quantize]\ncalibration_samples = 0\n",
+            ["--calibration-samples", "0"],
+            "[quantize] calibration_samples = 0 must be",
+        ),
+        ("[model]\nbootstrap = 7\n", ["--bootstrap", "7"], "[model] bootstrap = 7 must be"),
+        (
+            '[prune]\nschedule = "polynomial"\nthreshold = 0.1\n',
+            ["--prune-schedule", "polynomial", "--threshold", "0.1"],
+            '[prune] schedule = "polynomial" ramps a sparsity; received [prune] threshold = 0.1.',
+        ),
+    ],
+)
+def test_a_bad_value_names_its_source(
+    text: str, flags: list[str], named: str, tmp_path: Path
+) -> None:
+    job = _job(tmp_path, text)
+    with pytest.raises(ConfigError) as from_file:
+        build_config(["build", "--config", str(job)])
+    assert str(from_file.value).startswith(f"{job}: {named}")
+    with pytest.raises(ConfigError) as from_flag:
+        build_config(["build", *flags])
+    message = str(from_flag.value)
+    assert message.startswith(flags[0]) and str(job) not in message and "] " not in message
+
+
+def test_a_flag_overriding_a_bad_file_value_is_named_as_the_flag(tmp_path: Path) -> None:
+    job = _job(tmp_path, "[prune]\nsparsity = 0.5\ninitial_sparsity = 0.9\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(["build", "--config", str(job), "--initial-sparsity", "1.2"])
+    assert str(exc.value).startswith("--initial-sparsity must be in [0, 1); received 1.2")
+
+
+@pytest.mark.parametrize(
+    ("text", "flags", "sources"),
+    [
+        (
+            "",
+            ["--decision-threshold", "0.5", "--operating-point", "sensitivity=0.9"],
+            ("--decision-threshold 0.5", "--operating-point sensitivity=0.9"),
+        ),
+        (
+            '[model]\noperating_point = "sensitivity=0.9"\n',
+            ["--decision-threshold", "0.5"],
+            ("--decision-threshold 0.5", '{job}: [model] operating_point = "sensitivity=0.9"'),
+        ),
+        (
+            "[model]\ndecision_threshold = 0.3\n",
+            ["--operating-point", "youden"],
+            ("{job}: [model] decision_threshold = 0.3", "--operating-point youden"),
+        ),
+        (
+            '[model]\ndecision_threshold = 0.5\noperating_point = "threshold=0.4"\n',
+            [],
+            ("{job}: [model] decision_threshold = 0.5", "{job}: [model] operating_point"),
+        ),
+    ],
+)
+def test_two_different_operating_point_rules_exit_2_naming_both(
+    text: str,
+    flags: list[str],
+    sources: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = _job(tmp_path, text)
+    code = main(["build", "--config", str(job), "--out", str(tmp_path / "o"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"{sources[0]} conflicts with {sources[1]}".format(job=job) in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_same_operating_point_rule_twice_is_accepted(tmp_path: Path) -> None:
+    job = _job(tmp_path, '[model]\noperating_point = "threshold=0.3"\n')
+    config = build_config(["build", "--config", str(job), "--decision-threshold", "0.3"])
+    assert config.evaluation.rule == ("threshold", 0.3)
+    # a resolved job with a chosen rule holds the rule alone, so it runs again
+    chosen = build_config(["build", "--operating-point", "sensitivity=0.9"])
+    assert job_config(jobfile.job_from_config(chosen)) == chosen
+
+
+def test_a_bad_rule_beside_a_threshold_names_the_file(tmp_path: Path) -> None:
+    job = _job(tmp_path, '[model]\noperating_point = "sensitivity=2"\ndecision_threshold = 0.4\n')
+    with pytest.raises(ConfigError) as exc:
+        build_config(["build", "--config", str(job)])
+    assert str(exc.value).startswith(f'{job}: [model] operating_point = "sensitivity=2" ')

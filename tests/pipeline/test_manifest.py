@@ -31,6 +31,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, out
 
 
+@pytest.mark.slow
 def test_manifest_hashes_match_every_file(release: tuple[Path, Path]) -> None:
     root, out = release
     doc = json.loads((out / "manifest.json").read_text())
@@ -53,6 +54,7 @@ def test_manifest_hashes_match_every_file(release: tuple[Path, Path]) -> None:
         assert art["sha256"] == doc["artifacts"][Path(art["path"]).name]["sha256"]
 
 
+@pytest.mark.slow
 def test_each_tflite_embeds_the_manifest_without_its_own_hash_or_a_date(
     release: tuple[Path, Path],
 ) -> None:
@@ -72,6 +74,7 @@ def test_each_tflite_embeds_the_manifest_without_its_own_hash_or_a_date(
     assert hashlib.sha256(payloads.pop()).hexdigest() == doc["embedded"]["sha256"]
 
 
+@pytest.mark.slow
 def test_inspect_shows_the_embedded_manifest(
     release: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -86,6 +89,7 @@ def test_inspect_shows_the_embedded_manifest(
     assert "manifest (metadata 'bedside_lite_manifest')" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_same_job_gives_the_same_bytes(release: tuple[Path, Path]) -> None:
     root, first = release
     second, run = release_env.release_build(root, "b")

@@ -273,6 +273,7 @@ def test_polynomial_schedule_is_cubic_and_ends_at_the_last_update() -> None:
 
 @pytest.mark.parametrize("schedule", list(PruneSchedule))
 @pytest.mark.parametrize("kind", FINETUNE_KINDS)
+@pytest.mark.slow
 def test_masks_hold_through_finetuning(kind: str, schedule: PruneSchedule) -> None:
     s = 0.6
     model = randomized(kind)
@@ -324,6 +325,7 @@ def test_masks_hold_through_finetuning(kind: str, schedule: PruneSchedule) -> No
         assert tuned.mask_updates == ()
 
 
+@pytest.mark.slow
 def test_prune_model_reports_sparsity_before_and_after_finetuning() -> None:
     model = randomized("mlp")
     splits = splits_for(model)
@@ -443,6 +445,7 @@ def test_auto_keeps_the_largest_sparsity_within_budget() -> None:
     assert [p["sparsity"] for p in report["auto"]["curve"]] == list(PruneConfig().auto_grid)
 
 
+@pytest.mark.slow
 def test_auto_restores_the_original_weights_between_grid_points() -> None:
     seen = []
 
@@ -477,6 +480,7 @@ def val_auroc(splits: Splits):
     return score
 
 
+@pytest.mark.slow
 def test_auto_on_real_auroc_picks_a_sparsity_within_budget(trained_mlp) -> None:
     model, splits, weights = trained_mlp
     model.set_weights(weights)

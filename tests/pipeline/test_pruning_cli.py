@@ -92,6 +92,7 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("plain", [], "Model 'plain' has no prunable layer"),
     ],
 )
+@pytest.mark.slow
 def test_pruning_errors_found_on_the_model_exit_2(
     model: str,
     flags: list[str],

@@ -109,6 +109,7 @@ def _build(model: Path, data: Path, out: Path, *flags: str) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_remedy_keeps_confident_sigmoid_within_budget(
     confident: Path, breastmnist_path: Path, tmp_path: Path
 ) -> None:
@@ -139,6 +140,7 @@ def test_remedy_keeps_confident_sigmoid_within_budget(
         (["--activations", "int16"], "int16", True),
     ],
 )
+@pytest.mark.slow
 def test_io_and_activation_options(
     flags: list[str], in_dtype: str, full_integer: bool, wdbc_npz: Path, tmp_path: Path
 ) -> None:
@@ -177,6 +179,7 @@ sys.exit(code)
     return script
 
 
+@pytest.mark.slow
 def test_broken_runtime_is_caught(
     wdbc_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

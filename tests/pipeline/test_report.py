@@ -31,6 +31,7 @@ def _with_bench(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.slow
 def test_report_md_has_the_variant_table_gates_and_confusion_matrices(
     release: tuple[Path, Path],
 ) -> None:
@@ -53,6 +54,7 @@ def test_report_md_has_the_variant_table_gates_and_confusion_matrices(
     assert '<td class="fail">FAIL</td>' in html
 
 
+@pytest.mark.slow
 def test_plots_are_png_files_linked_from_the_report(
     release: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -70,6 +72,7 @@ def test_plots_are_png_files_linked_from_the_report(
     assert not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_without_matplotlib_the_report_says_plots_were_skipped(
     release: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,6 +84,7 @@ def test_without_matplotlib_the_report_says_plots_were_skipped(
     assert not list(tmp_path.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_summary_table_lists_gates(release: tuple[Path, Path]) -> None:
     from rich.console import Console
 
@@ -93,6 +97,7 @@ def test_summary_table_lists_gates(release: tuple[Path, Path]) -> None:
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.slow
 def test_failure_in_a_late_stage_leaves_the_previous_output_intact(
     release: tuple[Path, Path],
     tmp_path: Path,

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 GOLDEN = Path(__file__).parent / "golden" / "report_keys.json"
 MICRO_KEYS = "quantization.micro"
 
@@ -31,6 +33,7 @@ def test_key_paths_name_dict_keys_and_list_items() -> None:
     assert key_paths(doc) == {"a", "a.b", "a.b[].c", "a.b[].d", "e", "f"}
 
 
+@pytest.mark.slow
 def test_default_build_report_keys_are_unchanged(tmp_path: Path, regen_golden: bool) -> None:
     from pipeline.cli import main
 

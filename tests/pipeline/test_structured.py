@@ -91,6 +91,7 @@ def widths(model: keras.Model) -> dict[str, int]:
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.slow
 def test_rebuilt_model_equals_masked_original(kind: str, config: str) -> None:
     model = randomized(kind)
     x = inputs_for(model)
@@ -128,6 +129,7 @@ def test_widths_follow_the_plan_and_tied_groups_share_channels() -> None:
     assert rebuilt.get_layer("dense").kernel.shape[0] == 4 * 4 * after["mix"]
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_residual_stages_are_single_groups() -> None:
     model = mobilenet_v2()
     plan = structured.select_channels(model, StructuredConfig(sparsity=0.5))
@@ -188,6 +190,7 @@ def test_mac_count_after_pruning_is_hand_computed() -> None:
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.slow
 def test_output_layer_never_shrinks(kind: str) -> None:
     model = randomized(kind)
     config = StructuredConfig(sparsity=0.9, min_channels=1)
@@ -376,6 +379,7 @@ def synthetic_splits(model: keras.Model, n: int = 64, seed: int = 0) -> Splits:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_prune_structured_finetunes_the_rebuilt_model_and_reports() -> None:
     model = randomized("structured_functional")
     original = [w.copy() for w in model.get_weights()]
@@ -441,6 +445,7 @@ def build_on_random_images(tmp_path: Path, model: keras.Model, flags: list[str])
     return out
 
 
+@pytest.mark.slow
 def test_build_converts_the_rebuilt_model(tmp_path: Path) -> None:
     """Structured, then threshold pruning on the smaller model, then int8 of that model;
     the float32 variant stays the original."""
@@ -500,6 +505,7 @@ def test_branches_that_cannot_be_removed_whole_are_not_offered() -> None:
 
 
 @pytest.mark.parametrize("kind", ["mobilenet_v2", "residual", "structured_functional"])
+@pytest.mark.slow
 def test_dropped_branches_equal_zeroed_branches(kind: str) -> None:
     model = randomized(kind)
     branches = structured.residual_branches(model)[-3:]  # nearest the head: they show
@@ -531,6 +537,7 @@ def test_branch_scores_rank_the_weakest_branch_first() -> None:
     assert branches[int(np.argmin(scores))].add == "block_8_add"
 
 
+@pytest.mark.slow
 def test_prune_structured_drops_blocks_then_channels() -> None:
     model = randomized("mobilenet_v2")
     splits = synthetic_splits(model, n=32)
@@ -589,6 +596,7 @@ def test_more_blocks_than_the_model_has_is_a_model_error() -> None:
         (["--drop-blocks", "2"], "0 can be removed"),  # the default MLP has no residual
     ],
 )
+@pytest.mark.slow
 def test_bad_drop_blocks_exit_2(
     flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -600,6 +608,7 @@ def test_bad_drop_blocks_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_build_drops_a_branch_and_prunes_by_activation(tmp_path: Path) -> None:
     flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--structured-criterion",
              "activation", "--sparsity", "0", "--finetune-epochs", "1"]  # fmt: skip

@@ -73,6 +73,7 @@ def _search(
 # --------------------------------------------------------------------------- the decision
 
 
+@pytest.mark.slow
 def test_the_first_fraction_in_budget_is_kept_and_smaller_ones_are_not_tried(
     model: keras.Model, params_at_half: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +118,7 @@ def test_the_rates_at_the_operating_point_are_judged_as_sparsity_auto_judges_the
     assert (doc["baseline_val_sensitivity"], doc["max_sensitivity_drop"]) == (1.0, 0.02)
 
 
+@pytest.mark.slow
 def test_no_fraction_in_budget_means_no_structured_pruning(
     model: keras.Model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +176,7 @@ def _model() -> keras.Model:
     return models.structured_sequential()
 
 
+@pytest.mark.slow
 def test_a_build_with_any_loss_allowed_keeps_the_largest_fraction(tmp_path: Path) -> None:
     flags = ["--structured-sparsity", "auto", "--max-prune-drop", "1", "--sparsity", "0"]
     out = build_on_random_images(tmp_path, _model(), [*flags, *ANY_RATES])
@@ -187,6 +190,7 @@ def test_a_build_with_any_loss_allowed_keeps_the_largest_fraction(tmp_path: Path
     assert f"structured auto R {largest:g}: validation AUROC" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_build_whose_budget_no_fraction_meets_ships_unpruned(tmp_path: Path) -> None:
     """Through the job file: an AUROC 1 above the original's cannot be met."""
     job = tmp_path / "job.toml"
@@ -255,6 +259,7 @@ def test_bad_structured_auto_input_exits_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_the_search_in_every_point(tmp_path: Path) -> None:
     """The sweep takes `[prune] structured_sparsity = "auto"` from its job file; each point
     and the confirming build run the search."""

@@ -107,6 +107,7 @@ def test_invalid_point_fails_before_any_point_runs(
     )
 
 
+@pytest.mark.slow
 def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,7 @@ def _wait_for_running_point(node: int | None, driver: Any, timeout: float = 240)
     raise AssertionError("no point started within the time limit")
 
 
+@pytest.mark.slow
 def test_ray_without_the_extra_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +136,7 @@ def test_ray_needs_an_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         jobfile.load(job)
 
 
+@pytest.mark.slow
 def test_dead_address_exits_2_quickly(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install '.[cluster]')")
     with socket.socket() as s:  # a port nobody listens on (bound, never listening)
@@ -148,6 +150,7 @@ def test_dead_address_exits_2_quickly(tmp_path: Path, inputs: tuple[Path, Path])
     assert not list((out / sweep.POINTS_DIR).glob("*.json"))
 
 
+@pytest.mark.slow
 def test_points_run_on_both_nodes_equal_the_local_pool_and_resume(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -196,6 +199,7 @@ def test_points_run_on_both_nodes_equal_the_local_pool_and_resume(
     assert {p: p.stat().st_mtime_ns for p in kept} == {p: stamps[p] for p in kept}
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_outstanding_points(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -225,6 +229,7 @@ def test_ctrl_c_cancels_the_outstanding_points(
     assert len(_points(out)) < 3
 
 
+@pytest.mark.slow
 def test_a_killed_worker_node_point_is_retried_and_the_sweep_finishes(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -255,6 +260,7 @@ def test_address_forms() -> None:
     assert cluster_mod._host_port("[::1]:6379") == ("::1", 6379)
 
 
+@pytest.mark.slow
 def test_a_point_whose_node_dies_past_its_retries_is_reported_failed(
     cluster: ray_cluster.Cluster, inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
