@@ -19,7 +19,7 @@ from pipeline.release import gates
 from pipeline.release.report.schema import BuildReport
 from pipeline.release.report.tables import micro_line, variant_rows
 
-MODELS = Path(__file__).resolve().parents[1] / "device_bench" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "device_bench" / "models"
 
 
 def _micro(**fields: Any) -> dict[str, Any]:

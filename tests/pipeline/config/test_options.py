@@ -10,7 +10,7 @@ from pipeline.cli.parser import make_parser, subcommand_parser
 from pipeline.config import GATES, QuantizeConfig, jobfile
 from pipeline.config.options import OPTIONS, for_command, markdown
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_readme_option_table_is_the_registry() -> None:

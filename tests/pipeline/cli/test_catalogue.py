@@ -41,7 +41,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     inf[5, 5] = np.inf
     np.savez(root / "inf.npz", x=inf, y=np.arange(90) % 2)
     np.savez(root / "empty.npz", x=np.zeros((0, 30), np.float32), y=np.zeros((0,), np.int64))
-    tflite = Path(__file__).resolve().parents[1] / "device_bench" / "models" / "dense_int8.tflite"
+    tflite = Path(__file__).resolve().parents[2] / "device_bench" / "models" / "dense_int8.tflite"
     data = tflite.read_bytes()
     (root / "truncated.tflite").write_bytes(data[: len(data) // 2])
     return {p.stem if p.is_file() else p.name: p for p in root.iterdir()}

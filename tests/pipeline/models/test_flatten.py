@@ -17,7 +17,7 @@ from pipeline.prune import structured
 from pipeline.prune.macs import count_macs, total_macs
 from pipeline.release.warnings import flatten_warnings as _flatten_warnings
 from tests import models
-from tests.pipeline.test_structured import synthetic_splits
+from tests.pipeline.prune.test_structured import synthetic_splits
 
 FLATTENABLE = {
     "functional": (models.nested_functional, ["backbone"]),
@@ -188,7 +188,7 @@ def test_threshold_pruning_of_a_flattened_model_names_layers_as_nested() -> None
 
 @pytest.mark.slow
 def test_build_flattens_a_nested_model_once_for_every_pruning_path(tmp_path: Path) -> None:
-    from tests.pipeline.test_structured import build_on_random_images
+    from tests.pipeline.prune.test_structured import build_on_random_images
 
     flags = ["--drop-blocks", "1", "--structured-sparsity", "0.3", "--sparsity", "0.5",
              "--finetune-epochs", "1"]  # fmt: skip

@@ -15,7 +15,7 @@ from pipeline.errors import ModelError
 from pipeline.release import manifest
 from tests.pipeline import release_env
 
-MODELS = Path(__file__).resolve().parents[1] / "device_bench" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "device_bench" / "models"
 TFLITES = ("model_float32.tflite", "model_pruned_float32.tflite", "model_int8.tflite")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.cli import main
 
-MODELS = Path(__file__).resolve().parents[1] / "device_bench" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "device_bench" / "models"
 
 
 def test_bench_two_models_interleaved(capsys: pytest.CaptureFixture[str]) -> None:

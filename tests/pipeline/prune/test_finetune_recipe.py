@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import OutputKind, output_kind
 from pipeline.prune import structured
 from tests import models
-from tests.pipeline.test_structured import build_on_random_images, synthetic_splits
+from tests.pipeline.prune.test_structured import build_on_random_images, synthetic_splits
 
 
 def _teacher(units: int, activation: str | None) -> keras.Model:

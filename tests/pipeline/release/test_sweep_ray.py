@@ -26,7 +26,7 @@ from pipeline.release import cluster as cluster_mod
 from pipeline.release import sweep
 from tests.pipeline import ray_cluster, release_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DRIVER_TIMEOUT_S = 400
 NO_PASS = "no sweep point passes the gates"
 POINT_TITLE = "ray::_ray_point"  # a Ray worker's process title while it runs a point

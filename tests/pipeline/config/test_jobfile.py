@@ -16,7 +16,7 @@ from pipeline.config.jobfile import tomllib
 from pipeline.errors import ConfigError
 from tests.pipeline import release_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _job(tmp_path: Path, text: str) -> Path:

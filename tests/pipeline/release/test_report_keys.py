@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-GOLDEN = Path(__file__).parent / "golden" / "report_keys.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "report_keys.json"
 MICRO_KEYS = "quantization.micro"
 
 

@@ -23,7 +23,11 @@ from pipeline.prune.auto import RateJudge
 from pipeline.prune.structured import auto as structured_auto
 from pipeline.release.warnings import structured_warnings
 from tests import models
-from tests.pipeline.test_structured import build_on_random_images, randomized, synthetic_splits
+from tests.pipeline.prune.test_structured import (
+    build_on_random_images,
+    randomized,
+    synthetic_splits,
+)
 
 GRID = (0.3, 0.7, 0.5)  # out of order on purpose: the search goes from the largest down
 

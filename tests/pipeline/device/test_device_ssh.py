@@ -27,7 +27,7 @@ from pipeline.config.inventory import Device, resolve
 from pipeline.errors import ConfigError
 from tests.sshd import Sshd, device_python, start_sshd
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODELS = ROOT / "tests" / "device_bench" / "models"
 FLOAT32, INT8 = MODELS / "dense_float32.tflite", MODELS / "dense_int8.tflite"
 QUICK = ["--runs", "5", "--warmup", "1", "--min-seconds", "0"]

@@ -158,7 +158,7 @@ def test_io_and_activation_options(
 def _broken_python(tmp_path: Path) -> Path:
     """A 'runtime Python' that runs device_bench and then zeroes every output."""
     script = tmp_path / "broken-python"
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     script.write_text(f"""#!{sys.executable}
 import sys
 sys.path.insert(0, {str(root)!r})
