@@ -22,8 +22,9 @@ from device_bench import worker
 from device_bench.device_info import device_info
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
-from device_bench.isolate import bench_models
+from device_bench.isolate import add_profiles, bench_models
 from device_bench.model_file import check_model_path
+from device_bench.profile import profile_main
 from device_bench.runner import DEFAULT_BATCH_SIZE, run_model
 from device_bench.runtime import RUNTIME_NAMES
 from device_bench.settings import (
@@ -111,6 +112,12 @@ def _bench_parser() -> argparse.ArgumentParser:
         "--sequential",
         action="store_true",
         help="measure several models one after another instead of interleaved",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time each op alone (cut from the file) on the same runtime and delegate; "
+        "adds models[i].profile to the JSON and the top ops to the table",
     )
     parser.add_argument("--json", metavar="PATH", help="write the JSON report ('-': stdout)")
     parser.add_argument("--version", action="version", version=f"device_bench {__version__}")
@@ -236,6 +243,9 @@ def _bench(argv: Sequence[str]) -> int:
     how = "interleaved" if compare else "one at a time"
     print(f"device_bench: measuring {len(args.models)} model(s) {how}", file=sys.stderr)
     report = bench_models(args.models, settings, compare=compare)
+    if args.profile:
+        print("device_bench: profiling each op", file=sys.stderr)
+        report = add_profiles(report)
     table = format_table(report)
     if args.json == "-":
         sys.stderr.write(table)
@@ -318,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(arguments[1:])
     if command == "_worker":
         return worker.main(arguments[1:])
+    if command == "_profile":
+        return profile_main(arguments[1:])
     if command == "info":
         print(json.dumps(device_info(), indent=2))
         return EXIT_OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from device_bench.errors import ModelFileError, ModelRefusedError
+from device_bench.profile import ModelProfile
 from device_bench.settings import BenchSettings
 from device_bench.stats import LatencyStats
 from device_bench.version import __version__
@@ -161,6 +162,7 @@ class ModelReport:
     ratio_to_first: dict[str, float] | None = None
     python: str | None = None
     stderr_tail: tuple[str, ...] = field(default=())
+    profile: ModelProfile | None = None
 
     @property
     def ok(self) -> bool:
@@ -190,6 +192,7 @@ class ModelReport:
             "ratio_to_first": self.ratio_to_first,
             "python": self.python,
             "stderr_tail": list(self.stderr_tail),
+            "profile": self.profile.to_json() if self.profile else None,
         }
 
 
