@@ -139,7 +139,11 @@ def _run_bench(args: argparse.Namespace) -> int:
         if not model.is_file():
             raise ModelError(f"'{model}' is not a file; expected a .tflite model.")
     config = BenchConfig(
-        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
+        runs=args.runs,
+        warmup=args.warmup,
+        min_seconds=args.min_seconds,
+        threads=args.threads,
+        profile=args.profile,
     )
     devices = _device_config(args).devices
     if len(devices) > 1:
@@ -186,6 +190,8 @@ def _run_bench(args: argparse.Namespace) -> int:
                 f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
                 + (f" ({s['note']})" if s.get("note") else "")
             )
+            if s.get("profile"):
+                print("\n".join(client.profile_lines(f"{model}{where}", s["profile"])))
     return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
 
 

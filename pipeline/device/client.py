@@ -33,12 +33,15 @@ from device_bench import (
     ModelCrashedError,
     Quantization,
     RunResult,
+    add_profiles,
     bench_models,
     dequantize,
     run_isolated,
     run_model,
 )
 from device_bench.child import child_environment
+from device_bench.profile import ModelProfile
+from device_bench.table import profile_lines as _profile_lines
 from device_bench.model_file import check_model_path
 from pipeline.config import BenchConfig
 from pipeline.errors import ConfigError, ModelError
@@ -48,6 +51,7 @@ __all__ = [
     "RunResult",
     "bench",
     "dequantize",
+    "profile_lines",
     "run_in_child",
     "run_model",
 ]
@@ -148,7 +152,7 @@ def bench(models: Sequence[Path], config: BenchConfig, python: str | None = None
 
     Args:
         models: .tflite files; the first is the reference of the ratios.
-        config: runs, warm-up, minimum time and threads.
+        config: runs, warm-up, minimum time, threads, and whether to profile each op.
         python: the Python that runs the measuring children (e.g. a venv with
             tflite-runtime); None for this one.
 
@@ -171,6 +175,14 @@ def bench(models: Sequence[Path], config: BenchConfig, python: str | None = None
         python=python,
     )
     report = bench_models([str(m) for m in models], settings)
+    if config.profile:
+        report = add_profiles(report)
     if host is not None:
         report = replace(report, host=host)
     return report.to_json()
+
+
+def profile_lines(name: str, profile: dict[str, Any]) -> list[str]:
+    """device_bench's lines for a `models[i].profile` block: the sum against the whole
+    model, the QUANTIZE/DEQUANTIZE and float shares, then the top ops by share."""
+    return _profile_lines(name, ModelProfile.from_json(profile))

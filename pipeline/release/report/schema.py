@@ -394,6 +394,8 @@ class BenchOk(Record):
     # per --device: that device's summary with its description (`device`, `emulated`), or
     # {status, reason, device} when it could not be reached; read by device_bench_lines
     devices: dict[str, dict[str, Any]] | None = _omit()
+    # --profile: device_bench's per-op latency (`models[i].profile`)
+    profile: dict[str, Any] | None = _omit()
 
     @property
     def ok(self) -> bool:
