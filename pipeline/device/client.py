@@ -40,9 +40,9 @@ from device_bench import (
     run_model,
 )
 from device_bench.child import child_environment
+from device_bench.model_file import check_model_path
 from device_bench.profile import ModelProfile
 from device_bench.table import profile_lines as _profile_lines
-from device_bench.model_file import check_model_path
 from pipeline.config import BenchConfig
 from pipeline.errors import ConfigError, ModelError
 
