@@ -94,6 +94,11 @@ class Graph:
     def _subgraph(self) -> Any:
         return self._model.subgraphs[0]
 
+    @property
+    def input_tensor(self) -> int:
+        """Tensor index of the model's first input."""
+        return int(self._subgraph.inputs[0])
+
     def tensor_dtype(self, tensor: int) -> str:
         """Lower-case dtype name of a tensor of the main subgraph."""
         return self._types.get(self._subgraph.tensors[tensor].type, "unknown").lower()

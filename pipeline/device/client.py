@@ -40,6 +40,7 @@ from device_bench import (
     run_model,
 )
 from device_bench.child import child_environment
+from device_bench.compare import DIVERGENCE_STEPS, RunSpec, compare_ops, first_divergence
 from device_bench.model_file import check_model_path
 from device_bench.profile import ModelProfile
 from device_bench.table import profile_lines as _profile_lines
@@ -50,6 +51,7 @@ __all__ = [
     "Quantization",
     "RunResult",
     "bench",
+    "compare_runtimes",
     "dequantize",
     "profile_lines",
     "run_in_child",
@@ -186,3 +188,44 @@ def profile_lines(name: str, profile: dict[str, Any]) -> list[str]:
     """device_bench's lines for a `models[i].profile` block: the sum against the whole
     model, the QUANTIZE/DEQUANTIZE and float shares, then the top ops by share."""
     return _profile_lines(name, ModelProfile.from_json(profile))
+
+
+# verification targets that run in this process, as device_bench runs them
+_RUN_SPECS = {
+    "litert": RunSpec("litert", xnnpack=True, runtime="ai_edge_litert"),
+    "litert-no-delegates": RunSpec("litert-no-delegates", xnnpack=False, runtime="ai_edge_litert"),
+}
+
+
+def compare_runtimes(
+    model: Path, x: np.ndarray, a: str, b: str, bound: float = DIVERGENCE_STEPS
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every op's output of `model` on runtime `b` against runtime `a`, in execution order.
+
+    Args:
+        model: the .tflite file.
+        x: real-valued inputs (N, ...), float32.
+        a: the reference side, a target name (`litert`, `litert-no-delegates`).
+        b: the side compared with it.
+        bound: quantization steps beyond which an op's output differs.
+
+    Returns:
+        (per-op errors: index, op, dtype, max_steps, local_max_steps, max_abs, snr_db,
+        differing; the first op differing by more than `bound` steps, or None).
+
+    Raises:
+        ConfigError: a target cannot run in this process.
+        ModelError: the model cannot be compared (control flow, refused by a runtime).
+    """
+    for name in (a, b):
+        if name not in _RUN_SPECS:
+            raise ConfigError(
+                f"--compare {name!r}: expected one of {', '.join(_RUN_SPECS)} (runtimes "
+                "that run in this process); compare another runtime on its own device."
+            )
+    try:
+        errors = compare_ops(model, np.asarray(x, np.float32), _RUN_SPECS[a], _RUN_SPECS[b])
+    except DeviceBenchError as error:
+        raise ModelError(str(error)) from None
+    first = first_divergence(errors, bound)
+    return [e.to_json() for e in errors], None if first is None else first.to_json()

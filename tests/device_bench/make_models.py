@@ -162,6 +162,37 @@ def dominant_conv_int8() -> bytes:
     return converter.convert()
 
 
+def resize_int8() -> bytes:
+    """A full-int8 model with a bilinear Resizing front inside (as in a MobileNetV2 fed
+    28x28 scans): XNNPACK's int8 RESIZE_BILINEAR rounds differently from LiteRT's
+    reference kernel (measured up to 3 steps on ai-edge-litert 2.3), which the per-op
+    comparison must name as the first op where the runtimes part ways."""
+    keras.utils.set_random_seed(SEED + 7)
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Rescaling(1 / 127.5, -1),
+            keras.layers.Resizing(40, 40),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    rng = np.random.default_rng(SEED)
+
+    def pixels():
+        for _ in range(64):
+            yield [rng.uniform(0, 255, (1, 12, 12, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = pixels
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
 MODELS = {
     "dense_float32.tflite": dense_float32,
     "dense_int8.tflite": dense_int8,
@@ -170,6 +201,7 @@ MODELS = {
     "sparse_int8.tflite": sparse_int8,
     "two_outputs.tflite": two_outputs,
     "dominant_conv_int8.tflite": dominant_conv_int8,
+    "resize_int8.tflite": resize_int8,
 }
 
 
