@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from device_bench import worker
+from device_bench.compiled import ACCELERATORS, APIS, api_runtime
 from device_bench.device_info import device_info
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
@@ -73,6 +74,18 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         dest="xnnpack",
         action="store_false",
         help="disable the runtime's default delegates (XNNPACK)",
+    )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="interpreter",
+        help="LiteRT API: the Interpreter (default) or CompiledModel (compiled)",
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=ACCELERATORS,
+        default="cpu",
+        help="with --api compiled: cpu (default), gpu or npu; refused where the device has none",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -222,6 +235,8 @@ def _bench_settings(args: argparse.Namespace) -> BenchSettings:
             runtime=args.runtime,
             timeout_s=args.timeout,
             python=args.python,
+            api=args.api,
+            accelerator=args.accelerator,
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -279,7 +294,7 @@ def _run(argv: Sequence[str]) -> int:
         result = run_model(
             args.model,
             inputs,
-            runtime=args.runtime,
+            runtime=api_runtime(args.runtime, args.api, args.accelerator),
             threads=args.threads,
             xnnpack=args.xnnpack,
             delegate_fallback=args.fallback,

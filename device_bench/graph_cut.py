@@ -99,6 +99,14 @@ class Graph:
         """Tensor index of the model's first input."""
         return int(self._subgraph.inputs[0])
 
+    def quantization(self, tensor: int) -> tuple[float, int]:
+        """``(scale, zero_point)`` of a per-tensor quantized tensor, ``(0.0, 0)`` otherwise
+        (the form of an interpreter's ``get_input_details()[i]["quantization"]``)."""
+        q = self._subgraph.tensors[tensor].quantization
+        if q is None or q.scale is None or len(q.scale) != 1:
+            return 0.0, 0
+        return float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
+
     def tensor_dtype(self, tensor: int) -> str:
         """Lower-case dtype name of a tensor of the main subgraph."""
         return self._types.get(self._subgraph.tensors[tensor].type, "unknown").lower()

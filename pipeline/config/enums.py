@@ -91,6 +91,7 @@ class RuntimeTarget(str, enum.Enum):
     LITERT = "litert"  # ai-edge-litert with its default delegates (XNNPACK)
     LITERT_NO_DELEGATES = "litert-no-delegates"  # ai-edge-litert, built-in kernels only
     TFLITE_RUNTIME = "tflite-runtime"  # legacy tflite-runtime, in --runtime-python
+    LITERT_COMPILED = "litert-compiled"  # ai-edge-litert's CompiledModel API on CPU
 
 
 class QuantizedIO(str, enum.Enum):

@@ -41,6 +41,7 @@ from device_bench import (
 )
 from device_bench.child import child_environment
 from device_bench.compare import DIVERGENCE_STEPS, RunSpec, compare_ops, first_divergence
+from device_bench.compiled import compiled_available
 from device_bench.model_file import check_model_path
 from device_bench.profile import ModelProfile
 from device_bench.table import profile_lines as _profile_lines
@@ -52,6 +53,7 @@ __all__ = [
     "RunResult",
     "bench",
     "compare_runtimes",
+    "compiled_available",
     "dequantize",
     "profile_lines",
     "run_in_child",
@@ -70,6 +72,7 @@ def run_in_child(
     runtime: str | None = None,
     xnnpack: bool = True,
     delegate_fallback: bool = True,
+    api: str = "interpreter",
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Runs `model` on `x` in a child process (device_bench's `run_isolated`).
 
@@ -80,6 +83,7 @@ def run_in_child(
         runtime: the runtime to load there (`ai_edge_litert`, `tflite_runtime`, ...).
         xnnpack: whether to use the runtime's default delegates.
         delegate_fallback: whether to retry without them when they refuse the model.
+        api: `interpreter`, or `compiled` for ai-edge-litert's CompiledModel (CPU).
 
     Returns:
         (dequantized float32 outputs, or None when the model did not run; a status dict
@@ -95,6 +99,7 @@ def run_in_child(
             xnnpack=xnnpack,
             delegate_fallback=delegate_fallback,
             timeout_s=RUN_TIMEOUT_S,
+            api=api,
         )
     except ModelCrashedError as error:
         return None, {"status": "crashed", "reason": str(error)}

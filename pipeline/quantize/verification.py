@@ -84,6 +84,7 @@ def run_on_runtime(
         runtime="tflite_runtime" if legacy else "ai_edge_litert",
         xnnpack=target is not RuntimeTarget.LITERT_NO_DELEGATES,
         delegate_fallback=False,
+        api="compiled" if target is RuntimeTarget.LITERT_COMPILED else "interpreter",
     )
 
 
