@@ -17,6 +17,7 @@ from pipeline.release.report.tables import (
     fmt,
     gate_rows,
     operating_point_line,
+    recommendation_lines,
     structured_auto_points,
     variant_lines,
     variant_rows,
@@ -198,6 +199,8 @@ def _intro(doc: Document, report: BuildReport, gates: Gates) -> None:
     boot = None if first is None else first.bootstrap
     op_line = operating_point_line(report)
     doc.text(f"Release verdict: {verdict}.")
+    for line in recommendation_lines(report):
+        doc.text(f"**{line}**")
     doc.items(
         [
             f"model: {model.source} ({model.output_kind}, {model.parameters} parameters, "
