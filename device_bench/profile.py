@@ -6,13 +6,15 @@ delegate choice and thread count as the whole model, fed the very values it read
 run of the whole model (captured once with the reference kernels and
 ``experimental_preserve_all_tensors``, so shape-reading ops get real shapes). Each timed
 invoke of a one-op model also pays the interpreter's per-invoke overhead, which the whole
-model pays once; it is measured on an empty model (no op; its input is its output) and
-subtracted from every op's p50. The per-op p50s then add up to about the whole model's
-p50, measured in the same run: ``sum_to_whole`` says how closely.
+model pays once; it is measured on an empty model (no op; its input is its output;
+timed before, halfway and after the ops, the median taken) and subtracted from every
+op's p50. The per-op p50s then add up to about the whole model's p50, measured in the
+same run: ``sum_to_whole`` says how closely.
 
 What a one-op model cannot show: fusion across ops inside a delegate (XNNPACK plans the
 whole graph at once) and cache effects between neighbouring ops; both show up as
-``sum_to_whole`` away from 1.
+``sum_to_whole`` away from 1. A model whose whole invoke is a few times the overhead
+(a few microseconds) reads far from 1: its per-op numbers are mostly noise.
 """
 
 from __future__ import annotations
@@ -264,18 +266,21 @@ def profile_model(path: str | os.PathLike[str], settings: BenchSettings) -> Mode
         timer.xnnpack = whole.xnnpack
         whole.interpreter.set_tensor(whole.interpreter.get_input_details()[0]["index"], model_input)
         whole_ms = _p50_ms(whole.interpreter, settings.runs, timer.min_seconds)
-        overhead = timer.p50_ms("empty", graph.empty_model(), [np.zeros(1, np.float32)])
-        raw: list[float] = []
+        empty = graph.empty_model()
+        # the overhead is timed before, halfway and after the ops (median of the three), so
+        # a passing load on a shared machine moves it less than any one reading
+        overheads = [timer.p50_ms("empty", empty, [np.zeros(1, np.float32)])]
+        gross: list[float] = []
         for spec in graph.ops:
             feeds = [
                 values.get_tensor(t) for t in dict.fromkeys(spec.inputs) if not graph.is_constant(t)
             ]
-            raw.append(
-                max(
-                    timer.p50_ms(f"op{spec.index}", graph.single_op(spec.index), feeds) - overhead,
-                    0.0,
-                )
-            )
+            gross.append(timer.p50_ms(f"op{spec.index}", graph.single_op(spec.index), feeds))
+            if len(gross) == (len(graph.ops) + 1) // 2:
+                overheads.append(timer.p50_ms("empty", empty, [np.zeros(1, np.float32)]))
+        overheads.append(timer.p50_ms("empty", empty, [np.zeros(1, np.float32)]))
+    overhead = statistics.median(overheads)
+    raw = [max(ms - overhead, 0.0) for ms in gross]
     total = sum(raw) or 1.0
     ops = tuple(
         OpTiming(spec.index, spec.op, spec.dtype, spec.float_op, ms, ms / total)

@@ -115,9 +115,14 @@ def _reason(
     )
     int8 = Variant.INT8.value
     if best != int8 and int8 in p50:
-        text += f", {p50[int8] / p50[best]:.2g}x faster than int8"
+        ratio = p50[int8] / p50[best]
+        text += (
+            f", {ratio:.2g}x faster than int8"
+            if ratio >= 1
+            else f"; int8 runs {1 / ratio:.2g}x faster"
+        )
         if int8 in refused:
-            text += f" (int8 not eligible: {refused[int8]})"
+            text += f" but is not eligible: {refused[int8]}"
     elif best == int8:
         slower = [v for v in eligible[1:]]
         if slower:

@@ -106,3 +106,11 @@ def test_every_measured_target_gets_its_own() -> None:
     assert set(recs) == {"local", "device:pi"}
     assert recs["device:pi"].ship == "int8"
     assert recs["device:pi"].p50_ms == pytest.approx({"float32": 1.0, "int8": 0.5})
+
+
+def test_a_faster_int8_that_is_not_eligible_is_named_as_such() -> None:
+    lows = {"pruned_float32": (-0.004, -0.07), "int8": (-0.004, -0.07)}
+    report = _report({"float32": 0.30, "pruned_float32": 0.29, "int8": 0.20}, lows)
+    rec = recommend(report, GatesConfig())["local"]
+    assert rec.ship == "float32" and rec.eligible == ["float32"]
+    assert "int8 runs 1.5x faster but is not eligible: sensitivity" in rec.reason
