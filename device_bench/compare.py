@@ -141,15 +141,26 @@ class _Accumulator:
         self.differing = 0
         self.count = 0
 
-    def add(self, a: np.ndarray, b: np.ndarray, detail: dict[str, Any]) -> None:
+    def add(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        detail: dict[str, Any],
+        detail_a: dict[str, Any] | None = None,
+    ) -> None:
+        """Adds one sample's outputs; `detail` is B's tensor, `detail_a` A's when A is
+        another model (e.g. the float32 file against its int8 one)."""
         quantization = quantization_of(detail)
-        real_a = dequantize(a, quantization).astype(np.float64)
+        real_a = dequantize(a, quantization_of(detail_a or detail)).astype(np.float64)
         real_b = dequantize(b, quantization).astype(np.float64)
         if quantization.scale is None:
             self.max_steps = None
         elif self.max_steps is not None:
-            steps = np.abs(a.astype(np.int64) - b.astype(np.int64))
-            self.max_steps = max(self.max_steps, float(steps.max(initial=0)))
+            if detail_a is None:  # one quantization: whole steps, exactly
+                steps = np.abs(a.astype(np.int64) - b.astype(np.int64)).astype(np.float64)
+            else:
+                steps = np.abs(real_b - real_a) / quantization.scale
+            self.max_steps = max(self.max_steps, float(np.round(steps.max(initial=0), 6)))
         diff = real_b - real_a
         self.max_abs = max(self.max_abs, float(np.abs(diff).max(initial=0.0)))
         self.signal += float(np.sum(real_a * real_a))
@@ -238,3 +249,71 @@ def _samples(inputs: np.ndarray, detail: dict[str, Any], model_path: str) -> np.
         )
     samples = fit_samples(np.asarray(inputs), shape[1:], source="array", model=model_path)
     return to_model_dtype(samples, quantization_of(detail))
+
+
+def compare_to_model(
+    path: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    inputs: np.ndarray,
+    spec: RunSpec,
+) -> list[OpError]:
+    """Every op's output of `path` (e.g. the int8 file) against the matching op of
+    `reference` (the float32 file it was made from), on one runtime: where quantization
+    loses what the float model computes. Ops match by position when both files hold the
+    same op sequence, else by the name of the tensor they write (the converter names it
+    after the Keras layer; QUANTIZE/DEQUANTIZE at int8 edges have no namesake and are left
+    out). Steps are in `path`'s output quantization.
+
+    Args:
+        path: The model compared (one input).
+        reference: The model it is compared with (same input, real-valued).
+        inputs: Real-valued samples ``(N, ...)``.
+        spec: The runtime both run on.
+
+    Returns:
+        One error per matched op of `path`, in its execution order.
+    """
+    graphs, sides, positions = [], [], []
+    runtime = load_runtime(spec.runtime)
+    for model in (reference, path):
+        model_path = str(check_model_file(model))
+        graph = Graph(Path(model_path).read_bytes(), model_path)
+        content, where = graph.with_all_outputs()
+        graphs.append(graph)
+        sides.append(_Side(runtime, spec, content))
+        positions.append(where)
+    if [op.op for op in graphs[0].ops] == [op.op for op in graphs[1].ops]:
+        # the same op sequence (a float file and its int8 with float edges kept inside):
+        # ops match by position
+        matched = list(zip(graphs[1].ops, positions[1], positions[0], strict=True))
+    else:
+        names = {
+            graphs[0].tensor_name(op.outputs[0]): pos
+            for op, pos in zip(graphs[0].ops, positions[0], strict=True)
+        }
+        matched = [
+            (op, pos, names[name])
+            for op, pos in zip(graphs[1].ops, positions[1], strict=True)
+            if (name := graphs[1].tensor_name(op.outputs[0])) in names
+        ]
+    accumulators = [_Accumulator() for _ in matched]
+    samples = [
+        _samples(inputs, side.input, str(m))
+        for side, m in zip(sides, (reference, path), strict=True)
+    ]
+    for sample_ref, sample in zip(*samples, strict=True):
+        outs_ref, outs = sides[0].run(sample_ref[None]), sides[1].run(sample[None])
+        for acc, (_, pos, ref_pos) in zip(accumulators, matched, strict=True):
+            acc.add(outs_ref[ref_pos], outs[pos], sides[1].outputs[pos], sides[0].outputs[ref_pos])
+    return [
+        OpError(
+            index=op.index,
+            op=op.op,
+            dtype=op.dtype,
+            max_steps=acc.max_steps,
+            max_abs=acc.max_abs,
+            snr_db=acc.snr_db(),
+            differing=acc.differing / max(acc.count, 1),
+        )
+        for (op, _, _), acc in zip(matched, accumulators, strict=True)
+    ]

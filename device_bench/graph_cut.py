@@ -107,6 +107,11 @@ class Graph:
             return 0.0, 0
         return float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
 
+    def tensor_name(self, tensor: int) -> str:
+        """Name of a tensor of the main subgraph (the converter's op path)."""
+        name = self._subgraph.tensors[tensor].name
+        return name.decode() if isinstance(name, bytes) else str(name)
+
     def tensor_dtype(self, tensor: int) -> str:
         """Lower-case dtype name of a tensor of the main subgraph."""
         return self._types.get(self._subgraph.tensors[tensor].type, "unknown").lower()

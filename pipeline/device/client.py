@@ -40,7 +40,13 @@ from device_bench import (
     run_model,
 )
 from device_bench.child import child_environment
-from device_bench.compare import DIVERGENCE_STEPS, RunSpec, compare_ops, first_divergence
+from device_bench.compare import (
+    DIVERGENCE_STEPS,
+    RunSpec,
+    compare_ops,
+    compare_to_model,
+    first_divergence,
+)
 from device_bench.compiled import compiled_available
 from device_bench.model_file import check_model_path
 from device_bench.profile import ModelProfile
@@ -53,6 +59,7 @@ __all__ = [
     "RunResult",
     "bench",
     "compare_runtimes",
+    "compare_to_float",
     "compiled_available",
     "dequantize",
     "profile_lines",
@@ -230,6 +237,29 @@ def compare_runtimes(
             )
     try:
         errors = compare_ops(model, np.asarray(x, np.float32), _RUN_SPECS[a], _RUN_SPECS[b])
+    except DeviceBenchError as error:
+        raise ModelError(str(error)) from None
+    first = first_divergence(errors, bound)
+    return [e.to_json() for e in errors], None if first is None else first.to_json()
+
+
+def compare_to_float(
+    model: Path, reference: Path, x: np.ndarray, target: str, bound: float = DIVERGENCE_STEPS
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every op's output of `model` (int8) against the same-named op of `reference` (the
+    float32 file it was made from) on one runtime, in `model`'s quantization steps.
+
+    Returns:
+        (per-op errors, the first op differing by more than `bound` steps or None).
+
+    Raises:
+        ConfigError: `target` cannot run in this process.
+        ModelError: a model cannot be compared.
+    """
+    if target not in _RUN_SPECS:
+        raise ConfigError(f"{target!r}: expected one of {', '.join(_RUN_SPECS)}.")
+    try:
+        errors = compare_to_model(model, reference, np.asarray(x, np.float32), _RUN_SPECS[target])
     except DeviceBenchError as error:
         raise ModelError(str(error)) from None
     first = first_divergence(errors, bound)

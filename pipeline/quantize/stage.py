@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import BuildConfig
+from pipeline.config import BuildConfig, Variant
 
 
 def verify_stage(
@@ -28,7 +28,7 @@ def verify_stage(
     from converters.inspection import inspect_tflite
     from pipeline.evaluate.metrics import predictions, probabilities
     from pipeline.quantize import ptq as quantization
-    from pipeline.quantize.verification import target_name, verify
+    from pipeline.quantize.verification import float_divergence, target_name, verify
 
     x_test = splits.model_inputs("test")
     if quant.postprocess == "none":
@@ -86,5 +86,9 @@ def verify_stage(
         else:
             sparse["kept"] = True
     quant.report["sparse_encoding"] = sparse
+    if not quant.report.get("budget_met", True):
+        # the pruned float32 file is written beside the int8 one before verification
+        reference_file = path.with_name(Variant.PRUNED_FLOAT32.filename)
+        checks = float_divergence(path, reference_file, x_test, checks)
     quant.report["verification"] = [c.to_json() for c in checks]
     return quant

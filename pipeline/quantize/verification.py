@@ -116,7 +116,33 @@ def divergence(
         )
     except (ConfigError, ModelError):
         return None
-    return first
+    return None if first is None else {**first, "against": names[0]}
+
+
+def float_divergence(
+    model: Path, reference: Path, x: np.ndarray, checks: list[RuntimeCheck]
+) -> list[RuntimeCheck]:
+    """When int8 misses its budget: on the primary runtime's check, the first op of the
+    int8 file whose output differs from the same-named op of the float32 `reference` by
+    more than MAX_STEPS_VS_PRIMARY of its steps (`against`: `pruned_float32`)."""
+    from dataclasses import replace
+
+    from pipeline.device.client import compare_to_float
+    from pipeline.errors import ConfigError, ModelError
+
+    primary = next((c for c in checks if c.status == "ok"), None)
+    if primary is None or not isinstance(primary.target, RuntimeTarget) or not reference.is_file():
+        return checks
+    try:
+        _, first = compare_to_float(
+            model, reference, x[:DIVERGENCE_SAMPLES], primary.target.value, MAX_STEPS_VS_PRIMARY
+        )
+    except (ConfigError, ModelError):
+        return checks
+    if first is None:
+        return checks
+    parted = {**first, "against": "pruned_float32"}
+    return [replace(c, divergence=parted) if c is primary else c for c in checks]
 
 
 def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:

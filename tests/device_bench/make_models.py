@@ -162,13 +162,9 @@ def dominant_conv_int8() -> bytes:
     return converter.convert()
 
 
-def resize_int8() -> bytes:
-    """A full-int8 model with a bilinear Resizing front inside (as in a MobileNetV2 fed
-    28x28 scans): XNNPACK's int8 RESIZE_BILINEAR rounds differently from LiteRT's
-    reference kernel (measured up to 3 steps on ai-edge-litert 2.3), which the per-op
-    comparison must name as the first op where the runtimes part ways."""
+def _resize_model() -> keras.Model:
     keras.utils.set_random_seed(SEED + 7)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.Input((12, 12, 3)),
             keras.layers.Rescaling(1 / 127.5, -1),
@@ -178,6 +174,19 @@ def resize_int8() -> bytes:
             keras.layers.Dense(1, activation="sigmoid"),
         ]
     )
+
+
+def resize_float32() -> bytes:
+    """The float32 file resize_int8 is quantized from (same weights, same tensor names)."""
+    return _convert(_resize_model())
+
+
+def resize_int8() -> bytes:
+    """A full-int8 model with a bilinear Resizing front inside (as in a MobileNetV2 fed
+    28x28 scans): XNNPACK's int8 RESIZE_BILINEAR rounds differently from LiteRT's
+    reference kernel (measured up to 3 steps on ai-edge-litert 2.3), which the per-op
+    comparison must name as the first op where the runtimes part ways."""
+    model = _resize_model()
     rng = np.random.default_rng(SEED)
 
     def pixels():
@@ -202,6 +211,7 @@ MODELS = {
     "two_outputs.tflite": two_outputs,
     "dominant_conv_int8.tflite": dominant_conv_int8,
     "resize_int8.tflite": resize_int8,
+    "resize_float32.tflite": resize_float32,
 }
 
 

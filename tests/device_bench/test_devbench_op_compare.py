@@ -42,3 +42,21 @@ def test_float_outputs_have_no_steps_but_an_snr() -> None:
     errors = compare_ops(model_path("dense_float32"), x, XNNPACK, REFERENCE)
     assert all(e.max_steps is None and e.dtype == "float32" for e in errors)
     assert first_divergence(errors) is None
+
+
+def test_int8_against_its_float_model_matches_ops_by_tensor_name(tmp_path) -> None:
+    from device_bench.compare import compare_to_model
+
+    # the dominant-conv int8 file against itself read as the reference: every op matches
+    # and nothing differs; against the float Dense MLP nothing matches
+    path = model_path("dominant_conv_int8")
+    x = np.random.default_rng(0).standard_normal((3, 32, 32, 16)).astype(np.float32)
+    errors = compare_to_model(path, path, x, XNNPACK)
+    assert [e.op for e in errors] == [
+        "QUANTIZE",
+        "CONV_2D",
+        "MEAN",
+        "FULLY_CONNECTED",
+        "DEQUANTIZE",
+    ]
+    assert all(e.max_abs == 0 for e in errors) and first_divergence(errors) is None

@@ -81,3 +81,23 @@ def test_inspect_compare_refuses_an_unknown_runtime_and_missing_data(
     assert "--compare 'tflite-runtime'" in capsys.readouterr().err
     assert main(["inspect", str(RESIZE), "--compare", "litert", "litert-no-delegates"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_a_missed_int8_budget_names_where_int8_leaves_float(tmp_path: Path) -> None:
+    from pipeline.quantize.verification import float_divergence
+
+    x = _pixels()
+    float_file = RESIZE.with_name("resize_float32.tflite")
+    checks = [
+        RuntimeCheck(RuntimeTarget.LITERT, "ok", None),
+        RuntimeCheck(RuntimeTarget.LITERT_NO_DELEGATES, "ok", None),
+    ]
+    primary, other = float_divergence(RESIZE, float_file, x, checks)
+    assert other.divergence is None and primary.divergence is not None
+    # int8 leaves float beyond 2 of its steps first at the conv after the resize
+    assert (primary.divergence["index"], primary.divergence["op"]) == (3, "CONV_2D")
+    assert primary.divergence["against"] == "pruned_float32"
+    assert primary.divergence["max_steps"] > 2
+    # the file against itself, or no float file: nothing to name
+    assert float_divergence(RESIZE, RESIZE, x, checks) == checks
+    assert float_divergence(RESIZE, tmp_path / "none.tflite", x, checks) == checks
