@@ -11,6 +11,8 @@ CompiledModel raises (it does not fall back), and device_bench reports that as a
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,9 @@ class CompiledInterpreter:
                 "CompiledModel has no built-in-kernels mode: --no-xnnpack applies to "
                 "--api interpreter only."
             )
-        from ai_edge_litert import compiled_model, hardware_accelerator
+        # by name, like runtime.py: importing device_bench never imports a runtime
+        compiled_model = importlib.import_module("ai_edge_litert.compiled_model")
+        hardware_accelerator = importlib.import_module("ai_edge_litert.hardware_accelerator")
 
         accel = hardware_accelerator.HardwareAccelerator[accelerator.upper()]
         try:
@@ -121,8 +125,6 @@ class CompiledInterpreter:
 
 def compiled_available() -> bool:
     """Whether ai-edge-litert's CompiledModel API is importable here."""
-    import importlib.util
-
     try:
         return importlib.util.find_spec("ai_edge_litert.compiled_model") is not None
     except ImportError:
@@ -156,7 +158,7 @@ def api_runtime(name: str | None, api: str, accelerator: str = "cpu") -> Runtime
         return load_runtime(name)
     runtime = load_runtime(name or "ai_edge_litert")
     try:
-        from ai_edge_litert import compiled_model  # noqa: F401
+        importlib.import_module("ai_edge_litert.compiled_model")
     except ImportError as error:
         raise RuntimeUnavailableError(
             f"--api compiled needs ai-edge-litert's CompiledModel; runtime {runtime.name} "

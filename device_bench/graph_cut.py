@@ -12,6 +12,7 @@ main subgraph's operator list, which is their execution order and the numbering 
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +24,12 @@ _FILE_IDENTIFIER = b"TFL3"
 
 
 def _schema() -> Any:
+    # by name, like runtime.py: the schema ships with the runtime, TensorFlow last
     try:
-        from ai_edge_litert import schema_py_generated as schema
+        return importlib.import_module("ai_edge_litert.schema_py_generated")
     except ImportError:
         try:
-            from tensorflow.lite.python import schema_py_generated as schema
+            return importlib.import_module("tensorflow.lite.python.schema_py_generated")
         except ImportError as error:
             raise ModelError(
                 "Cutting a model into ops needs the TFLite flatbuffer schema, which "
@@ -35,7 +37,6 @@ def _schema() -> Any:
                 "neither it nor TensorFlow. Install ai-edge-litert (pip install ai-edge-litert) "
                 "to use --profile or per-op comparison."
             ) from error
-    return schema
 
 
 def _enum_names(cls: type) -> dict[int, str]:
@@ -150,8 +151,7 @@ class Graph:
         return bool(has_data or getattr(buffer, "size", 0))
 
     def _pack(self, model: Any) -> bytes:
-        import flatbuffers
-
+        flatbuffers = importlib.import_module("flatbuffers")  # ai-edge-litert depends on it
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
         return bytes(builder.Output())
