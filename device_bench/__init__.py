@@ -12,6 +12,7 @@ The API the pipeline uses:
   process, possibly under another Python (another runtime).
 - ``bench_models(paths, BenchSettings(...)) -> BenchReport``: latency and
   memory, each model in its own child process; ``.to_json()`` is the report.
+- ``add_profiles(report) -> BenchReport``: each measured model's per-op latency.
 - ``check_models(paths, ...) -> list[CheckResult]``: does each model run at all.
 - ``micro_isolated(path) -> dict``: the model on TensorFlow Lite Micro (``tflite-micro``,
   optional): arena, flash, ops it lacks; in a child process.
@@ -27,7 +28,7 @@ from device_bench.errors import (
     ModelRefusedError,
     RuntimeUnavailableError,
 )
-from device_bench.isolate import bench_models, measure_isolated
+from device_bench.isolate import add_profiles, bench_models, measure_isolated
 from device_bench.isolated_run import run_isolated
 from device_bench.micro import MicroReport, micro_isolated, micro_report
 from device_bench.report import BenchReport, ModelReport, Status
@@ -59,6 +60,7 @@ __all__ = [
     "RuntimeUnavailableError",
     "Status",
     "__version__",
+    "add_profiles",
     "bench_models",
     "check_models",
     "dequantize",

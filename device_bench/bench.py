@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from device_bench.compiled import api_runtime
 from device_bench.errors import InputDataError
 from device_bench.inputs import fit_samples, load_input_file, to_model_dtype
 from device_bench.memory import sample_rss
 from device_bench.model_file import check_model_file
 from device_bench.report import InputInfo, MemoryReport, ModelReport, Status
 from device_bench.runner import model_io
-from device_bench.runtime import load_interpreter, load_runtime
+from device_bench.runtime import load_interpreter
 from device_bench.settings import BenchSettings
 from device_bench.stats import LatencyStats
 from device_bench.tensors import Quantization, random_input, tensor_nbytes
@@ -302,7 +303,7 @@ def prepare_model(path: str | os.PathLike[str], settings: BenchSettings) -> Prep
     rss_start = _rss_mb()
     model_path = str(check_model_file(path))
     file_bytes = Path(model_path).stat().st_size
-    runtime = load_runtime(settings.runtime)
+    runtime = api_runtime(settings.runtime, settings.api, settings.accelerator)
     rss_after_import = _rss_mb()
 
     after_create: list[float | None] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device_bench.report import Status
+from device_bench.status import Status
 
 STDERR_TAIL_LINES = 20
 _CLOSE_GRACE_S = 10.0

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from device_bench import worker
+from device_bench.compiled import ACCELERATORS, APIS, api_runtime
 from device_bench.device_info import device_info
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
-from device_bench.isolate import bench_models
+from device_bench.isolate import add_profiles, bench_models
 from device_bench.micro import DEFAULT_TIMING_RUNS, load_samples, micro_isolated, micro_report
 from device_bench.model_file import check_model_path
+from device_bench.profile import profile_main
 from device_bench.runner import DEFAULT_BATCH_SIZE, run_model
 from device_bench.runtime import ALL_RUNTIME_NAMES, RUNTIME_NAMES
 from device_bench.settings import (
@@ -76,6 +78,18 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="disable the runtime's default delegates (XNNPACK)",
     )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="interpreter",
+        help="LiteRT API: the Interpreter (default) or CompiledModel (compiled)",
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=ACCELERATORS,
+        default="cpu",
+        help="with --api compiled: cpu (default), gpu or npu; refused where the device has none",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -114,6 +128,12 @@ def _bench_parser() -> argparse.ArgumentParser:
         "--sequential",
         action="store_true",
         help="measure several models one after another instead of interleaved",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time each op alone (cut from the file) on the same runtime and delegate; "
+        "adds models[i].profile to the JSON and the top ops to the table",
     )
     parser.add_argument("--json", metavar="PATH", help="write the JSON report ('-': stdout)")
     parser.add_argument("--version", action="version", version=f"device_bench {__version__}")
@@ -218,6 +238,8 @@ def _bench_settings(args: argparse.Namespace) -> BenchSettings:
             runtime=args.runtime,
             timeout_s=args.timeout,
             python=args.python,
+            api=args.api,
+            accelerator=args.accelerator,
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -241,6 +263,9 @@ def _bench(argv: Sequence[str]) -> int:
     how = "interleaved" if compare else "one at a time"
     print(f"device_bench: measuring {len(args.models)} model(s) {how}", file=sys.stderr)
     report = bench_models(args.models, settings, compare=compare)
+    if args.profile:
+        print("device_bench: profiling each op", file=sys.stderr)
+        report = add_profiles(report)
     table = format_table(report)
     if args.json == "-":
         sys.stderr.write(table)
@@ -274,7 +299,7 @@ def _run(argv: Sequence[str]) -> int:
         result = run_model(
             args.model,
             inputs,
-            runtime=args.runtime,
+            runtime=api_runtime(args.runtime, args.api, args.accelerator),
             threads=args.threads,
             xnnpack=args.xnnpack,
             delegate_fallback=args.fallback,
@@ -392,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _micro(arguments[1:])
     if command == "_worker":
         return worker.main(arguments[1:])
+    if command == "_profile":
+        return profile_main(arguments[1:])
     if command == "info":
         print(json.dumps(device_info(), indent=2))
         return EXIT_OK

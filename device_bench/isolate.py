@@ -24,6 +24,7 @@ from typing import Any
 
 from device_bench.bench import Setup
 from device_bench.child import Child, ChildFailure
+from device_bench.profile import profile_isolated
 from device_bench.report import BenchReport, ModelReport, Status, with_ratios
 from device_bench.settings import BenchSettings
 from device_bench.worker import CHUNK_CAPACITY
@@ -248,3 +249,28 @@ def bench_models(
     else:
         reports = _measure(models, settings, rounds=1)
     return BenchReport(settings=settings, compare=compare, models=tuple(reports))
+
+
+def add_profiles(report: BenchReport) -> BenchReport:
+    """Adds a per-op profile to each measured model, each profiled in its own child.
+
+    A model whose profiling fails keeps its measurement; its note says why.
+
+    Args:
+        report: A benchmark report.
+
+    Returns:
+        The report with ``profile`` filled in for the models that were measured.
+    """
+    models = []
+    for model in report.models:
+        if not model.ok:
+            models.append(model)
+            continue
+        profile = profile_isolated(model.path, report.settings)
+        if isinstance(profile, str):
+            note = f"{model.note}; {profile}" if model.note else profile
+            models.append(replace(model, note=note))
+        else:
+            models.append(replace(model, profile=profile))
+    return replace(report, models=tuple(models))

@@ -40,6 +40,7 @@ def run_isolated(
     delegate_fallback: bool = True,
     batch_size: int | None = None,
     timeout_s: float = 300.0,
+    api: str = "interpreter",
 ) -> RunResult:
     """Runs ``run_model`` in a child process, possibly under another Python.
 
@@ -57,6 +58,7 @@ def run_isolated(
             refuse the model (``False``: the refusal is the result).
         batch_size: Samples per invoke, or ``None`` for the default.
         timeout_s: Time limit for the child.
+        api: ``interpreter`` or ``compiled`` (LiteRT's CompiledModel on CPU).
 
     Returns:
         The child's result.
@@ -77,6 +79,8 @@ def run_isolated(
             command += ["--runtime", runtime]
         if not xnnpack:
             command.append("--no-xnnpack")
+        if api != "interpreter":
+            command += ["--api", api]
         if not delegate_fallback:
             command.append("--no-fallback")
         if batch_size is not None:

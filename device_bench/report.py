@@ -6,46 +6,19 @@ consumer never needs to guess which keys a failed model has.
 
 from __future__ import annotations
 
-import enum
 import os
 import platform
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from device_bench.errors import ModelFileError, ModelRefusedError
+from device_bench.profile import ModelProfile
 from device_bench.settings import BenchSettings
 from device_bench.stats import LatencyStats
+from device_bench.status import Status
 from device_bench.version import __version__
 
 SCHEMA_VERSION = 1
 TOOL = "device_bench"
-
-
-class Status(str, enum.Enum):
-    """Outcome of measuring one model."""
-
-    OK = "ok"
-    REFUSED = "refused"  # the interpreter raised while loading/allocating the model
-    CRASHED = "crashed"  # the measuring process died (native crash, signal, exit)
-    TIMEOUT = "timeout"  # the measuring process exceeded the per-model time limit
-    ERROR = "error"  # anything else: unsupported model, bad input, missing runtime
-
-
-def status_of(error: BaseException) -> Status:
-    """Maps an error raised while preparing or running a model to a status.
-
-    A file the interpreter cannot load is ``refused`` like one it rejects:
-    either way the device cannot run it. Everything else is ``error``.
-
-    Args:
-        error: The exception.
-
-    Returns:
-        ``Status.REFUSED`` or ``Status.ERROR``.
-    """
-    if isinstance(error, (ModelRefusedError, ModelFileError)):
-        return Status.REFUSED
-    return Status.ERROR
 
 
 @dataclass(frozen=True)
@@ -161,6 +134,7 @@ class ModelReport:
     ratio_to_first: dict[str, float] | None = None
     python: str | None = None
     stderr_tail: tuple[str, ...] = field(default=())
+    profile: ModelProfile | None = None
 
     @property
     def ok(self) -> bool:
@@ -190,6 +164,7 @@ class ModelReport:
             "ratio_to_first": self.ratio_to_first,
             "python": self.python,
             "stderr_tail": list(self.stderr_tail),
+            "profile": self.profile.to_json() if self.profile else None,
         }
 
 

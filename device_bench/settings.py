@@ -33,6 +33,8 @@ class BenchSettings:
         python: Interpreter that runs the measuring child processes, or ``None``
             for this one (``sys.executable``).
         seed: Seed of the random input.
+        api: ``interpreter`` or ``compiled`` (LiteRT's CompiledModel, ``compiled.py``).
+        accelerator: ``cpu``, ``gpu`` or ``npu`` (``gpu``/``npu`` with ``compiled`` only).
     """
 
     runs: int = DEFAULT_RUNS
@@ -46,6 +48,8 @@ class BenchSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     python: str | None = None
     seed: int = 0
+    api: str = "interpreter"
+    accelerator: str = "cpu"
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,6 +69,12 @@ class BenchSettings:
             problems.append(
                 f"runtime must be one of {', '.join(RUNTIME_NAMES)}; received {self.runtime!r}"
             )
+        if self.api not in ("interpreter", "compiled"):
+            problems.append(f"api must be interpreter or compiled; received {self.api!r}")
+        if self.accelerator not in ("cpu", "gpu", "npu"):
+            problems.append(f"accelerator must be cpu, gpu or npu; received {self.accelerator!r}")
+        elif self.accelerator != "cpu" and self.api != "compiled":
+            problems.append(f"accelerator {self.accelerator} needs api compiled")
         if problems:
             raise ValueError("Invalid benchmark settings: " + "; ".join(problems) + ".")
 
@@ -95,4 +105,6 @@ class BenchSettings:
             "timeout_s": self.timeout_s,
             "python": os.path.abspath(self.python_executable),
             "seed": self.seed,
+            "api": self.api,
+            "accelerator": self.accelerator,
         }

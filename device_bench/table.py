@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from device_bench.profile import ModelProfile
 from device_bench.report import BenchReport, ModelReport
 
 _Column = tuple[str, Callable[[ModelReport], str], bool]  # header, cell, right-aligned
@@ -106,6 +107,30 @@ def format_micro_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def profile_lines(path: str, profile: ModelProfile) -> list[str]:
+    """The top ops by share and the shares of QUANTIZE/DEQUANTIZE and of float ops.
+
+    Args:
+        path: The model's path, heading the lines.
+        profile: Its per-op profile.
+
+    Returns:
+        One line per top op after a heading line.
+    """
+    ratio = _number(profile.sum_to_whole, ".2f")
+    lines = [
+        f"{path}: per-op p50 sum {profile.sum_ms:.4g} ms = {ratio} x whole "
+        f"{profile.whole_p50_ms:.4g} ms (less {profile.overhead_ms:.3g} ms empty-invoke "
+        f"overhead per op); QUANTIZE/DEQUANTIZE {profile.share_of(quantize=True):.1%}, "
+        f"float ops {profile.share_of(float_ops=True):.1%}"
+    ]
+    for op in profile.top():
+        lines.append(
+            f"  #{op.index:<4} {op.op:<20} {op.dtype:<8} {op.p50_ms:9.4g} ms  {op.share:6.1%}"
+        )
+    return lines
+
+
 def format_table(report: BenchReport) -> str:
     """Formats a report as aligned columns, then one line per note or failure.
 
@@ -123,4 +148,6 @@ def format_table(report: BenchReport) -> str:
             lines.append(f"{model.path}: {model.status.value}: {model.reason}")
         if model.note:
             lines.append(f"{model.path}: note: {model.note}")
+        if model.profile is not None:
+            lines.extend(profile_lines(model.path, model.profile))
     return "\n".join(lines) + "\n"

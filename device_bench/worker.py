@@ -32,10 +32,10 @@ import time
 from typing import IO, Any
 
 from device_bench.bench import duration_buffer, peak_rss_mb, prepare_model
-from device_bench.report import status_of
 from device_bench.runner import run_model
 from device_bench.runtime import load_runtime
 from device_bench.settings import BenchSettings
+from device_bench.status import status_of
 
 # Test hook: "<phase>:<SIGNAL>:<file name>" makes the child kill itself with
 # SIGNAL (e.g. SIGSEGV, SIGABRT) when it reaches <phase> ("load", "run" or

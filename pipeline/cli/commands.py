@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.cli.console import gate_failures, native_logs_captured, run_with_progress
 from pipeline.cli.options import (
@@ -152,7 +153,11 @@ def run_bench(args: argparse.Namespace) -> int:
         if not model.is_file():
             raise ModelError(f"'{model}' is not a file; expected a .tflite model.")
     config = BenchConfig(
-        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, threads=args.threads
+        runs=args.runs,
+        warmup=args.warmup,
+        min_seconds=args.min_seconds,
+        threads=args.threads,
+        profile=args.profile,
     )
     devices = device_config_from_args(args).devices
     if len(devices) > 1:
@@ -199,6 +204,8 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"{s['peak_rss_mb']:.1f} MB ratio to first {ratio.get('p50', 1.0):.2f}"
                 + (f" ({s['note']})" if s.get("note") else "")
             )
+            if s.get("profile"):
+                print("\n".join(client.profile_lines(f"{model}{where}", s["profile"])))
     return 0 if all(m.get("status") == "ok" for m in doc["models"]) else 1
 
 
@@ -208,6 +215,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     if not args.file.is_file():
         raise ModelError(f"'{args.file}' is not a file; expected a .tflite model.")
+    if args.compare is not None:
+        return _run_compare(args)
     info = inspect_tflite(args.file)
     doc = info.to_json()
     from pipeline.release.manifest import read_embedded
@@ -230,3 +239,64 @@ def run_inspect(args: argparse.Namespace) -> int:
         text = json.dumps(doc["manifest"], indent=2).replace("\n", "\n    ")
         print(f"  manifest (metadata 'bedside_lite_manifest'):\n    {text}")
     return 0
+
+
+def _compare_samples(path: Path | None, count: int) -> Any:
+    """`inspect --data`: the first `count` samples of an .npy, or of an .npz's `x`,
+    `test_images` or only array."""
+    import numpy as np
+
+    from pipeline.errors import ConfigError
+
+    if path is None or not path.is_file():
+        raise ConfigError(
+            f"inspect --compare needs --data FILE (.npy/.npz samples); received {path}."
+        )
+    if count < 1:
+        raise ConfigError(f"--samples {count}: expected at least 1.")
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        return loaded[:count]
+    names = [n for n in ("x", "test_images") if n in loaded.files] or loaded.files
+    if len(names) != 1 and names[0] not in ("x", "test_images"):
+        raise ConfigError(
+            f"--data '{path}' holds arrays {loaded.files}; expected one array, or one named "
+            "'x' or 'test_images'. Save the samples alone with numpy.save."
+        )
+    return loaded[names[0]][:count]
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    """`inspect F --compare A B --data D`: each op's error of B against A along the graph."""
+    from pipeline.device import client
+
+    runtime_a, runtime_b = args.compare
+    x = _compare_samples(args.data, args.samples)
+    errors, first = client.compare_runtimes(args.file, x, runtime_a, runtime_b)
+    if args.json:
+        print(json.dumps({"a": runtime_a, "b": runtime_b, "ops": errors, "divergence": first}))
+        return 0
+    print(
+        f"{args.file}: {runtime_b} against {runtime_a} on {len(x)} sample(s); steps of each "
+        "op's output quantization (alone: the op fed the same inputs on both)"
+    )
+    print(f"  {'#':<4} {'op':<24} {'dtype':<8} {'max steps':>9} {'alone':>6} {'SNR dB':>7}")
+    for e in errors:
+        snr = "inf" if e["snr_db"] is None else f"{e['snr_db']:.1f}"
+        mark = "  <- first > 2 steps" if first is not None and e["index"] == first["index"] else ""
+        print(
+            f"  {e['index']:<4} {e['op']:<24} {e['dtype']:<8} {_cell(e['max_steps']):>9} "
+            f"{_cell(e['local_max_steps']):>6} {snr:>7}{mark}"
+        )
+    if first is None:
+        print("  no op differs by more than 2 steps")
+    else:
+        print(
+            f"  first divergence: op #{first['index']} {first['op']} ({_cell(first['max_steps'])} "
+            f"steps along the graph, {_cell(first['local_max_steps'])} alone)"
+        )
+    return 0
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"

@@ -57,12 +57,15 @@ def _derive(values: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> N
 
 
 def _runtimes(values: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[RuntimeTarget, ...]]:
-    """(required runtimes or device names, runtimes verified on): the two LiteRT ones, the
-    legacy tflite-runtime with --runtime-python, TFLM when `[micro]` is installed, and every
+    """(required runtimes or device names, runtimes verified on): the two LiteRT
+    Interpreter ones, LiteRT's CompiledModel where ai-edge-litert provides it, the legacy
+    tflite-runtime with --runtime-python, TFLM when `[micro]` is installed, and every
     required runtime."""
-    from pipeline.device.client import micro_available
+    from pipeline.device.client import compiled_available, micro_available
 
     runtimes = [RuntimeTarget.LITERT, RuntimeTarget.LITERT_NO_DELEGATES]
+    if compiled_available():
+        runtimes.append(RuntimeTarget.LITERT_COMPILED)
     if values["runtime_python"] is not None:
         runtimes.append(RuntimeTarget.TFLITE_RUNTIME)
     if micro_available():  # the microcontroller's runtime, whenever [micro] is installed

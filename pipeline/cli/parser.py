@@ -91,6 +91,21 @@ def make_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="ops, dtypes and quantization of a .tflite file")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true")
+    i.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("RUNTIME_A", "RUNTIME_B"),
+        help="run the file on both runtimes (litert, litert-no-delegates) with every op's "
+        "output exposed and print each op's error along the graph (max steps, SNR)",
+    )
+    i.add_argument(
+        "--data",
+        type=Path,
+        help="with --compare: .npy/.npz samples (N, ...) in the model's input units",
+    )
+    i.add_argument(
+        "--samples", type=int, default=32, help="with --compare: samples to run (default 32)"
+    )
     return parser
 
 

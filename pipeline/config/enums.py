@@ -92,6 +92,7 @@ class RuntimeTarget(str, enum.Enum):
     LITERT_NO_DELEGATES = "litert-no-delegates"  # ai-edge-litert, built-in kernels only
     TFLITE_RUNTIME = "tflite-runtime"  # legacy tflite-runtime, in --runtime-python
     TFLM = "tflm"  # TensorFlow Lite Micro (the [micro] extra): what a microcontroller runs
+    LITERT_COMPILED = "litert-compiled"  # ai-edge-litert's CompiledModel API on CPU
 
 
 class QuantizedIO(str, enum.Enum):

@@ -234,6 +234,9 @@ def _quantize_bench_export() -> list[Option]:
                 attr="bench.runs", metavar="N", commands=BUILD_SWEEP),
         declare("threads", "int", "interpreter threads for the bench", section="bench",
                 metavar="N", commands=("build", "bench")),
+        declare("profile", "bool", "also time each op alone (cut from the file) on the "
+                "same runtime and delegate: top ops by share, QUANTIZE/DEQUANTIZE and float "
+                "shares", section="bench", commands=("build", "bench")),
         e("out", "path", "output directory", attr="out"),
         e("overwrite", "bool", "replace a non-empty --out", attr="overwrite",
           commands=("build", "export-onnx")),

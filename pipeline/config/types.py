@@ -347,6 +347,7 @@ class BenchConfig:
     min_seconds: float = 0.5
     threads: int = 1
     enabled: bool = True
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.runs < 1 or self.warmup < 0 or self.threads < 1 or self.min_seconds < 0:

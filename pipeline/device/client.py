@@ -34,6 +34,7 @@ from device_bench import (
     ModelCrashedError,
     Quantization,
     RunResult,
+    add_profiles,
     bench_models,
     dequantize,
     micro_isolated,
@@ -41,7 +42,17 @@ from device_bench import (
     run_model,
 )
 from device_bench.child import child_environment
+from device_bench.compare import (
+    DIVERGENCE_STEPS,
+    RunSpec,
+    compare_ops,
+    compare_to_model,
+    first_divergence,
+)
+from device_bench.compiled import compiled_available
 from device_bench.model_file import check_model_path
+from device_bench.profile import ModelProfile
+from device_bench.table import profile_lines as _profile_lines
 from pipeline.config import BenchConfig
 from pipeline.errors import ConfigError, ModelError
 
@@ -49,9 +60,13 @@ __all__ = [
     "Quantization",
     "RunResult",
     "bench",
+    "compare_runtimes",
+    "compare_to_float",
+    "compiled_available",
     "dequantize",
     "micro_available",
     "micro_footprint",
+    "profile_lines",
     "run_in_child",
     "run_model",
 ]
@@ -83,6 +98,7 @@ def run_in_child(
     runtime: str | None = None,
     xnnpack: bool = True,
     delegate_fallback: bool = True,
+    api: str = "interpreter",
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Runs `model` on `x` in a child process (device_bench's `run_isolated`).
 
@@ -93,6 +109,7 @@ def run_in_child(
         runtime: the runtime to load there (`ai_edge_litert`, `tflite_runtime`, ...).
         xnnpack: whether to use the runtime's default delegates.
         delegate_fallback: whether to retry without them when they refuse the model.
+        api: `interpreter`, or `compiled` for ai-edge-litert's CompiledModel (CPU).
 
     Returns:
         (dequantized float32 outputs, or None when the model did not run; a status dict
@@ -108,6 +125,7 @@ def run_in_child(
             xnnpack=xnnpack,
             delegate_fallback=delegate_fallback,
             timeout_s=RUN_TIMEOUT_S,
+            api=api,
         )
     except ModelCrashedError as error:
         return None, {"status": "crashed", "reason": str(error)}
@@ -193,7 +211,7 @@ def bench(models: Sequence[Path], config: BenchConfig, python: str | None = None
 
     Args:
         models: .tflite files; the first is the reference of the ratios.
-        config: runs, warm-up, minimum time and threads.
+        config: runs, warm-up, minimum time, threads, and whether to profile each op.
         python: the Python that runs the measuring children (e.g. a venv with
             tflite-runtime); None for this one.
 
@@ -216,6 +234,78 @@ def bench(models: Sequence[Path], config: BenchConfig, python: str | None = None
         python=python,
     )
     report = bench_models([str(m) for m in models], settings)
+    if config.profile:
+        report = add_profiles(report)
     if host is not None:
         report = replace(report, host=host)
     return report.to_json()
+
+
+def profile_lines(name: str, profile: dict[str, Any]) -> list[str]:
+    """device_bench's lines for a `models[i].profile` block: the sum against the whole
+    model, the QUANTIZE/DEQUANTIZE and float shares, then the top ops by share."""
+    return _profile_lines(name, ModelProfile.from_json(profile))
+
+
+# verification targets that run in this process, as device_bench runs them
+_RUN_SPECS = {
+    "litert": RunSpec("litert", xnnpack=True, runtime="ai_edge_litert"),
+    "litert-no-delegates": RunSpec("litert-no-delegates", xnnpack=False, runtime="ai_edge_litert"),
+}
+
+
+def compare_runtimes(
+    model: Path, x: np.ndarray, a: str, b: str, bound: float = DIVERGENCE_STEPS
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every op's output of `model` on runtime `b` against runtime `a`, in execution order.
+
+    Args:
+        model: the .tflite file.
+        x: real-valued inputs (N, ...), float32.
+        a: the reference side, a target name (`litert`, `litert-no-delegates`).
+        b: the side compared with it.
+        bound: quantization steps beyond which an op's output differs.
+
+    Returns:
+        (per-op errors: index, op, dtype, max_steps, local_max_steps, max_abs, snr_db,
+        differing; the first op differing by more than `bound` steps, or None).
+
+    Raises:
+        ConfigError: a target cannot run in this process.
+        ModelError: the model cannot be compared (control flow, refused by a runtime).
+    """
+    for name in (a, b):
+        if name not in _RUN_SPECS:
+            raise ConfigError(
+                f"--compare {name!r}: expected one of {', '.join(_RUN_SPECS)} (runtimes "
+                "that run in this process); compare another runtime on its own device."
+            )
+    try:
+        errors = compare_ops(model, np.asarray(x, np.float32), _RUN_SPECS[a], _RUN_SPECS[b])
+    except DeviceBenchError as error:
+        raise ModelError(str(error)) from None
+    first = first_divergence(errors, bound)
+    return [e.to_json() for e in errors], None if first is None else first.to_json()
+
+
+def compare_to_float(
+    model: Path, reference: Path, x: np.ndarray, target: str, bound: float = DIVERGENCE_STEPS
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every op's output of `model` (int8) against the same-named op of `reference` (the
+    float32 file it was made from) on one runtime, in `model`'s quantization steps.
+
+    Returns:
+        (per-op errors, the first op differing by more than `bound` steps or None).
+
+    Raises:
+        ConfigError: `target` cannot run in this process.
+        ModelError: a model cannot be compared.
+    """
+    if target not in _RUN_SPECS:
+        raise ConfigError(f"{target!r}: expected one of {', '.join(_RUN_SPECS)}.")
+    try:
+        errors = compare_to_model(model, reference, np.asarray(x, np.float32), _RUN_SPECS[target])
+    except DeviceBenchError as error:
+        raise ModelError(str(error)) from None
+    first = first_divergence(errors, bound)
+    return [e.to_json() for e in errors], None if first is None else first.to_json()

@@ -37,4 +37,4 @@ def summarize(entry: dict[str, Any]) -> dict[str, Any]:
         "model_mb": entry["memory"].get("model_mb"),
         "arena_bytes": entry["memory"].get("arena_bytes"),
         "ratio_to_float32": entry.get("ratio_to_first"),
-    }
+    } | ({"profile": entry["profile"]} if entry.get("profile") else {})

@@ -35,6 +35,8 @@ def bench_on_device(device: Device, models: list[Path], config: BenchConfig) -> 
     args = ["bench", *files, "--runs", str(config.runs), "--warmup", str(config.warmup)]
     args += ["--min-seconds", str(config.min_seconds), "--threads", str(threads)]
     args += ["--timeout", str(PER_MODEL_TIMEOUT_S), "--json", "-"]
+    if config.profile:
+        args.append("--profile")
     with Session(device, files) as session:
         timeout = PER_MODEL_TIMEOUT_S * (len(models) + 1)
         proc = session.run(args, timeout, "benchmarking")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import BuildConfig, RuntimeTarget
+from pipeline.config import BuildConfig, RuntimeTarget, Variant
 from pipeline.quantize.result import QuantizationResult, SparseEncoding
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def verify_stage(
     from converters.inspection import inspect_tflite
     from pipeline.evaluate.metrics import predictions, probabilities
     from pipeline.quantize import ptq as quantization
-    from pipeline.quantize.verification import RuntimeCheck, target_name, verify
+    from pipeline.quantize.verification import RuntimeCheck, float_divergence, target_name, verify
 
     x_test = splits.model_inputs("test")
     if quant.postprocess == "none":
@@ -98,6 +98,10 @@ def verify_stage(
         progress("TFLM arena search")
         micro = micro_footprint(path)
         checks = micro_verdict(checks, micro)
+    if not quant.budget_met:
+        # the pruned float32 file is written beside the int8 one before verification
+        reference_file = path.with_name(Variant.PRUNED_FLOAT32.filename)
+        checks = float_divergence(path, reference_file, x_test, checks)
     return replace(
         quant,
         sparse_encoding=SparseEncoding(requested, kept, reason),

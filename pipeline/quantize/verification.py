@@ -44,12 +44,16 @@ class RuntimeCheck:
     agreement_vs_primary: float | None = None
     max_steps_vs_primary: float | None = None
     device: dict[str, Any] | None = None  # the device's description, for a device target
+    # a mismatch: the first op, in execution order, whose output differs from the primary's
+    # by more than MAX_STEPS_VS_PRIMARY steps ({index, op, max_steps, local_max_steps, ...})
+    divergence: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = dict(vars(self))
         doc["target"] = target_name(self.target)
-        if self.device is None:
-            del doc["device"]
+        for key in ("device", "divergence"):
+            if doc[key] is None:
+                del doc[key]
         return doc
 
 
@@ -84,6 +88,7 @@ def run_on_runtime(
         runtime=_RUNTIME_MODULES.get(target, "ai_edge_litert"),
         xnnpack=target not in (RuntimeTarget.LITERT_NO_DELEGATES, RuntimeTarget.TFLM),
         delegate_fallback=False,
+        api="compiled" if target is RuntimeTarget.LITERT_COMPILED else "interpreter",
     )
 
 
@@ -113,6 +118,63 @@ def micro_verdict(checks: list[RuntimeCheck], micro: dict[str, Any] | None) -> l
         else c
         for c in checks
     ]
+
+
+# samples the per-op comparison of a mismatch runs: those whose outputs differ most
+DIVERGENCE_SAMPLES = 32
+
+
+def divergence(
+    model: Path,
+    x: np.ndarray,
+    primary: RuntimeTarget | str,
+    target: RuntimeTarget | str,
+    differences: np.ndarray,
+) -> dict[str, Any] | None:
+    """Where `target` parts ways with `primary` on `model`: the first op, in execution order,
+    whose output differs by more than MAX_STEPS_VS_PRIMARY steps, on the samples whose
+    outputs differ most; None when either runtime cannot be compared in this process (a
+    device, tflite-runtime) or no op differs that much."""
+    from pipeline.device.client import compare_runtimes
+    from pipeline.errors import ConfigError, ModelError
+
+    names = (target_name(primary), target_name(target))
+    if not all(isinstance(t, RuntimeTarget) for t in (primary, target)):
+        return None
+    order = np.argsort(-differences.reshape(len(differences), -1).max(axis=1), kind="stable")
+    try:
+        _, first = compare_runtimes(
+            model, x[order[:DIVERGENCE_SAMPLES]], *names, bound=MAX_STEPS_VS_PRIMARY
+        )
+    except (ConfigError, ModelError):
+        return None
+    return None if first is None else {**first, "against": names[0]}
+
+
+def float_divergence(
+    model: Path, reference: Path, x: np.ndarray, checks: list[RuntimeCheck]
+) -> list[RuntimeCheck]:
+    """When int8 misses its budget: on the primary runtime's check, the first op of the
+    int8 file whose output differs from the same-named op of the float32 `reference` by
+    more than MAX_STEPS_VS_PRIMARY of its steps (`against`: `pruned_float32`)."""
+    from dataclasses import replace
+
+    from pipeline.device.client import compare_to_float
+    from pipeline.errors import ConfigError, ModelError
+
+    primary = next((c for c in checks if c.status == "ok"), None)
+    if primary is None or not isinstance(primary.target, RuntimeTarget) or not reference.is_file():
+        return checks
+    try:
+        _, first = compare_to_float(
+            model, reference, x[:DIVERGENCE_SAMPLES], primary.target.value, MAX_STEPS_VS_PRIMARY
+        )
+    except (ConfigError, ModelError):
+        return checks
+    if first is None:
+        return checks
+    parted = {**first, "against": "pruned_float32"}
+    return [replace(c, divergence=parted) if c is primary else c for c in checks]
 
 
 def _steps(a: np.ndarray, b: np.ndarray, scale: float) -> float:
@@ -145,6 +207,7 @@ def verify(
     """
     checks = []
     primary: np.ndarray | None = None
+    primary_target: RuntimeTarget | str | None = None
     reference_pred = predict(reference_outputs)
     runs: list[tuple[RuntimeTarget | str, Callable[[], tuple[np.ndarray | None, Any]]]] = [
         (t, partial(run_on_runtime, t, model, x, runtime_python)) for t in targets
@@ -170,7 +233,7 @@ def verify(
             "max_steps_vs_reference": _steps(outputs, reference_outputs, output_scale),
         }
         if primary is None:
-            primary = outputs
+            primary, primary_target = outputs, target
             checks.append(
                 RuntimeCheck(
                     target,
@@ -194,6 +257,9 @@ def verify(
                 f"(bound {MAX_STEPS_VS_PRIMARY:g}) and agree on {agreement:.1%} of predictions"
             )
         )
+        parted = None
+        if not ok and primary_target is not None:
+            parted = divergence(model, x, primary_target, target, np.abs(outputs - primary))
         checks.append(
             RuntimeCheck(
                 target,
@@ -203,6 +269,7 @@ def verify(
                 **vs_ref,
                 agreement_vs_primary=agreement,
                 max_steps_vs_primary=steps,
+                divergence=parted,
             )
         )
     return checks

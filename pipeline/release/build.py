@@ -75,6 +75,7 @@ def build(
 
         require_extra()  # before any heavy work
     from pipeline.release import gates as gates_mod
+    from pipeline.release.recommendation import recommend
 
     clock = StageClock(progress)
     started = time.perf_counter()
@@ -115,6 +116,7 @@ def build(
         report = _report(loaded, made, metrics, bench, config, clock)
         if onnx_doc is not None:
             _add_onnx(report, onnx_doc)
+        report.recommendation = recommend(report, config.gates) or None
         report.gates = Gates.from_json(gates_mod.evaluate(report, config, baseline))
         report.provenance = provenance.report
         report.timings_s["total"] = round(time.perf_counter() - started, 3)

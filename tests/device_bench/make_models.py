@@ -2,7 +2,7 @@
 
 Run from the repository root with the full environment (TensorFlow + Keras):
 
-    /work/venv/bin/python tests/device_bench/make_models.py
+    /work/venv/bin/python tests/device_bench/make_models.py [NAME.tflite ...]
 
 The tests never import this script: the files it writes are checked in, so the
 device_bench tests run on a machine without TensorFlow, as the device does.
@@ -141,6 +141,67 @@ def two_outputs() -> bytes:
     return _convert(model)
 
 
+def dominant_conv_int8() -> bytes:
+    """An int8 model with float edges where one op dominates the time: a 3x3 Conv2D of
+    16 -> 32 channels on 32x32 (4.7M MACs) beside a mean, a 32 -> 2 Dense and the
+    QUANTIZE/DEQUANTIZE at the edges (each well under 1% of the conv's MACs). The per-op
+    profile must rank the conv first."""
+    keras.utils.set_random_seed(SEED + 6)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 16)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative_dataset((32, 32, 16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def _resize_model() -> keras.Model:
+    keras.utils.set_random_seed(SEED + 7)
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Rescaling(1 / 127.5, -1),
+            keras.layers.Resizing(40, 40),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def resize_float32() -> bytes:
+    """The float32 file resize_int8 is quantized from (same weights, same tensor names)."""
+    return _convert(_resize_model())
+
+
+def resize_int8() -> bytes:
+    """A full-int8 model with a bilinear Resizing front inside (as in a MobileNetV2 fed
+    28x28 scans): XNNPACK's int8 RESIZE_BILINEAR rounds differently from LiteRT's
+    reference kernel (measured up to 3 steps on ai-edge-litert 2.3), which the per-op
+    comparison must name as the first op where the runtimes part ways."""
+    model = _resize_model()
+    rng = np.random.default_rng(SEED)
+
+    def pixels():
+        for _ in range(64):
+            yield [rng.uniform(0, 255, (1, 12, 12, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = pixels
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
 MODELS = {
     "dense_float32.tflite": dense_float32,
     "dense_int8.tflite": dense_int8,
@@ -148,16 +209,23 @@ MODELS = {
     "conv1d_float32.tflite": conv_float32,
     "sparse_int8.tflite": sparse_int8,
     "two_outputs.tflite": two_outputs,
+    "dominant_conv_int8.tflite": dominant_conv_int8,
+    "resize_int8.tflite": resize_int8,
+    "resize_float32.tflite": resize_float32,
 }
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     for name, build in MODELS.items():
+        if names and name not in names:
+            continue
         content = build()
         (MODELS_DIR / name).write_bytes(content)
         print(f"{name}: {len(content)} bytes")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

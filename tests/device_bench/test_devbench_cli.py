@@ -34,6 +34,7 @@ MODEL_KEYS = {
     "latency_ms",
     "memory",
     "ratio_to_first",
+    "profile",
 }
 MEMORY_KEYS = {
     "rss_start_mb",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.release.report.schema import BuildReport, Gates
+from pipeline.release.report.schema import BenchOk, BuildReport, Gates
 from pipeline.release.report.tables import (
     VARIANT_HEADER,
     auto_point,
@@ -18,6 +18,7 @@ from pipeline.release.report.tables import (
     gate_rows,
     micro_line,
     operating_point_line,
+    recommendation_lines,
     structured_auto_points,
     variant_lines,
     variant_rows,
@@ -146,6 +147,7 @@ def build_document(report: BuildReport, plots: dict[str, str], notes: list[str])
     _confusion_matrices(doc, report)
     doc.heading("Pruning and quantization")
     doc.items(_stage_items(report))
+    _profiles(doc, report)
     if report.warnings:
         doc.heading("Warnings")
         doc.items(report.warnings)
@@ -159,6 +161,23 @@ def build_document(report: BuildReport, plots: dict[str, str], notes: list[str])
             "(`bedside-lite inspect FILE`)."
         )
     return doc
+
+
+def _profiles(doc: Document, report: BuildReport) -> None:
+    """`--profile`: each variant's top ops by share and its QUANTIZE/DEQUANTIZE and float
+    shares (device_bench's own lines, one item each)."""
+    from pipeline.device.client import profile_lines
+
+    measured = {
+        variant: summary.profile
+        for variant, summary in report.bench.items()
+        if isinstance(summary, BenchOk) and summary.profile
+    }
+    if not measured:
+        return
+    doc.heading("Per-op latency (--profile)")
+    for variant, profile in measured.items():
+        doc.items(profile_lines(variant, profile))
 
 
 def _intro(doc: Document, report: BuildReport, gates: Gates) -> None:
@@ -181,6 +200,8 @@ def _intro(doc: Document, report: BuildReport, gates: Gates) -> None:
     boot = None if first is None else first.bootstrap
     op_line = operating_point_line(report)
     doc.text(f"Release verdict: {verdict}.")
+    for line in recommendation_lines(report):
+        doc.text(f"**{line}**")
     doc.items(
         [
             f"model: {model.source} ({model.output_kind}, {model.parameters} parameters, "

@@ -395,6 +395,8 @@ class BenchOk(Record):
     # per --device: that device's summary with its description (`device`, `emulated`), or
     # {status, reason, device} when it could not be reached; read by device_bench_lines
     devices: dict[str, dict[str, Any]] | None = _omit()
+    # --profile: device_bench's per-op latency (`models[i].profile`)
+    profile: dict[str, Any] | None = _omit()
 
     @property
     def ok(self) -> bool:
@@ -551,6 +553,21 @@ class QuantizationInfo(View):
         return typing.cast("dict[str, Any] | None", self.doc.get("micro"))
 
 
+# --- what to ship ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recommendation(Record):
+    """`recommendation.<target>` (pipeline/release/recommendation.py): what to ship there."""
+
+    ship: str | None  # a variant, or None when no measured variant is eligible
+    reason: str
+    p50_ms: dict[str, float]  # per variant measured on this target
+    eligible: list[str]  # non-inferior to float32 (and within max_int8_bytes), fastest first
+    margins: dict[str, float]  # non-inferiority margin per metric
+    max_bytes: int | None = None  # the gates' max_int8_bytes, when set
+
+
 # --- the report -------------------------------------------------------------------------
 
 
@@ -574,6 +591,8 @@ class BuildReport(Record):
     onnx: OnnxInfo | None = _omit()  # only when ONNX files were exported
     gates: Gates | None = _omit()
     provenance: Provenance | None = _omit()
+    # per measured target (`local`, `runtime_python`, `device:NAME`); absent with --no-bench
+    recommendation: dict[str, Recommendation] | None = _omit()
 
     @classmethod
     def coerce(cls, report: BuildReport | Mapping[str, Any]) -> BuildReport:

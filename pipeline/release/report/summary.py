@@ -10,6 +10,7 @@ from pipeline.release.report.tables import (
     device_bench_lines,
     fmt,
     operating_point_line,
+    recommendation_lines,
     structured_auto_line,
     variant_lines,
     variant_rows,
@@ -51,6 +52,8 @@ def print_summary(report: BuildReport, console: Any) -> None:
     _print_quantization(report.quantization, console)
     for name, line in device_bench_lines(report.bench):
         console.print(f"device {name}: {line}")
+    for line in recommendation_lines(report):
+        console.print(f"[bold]{line}[/bold]")
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     gates = report.gates

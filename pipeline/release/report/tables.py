@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.config import Variant
 from pipeline.release.report.schema import (
     BenchSummary,
     BuildReport,
@@ -266,3 +267,14 @@ def structured_auto_line(auto: Mapping[str, Any]) -> str | None:
     chosen = auto.get("chosen_sparsity")
     choice = f"chose R {chosen:g}" if chosen is not None else "none in budget: not applied"
     return f"structured auto ({choice}): " + ("; ".join(structured_auto_points(auto)) or "-")
+
+
+def recommendation_lines(report: BuildReport) -> list[str]:
+    """`ship VARIANT on TARGET: reason` for each measured target that should not ship int8."""
+    out = []
+    for target, rec in (report.recommendation or {}).items():
+        if rec.ship is None or rec.ship == Variant.INT8.value:
+            continue
+        where = "this machine" if target == "local" else target.replace("device:", "device ")
+        out.append(f"ship {rec.ship} on {where}: {rec.reason}")
+    return out

@@ -74,3 +74,15 @@ def test_bench_under_runtime_python(capsys: pytest.CaptureFixture[str]) -> None:
         == 0
     )
     assert json.loads(capsys.readouterr().out)["models"][0]["runtime"] == "tflite_runtime"
+
+
+def test_bench_profile_prints_the_top_ops_and_writes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, out = MODELS / "dominant_conv_int8.tflite", tmp_path / "bench.json"
+    args = ["bench", str(model), "--runs", "10", "--min-seconds", "0", "--profile"]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "QUANTIZE/DEQUANTIZE" in printed and "#1    CONV_2D" in printed
+    profile = json.loads(out.read_text())["models"][0]["profile"]
+    assert profile["top"][0] == 1 and len(profile["ops"]) == 5

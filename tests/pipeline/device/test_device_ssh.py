@@ -108,6 +108,18 @@ def test_bench_on_a_device_from_the_inventory(
     assert all(m["status"] == "ok" and m["latency_ms"]["p50"] > 0 for m in doc["models"])
 
 
+def test_bench_profile_on_a_device_runs_the_cut_ops_there(
+    sshd: Sshd, device_py: str, remote_tmp: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["bench", str(INT8), *QUICK, *_device_args(sshd, device_py), "--profile"]
+    assert main([*argv, "--json", str(out)]) == 0
+    (entry,) = json.loads(out.read_text())["models"]
+    assert entry["status"] == "ok" and entry["path"] == str(INT8)
+    ops = entry["profile"]["ops"]
+    assert [op["index"] for op in ops] == list(range(len(ops))) and ops[0]["op"]
+
+
 def _unused_port() -> int:
     import socket
 
