@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError, OutputError
-from pipeline.release import sweep
+from pipeline.release import sweep, sweep_executor, sweep_points
 from tests.pipeline import release_env
 
 
@@ -34,13 +34,13 @@ def test_pareto_front_and_recommendation() -> None:
         _point("tiny_failing", 500, 0.70, 0.5, passed=False),
         _point("undefined", 400, None, 0.1),
     ]
-    assert sweep.pareto(points) == ["small", "big_good", "tiny_failing"]
-    assert sweep.recommend(points, "size")["key"] == "small"
-    assert sweep.recommend(points, "latency")["key"] == "big_good"
-    assert sweep.recommend([_point("x", 1, 0.5, passed=False)], "size") is None
+    assert sweep_points.pareto(points) == ["small", "big_good", "tiny_failing"]
+    assert sweep_points.recommend(points, "size")["key"] == "small"
+    assert sweep_points.recommend(points, "latency")["key"] == "big_good"
+    assert sweep_points.recommend([_point("x", 1, 0.5, passed=False)], "size") is None
     # equal size: the higher AUROC wins
     tie = [_point("a", 1000, 0.91), _point("b", 1000, 0.95)]
-    assert sweep.recommend(tie, "size")["key"] == "b"
+    assert sweep_points.recommend(tie, "size")["key"] == "b"
 
 
 def test_grid_points_and_keys() -> None:
@@ -49,7 +49,7 @@ def test_grid_points_and_keys() -> None:
         "quantize": {"calibration_samples": 200, "activations": "int8", "remedy": True},
         "export": {"out": "a"},
     }
-    grid = sweep.Grid(sparsity=(0.0, 0.5), calibration_samples=(100, 200))
+    grid = sweep_points.Grid(sparsity=(0.0, 0.5), calibration_samples=(100, 200))
     points = grid.points(base)
     assert len(points) == 4
     assert {(p["sparsity"], p["calibration_samples"]) for p in points} == {
@@ -59,21 +59,21 @@ def test_grid_points_and_keys() -> None:
         (0.5, 200),
     }
     assert all(p["schedule"] == "oneshot" and p["activations"] == "int8" for p in points)
-    job = sweep.point_job(base, points[0])
+    job = sweep_points.point_job(base, points[0])
     assert job["quantize"]["remedy"] is False and base["quantize"]["remedy"] is True
     versions = {"tensorflow": "1"}
-    key = sweep.point_key(job, versions)
+    key = sweep_points.point_key(job, versions)
     moved = {**job, "export": {"out": "elsewhere"}, "gates": {"min_specificity": 0.9}}
-    assert sweep.point_key(moved, versions) == key  # output and gates do not change results
-    assert sweep.point_key(sweep.point_job(base, points[1]), versions) != key
-    assert sweep.point_key(job, {"tensorflow": "2"}) != key
-    threshold = sweep.Grid(threshold=(0.01,)).points(base)
-    assert sweep.point_job(base, threshold[0])["prune"] == {
+    assert sweep_points.point_key(moved, versions) == key  # output and gates do not change results
+    assert sweep_points.point_key(sweep_points.point_job(base, points[1]), versions) != key
+    assert sweep_points.point_key(job, {"tensorflow": "2"}) != key
+    threshold = sweep_points.Grid(threshold=(0.01,)).points(base)
+    assert sweep_points.point_job(base, threshold[0])["prune"] == {
         "threshold": 0.01,
         "schedule": "oneshot",
     }
     with pytest.raises(ConfigError, match="either the sparsity or the threshold"):
-        sweep.Grid(sparsity=(0.5,), threshold=(0.1,))
+        sweep_points.Grid(sparsity=(0.5,), threshold=(0.1,))
 
 
 def test_sweep_refuses_a_directory_that_is_not_a_sweep(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     assert "| point |" in (out / sweep.SWEEP_MD).read_text()
 
     calls: list[str] = []
-    real_point, real_build = sweep.evaluate_point, pipeline.release.build.build
+    real_point, real_build = sweep_executor.evaluate_point, pipeline.release.build.build
 
     def counted_point(*args: Any, **kwargs: Any) -> Any:
         calls.append("point")
@@ -177,7 +177,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
         calls.append("build")
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "evaluate_point", counted_point)
+    monkeypatch.setattr(sweep_executor, "evaluate_point", counted_point)
     monkeypatch.setattr(pipeline.release.build, "build", counted_build)
     stamps = {p: p.stat().st_mtime_ns for p in [*files, confirm / "report.json"]}
     second = release_env.run_cli(argv("0,0.5", workers=1))
