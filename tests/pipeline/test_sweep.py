@@ -191,3 +191,72 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     assert calls.count("point") == 1  # only the new point
     assert len(list((out / sweep.POINTS_DIR).glob("*.json"))) == 3
     assert {p: p.stat().st_mtime_ns for p in files} == {p: stamps[p] for p in files}
+
+
+def test_sweep_takes_every_build_option_but_its_axes() -> None:
+    """The sweep parser is derived from the registry: each build option is a flag of `sweep`
+    too, except the grid axes and --out (the sweep's own) and --overwrite."""
+    from pipeline.cli.parser import _parser, _subparser
+
+    def flags(command: str) -> dict[str, str]:
+        actions = _subparser(_parser(), command)._actions
+        return {a.option_strings[0]: a.dest for a in actions if a.option_strings}
+
+    build, swept = flags("build"), flags("sweep")
+    axes = {"--sparsity", "--threshold", "--prune-schedule", "--calibration-samples"}
+    axes |= {"--activations"}
+    assert set(build) - set(swept) == {"--overwrite"}
+    for flag, dest in build.items():
+        if flag in axes or flag == "--out":
+            assert swept[flag] != dest, flag  # the sweep's own setting, e.g. grid_sparsity
+        elif flag != "--overwrite":
+            assert swept[flag] == dest, flag
+
+
+def test_sweep_points_take_the_build_options_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--positive-class` and `--operating-point` reach every point's job and config."""
+    from pipeline.cli.options import job_config
+
+    seen: dict[str, Any] = {}
+
+    def run(base_job: Any, grid: Any, options: Any, configure: Any, progress: Any) -> Any:
+        seen["job"] = base_job
+        seen["points"] = [sweep_points.point_job(base_job, p) for p in grid.points(base_job)]
+        return {"points": [], "failed": [], "recommended": None}
+
+    monkeypatch.setattr(sweep, "run", run)
+    result = release_env.run_cli(
+        ["sweep", "--out", str(tmp_path / "s"), "--sparsity", "0,0.5", "--no-bench",
+         "--positive-class", "benign", "--operating-point", "sensitivity=0.9",
+         "--max-brier-increase", "0.02", "--quiet"]
+    )  # fmt: skip
+    assert result.code == 1 and "no sweep point passes" in result.stderr  # nothing ran
+    assert len(seen["points"]) == 2
+    for job in seen["points"]:
+        config = job_config(job)
+        assert config.evaluation.positive_class == "benign"
+        assert config.evaluation.operating_point == "sensitivity=0.9"
+        assert config.evaluation.max_brier_increase == 0.02
+
+
+@pytest.mark.slow
+def test_a_sweep_point_chooses_what_its_build_chooses(tmp_path: Path) -> None:
+    """On the embedded default (WDBC, `--sparsity auto`) the point and the confirming build
+    of the same job pick the same sparsity and int8 recipe and ship the same int8 file: both
+    make their variants through `make_variants`, with the operating point's rate budgets
+    (the Brier budget rejects a sparsity the AUROC budget alone would keep)."""
+    out = tmp_path / "s"
+    result = release_env.run_cli(["sweep", "--out", str(out), "--no-bench", "--quiet"])
+    assert result.code in (0, 1), result.stderr
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    (point,) = summary["points"]
+    assert point["params"]["sparsity"] == "auto"
+    rec = summary["recommended"]
+    assert rec is not None and rec["key"] == point["key"]
+    built = json.loads((Path(rec["out"]) / "report.json").read_text())
+    for key in ("target_sparsity", "achieved_sparsity"):
+        assert point["pruning"][key] == built["pruning"][key], key
+    assert point["quantization"]["recipe"] == built["quantization"]["recipe"]
+    assert point["artifacts"]["int8"]["sha256"] == built["artifacts"]["int8"]["sha256"]
