@@ -20,6 +20,10 @@ from pipeline.release.report.schema import VariantMetrics, read_bench
 
 # Sections of a point's job that do not change its measured result
 _UNKEYED_SECTIONS = ("export", "gates")
+# How a point is made, in its key: raised when the same job would now give another result,
+# so an older sweep's stored points are not reused. 2: points make their variants as the
+# build does (operating point and rate budgets in --sparsity auto and the int8 recipes).
+POINT_RULES = 2
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,11 @@ def point_job(
 
 
 def point_key(job: Mapping[str, Mapping[str, Any]], versions: Mapping[str, str]) -> str:
-    """Hash of what shapes a point's result: its job (not output or gates) and versions."""
+    """Hash of what shapes a point's result: its job (not output or gates), the library
+    versions and how a point is made (`POINT_RULES`)."""
     keyed = {s: t for s, t in job.items() if s not in _UNKEYED_SECTIONS}
-    text = json.dumps({"job": keyed, "versions": dict(versions)}, sort_keys=True, default=str)
+    doc = {"job": keyed, "versions": dict(versions), "rules": POINT_RULES}
+    text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

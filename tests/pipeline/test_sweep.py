@@ -76,6 +76,14 @@ def test_grid_points_and_keys() -> None:
         sweep_points.Grid(sparsity=(0.5,), threshold=(0.1,))
 
 
+def test_a_point_key_changes_with_how_points_are_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older sweep's points, made by other rules, are not reused."""
+    job = {"prune": {"sparsity": "auto"}}
+    key = sweep_points.point_key(job, {})
+    monkeypatch.setattr(sweep_points, "POINT_RULES", sweep_points.POINT_RULES + 1)
+    assert sweep_points.point_key(job, {}) != key
+
+
 def test_sweep_refuses_a_directory_that_is_not_a_sweep(tmp_path: Path) -> None:
     (tmp_path / "report.json").write_text("{}")
     with pytest.raises(OutputError, match="holds no sweep"):
