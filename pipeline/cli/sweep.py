@@ -17,8 +17,9 @@ from pipeline.config.options import for_command
 
 def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """`sweep`: the grid, its Pareto front and the confirmed recommendation."""
-    from pipeline.config import jobfile
+    from pipeline.config import SweepOptions, jobfile
     from pipeline.release import sweep
+    from pipeline.release.sweep_points import Grid
 
     job_file = jobfile.load(args.config) if args.config is not None else None
     passed = explicit_options(argv, "sweep")
@@ -39,10 +40,8 @@ def run_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return default if value is None else value
         return own[name] or file_sweep.get(name) or default
 
-    grid = sweep.Grid(
-        **{f.name: tuple(setting(f.name) or ()) for f in dataclasses.fields(sweep.Grid)}
-    )
-    sweep_options = sweep.SweepOptions(
+    grid = Grid(**{f.name: tuple(setting(f.name) or ()) for f in dataclasses.fields(Grid)})
+    sweep_options = SweepOptions(
         out=setting("out"),
         workers=setting("workers"),
         prefer=setting("prefer"),
@@ -92,7 +91,7 @@ def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.release import sweep
+    from pipeline.release.sweep_points import int8_metrics, int8_p50, label
 
     table = Table(
         title="bedside-lite sweep (validation split)",
@@ -105,12 +104,12 @@ def _print_sweep(summary: Mapping[str, Any], out: Path) -> None:
         table.add_column(column, justify="left" if column == "point" else "right")
     rec = summary["recommended"]
     for d in summary["points"]:
-        m, p50 = sweep.int8_metrics(d), sweep.int8_p50(d)
+        m, p50 = int8_metrics(d), int8_p50(d)
         mark = ("recommended" if rec and rec["key"] == d["key"] else "") + (
             " pareto" if d["pareto"] else ""
         )
         table.add_row(
-            sweep.label(d["params"]),
+            label(d["params"]),
             f"{d['artifacts']['int8']['bytes'] / 1024:.1f}",
             "-" if m.auroc is None else f"{m.auroc:.4f}",
             "-" if m.sensitivity is None else f"{m.sensitivity:.3f}",

@@ -371,9 +371,26 @@ OPTIONS: tuple[Option, ...] = (
 BY_DEST = {o.dest: o for o in OPTIONS}
 
 
+# Build options `sweep` leaves out besides those whose flag a sweep setting takes (the grid
+# axes and --out): a sweep directory is resumed, never replaced.
+_NOT_IN_SWEEP = ("overwrite",)
+
+
 def for_command(command: str) -> tuple[Option, ...]:
-    """The options whose flags `command`'s parser takes, in registry order."""
-    return tuple(o for o in OPTIONS if command in o.commands)
+    """The options whose flags `command`'s parser takes, in registry order.
+
+    `sweep` takes its own settings ([sweep]: the grid axes, --out, workers, Ray) and every
+    `build` option whose flag none of them takes, so each point can be any build.
+    """
+    if command != SWEEP:
+        return tuple(o for o in OPTIONS if command in o.commands)
+    taken = {o.flag for o in OPTIONS if o.section == SWEEP}
+    return tuple(
+        o
+        for o in OPTIONS
+        if SWEEP in o.commands
+        or ("build" in o.commands and o.flag not in taken and o.dest not in _NOT_IN_SWEEP)
+    )
 
 
 def markdown() -> str:

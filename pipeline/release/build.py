@@ -13,18 +13,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.clock import StageClock
-from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
-from pipeline.config.budget import ValidationBudget
+from pipeline.config import SCHEMA_VERSION, BuildConfig
 from pipeline.data.stage import DataStageResult, load_stage
 from pipeline.device.stage import bench_stage
-from pipeline.evaluate.stage import (
-    OperatingPoint,
-    evaluate_variants,
-    int8_rate_budget,
-    operating_point_stage,
-)
-from pipeline.prune.stage import Pruned, prune_stage
-from pipeline.quantize.stage import verify_stage
+from pipeline.evaluate.stage import evaluate_variants
 from pipeline.release import artifacts
 from pipeline.release.model_card import intended_use_warnings
 from pipeline.release.onnx import onnx_stage
@@ -42,6 +34,7 @@ from pipeline.release.report.schema import (
     VariantMetrics,
     read_bench,
 )
+from pipeline.release.variants import Variants, make_variants
 from pipeline.release.warnings import (
     bench_warnings,
     flatten_warnings,
@@ -82,7 +75,7 @@ def build(
     loaded = load_stage(config, clock, reference)
     baseline = gates_mod.load_baseline(config.gates.baseline) if config.gates.baseline else None
     with artifacts.Staging(config.out) as stage:
-        made = _make_variants(loaded, config, clock, stage, progress)
+        made = make_variants(loaded, config, clock, stage.dir, progress)
         provenance = _embed_provenance(made, loaded, config, clock)
         metrics = clock.run(
             "evaluate",  # every variant, by running its .tflite file in the interpreter
@@ -126,80 +119,6 @@ def build(
 
 
 @dataclass
-class _Variants:
-    """The model files of a build and the stage results that made them."""
-
-    paths: dict[Variant, Path]
-    point: OperatingPoint
-    pruned: Pruned
-    model: Any  # the pruned model that was quantized
-    quant: Any  # the int8 result (pipeline.quantize.ptq), verified on every runtime
-
-
-def _make_variants(
-    loaded: DataStageResult,
-    config: BuildConfig,
-    clock: StageClock,
-    stage: artifacts.Staging,
-    progress: Callable[[str], None],
-) -> _Variants:
-    """float32, the operating point, pruning, pruned float32, int8 and its verification."""
-    from converters import tflite
-    from pipeline.quantize import ptq
-
-    splits, kind = loaded.splits, loaded.kind
-    paths = {}
-    paths[Variant.FLOAT32] = stage.write_bytes(
-        Variant.FLOAT32.filename,
-        clock.run("convert float32", lambda: tflite.to_float32(loaded.model)),
-    )
-    point = clock.run(
-        "operating point",
-        lambda: operating_point_stage(paths[Variant.FLOAT32], splits, kind, config),
-    )
-    budget = ValidationBudget.of(config)
-    pruned = prune_stage(
-        loaded.model, splits, kind, config, clock, threshold=point.threshold, budget=budget
-    )
-    model, reference_val_auroc = pruned.model, pruned.val_auroc
-    rates = int8_rate_budget(budget, point.threshold, pruned.val_rates)
-    paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
-        Variant.PRUNED_FLOAT32.filename,
-        clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
-    )
-    quant = clock.run(
-        "quantize int8",
-        lambda: ptq.quantize(
-            model,
-            splits,
-            config.quantize,
-            kind,
-            reference_val_auroc,
-            config.seed,
-            progress,
-            rates=rates,
-        ),
-    )
-    paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
-    quant = clock.run(
-        "verify runtimes",
-        lambda: verify_stage(
-            model,
-            splits,
-            config,
-            quant,
-            paths[Variant.INT8],
-            kind,
-            reference_val_auroc,
-            progress,
-            rates=rates,
-        ),
-    )
-    paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
-    return _Variants(paths, point, pruned, model, quant)
-
-
-@dataclass
 class _Provenance:
     """What the build records of its own making: the resolved job and the manifest."""
 
@@ -209,7 +128,7 @@ class _Provenance:
 
 
 def _embed_provenance(
-    made: _Variants, loaded: DataStageResult, config: BuildConfig, clock: StageClock
+    made: Variants, loaded: DataStageResult, config: BuildConfig, clock: StageClock
 ) -> _Provenance:
     """Embeds the manifest in every model file (outputs checked unchanged)."""
     from pipeline.config import jobfile
@@ -234,7 +153,7 @@ def _embed_provenance(
 
 
 def _write_preprocessing(
-    out: Path, loaded: DataStageResult, made: _Variants, config: BuildConfig
+    out: Path, loaded: DataStageResult, made: Variants, config: BuildConfig
 ) -> None:
     """preprocessing.json: what the device does before and after the int8 model."""
     from pipeline.data.provenance import write_preprocessing
@@ -253,7 +172,7 @@ def _write_release(
     out: Path,
     report: BuildReport,
     provenance: _Provenance,
-    made: _Variants,
+    made: Variants,
     config: BuildConfig,
     clock: StageClock,
 ) -> None:
@@ -275,7 +194,7 @@ def _write_release(
 
 def _report(
     loaded: DataStageResult,
-    made: _Variants,
+    made: Variants,
     metrics: dict[str, Any],
     bench: dict[str, Any],
     config: BuildConfig,

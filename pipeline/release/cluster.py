@@ -4,11 +4,11 @@ The driver (the machine running `bedside-lite sweep`) connects to the cluster, p
 input files (model, data, labels, calibration samples, the sweep's reference model) into
 Ray's object store once, and submits one task per pending point, each reserving
 `--point-cpus` CPUs. A worker unpacks the files into a private temporary directory and runs
-exactly what the local pool runs (`sweep.evaluate_point`), embedding the provenance of the
-user's paths so the bytes do not depend on where a point ran; no shared file system is
-needed. The code itself reaches the workers through the job's runtime environment
-(`py_modules`); the libraries (TensorFlow, ...) must be installed on the nodes, in the
-driver's versions (a point whose worker has other versions fails and says so).
+exactly what the local executor runs (`sweep_executor.evaluate_point`), embedding the
+provenance of the user's paths so the bytes do not depend on where a point ran; no shared
+file system is needed. The code itself reaches the workers through the job's runtime
+environment (`py_modules`); the libraries (TensorFlow, ...) must be installed on the nodes,
+in the driver's versions (a point whose worker has other versions fails and says so).
 
 The driver writes each point's cache file as its result arrives. A task whose worker or
 node dies is retried on another node (`--ray-retries`), then reported failed; the other
@@ -221,7 +221,8 @@ def _ray_point(
     """One point on a Ray worker: the files unpacked here, then the local pool's code."""
     import ray
 
-    from pipeline.release import manifest, sweep
+    from pipeline.release import manifest
+    from pipeline.release.sweep_executor import evaluate_point, where_ran
 
     start = time.perf_counter()
     here = manifest.versions()
@@ -250,14 +251,14 @@ def _ray_point(
         if "keras_home" in local:  # medmnist:NAME reads the dataset cache under KERAS_HOME
             os.environ["KERAS_HOME"] = str(local["keras_home"].parent.parent)
         try:
-            result = sweep.evaluate_point(run, local.get("reference"), (config, inputs))
+            result = evaluate_point(run, local.get("reference"), (config, inputs))
         finally:
             if "keras_home" in local:
                 os.environ.pop("KERAS_HOME", None)
                 if keras_home is not None:
                     os.environ["KERAS_HOME"] = keras_home
     node = ray.get_runtime_context().get_node_id()
-    return {**head, **result, **sweep.where_ran(node, time.perf_counter() - start)}
+    return {**head, **result, **where_ran(node, time.perf_counter() - start)}
 
 
 def run_points(

@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.release.report import Document, cell
 from pipeline.release.report.schema import VariantMetrics
-from pipeline.release.sweep import int8_value, label
+from pipeline.release.sweep_points import int8_value, label
 
 
 def write_markdown(summary: Mapping[str, Any], path: Path) -> None:

@@ -74,15 +74,6 @@ LAYERS: dict[str, int] = {
     "__main__": 7,  # `python -m pipeline`: the CLI's front door
 }
 
-# Being split by the `sweep` branch (issue 28, item 1): the lead deletes this allowance
-# (and its use below) after merging it. No other circle is allowed.
-KNOWN_SWEEP_CIRCLE = [
-    "pipeline.release.cluster",
-    "pipeline.release.sweep",
-    "pipeline.release.sweep_markdown",
-]
-
-
 def _stage(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""
@@ -93,7 +84,7 @@ def test_every_pipeline_module_sits_in_a_layer() -> None:
 
 
 def test_pipeline_has_no_import_circle() -> None:
-    assert [c for c in cycles(import_graph("pipeline")) if c != KNOWN_SWEEP_CIRCLE] == []
+    assert cycles(import_graph("pipeline")) == []
 
 
 @pytest.mark.parametrize("package", ["converters", "device_bench"])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError, OutputError
-from pipeline.release import sweep
+from pipeline.release import sweep, sweep_executor, sweep_points
 from tests.pipeline import release_env
 
 
@@ -34,13 +34,13 @@ def test_pareto_front_and_recommendation() -> None:
         _point("tiny_failing", 500, 0.70, 0.5, passed=False),
         _point("undefined", 400, None, 0.1),
     ]
-    assert sweep.pareto(points) == ["small", "big_good", "tiny_failing"]
-    assert sweep.recommend(points, "size")["key"] == "small"
-    assert sweep.recommend(points, "latency")["key"] == "big_good"
-    assert sweep.recommend([_point("x", 1, 0.5, passed=False)], "size") is None
+    assert sweep_points.pareto(points) == ["small", "big_good", "tiny_failing"]
+    assert sweep_points.recommend(points, "size")["key"] == "small"
+    assert sweep_points.recommend(points, "latency")["key"] == "big_good"
+    assert sweep_points.recommend([_point("x", 1, 0.5, passed=False)], "size") is None
     # equal size: the higher AUROC wins
     tie = [_point("a", 1000, 0.91), _point("b", 1000, 0.95)]
-    assert sweep.recommend(tie, "size")["key"] == "b"
+    assert sweep_points.recommend(tie, "size")["key"] == "b"
 
 
 def test_grid_points_and_keys() -> None:
@@ -49,7 +49,7 @@ def test_grid_points_and_keys() -> None:
         "quantize": {"calibration_samples": 200, "activations": "int8", "remedy": True},
         "export": {"out": "a"},
     }
-    grid = sweep.Grid(sparsity=(0.0, 0.5), calibration_samples=(100, 200))
+    grid = sweep_points.Grid(sparsity=(0.0, 0.5), calibration_samples=(100, 200))
     points = grid.points(base)
     assert len(points) == 4
     assert {(p["sparsity"], p["calibration_samples"]) for p in points} == {
@@ -59,21 +59,29 @@ def test_grid_points_and_keys() -> None:
         (0.5, 200),
     }
     assert all(p["schedule"] == "oneshot" and p["activations"] == "int8" for p in points)
-    job = sweep.point_job(base, points[0])
+    job = sweep_points.point_job(base, points[0])
     assert job["quantize"]["remedy"] is False and base["quantize"]["remedy"] is True
     versions = {"tensorflow": "1"}
-    key = sweep.point_key(job, versions)
+    key = sweep_points.point_key(job, versions)
     moved = {**job, "export": {"out": "elsewhere"}, "gates": {"min_specificity": 0.9}}
-    assert sweep.point_key(moved, versions) == key  # output and gates do not change results
-    assert sweep.point_key(sweep.point_job(base, points[1]), versions) != key
-    assert sweep.point_key(job, {"tensorflow": "2"}) != key
-    threshold = sweep.Grid(threshold=(0.01,)).points(base)
-    assert sweep.point_job(base, threshold[0])["prune"] == {
+    assert sweep_points.point_key(moved, versions) == key  # output and gates do not change results
+    assert sweep_points.point_key(sweep_points.point_job(base, points[1]), versions) != key
+    assert sweep_points.point_key(job, {"tensorflow": "2"}) != key
+    threshold = sweep_points.Grid(threshold=(0.01,)).points(base)
+    assert sweep_points.point_job(base, threshold[0])["prune"] == {
         "threshold": 0.01,
         "schedule": "oneshot",
     }
     with pytest.raises(ConfigError, match="either the sparsity or the threshold"):
-        sweep.Grid(sparsity=(0.5,), threshold=(0.1,))
+        sweep_points.Grid(sparsity=(0.5,), threshold=(0.1,))
+
+
+def test_a_point_key_changes_with_how_points_are_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older sweep's points, made by other rules, are not reused."""
+    job = {"prune": {"sparsity": "auto"}}
+    key = sweep_points.point_key(job, {})
+    monkeypatch.setattr(sweep_points, "POINT_RULES", sweep_points.POINT_RULES + 1)
+    assert sweep_points.point_key(job, {}) != key
 
 
 def test_sweep_refuses_a_directory_that_is_not_a_sweep(tmp_path: Path) -> None:
@@ -168,7 +176,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     assert "| point |" in (out / sweep.SWEEP_MD).read_text()
 
     calls: list[str] = []
-    real_point, real_build = sweep.evaluate_point, pipeline.release.build.build
+    real_point, real_build = sweep_executor.evaluate_point, pipeline.release.build.build
 
     def counted_point(*args: Any, **kwargs: Any) -> Any:
         calls.append("point")
@@ -178,7 +186,7 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
         calls.append("build")
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "evaluate_point", counted_point)
+    monkeypatch.setattr(sweep_executor, "evaluate_point", counted_point)
     monkeypatch.setattr(pipeline.release.build, "build", counted_build)
     stamps = {p: p.stat().st_mtime_ns for p in [*files, confirm / "report.json"]}
     second = release_env.run_cli(argv("0,0.5", workers=1))
@@ -192,3 +200,72 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
     assert calls.count("point") == 1  # only the new point
     assert len(list((out / sweep.POINTS_DIR).glob("*.json"))) == 3
     assert {p: p.stat().st_mtime_ns for p in files} == {p: stamps[p] for p in files}
+
+
+def test_sweep_takes_every_build_option_but_its_axes() -> None:
+    """The sweep parser is derived from the registry: each build option is a flag of `sweep`
+    too, except the grid axes and --out (the sweep's own) and --overwrite."""
+    from pipeline.cli.parser import _parser, _subparser
+
+    def flags(command: str) -> dict[str, str]:
+        actions = _subparser(_parser(), command)._actions
+        return {a.option_strings[0]: a.dest for a in actions if a.option_strings}
+
+    build, swept = flags("build"), flags("sweep")
+    axes = {"--sparsity", "--threshold", "--prune-schedule", "--calibration-samples"}
+    axes |= {"--activations"}
+    assert set(build) - set(swept) == {"--overwrite"}
+    for flag, dest in build.items():
+        if flag in axes or flag == "--out":
+            assert swept[flag] != dest, flag  # the sweep's own setting, e.g. grid_sparsity
+        elif flag != "--overwrite":
+            assert swept[flag] == dest, flag
+
+
+def test_sweep_points_take_the_build_options_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--positive-class` and `--operating-point` reach every point's job and config."""
+    from pipeline.cli.options import job_config
+
+    seen: dict[str, Any] = {}
+
+    def run(base_job: Any, grid: Any, options: Any, configure: Any, progress: Any) -> Any:
+        seen["job"] = base_job
+        seen["points"] = [sweep_points.point_job(base_job, p) for p in grid.points(base_job)]
+        return {"points": [], "failed": [], "recommended": None}
+
+    monkeypatch.setattr(sweep, "run", run)
+    result = release_env.run_cli(
+        ["sweep", "--out", str(tmp_path / "s"), "--sparsity", "0,0.5", "--no-bench",
+         "--positive-class", "benign", "--operating-point", "sensitivity=0.9",
+         "--max-brier-increase", "0.02", "--quiet"]
+    )  # fmt: skip
+    assert result.code == 1 and "no sweep point passes" in result.stderr  # nothing ran
+    assert len(seen["points"]) == 2
+    for job in seen["points"]:
+        config = job_config(job)
+        assert config.evaluation.positive_class == "benign"
+        assert config.evaluation.operating_point == "sensitivity=0.9"
+        assert config.evaluation.max_brier_increase == 0.02
+
+
+@pytest.mark.slow
+def test_a_sweep_point_chooses_what_its_build_chooses(tmp_path: Path) -> None:
+    """On the embedded default (WDBC, `--sparsity auto`) the point and the confirming build
+    of the same job pick the same sparsity and int8 recipe and ship the same int8 file: both
+    make their variants through `make_variants`, with the operating point's rate budgets
+    (the Brier budget rejects a sparsity the AUROC budget alone would keep)."""
+    out = tmp_path / "s"
+    result = release_env.run_cli(["sweep", "--out", str(out), "--no-bench", "--quiet"])
+    assert result.code in (0, 1), result.stderr
+    summary = json.loads((out / sweep.SWEEP_JSON).read_text())
+    (point,) = summary["points"]
+    assert point["params"]["sparsity"] == "auto"
+    rec = summary["recommended"]
+    assert rec is not None and rec["key"] == point["key"]
+    built = json.loads((Path(rec["out"]) / "report.json").read_text())
+    for key in ("target_sparsity", "achieved_sparsity"):
+        assert point["pruning"][key] == built["pruning"][key], key
+    assert point["quantization"]["recipe"] == built["quantization"]["recipe"]
+    assert point["artifacts"]["int8"]["sha256"] == built["artifacts"]["int8"]["sha256"]
