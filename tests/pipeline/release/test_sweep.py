@@ -205,10 +205,10 @@ def test_sweep_runs_in_workers_then_resumes_without_recomputing(
 def test_sweep_takes_every_build_option_but_its_axes() -> None:
     """The sweep parser is derived from the registry: each build option is a flag of `sweep`
     too, except the grid axes and --out (the sweep's own) and --overwrite."""
-    from pipeline.cli.parser import _parser, _subparser
+    from pipeline.cli.parser import make_parser, subcommand_parser
 
     def flags(command: str) -> dict[str, str]:
-        actions = _subparser(_parser(), command)._actions
+        actions = subcommand_parser(make_parser(), command)._actions
         return {a.option_strings[0]: a.dest for a in actions if a.option_strings}
 
     build, swept = flags("build"), flags("sweep")
