@@ -37,6 +37,8 @@ class Measure(str, enum.Enum):
     SPEEDUP = "speedup"  # float32 p50 / int8 p50
     P50_GROWTH_PCT = "p50_growth_pct"  # int8 p50 vs the baseline's, in %
     BYTES_GROWTH_PCT = "bytes_growth_pct"  # int8 bytes vs the baseline's, in %
+    # the worst judged test subgroup's upper 95% bound of float32 - int8 (paired bootstrap)
+    SUBGROUP_NONINFERIORITY = "subgroup_noninferiority"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,27 @@ GATES: tuple[GateSpec, ...] = (
         4,
         metric="sensitivity",
     ),
+    GateSpec(
+        "subgroup_noninferiority_auroc",
+        "margin: upper 95% bound of float32 - int8 AUROC in every judged test subgroup "
+        "(--subgroup)",
+        "0.05",
+        Measure.SUBGROUP_NONINFERIORITY,
+        (FLOAT32,),
+        GateRange.FRACTION,
+        10,
+        metric="auroc",
+    ),
+    GateSpec(
+        "subgroup_noninferiority_sensitivity",
+        "the same for sensitivity",
+        "0.1",
+        Measure.SUBGROUP_NONINFERIORITY,
+        (FLOAT32,),
+        GateRange.FRACTION,
+        11,
+        metric="sensitivity",
+    ),
 )
 GATE_LIMITS = tuple(g.name for g in GATES)
 BASELINE_GATES = tuple(g.name for g in GATES if g.needs_baseline)
@@ -217,6 +240,8 @@ class GatesConfig:
     max_size_growth_pct: float | None = None
     noninferiority_auroc: float | None = None
     noninferiority_sensitivity: float | None = None
+    subgroup_noninferiority_auroc: float | None = None
+    subgroup_noninferiority_sensitivity: float | None = None
     baseline: Path | None = None  # the previous release's report.json
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from pipeline.errors import DataError
 if TYPE_CHECKING:
     from pipeline.config import DataConfig
     from pipeline.data.loaders.dicom import Window
+    from pipeline.data.subgroups import SubgroupValues
 
 __all__ = [
     "MEDMNIST_KEYS",
@@ -60,6 +61,7 @@ class Splits:
     calibration_source: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    subgroups: SubgroupValues | None = None  # --subgroup values of the val/test cases
 
     @property
     def num_classes(self) -> int:
@@ -221,8 +223,10 @@ def _read(
     resize: tuple[int, int] | None,
     input_shape: tuple[int | None, ...] | None,
     window: Window | None,
+    exclude: tuple[str, ...] = (),
 ) -> Loaded:
-    """Dispatches a `--data`/`--calibration-data` value to its loader."""
+    """Dispatches a `--data`/`--calibration-data` value to its loader (`exclude`: CSV
+    columns that are not features)."""
     from pipeline.data.loaders import medmnist
 
     if medmnist.is_spec(source):
@@ -262,7 +266,7 @@ def _read(
     if suffix == ".csv":
         from pipeline.data.loaders.tabular import load_csv
 
-        return load_csv(path, label_column=label_column, labelled=labelled)
+        return load_csv(path, label_column=label_column, labelled=labelled, exclude=exclude)
     require_exists(path)
     if suffix == ".npz":
         from pipeline.data.loaders.npz import load_npz
@@ -326,6 +330,8 @@ def load(
     positive_class: int | str | None = None,
     calibration: str | Path | None = None,
     input_shape: tuple[int | None, ...] | None = None,
+    subgroups: tuple[str, ...] = (),
+    subgroup_bands: dict[str, tuple[float, ...]] | None = None,
 ) -> Splits:
     """Loads the data named by `--data` (None: the embedded WDBC default).
 
@@ -341,11 +347,17 @@ def load(
         positive_class: index or class name; default the dataset's own, else 1.
         calibration: unlabelled source for the int8 representative dataset.
         input_shape: the model's input shape, to decode image files to its size/channels.
+        subgroups, subgroup_bands: `--subgroup` attributes to read beside the cases, and
+            the bands of numeric ones (see `pipeline.data.subgroups`).
 
     Raises:
         DataError: the source is missing, unreadable or malformed; see the message.
     """
     if source is None:
+        if subgroups:
+            from pipeline.data.subgroups import read_subgroups
+
+            read_subgroups(Loaded({}, "the embedded WDBC data"), subgroups, {}, seed=0, sizes={})
         splits = load_wdbc(seed)
         if mean is not None or std is not None or scale is not None or offset is not None:
             splits = replace(splits, preprocessing=_value_spec(scale, offset, mean, std))
@@ -358,6 +370,7 @@ def load(
             resize=resize,
             input_shape=input_shape,
             window=window,
+            exclude=subgroups,
         )
         parts = _labelled_splits(loaded, seed)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (parts[name] for name in SPLIT_NAMES)
@@ -375,6 +388,9 @@ def load(
             class_names=loaded.class_names,
             details=loaded.details,
             warnings=loaded.warnings,
+            subgroups=_subgroups(
+                loaded, parts, subgroups, subgroup_bands, seed, label_column, labels
+            ),
         )
         if loaded.class_names is not None and splits.num_classes > len(loaded.class_names):
             raise DataError(
@@ -394,6 +410,24 @@ def load(
     if calibration is not None:
         splits = _with_calibration(splits, calibration, label_column, resize, input_shape, window)
     return splits
+
+
+def _subgroups(
+    loaded: Loaded,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    names: tuple[str, ...],
+    bands: dict[str, tuple[float, ...]] | None,
+    seed: int,
+    label_column: str,
+    labels: Path | None,
+) -> SubgroupValues | None:
+    """The `--subgroup` values of the validation and test cases (None without)."""
+    from pipeline.data.subgroups import read_subgroups
+
+    sizes = {name: len(parts[name][1]) for name in SPLIT_NAMES}
+    return read_subgroups(
+        loaded, names, bands or {}, seed=seed, sizes=sizes, label_column=label_column, labels=labels
+    )
 
 
 def _with_calibration(
@@ -492,6 +526,8 @@ def from_config(
         positive_class=positive_class,
         calibration=config.calibration,
         input_shape=input_shape,
+        subgroups=config.subgroups,
+        subgroup_bands=config.bands,
     )
 
 
