@@ -197,23 +197,23 @@ def _from_folder(
     files = loaded.sample_files
     if files is None:
         raise _unknown(names[0], loaded.source, [], "the loader did not record its files")
-    tables = []
-    for table in (labels or root / "labels.csv", root / METADATA_CSV):
-        if table.is_file():
-            header, rows = read_columns(table, "filename")
+    tables: list[tuple[list[str], dict[str, dict[str, str]]]] = []
+    for csv_path in (labels or root / "labels.csv", root / METADATA_CSV):
+        if csv_path.is_file():
+            header, rows = read_columns(csv_path, "filename")
             by_file = {r["filename"].replace("\\", "/"): r for r in rows}
             tables.append((header, by_file))
     dicom = str(loaded.details.get("format", "")).startswith("dicom")
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for name in names:
-        table = next(((h, b) for h, b in tables if name in h), None)
+        table = next((b for h, b in tables if name in h), None)
         if table is not None:
-            out[name] = np.array([_row(table[1], f).get(name, "") for f in files], object)
+            out[name] = np.asarray([_row(table, f).get(name, "") for f in files], dtype=object)
         elif dicom:
             out[name] = _dicom_tag(root, files, name)
         else:
             available = sorted(
-                {h for h, _ in tables for h in h if h not in ("filename", label_column)}
+                {c for header, _ in tables for c in header if c not in ("filename", label_column)}
             )
             raise _unknown(name, str(root), available, "no column of labels.csv/metadata.csv")
     return out
@@ -233,7 +233,7 @@ def _dicom_tag(root: Path, files: tuple[str, ...], keyword: str) -> np.ndarray:
         import pydicom
         from pydicom.datadict import tag_for_keyword
     except ImportError:  # pragma: no cover - the dicom extra brings it
-        raise MissingExtraError("DICOM subgroups need pydicom: pip install '.[dicom]'.") from None
+        raise MissingExtraError("pydicom", "dicom", "DICOM subgroup tags") from None
     if tag_for_keyword(keyword) is None:
         raise _unknown(keyword, str(root), [], "not a DICOM keyword nor a metadata column")
     cache: dict[str, str] = {}

@@ -37,6 +37,7 @@ from pipeline.release.report.schema import (
     Provenance,
     PruningInfo,
     QuantizationInfo,
+    SubgroupInfo,
     VariantMetrics,
     read_bench,
 )
@@ -297,7 +298,25 @@ def _report(
             *bench_warnings(bench),
         ],
         timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s
+        subgroups=_subgroups(loaded, config),
     )
+
+
+def _subgroups(loaded: Loaded, config: BuildConfig) -> dict[str, dict[str, SubgroupInfo]] | None:
+    """The report's `subgroups` block: the test split's groups (None without --subgroup)."""
+    from pipeline.evaluate.subgroups import describe
+
+    splits = loaded.splits
+    if splits.subgroups is None:
+        return None
+    doc = describe(
+        splits.subgroups.of("test"),
+        splits.y_test,
+        splits.positive_class,
+        splits.num_classes,
+        config.evaluation.min_subgroup_cases,
+    )
+    return {n: {v: SubgroupInfo.from_json(d) for v, d in g.items()} for n, g in doc.items()}
 
 
 def _add_onnx(report: BuildReport, onnx_doc: dict[str, Any]) -> None:

@@ -169,6 +169,10 @@ def _measure(
         return _drop(report, other or {}, variant, spec.metric, name, limit, against)
     if m is Measure.NONINFERIORITY:
         return _noninferiority(report, spec.metric, limit)
+    if m is Measure.SUBGROUP_NONINFERIORITY:
+        from pipeline.release.subgroup_gates import subgroup_noninferiority
+
+        return subgroup_noninferiority(report, name, spec.metric, limit)
     if m is Measure.INT8_METRIC:
         value = _metric(report, INT8, spec.metric)
         detail = f"int8 {spec.metric} {value:.4f}" if value is not None else ""

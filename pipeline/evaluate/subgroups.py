@@ -1,0 +1,307 @@
+"""The verdict per subgroup (`--subgroup`): every variant's metrics in each site, sex or age
+band, with the same stratified bootstrap as the whole split resampled within the group.
+
+A group is judged only with at least `--min-subgroup-cases` positives and as many
+negatives (multi-class: that many cases of every class); smaller groups are reported with
+the reason and no verdict rests on them. Within a judged group, each replicate redraws
+each class's cases of the group, and every variant is scored on the same draws, so
+`variant - float32` is paired as for the whole split (`pipeline.evaluate.bootstrap`).
+
+`GroupBudget` is what the decisions (auto sparsity, structured auto, the int8 remedies)
+ask: which judged validation group loses most against its budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.evaluate import bootstrap
+
+BINARY_METRICS = ("auroc", "sensitivity", "specificity")
+SubgroupLookup = Any  # Callable[[int], dict[str, str]]: a case's values by attribute
+
+
+def group_masks(values: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """name -> value -> bool mask of its cases, values sorted as text."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, arr in values.items():
+        arr = np.asarray(arr, object).astype(str)
+        out[name] = {str(v): arr == v for v in sorted(set(arr.tolist()))}
+    return out
+
+
+def describe_group(
+    y: np.ndarray, positive_class: int, num_classes: int, min_cases: int
+) -> dict[str, Any]:
+    """`subgroups.<NAME>.<VALUE>`: n, positives, negatives, judged and why not."""
+    y = np.asarray(y)
+    if num_classes == 2:
+        pos = int(np.sum(y == positive_class))
+        neg = int(len(y) - pos)
+        judged = pos >= min_cases and neg >= min_cases
+        reason = (
+            None
+            if judged
+            else f"{pos} positives and {neg} negatives; judged from {min_cases} of each "
+            "(--min-subgroup-cases)"
+        )
+        return {"n": int(len(y)), "positives": pos, "negatives": neg, "judged": judged,
+                "reason": reason}  # fmt: skip
+    counts = np.bincount(y, minlength=num_classes)
+    judged = bool(counts.min() >= min_cases)
+    reason = None if judged else (
+        f"class counts {counts.tolist()}; judged from {min_cases} of every class "
+        "(--min-subgroup-cases)"
+    )  # fmt: skip
+    return {"n": int(len(y)), "positives": None, "negatives": None, "judged": judged,
+            "reason": reason}  # fmt: skip
+
+
+def describe(
+    values: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    positive_class: int,
+    num_classes: int,
+    min_cases: int,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The report's `subgroups` block: each attribute's groups on one split."""
+    return {
+        name: {
+            value: describe_group(y[mask], positive_class, num_classes, min_cases)
+            for value, mask in by_value.items()
+        }
+        for name, by_value in group_masks(values).items()
+    }
+
+
+def _point(probs: np.ndarray, y: np.ndarray, pred: np.ndarray, pc: int) -> dict[str, Any]:
+    """A group's point metrics: AUROC, sensitivity, specificity (binary) or accuracy and
+    per-class recall (multi-class), from one replicate that draws every case once."""
+    ones = np.ones((1, len(y)))
+    if probs.shape[1] == 2:
+        values = bootstrap.replicate_metrics(probs, y, pred, ones, pc)
+        return {m: _finite(values[m][0]) for m in BINARY_METRICS}
+    recall = _recalls(y, pred, ones, probs.shape[1])
+    return {
+        "accuracy": float(np.mean(pred == y)),
+        "per_class_recall": [_finite(r[0]) for r in recall.values()],
+    }
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def _recalls(
+    y: np.ndarray, pred: np.ndarray, counts: np.ndarray, num_classes: int
+) -> dict[str, np.ndarray]:
+    """`recall_<c>` of every class on each replicate (NaN for a class absent from y)."""
+    correct = (pred == y).astype(np.float64)
+    out = {}
+    for c in range(num_classes):
+        member = (y == c).astype(np.float64)
+        den = counts @ member
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"recall_{c}"] = np.where(den > 0, counts @ (member * correct) / den, np.nan)
+    return out
+
+
+def _replicates(
+    scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    pc: int,
+    replicates: int,
+    seed: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """variant -> metric -> its value on each stratified replicate of these cases (the
+    same draws for every variant)."""
+    samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scored}
+    for counts in bootstrap.resample_counts(y, replicates, seed):
+        for name, (probs, pred) in scored.items():
+            if probs.shape[1] == 2:
+                full = bootstrap.replicate_metrics(probs, y, pred, counts, pc)
+                values = {m: full[m] for m in BINARY_METRICS}
+            else:
+                values = {"accuracy": counts @ (pred == y) / len(y)}
+                values.update(_recalls(y, pred, counts, probs.shape[1]))
+            for metric, v in values.items():
+                samples[name].setdefault(metric, []).append(v)
+    return {n: {m: np.concatenate(v) for m, v in d.items()} for n, d in samples.items()}
+
+
+def _intervals(
+    joined: dict[str, dict[str, np.ndarray]], points: dict[str, dict[str, Any]], reference: str
+) -> dict[str, dict[str, Any]]:
+    """ci95 of each variant and its paired difference from `reference`."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, by_metric in joined.items():
+        doc: dict[str, Any] = {"ci95": {m: bootstrap.interval(v) for m, v in by_metric.items()}}
+        if name != reference:
+            diffs = {}
+            for m, v in by_metric.items():
+                mine, theirs = _metric(points[name], m), _metric(points[reference], m)
+                diffs[m] = {
+                    "diff": None if mine is None or theirs is None else mine - theirs,
+                    "ci95": bootstrap.interval(v - joined[reference][m]),
+                }
+            doc["vs_float32"] = diffs
+        out[name] = doc
+    return out
+
+
+def _metric(point: Mapping[str, Any], metric: str) -> float | None:
+    """A point value by its bootstrap name (`recall_1` is per_class_recall[1])."""
+    if metric.startswith("recall_"):
+        recall = point.get("per_class_recall") or []
+        index = int(metric.split("_")[1])
+        return recall[index] if index < len(recall) else None
+    value = point.get(metric)
+    return None if value is None else float(value)
+
+
+def _group_flips(flips: Mapping[str, Any] | None, mask: np.ndarray) -> dict[str, int] | None:
+    """The four flip counts of a variant among the group's cases."""
+    if flips is None:
+        return None
+    counts = dict.fromkeys(("positive_missed", "positive_found", "negative_flagged",
+                            "negative_cleared"), 0)  # fmt: skip
+    for case in flips["cases"]:
+        if mask[case["index"]]:
+            counts[case["flip"]] += 1
+    return counts
+
+
+def variant_subgroups(
+    scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Mapping[str, Any]],
+    *,
+    positive_class: int,
+    min_cases: int,
+    replicates: int,
+    seed: int,
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """variant -> name -> value -> its metrics in the group (`metrics.<v>.subgroups`).
+
+    Args:
+        scored: variant -> (probabilities (N, C), predictions (N,)), float32 first.
+        y: labels of the split.
+        values: name -> each case's group (`SubgroupValues.of(split)`).
+        metrics: variant -> its whole-split metrics (for `flips`).
+        positive_class: the positive class of a binary task.
+        min_cases: `--min-subgroup-cases`.
+        replicates: bootstrap replicates (0: no intervals).
+        seed: the resampling seed (the whole split's, so a group of every case gets the
+            whole split's intervals).
+    """
+    reference = next(iter(scored))
+    num_classes = next(iter(scored.values()))[0].shape[1]
+    out: dict[str, dict[str, Any]] = {name: {} for name in scored}
+    for name, by_value in group_masks(values).items():
+        for name_ in scored:
+            out[name_][name] = {}
+        for value, mask in by_value.items():
+            yg = np.asarray(y)[mask]
+            sub = {v: (p[mask], pred[mask]) for v, (p, pred) in scored.items()}
+            points = {v: {"n": int(mask.sum()), **_point(p, yg, pr, positive_class)}
+                      for v, (p, pr) in sub.items()}  # fmt: skip
+            judged = describe_group(yg, positive_class, num_classes, min_cases)["judged"]
+            cis = (
+                _intervals(
+                    _replicates(sub, yg, positive_class, replicates, seed), points, reference
+                )  # fmt: skip
+                if judged and replicates
+                else {}
+            )
+            for v in scored:
+                doc = {**points[v], **cis.get(v, {})}
+                flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
+                if flips is not None:
+                    doc["flips"] = flips
+                out[v][name][value] = doc
+    return out
+
+
+def annotate_flips(metrics: Mapping[str, Mapping[str, Any]], values: SubgroupLookup) -> None:
+    """Each changed case of `flips.cases` gets its subgroup values (in place)."""
+    for doc in metrics.values():
+        for case in (doc.get("flips") or {}).get("cases", []):
+            case["subgroups"] = values(case["index"])
+
+
+@dataclass(frozen=True)
+class GroupBudget:
+    """What a decision must keep in every judged validation group: AUROC within
+    `max_auroc_drop`, sensitivity and specificity within theirs, of the reference model's
+    values in the same group, at the operating point."""
+
+    masks: dict[str, np.ndarray]  # "site=B" -> its validation cases (judged groups only)
+    truth: np.ndarray  # validation cases that are positive
+    threshold: float
+    reference: dict[str, dict[str, float | None]]  # group -> metric -> reference value
+    budgets: dict[str, float]  # metric -> the drop it may take
+
+    @classmethod
+    def of(
+        cls,
+        values: Mapping[str, np.ndarray],
+        truth: np.ndarray,
+        reference_score: np.ndarray,
+        threshold: float,
+        min_cases: int,
+        budgets: Mapping[str, float],
+    ) -> GroupBudget | None:
+        """The budget of the judged groups, counted from `reference_score` (the positive
+        class's probability); None when no group is judged."""
+        truth = np.asarray(truth, bool)
+        masks = {
+            f"{name}={value}": mask
+            for name, by_value in group_masks(values).items()
+            for value, mask in by_value.items()
+            if describe_group(truth[mask].astype(int), 1, 2, min_cases)["judged"]
+        }
+        if not masks:
+            return None
+        empty: dict[str, dict[str, float | None]] = {}
+        budget = cls(masks, truth, float(threshold), empty, dict(budgets))
+        reference = {g: budget.group_values(reference_score, m) for g, m in masks.items()}
+        return cls(masks, truth, float(threshold), reference, dict(budgets))
+
+    def group_values(self, score: np.ndarray, mask: np.ndarray) -> dict[str, float | None]:
+        """AUROC, sensitivity and specificity of one group at the threshold."""
+        truth, score = self.truth[mask], np.asarray(score, np.float64)[mask]
+        flagged = score >= self.threshold
+        auroc = bootstrap.weighted_auroc(truth, score, np.ones((1, len(truth))))[0]
+        return {
+            "auroc": _finite(auroc),
+            "sensitivity": float(np.mean(flagged[truth])),
+            "specificity": float(np.mean(~flagged[~truth])),
+        }
+
+    def worst_group(self, score: np.ndarray) -> dict[str, Any]:
+        """The judged group that loses most against its budget: `worst_group`,
+        `worst_group_metric`, its `worst_group_drop` and whether every group is
+        `groups_within_budget`."""
+        worst: tuple[float, str, str, float] | None = None
+        for group, mask in self.masks.items():
+            now = self.group_values(score, mask)
+            for metric, limit in self.budgets.items():
+                base, got = self.reference[group].get(metric), now.get(metric)
+                if base is None or got is None:
+                    continue
+                drop = base - got
+                if worst is None or drop - limit > worst[0]:
+                    worst = (drop - limit, group, metric, drop)
+        if worst is None:
+            return {}
+        return {
+            "worst_group": worst[1],
+            "worst_group_metric": worst[2],
+            "worst_group_drop": float(worst[3]),
+            "groups_within_budget": bool(worst[0] <= 1e-12),
+        }
