@@ -57,8 +57,11 @@ def operating_point_stage(
     return OperatingPoint(threshold, op.describe(text, threshold, validation))
 
 
-def int8_rate_budget(config: BuildConfig, threshold: float | None, reference: Any) -> Any:
-    """What the int8 recipes must keep at the operating point; None for multi-class."""
+def int8_rate_budget(
+    config: BuildConfig, threshold: float | None, reference: Any, groups: Any = None
+) -> Any:
+    """What the int8 recipes must keep at the operating point (with `groups`, in every
+    judged validation subgroup too); None for multi-class."""
     from pipeline.evaluate.operating_point import RateBudget
 
     if threshold is None or reference is None:
@@ -70,6 +73,7 @@ def int8_rate_budget(config: BuildConfig, threshold: float | None, reference: An
         reference,
         threshold,
         max_brier_increase=ev.max_brier_increase,
+        groups=groups,
     )
 
 

@@ -111,7 +111,9 @@ def _convert(
     return data, removed, idx
 
 
-def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
+def _val_metrics(
+    data: bytes, splits: Splits, kind: OutputKind, threshold: float, groups: Any = None
+) -> dict[str, Any]:
     from pipeline.device.client import run_model
     from pipeline.evaluate.metrics import evaluate, probabilities
 
@@ -126,6 +128,8 @@ def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float
     if probs.shape[1] == 2:
         p = probs[:, splits.positive_class]
         values["brier"] = float(np.mean((p - (splits.y_val == splits.positive_class)) ** 2))
+        if groups is not None:  # the worst judged --subgroup (GroupBudget)
+            values.update(groups.worst_group(p))
     return values
 
 
@@ -253,7 +257,9 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
+        val = _val_metrics(
+            data, splits, eval_kind, rates.threshold if rates else 0.5, rates and rates.groups
+        )
         entry = {
             "name": cand.name,
             "postprocess": removed,
@@ -294,6 +300,7 @@ def _judge(
         for name in ("sensitivity", "specificity", "brier"):
             entry[f"val_{name}"] = val.get(name)
             entry[f"val_{name}_{'increase' if name == 'brier' else 'drop'}"] = drops[name]
+        entry.update({f"val_{k}": v for k, v in val.items() if "group" in k})
     return {**entry, "meets_budget": meets}
 
 

@@ -156,7 +156,7 @@ def _make_variants(
     )
     pruned = prune_stage(loaded.model, splits, kind, config, clock, threshold=point.threshold)
     model, reference_val_auroc = pruned.model, pruned.val_auroc
-    budget = int8_rate_budget(config, point.threshold, pruned.val_rates)
+    budget = int8_rate_budget(config, point.threshold, pruned.val_rates, pruned.val_groups)
     paths[Variant.PRUNED_FLOAT32] = stage.write_bytes(
         Variant.PRUNED_FLOAT32.filename,
         clock.run("convert pruned float32", lambda: tflite.to_float32(model)),
