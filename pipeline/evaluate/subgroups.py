@@ -305,3 +305,29 @@ class GroupBudget:
             "worst_group_drop": float(worst[3]),
             "groups_within_budget": bool(worst[0] <= 1e-12),
         }
+
+
+def point_worst_group(
+    metrics: Mapping[str, Mapping[str, Any]], splits: Any, split: str, min_cases: int
+) -> dict[str, Any]:
+    """A sweep point's `worst_group`: the judged `split` group where int8 is furthest
+    from float32 (highest upper 95% bound of float32 - int8 AUROC, else accuracy), with
+    the paired difference int8 - float32 and its interval; {} without --subgroup."""
+    groups = (metrics.get("int8") or {}).get("subgroups")
+    if splits.subgroups is None or not groups:
+        return {}
+    y = splits.split(split)[1]
+    worst: dict[str, Any] | None = None
+    for name, by_value in group_masks(splits.subgroups.of(split)).items():
+        for value, mask in by_value.items():
+            if not describe_group(y[mask], splits.positive_class, splits.num_classes,
+                                  min_cases)["judged"]:  # fmt: skip
+                continue
+            paired = groups[name][value].get("vs_float32") or {}
+            metric = "auroc" if "auroc" in paired else "accuracy"
+            ci = (paired.get(metric) or {}).get("ci95")
+            if ci is not None and (worst is None or -ci[0] > worst["upper"]):
+                diff = paired[metric]["diff"]
+                worst = {"group": f"{name}={value}", "metric": metric, "diff": diff,
+                         "ci95": ci, "upper": -ci[0]}  # fmt: skip
+    return {"worst_group": worst}

@@ -367,3 +367,29 @@ def test_build_with_subgroups_reports_them_and_without_does_not(
     assert _build([*args[:-1], str(plain)]) == 0
     keys = key_paths(json.loads((plain / "report.json").read_text()))
     assert not [k for k in keys if "subgroups" in k]
+
+
+def test_sweep_point_records_its_worst_judged_group() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.data.subgroups import SubgroupValues
+    from pipeline.evaluate.subgroups import point_worst_group
+
+    scored, y, site = _scored()
+    probs8, _ = scored["int8"]
+    worse = probs8.copy()
+    worse[site == "B", 1] = 0.5 + (0.5 - worse[site == "B", 1]) * 0.5  # site B ranks badly
+    scored["int8"] = (worse, (worse[:, 1] >= 0.5).astype(int))
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=200, seed=0,
+    )  # fmt: skip
+    metrics = {v: {"subgroups": doc} for v, doc in per.items()}
+    values = SubgroupValues(("site",), {"site": site}, {"site": site}, {})
+    splits = SimpleNamespace(
+        subgroups=values, positive_class=1, num_classes=2, split=lambda _: (None, y)
+    )
+    worst = point_worst_group(metrics, splits, "val", 10)["worst_group"]
+    assert worst["group"] == "site=B" and worst["metric"] == "auroc" and worst["diff"] < 0
+    splits.subgroups = None
+    assert point_worst_group(metrics, splits, "val", 10) == {}
