@@ -78,59 +78,107 @@ def describe(
     }
 
 
-def _point(probs: np.ndarray, y: np.ndarray, pred: np.ndarray, pc: int) -> dict[str, Any]:
-    """A group's point metrics: AUROC, sensitivity, specificity (binary) or accuracy and
-    per-class recall (multi-class), from one replicate that draws every case once."""
-    ones = np.ones((1, len(y)))
-    if probs.shape[1] == 2:
-        values = bootstrap.replicate_metrics(probs, y, pred, ones, pc)
-        return {m: _finite(values[m][0]) for m in BINARY_METRICS}
-    recall = _recalls(y, pred, ones, probs.shape[1])
-    return {
-        "accuracy": float(np.mean(pred == y)),
-        "per_class_recall": [_finite(r[0]) for r in recall.values()],
-    }
+def grouped_auroc(
+    truth: np.ndarray, score: np.ndarray, codes: np.ndarray, groups: int, counts: np.ndarray
+) -> np.ndarray:
+    """AUROC of every group on each replicate, (B, groups), from one sort: the count-
+    weighted Mann-Whitney statistic of `bootstrap.weighted_auroc`, with the negatives
+    sorted by (group, score) so a positive is compared with its own group's only."""
+    truth, codes = np.asarray(truth, bool), np.asarray(codes)
+    key = codes * 4.0 + np.clip(np.asarray(score, np.float64), 0.0, 1.0)  # groups apart
+    pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
+    neg = neg[np.argsort(key[neg], kind="stable")]
+    neg_key = key[neg]
+    lo = np.searchsorted(neg_key, key[pos], "left")
+    hi = np.searchsorted(neg_key, key[pos], "right")
+    start = np.searchsorted(neg_key, codes[pos] * 4.0 - 1.0, "left")  # the group's first
+    cum = np.zeros((len(counts), len(neg) + 1))
+    np.cumsum(counts[:, neg], axis=1, out=cum[:, 1:])
+    below = (cum[:, lo] + cum[:, hi]) * 0.5 - cum[:, start]  # ties count one half
+    pos_of = np.eye(groups)[codes[pos]]  # (positives, groups)
+    num = (counts[:, pos] * below) @ pos_of
+    den = (counts[:, pos] @ pos_of) * (counts[:, neg] @ np.eye(groups)[codes[neg]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _finite(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
-
-
-def _recalls(
-    y: np.ndarray, pred: np.ndarray, counts: np.ndarray, num_classes: int
-) -> dict[str, np.ndarray]:
-    """`recall_<c>` of every class on each replicate (NaN for a class absent from y)."""
+def _rates(
+    y: np.ndarray, pred: np.ndarray, codes: np.ndarray, groups: int, classes: int,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(recall of every class in every group (B, groups, classes), accuracy of every
+    group (B, groups)) on each replicate; NaN where a group lacks the class."""
     correct = (pred == y).astype(np.float64)
+    member = np.eye(groups * classes)[codes * classes + y]  # (n, groups x classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hits, cases = counts @ (member * correct[:, None]), counts @ member
+        recall = (hits / cases).reshape(len(counts), groups, classes)
+        accuracy = hits.reshape(len(counts), groups, classes).sum(axis=2) / cases.reshape(
+            len(counts), groups, classes
+        ).sum(axis=2)
+    return recall, accuracy
+
+
+def _values(
+    scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    codes: np.ndarray,
+    groups: int,
+    pc: int,
+    counts: np.ndarray,
+) -> dict[str, dict[str, np.ndarray]]:
+    """variant -> metric -> (B, groups): every group's metrics on each replicate (counts
+    of ones: the point values). Binary: AUROC, sensitivity, specificity; multi-class:
+    accuracy and `recall_<c>`."""
     out = {}
-    for c in range(num_classes):
-        member = (y == c).astype(np.float64)
-        den = counts @ member
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"recall_{c}"] = np.where(den > 0, counts @ (member * correct) / den, np.nan)
+    for name, (probs, pred) in scored.items():
+        classes = probs.shape[1]
+        recall, accuracy = _rates(y, pred, codes, groups, classes, counts)
+        if classes == 2:
+            out[name] = {
+                "auroc": grouped_auroc(y == pc, probs[:, pc], codes, groups, counts),
+                "sensitivity": recall[:, :, pc],
+                "specificity": recall[:, :, 1 - pc],
+            }
+        else:
+            out[name] = {"accuracy": accuracy}
+            out[name].update({f"recall_{c}": recall[:, :, c] for c in range(classes)})
     return out
 
 
 def _replicates(
     scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
     y: np.ndarray,
+    codes: np.ndarray,
+    groups: int,
     pc: int,
     replicates: int,
     seed: int,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """variant -> metric -> its value on each stratified replicate of these cases (the
-    same draws for every variant)."""
+    """variant -> metric -> (replicates, groups). Each replicate redraws every class of
+    every group within itself (strata group x class), the same draws for every variant."""
+    classes = next(iter(scored.values()))[0].shape[1]
     samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scored}
-    for counts in bootstrap.resample_counts(y, replicates, seed):
-        for name, (probs, pred) in scored.items():
-            if probs.shape[1] == 2:
-                full = bootstrap.replicate_metrics(probs, y, pred, counts, pc)
-                values = {m: full[m] for m in BINARY_METRICS}
-            else:
-                values = {"accuracy": counts @ (pred == y) / len(y)}
-                values.update(_recalls(y, pred, counts, probs.shape[1]))
-            for metric, v in values.items():
+    for counts in bootstrap.resample_counts(codes * classes + y, replicates, seed):
+        for name, by_metric in _values(scored, y, codes, groups, pc, counts).items():
+            for metric, v in by_metric.items():
                 samples[name].setdefault(metric, []).append(v)
     return {n: {m: np.concatenate(v) for m, v in d.items()} for n, d in samples.items()}
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
+    """A group's point metrics from `_values` on one replicate of every case once."""
+    if "auroc" in values:
+        return {m: _finite(values[m][0, g]) for m in BINARY_METRICS}
+    recall = sorted((int(m.split("_")[1]), v) for m, v in values.items() if m != "accuracy")
+    return {
+        "accuracy": _finite(values["accuracy"][0, g]),
+        "per_class_recall": [_finite(v[0, g]) for _, v in recall],
+    }
 
 
 def _intervals(
@@ -201,25 +249,29 @@ def variant_subgroups(
     """
     reference = next(iter(scored))
     num_classes = next(iter(scored.values()))[0].shape[1]
+    y = np.asarray(y)
     out: dict[str, dict[str, Any]] = {name: {} for name in scored}
     for name, by_value in group_masks(values).items():
-        for name_ in scored:
-            out[name_][name] = {}
-        for value, mask in by_value.items():
-            yg = np.asarray(y)[mask]
-            sub = {v: (p[mask], pred[mask]) for v, (p, pred) in scored.items()}
-            points = {v: {"n": int(mask.sum()), **_point(p, yg, pr, positive_class)}
-                      for v, (p, pr) in sub.items()}  # fmt: skip
-            judged = describe_group(yg, positive_class, num_classes, min_cases)["judged"]
-            cis = (
-                _intervals(
-                    _replicates(sub, yg, positive_class, replicates, seed), points, reference
-                )  # fmt: skip
-                if judged and replicates
-                else {}
-            )
+        masks = list(by_value.values())
+        codes = np.argmax(np.stack(masks), axis=0)  # each case's group index
+        ones = np.ones((1, len(y)))
+        points = _values(scored, y, codes, len(masks), positive_class, ones)
+        boot = (
+            _replicates(scored, y, codes, len(masks), positive_class, replicates, seed)
+            if replicates
+            else None
+        )
+        for v in scored:
+            out[v][name] = {}
+        for g, (value, mask) in enumerate(by_value.items()):
+            judged = describe_group(y[mask], positive_class, num_classes, min_cases)["judged"]
+            group_points = {v: {"n": int(mask.sum()), **_point(points[v], g)} for v in scored}
+            cis = {}
+            if judged and boot is not None:
+                column = {v: {m: a[:, g] for m, a in d.items()} for v, d in boot.items()}
+                cis = _intervals(column, group_points, reference)
             for v in scored:
-                doc = {**points[v], **cis.get(v, {})}
+                doc = {**group_points[v], **cis.get(v, {})}
                 flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
                 if flips is not None:
                     doc["flips"] = flips

@@ -393,3 +393,18 @@ def test_sweep_point_records_its_worst_judged_group() -> None:
     assert worst["group"] == "site=B" and worst["metric"] == "auroc" and worst["diff"] < 0
     splits.subgroups = None
     assert point_worst_group(metrics, splits, "val", 10) == {}
+
+
+def test_group_points_equal_the_metrics_of_the_group_alone() -> None:
+    from pipeline.evaluate.metrics import evaluate
+
+    scored, y, site = _scored()
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=0, seed=0,
+    )  # fmt: skip
+    for value in ("A", "B"):
+        mask = site == value
+        alone = evaluate(scored["int8"][0][mask], y[mask], positive_class=1).values
+        for metric in ("auroc", "sensitivity", "specificity"):
+            assert per["int8"]["site"][value][metric] == pytest.approx(alone[metric])
