@@ -78,92 +78,101 @@ def describe(
     }
 
 
-def grouped_auroc(
-    truth: np.ndarray, score: np.ndarray, codes: np.ndarray, groups: int, counts: np.ndarray
-) -> np.ndarray:
-    """AUROC of every group on each replicate, (B, groups), from one sort: the count-
-    weighted Mann-Whitney statistic of `bootstrap.weighted_auroc`, with the negatives
-    sorted by (group, score) so a positive is compared with its own group's only."""
-    truth, codes = np.asarray(truth, bool), np.asarray(codes)
-    key = codes * 4.0 + np.clip(np.asarray(score, np.float64), 0.0, 1.0)  # groups apart
-    pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
-    neg = neg[np.argsort(key[neg], kind="stable")]
-    neg_key = key[neg]
-    lo = np.searchsorted(neg_key, key[pos], "left")
-    hi = np.searchsorted(neg_key, key[pos], "right")
-    start = np.searchsorted(neg_key, codes[pos] * 4.0 - 1.0, "left")  # the group's first
-    cum = np.zeros((len(counts), len(neg) + 1))
-    np.cumsum(counts[:, neg], axis=1, out=cum[:, 1:])
-    below = (cum[:, lo] + cum[:, hi]) * 0.5 - cum[:, start]  # ties count one half
-    pos_of = np.eye(groups)[codes[pos]]  # (positives, groups)
-    num = (counts[:, pos] * below) @ pos_of
-    den = (counts[:, pos] @ pos_of) * (counts[:, neg] @ np.eye(groups)[codes[neg]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+@dataclass(frozen=True)
+class _Plan:
+    """What one variant's group metrics need that no replicate changes: the negatives in
+    (group, score) order, where each positive falls among them, the one-hot matrices."""
 
+    pos: np.ndarray
+    neg: np.ndarray  # sorted by (group, score)
+    lo: np.ndarray  # per positive: its group's negatives scored below it (cumulative) ...
+    hi: np.ndarray  # ... and up to its ties
+    start: np.ndarray  # ... and before its group's first negative
+    pos_of: np.ndarray  # (positives, groups) one-hot
+    neg_of: np.ndarray  # (negatives, groups)
+    hits: np.ndarray  # (n, groups x classes): correct cases of each cell
+    member: np.ndarray  # (n, groups x classes): cases of each cell
+    groups: int
+    classes: int
+    positive_class: int
 
-def _rates(
-    y: np.ndarray, pred: np.ndarray, codes: np.ndarray, groups: int, classes: int,
-    counts: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(recall of every class in every group (B, groups, classes), accuracy of every
-    group (B, groups)) on each replicate; NaN where a group lacks the class."""
-    correct = (pred == y).astype(np.float64)
-    member = np.eye(groups * classes)[codes * classes + y]  # (n, groups x classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hits, cases = counts @ (member * correct[:, None]), counts @ member
-        recall = (hits / cases).reshape(len(counts), groups, classes)
-        accuracy = hits.reshape(len(counts), groups, classes).sum(axis=2) / cases.reshape(
-            len(counts), groups, classes
-        ).sum(axis=2)
-    return recall, accuracy
-
-
-def _values(
-    scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    y: np.ndarray,
-    codes: np.ndarray,
-    groups: int,
-    pc: int,
-    counts: np.ndarray,
-) -> dict[str, dict[str, np.ndarray]]:
-    """variant -> metric -> (B, groups): every group's metrics on each replicate (counts
-    of ones: the point values). Binary: AUROC, sensitivity, specificity; multi-class:
-    accuracy and `recall_<c>`."""
-    out = {}
-    for name, (probs, pred) in scored.items():
+    @classmethod
+    def of(
+        cls, probs: np.ndarray, pred: np.ndarray, y: np.ndarray, codes: np.ndarray,
+        groups: int, pc: int,
+    ) -> _Plan:  # fmt: skip
         classes = probs.shape[1]
-        recall, accuracy = _rates(y, pred, codes, groups, classes, counts)
-        if classes == 2:
-            out[name] = {
-                "auroc": grouped_auroc(y == pc, probs[:, pc], codes, groups, counts),
-                "sensitivity": recall[:, :, pc],
-                "specificity": recall[:, :, 1 - pc],
-            }
-        else:
-            out[name] = {"accuracy": accuracy}
-            out[name].update({f"recall_{c}": recall[:, :, c] for c in range(classes)})
-    return out
+        score = probs[:, pc] if classes == 2 else np.zeros(len(y))
+        key = codes * 4.0 + np.clip(np.asarray(score, np.float64), 0.0, 1.0)  # groups apart
+        truth = y == pc
+        pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
+        neg = neg[np.argsort(key[neg], kind="stable")]
+        neg_key = key[neg]
+        eye, member = np.eye(groups), np.eye(groups * classes)[codes * classes + y]
+        return cls(
+            pos, neg,
+            np.searchsorted(neg_key, key[pos], "left"),
+            np.searchsorted(neg_key, key[pos], "right"),
+            np.searchsorted(neg_key, codes[pos] * 4.0 - 1.0, "left"),
+            eye[codes[pos]], eye[codes[neg]],
+            member * (pred == y)[:, None], member, groups, classes, pc,
+        )  # fmt: skip
+
+    def auroc(self, counts: np.ndarray) -> np.ndarray:
+        """Every group's AUROC on each replicate (B, groups): the count-weighted
+        Mann-Whitney statistic of `bootstrap.weighted_auroc`, a positive compared with
+        its own group's negatives only (ties count one half)."""
+        cum = np.zeros((len(counts), len(self.neg) + 1))
+        np.cumsum(counts[:, self.neg], axis=1, out=cum[:, 1:])
+        below = (cum[:, self.lo] + cum[:, self.hi]) * 0.5 - cum[:, self.start]
+        w_pos = counts[:, self.pos]
+        num = (w_pos * below) @ self.pos_of
+        den = (w_pos @ self.pos_of) * (counts[:, self.neg] @ self.neg_of)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+    def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """metric -> (B, groups). Binary: AUROC, sensitivity, specificity; multi-class:
+        accuracy and `recall_<c>`."""
+        shape = (len(counts), self.groups, self.classes)
+        hits, cases = (counts @ self.hits).reshape(shape), (counts @ self.member).reshape(shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = hits / cases
+            if self.classes == 2:
+                pc = self.positive_class
+                return {"auroc": self.auroc(counts), "sensitivity": recall[:, :, pc],
+                        "specificity": recall[:, :, 1 - pc]}  # fmt: skip
+            out = {"accuracy": hits.sum(axis=2) / cases.sum(axis=2)}
+        out.update({f"recall_{c}": recall[:, :, c] for c in range(self.classes)})
+        return out
 
 
 def _replicates(
-    scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    y: np.ndarray,
-    codes: np.ndarray,
-    groups: int,
-    pc: int,
-    replicates: int,
-    seed: int,
+    plans: Mapping[str, _Plan], y: np.ndarray, codes: np.ndarray, replicates: int, seed: int
 ) -> dict[str, dict[str, np.ndarray]]:
     """variant -> metric -> (replicates, groups). Each replicate redraws every class of
     every group within itself (strata group x class), the same draws for every variant."""
-    classes = next(iter(scored.values()))[0].shape[1]
-    samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scored}
+    classes = next(iter(plans.values())).classes
+    samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in plans}
     for counts in bootstrap.resample_counts(codes * classes + y, replicates, seed):
-        for name, by_metric in _values(scored, y, codes, groups, pc, counts).items():
-            for metric, v in by_metric.items():
+        for name, plan in plans.items():
+            for metric, v in plan.values(counts).items():
                 samples[name].setdefault(metric, []).append(v)
     return {n: {m: np.concatenate(v) for m, v in d.items()} for n, d in samples.items()}
+
+
+def _columns(values: np.ndarray) -> list[list[float] | None]:
+    """`bootstrap.interval` of every column of (replicates, groups): one percentile call
+    for the columns without NaN (the usual case), one by one for the others."""
+    defined = ~np.isnan(values).any(axis=0)
+    out: list[list[float] | None] = [None] * values.shape[1]
+    if defined.any():
+        low, high = np.percentile(values[:, defined], [2.5, 97.5], axis=0)
+        for g, a, b in zip(np.flatnonzero(defined), low, high, strict=True):
+            out[g] = [float(a), float(b)]
+    for g in np.flatnonzero(~defined):
+        out[g] = bootstrap.interval(values[:, g])
+    return out
 
 
 def _finite(value: float) -> float | None:
@@ -171,7 +180,7 @@ def _finite(value: float) -> float | None:
 
 
 def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
-    """A group's point metrics from `_values` on one replicate of every case once."""
+    """A group's point metrics from `_Plan.values` of one replicate of every case once."""
     if "auroc" in values:
         return {m: _finite(values[m][0, g]) for m in BINARY_METRICS}
     recall = sorted((int(m.split("_")[1]), v) for m, v in values.items() if m != "accuracy")
@@ -181,23 +190,35 @@ def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
     }
 
 
-def _intervals(
-    joined: dict[str, dict[str, np.ndarray]], points: dict[str, dict[str, Any]], reference: str
-) -> dict[str, dict[str, Any]]:
-    """ci95 of each variant and its paired difference from `reference`."""
+def _intervals(boot: dict[str, dict[str, np.ndarray]], reference: str) -> dict[str, dict[str, Any]]:
+    """variant -> {"ci95": metric -> per group, "paired": metric -> per group}: the
+    intervals of every group at once, and of the paired difference from `reference`."""
     out: dict[str, dict[str, Any]] = {}
-    for name, by_metric in joined.items():
-        doc: dict[str, Any] = {"ci95": {m: bootstrap.interval(v) for m, v in by_metric.items()}}
+    for name, by_metric in boot.items():
+        out[name] = {"ci95": {m: _columns(v) for m, v in by_metric.items()}}
+        if name != reference:
+            out[name]["paired"] = {
+                m: _columns(v - boot[reference][m]) for m, v in by_metric.items()
+            }
+    return out
+
+
+def _group_intervals(
+    cis: dict[str, dict[str, Any]], points: dict[str, dict[str, Any]], g: int, reference: str
+) -> dict[str, dict[str, Any]]:
+    """variant -> its `ci95` and `vs_float32` in group `g`."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, doc in cis.items():
+        out[name] = {"ci95": {m: v[g] for m, v in doc["ci95"].items()}}
         if name != reference:
             diffs = {}
-            for m, v in by_metric.items():
+            for m, v in doc["paired"].items():
                 mine, theirs = _metric(points[name], m), _metric(points[reference], m)
                 diffs[m] = {
                     "diff": None if mine is None or theirs is None else mine - theirs,
-                    "ci95": bootstrap.interval(v - joined[reference][m]),
+                    "ci95": v[g],
                 }
-            doc["vs_float32"] = diffs
-        out[name] = doc
+            out[name]["vs_float32"] = diffs
     return out
 
 
@@ -252,12 +273,14 @@ def variant_subgroups(
     y = np.asarray(y)
     out: dict[str, dict[str, Any]] = {name: {} for name in scored}
     for name, by_value in group_masks(values).items():
-        masks = list(by_value.values())
-        codes = np.argmax(np.stack(masks), axis=0)  # each case's group index
-        ones = np.ones((1, len(y)))
-        points = _values(scored, y, codes, len(masks), positive_class, ones)
-        boot = (
-            _replicates(scored, y, codes, len(masks), positive_class, replicates, seed)
+        codes = np.argmax(np.stack(list(by_value.values())), axis=0)  # each case's group
+        plans = {
+            v: _Plan.of(p, pred, y, codes, len(by_value), positive_class)
+            for v, (p, pred) in scored.items()
+        }
+        points = {v: plan.values(np.ones((1, len(y)))) for v, plan in plans.items()}
+        cis = (
+            _intervals(_replicates(plans, y, codes, replicates, seed), reference)
             if replicates
             else None
         )
@@ -266,12 +289,9 @@ def variant_subgroups(
         for g, (value, mask) in enumerate(by_value.items()):
             judged = describe_group(y[mask], positive_class, num_classes, min_cases)["judged"]
             group_points = {v: {"n": int(mask.sum()), **_point(points[v], g)} for v in scored}
-            cis = {}
-            if judged and boot is not None:
-                column = {v: {m: a[:, g] for m, a in d.items()} for v, d in boot.items()}
-                cis = _intervals(column, group_points, reference)
+            group_cis = _group_intervals(cis, group_points, g, reference) if judged and cis else {}
             for v in scored:
-                doc = {**group_points[v], **cis.get(v, {})}
+                doc = {**group_points[v], **group_cis.get(v, {})}
                 flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
                 if flips is not None:
                     doc["flips"] = flips
