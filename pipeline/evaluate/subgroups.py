@@ -79,43 +79,88 @@ def describe(
 
 
 @dataclass(frozen=True)
+class _Segments:
+    """Sums of columns by label without a matrix product (a wide one-hot product would go
+    to the multi-threaded BLAS, which is slow on a busy host): columns sorted by label,
+    `np.add.reduceat` over each label's run, zero for absent labels."""
+
+    order: np.ndarray | None  # None: the columns come sorted by label already
+    present: np.ndarray
+    starts: np.ndarray
+    size: int
+
+    @classmethod
+    def of(cls, labels: np.ndarray, size: int) -> _Segments:
+        order = None if np.all(labels[:-1] <= labels[1:]) else np.argsort(labels, kind="stable")
+        present, starts = np.unique(labels if order is None else labels[order], return_index=True)
+        return cls(order, present, starts, size)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """(B, m) -> (B, size): each label's sum over its columns."""
+        out = np.zeros((len(values), self.size))
+        if len(self.present):
+            ordered = values if self.order is None else values[:, self.order]
+            out[:, self.present] = np.add.reduceat(ordered, self.starts, axis=1)
+        return out
+
+
+@dataclass(frozen=True)
 class _Plan:
-    """What one variant's group metrics need that no replicate changes: the negatives in
-    (group, score) order, where each positive falls among them, the one-hot matrices."""
+    """Every (attribute, variant) block of a split laid side by side, so that all groups of
+    all variants are scored with one sort and a few matrix products per replicate chunk.
+
+    Block b holds the n cases once more (`width` = blocks x n columns), scored by its
+    variant; its groups are the columns `offsets[b]` to `offsets[b + 1]` of the results.
+    What no replicate changes is prepared here: the negatives in (group, score) order,
+    where each positive falls among them, and the one-hot matrices.
+    """
 
     pos: np.ndarray
     neg: np.ndarray  # sorted by (group, score)
-    lo: np.ndarray  # per positive: its group's negatives scored below it (cumulative) ...
-    hi: np.ndarray  # ... and up to its ties
-    start: np.ndarray  # ... and before its group's first negative
-    pos_of: np.ndarray  # (positives, groups) one-hot
-    neg_of: np.ndarray  # (negatives, groups)
-    hits: np.ndarray  # (n, groups x classes): correct cases of each cell
-    member: np.ndarray  # (n, groups x classes): cases of each cell
-    groups: int
+    lo: np.ndarray  # per positive: cumulative index of the negatives below it ...
+    hi: np.ndarray  # ... up to its ties
+    pos_of: _Segments  # positives by group
+    cells: _Segments  # cases by cell (group x class)
+    # a replicate redraws every cell within itself, so these counts never change
+    pos_n: np.ndarray  # positives per group
+    neg_n: np.ndarray  # negatives per group
+    before: np.ndarray  # negatives of the groups before each group
+    cell_n: np.ndarray  # cases per cell
+    correct: np.ndarray  # (width,) 1.0 where the block's variant decides the case right
+    perm: np.ndarray  # the blocks' cases in cell order: counts of the blocks -> columns here
+    offsets: tuple[int, ...]
     classes: int
     positive_class: int
 
     @classmethod
     def of(
-        cls, probs: np.ndarray, pred: np.ndarray, y: np.ndarray, codes: np.ndarray,
-        groups: int, pc: int,
+        cls, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], y: np.ndarray,
+        pc: int,
     ) -> _Plan:  # fmt: skip
-        classes = probs.shape[1]
-        score = probs[:, pc] if classes == 2 else np.zeros(len(y))
-        key = codes * 4.0 + np.clip(np.asarray(score, np.float64), 0.0, 1.0)  # groups apart
-        truth = y == pc
-        pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
+        """`blocks`: (probabilities, predictions, each case's group, groups) per block."""
+        classes = blocks[0][0].shape[1]
+        offsets = tuple(np.cumsum([0] + [b[3] for b in blocks]).tolist())
+        code = np.concatenate([c + o for (_, _, c, _), o in zip(blocks, offsets, strict=False)])
+        score = np.concatenate([p[:, pc] if classes == 2 else np.zeros(len(y)) for p, *_ in blocks])
+        correct = np.concatenate([pred == y for _, pred, _, _ in blocks])
+        y_all = np.tile(y, len(blocks))
+        perm = np.argsort(code * classes + y_all, kind="stable")  # cells contiguous
+        code, score, correct, y_all = code[perm], score[perm], correct[perm], y_all[perm]
+        key = code * 4.0 + np.clip(score, 0.0, 1.0)  # groups apart: scores are in [0, 1]
+        pos, neg = np.flatnonzero(y_all == pc), np.flatnonzero(y_all != pc)
         neg = neg[np.argsort(key[neg], kind="stable")]
-        neg_key = key[neg]
-        eye, member = np.eye(groups), np.eye(groups * classes)[codes * classes + y]
+        neg_key, groups = key[neg], offsets[-1]
+        neg_n = np.bincount(code[neg], minlength=groups).astype(np.float64)
         return cls(
             pos, neg,
             np.searchsorted(neg_key, key[pos], "left"),
             np.searchsorted(neg_key, key[pos], "right"),
-            np.searchsorted(neg_key, codes[pos] * 4.0 - 1.0, "left"),
-            eye[codes[pos]], eye[codes[neg]],
-            member * (pred == y)[:, None], member, groups, classes, pc,
+            _Segments.of(code[pos], groups),
+            _Segments.of(code * classes + y_all, groups * classes),
+            np.bincount(code[pos], minlength=groups).astype(np.float64), neg_n,
+            np.cumsum(neg_n) - neg_n,
+            np.bincount(code * classes + y_all, minlength=groups * classes).astype(np.float64),
+            correct.astype(np.float64), perm, offsets, classes, pc,
         )  # fmt: skip
 
     def auroc(self, counts: np.ndarray) -> np.ndarray:
@@ -124,18 +169,20 @@ class _Plan:
         its own group's negatives only (ties count one half)."""
         cum = np.zeros((len(counts), len(self.neg) + 1))
         np.cumsum(counts[:, self.neg], axis=1, out=cum[:, 1:])
-        below = (cum[:, self.lo] + cum[:, self.hi]) * 0.5 - cum[:, self.start]
-        w_pos = counts[:, self.pos]
-        num = (w_pos * below) @ self.pos_of
-        den = (w_pos @ self.pos_of) * (counts[:, self.neg] @ self.neg_of)
+        below = cum[:, self.lo] + cum[:, self.hi]  # twice the negatives below, ties once
+        # less the group's positives times the negatives of earlier groups (fixed counts)
+        num = self.pos_of.sum(counts[:, self.pos] * below) * 0.5 - self.pos_n * self.before
+        den = self.pos_n * self.neg_n
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
     def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """metric -> (B, groups). Binary: AUROC, sensitivity, specificity; multi-class:
-        accuracy and `recall_<c>`."""
-        shape = (len(counts), self.groups, self.classes)
-        hits, cases = (counts @ self.hits).reshape(shape), (counts @ self.member).reshape(shape)
+        """metric -> (B, groups) over every block. Binary: AUROC, sensitivity,
+        specificity; multi-class: accuracy and `recall_<c>`. `counts` draws every cell
+        as often as it has cases (a stratified replicate, or ones)."""
+        shape = (len(counts), self.offsets[-1], self.classes)
+        hits = self.cells.sum(counts * self.correct).reshape(shape)
+        cases = np.broadcast_to(self.cell_n.reshape(1, *shape[1:]), shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = hits / cases
             if self.classes == 2:
@@ -146,19 +193,25 @@ class _Plan:
         out.update({f"recall_{c}": recall[:, :, c] for c in range(self.classes)})
         return out
 
+    def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
+        """The columns of block `b` (its groups) of `values`."""
+        return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
+
 
 def _replicates(
-    plans: Mapping[str, _Plan], y: np.ndarray, codes: np.ndarray, replicates: int, seed: int
-) -> dict[str, dict[str, np.ndarray]]:
-    """variant -> metric -> (replicates, groups). Each replicate redraws every class of
-    every group within itself (strata group x class), the same draws for every variant."""
-    classes = next(iter(plans.values())).classes
-    samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in plans}
-    for counts in bootstrap.resample_counts(codes * classes + y, replicates, seed):
-        for name, plan in plans.items():
-            for metric, v in plan.values(counts).items():
-                samples[name].setdefault(metric, []).append(v)
-    return {n: {m: np.concatenate(v) for m, v in d.items()} for n, d in samples.items()}
+    plan: _Plan, y: np.ndarray, codes: list[np.ndarray], variants: int, replicates: int,
+    seed: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """metric -> (replicates, groups of every block). Each replicate redraws every class of
+    every group within itself (strata group x class, one draw per attribute), the same
+    draws for every variant (the attribute's blocks side by side)."""
+    draws = [bootstrap.resample_counts(c * plan.classes + y, replicates, seed) for c in codes]
+    samples: dict[str, list[np.ndarray]] = {}
+    for chunk in zip(*draws, strict=True):
+        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)[:, plan.perm]
+        for metric, v in plan.values(counts).items():
+            samples.setdefault(metric, []).append(v)
+    return {m: np.concatenate(v) for m, v in samples.items()}
 
 
 def _columns(values: np.ndarray) -> list[list[float] | None]:
@@ -190,17 +243,21 @@ def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
     }
 
 
-def _intervals(boot: dict[str, dict[str, np.ndarray]], reference: str) -> dict[str, dict[str, Any]]:
-    """variant -> {"ci95": metric -> per group, "paired": metric -> per group}: the
-    intervals of every group at once, and of the paired difference from `reference`."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, by_metric in boot.items():
-        out[name] = {"ci95": {m: _columns(v) for m, v in by_metric.items()}}
-        if name != reference:
-            out[name]["paired"] = {
-                m: _columns(v - boot[reference][m]) for m, v in by_metric.items()
-            }
-    return out
+def _intervals(
+    plan: _Plan, boot: dict[str, np.ndarray], reference_of: np.ndarray
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """(metric -> every group column's 95% interval, metric -> that of the paired
+    difference from the same group of the reference block `reference_of[column]`), all
+    from one percentile call."""
+    metrics = list(boot)
+    stacked = np.concatenate(
+        [boot[m] for m in metrics] + [boot[m] - boot[m][:, reference_of] for m in metrics], axis=1
+    )
+    columns, width = _columns(stacked), plan.offsets[-1]
+    parts = [columns[k * width : (k + 1) * width] for k in range(2 * len(metrics))]
+    return dict(zip(metrics, parts[: len(metrics)], strict=True)), dict(
+        zip(metrics, parts[len(metrics) :], strict=True)
+    )
 
 
 def _group_intervals(
@@ -271,24 +328,38 @@ def variant_subgroups(
     reference = next(iter(scored))
     num_classes = next(iter(scored.values()))[0].shape[1]
     y = np.asarray(y)
-    out: dict[str, dict[str, Any]] = {name: {} for name in scored}
-    for name, by_value in group_masks(values).items():
-        codes = np.argmax(np.stack(list(by_value.values())), axis=0)  # each case's group
-        plans = {
-            v: _Plan.of(p, pred, y, codes, len(by_value), positive_class)
-            for v, (p, pred) in scored.items()
-        }
-        points = {v: plan.values(np.ones((1, len(y)))) for v, plan in plans.items()}
-        cis = (
-            _intervals(_replicates(plans, y, codes, replicates, seed), reference)
-            if replicates
-            else None
-        )
-        for v in scored:
-            out[v][name] = {}
+    masks = group_masks(values)
+    codes = {n: np.argmax(np.stack(list(m.values())), axis=0) for n, m in masks.items()}
+    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as _replicates lays
+    plan = _Plan.of([(*scored[v], codes[n], len(masks[n])) for n, v in blocks], y, positive_class)
+    points = plan.values(np.ones((1, len(blocks) * len(y))))
+    boot = (
+        _replicates(plan, y, list(codes.values()), len(scored), replicates, seed)
+        if replicates
+        else None
+    )
+    reference_of = np.concatenate([
+        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
+        + plan.offsets[blocks.index((n, reference))]
+        for b, (n, _) in enumerate(blocks)
+    ])  # fmt: skip
+    every = _intervals(plan, boot, reference_of) if boot is not None else None
+    out: dict[str, dict[str, Any]] = {v: {n: {} for n in masks} for v in scored}
+    for name, by_value in masks.items():
+        index = {v: blocks.index((name, v)) for v in scored}
+        cis = None
+        if every is not None:
+            cis = {
+                v: {key: {m: c[plan.offsets[b] : plan.offsets[b + 1]] for m, c in part.items()}
+                    for key, part in zip(("ci95", "paired"), every, strict=True)}
+                for v, b in index.items()
+            }  # fmt: skip
         for g, (value, mask) in enumerate(by_value.items()):
             judged = describe_group(y[mask], positive_class, num_classes, min_cases)["judged"]
-            group_points = {v: {"n": int(mask.sum()), **_point(points[v], g)} for v in scored}
+            group_points = {
+                v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
+                for v, b in index.items()
+            }
             group_cis = _group_intervals(cis, group_points, g, reference) if judged and cis else {}
             for v in scored:
                 doc = {**group_points[v], **group_cis.get(v, {})}
