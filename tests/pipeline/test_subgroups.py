@@ -408,3 +408,20 @@ def test_group_points_equal_the_metrics_of_the_group_alone() -> None:
         alone = evaluate(scored["int8"][0][mask], y[mask], positive_class=1).values
         for metric in ("auroc", "sensitivity", "specificity"):
             assert per["int8"]["site"][value][metric] == pytest.approx(alone[metric])
+
+
+def test_job_file_keys_reach_the_config() -> None:
+    from pipeline.cli import job_config
+
+    config = job_config(
+        {
+            "data": {"subgroups": ["site", "PatientAge"],
+                     "subgroup_bands": ["PatientAge=0,18,40,65,120"]},
+            "model": {"min_subgroup_cases": 5},
+            "gates": {"subgroup_noninferiority_auroc": 0.05},
+        }
+    )  # fmt: skip
+    assert config.data.subgroups == ("site", "PatientAge")
+    assert config.data.bands == {"PatientAge": (0.0, 18.0, 40.0, 65.0, 120.0)}
+    assert config.evaluation.min_subgroup_cases == 5
+    assert config.gates.limits == {"subgroup_noninferiority_auroc": 0.05}
