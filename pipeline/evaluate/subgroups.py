@@ -167,7 +167,7 @@ class _Plan:
         """Every group's AUROC on each replicate (B, groups): the count-weighted
         Mann-Whitney statistic of `bootstrap.weighted_auroc`, a positive compared with
         its own group's negatives only (ties count one half)."""
-        cum = np.zeros((len(counts), len(self.neg) + 1))
+        cum = np.zeros((len(counts), len(self.neg) + 1), counts.dtype)
         np.cumsum(counts[:, self.neg], axis=1, out=cum[:, 1:])
         below = cum[:, self.lo] + cum[:, self.hi]  # twice the negatives below, ties once
         # less the group's positives times the negatives of earlier groups (fixed counts)
@@ -208,7 +208,9 @@ def _replicates(
     draws = [bootstrap.resample_counts(c * plan.classes + y, replicates, seed) for c in codes]
     samples: dict[str, list[np.ndarray]] = {}
     for chunk in zip(*draws, strict=True):
-        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)[:, plan.perm]
+        # whole counts: float32 is exact for them and halves what the gathers move
+        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)
+        counts = counts.astype(np.float32)[:, plan.perm]
         for metric, v in plan.values(counts).items():
             samples.setdefault(metric, []).append(v)
     return {m: np.concatenate(v) for m, v in samples.items()}
