@@ -198,6 +198,27 @@ class _Plan:
         return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 
+def _resample(strata: np.ndarray, replicates: int, seed: int) -> Any:
+    """`bootstrap.resample_counts` (the same draws from the same generator calls, chunk
+    by chunk) as float32, with one count over all strata instead of one per stratum."""
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    order = np.concatenate(members)
+    sizes = np.array([len(m) for m in members])
+    first = np.cumsum(sizes) - sizes  # where each stratum starts in `order`
+    n = len(strata)
+    for start in range(0, replicates, bootstrap.CHUNK):
+        size = min(bootstrap.CHUNK, replicates - start)
+        rows = np.arange(size)[:, None] * n
+        slots = np.concatenate(
+            [rng.integers(0, k, (size, k)) + f for k, f in zip(sizes, first, strict=True)], axis=1
+        )  # per stratum as resample_counts draws them, in `order`'s positions
+        block = np.bincount((slots + rows).ravel(), minlength=size * n).reshape(size, n)
+        counts = np.empty((size, n), np.float32)
+        counts[:, order] = block
+        yield counts
+
+
 def _replicates(
     plan: _Plan, y: np.ndarray, codes: list[np.ndarray], variants: int, replicates: int,
     seed: int,
@@ -205,7 +226,7 @@ def _replicates(
     """metric -> (replicates, groups of every block). Each replicate redraws every class of
     every group within itself (strata group x class, one draw per attribute), the same
     draws for every variant (the attribute's blocks side by side)."""
-    draws = [bootstrap.resample_counts(c * plan.classes + y, replicates, seed) for c in codes]
+    draws = [_resample(c * plan.classes + y, replicates, seed) for c in codes]
     samples: dict[str, list[np.ndarray]] = {}
     for chunk in zip(*draws, strict=True):
         # whole counts: float32 is exact for them and halves what the gathers move

@@ -425,3 +425,13 @@ def test_job_file_keys_reach_the_config() -> None:
     assert config.data.bands == {"PatientAge": (0.0, 18.0, 40.0, 65.0, 120.0)}
     assert config.evaluation.min_subgroup_cases == 5
     assert config.gates.limits == {"subgroup_noninferiority_auroc": 0.05}
+
+
+def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
+    from pipeline.evaluate.subgroups import _resample
+
+    strata = np.random.default_rng(1).integers(0, 6, 300)  # groups x classes
+    mine = list(_resample(strata, 700, 5))
+    theirs = list(bootstrap.resample_counts(strata, 700, 5))
+    assert len(mine) == len(theirs) == 3
+    assert all((a == b).all() for a, b in zip(mine, theirs, strict=True))
