@@ -229,9 +229,8 @@ def _replicates(
     draws = [_resample(c * plan.classes + y, replicates, seed) for c in codes]
     samples: dict[str, list[np.ndarray]] = {}
     for chunk in zip(*draws, strict=True):
-        # whole counts: float32 is exact for them and halves what the gathers move
-        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)
-        counts = counts.astype(np.float32)[:, plan.perm]
+        # float32 (whole counts: exact) halves what the gathers move
+        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)[:, plan.perm]
         for metric, v in plan.values(counts).items():
             samples.setdefault(metric, []).append(v)
     return {m: np.concatenate(v) for m, v in samples.items()}
