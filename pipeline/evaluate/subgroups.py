@@ -13,7 +13,7 @@ ask: which judged validation group loses most against its budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,12 +107,12 @@ class _Segments:
 @dataclass(frozen=True)
 class _Plan:
     """Every (attribute, variant) block of a split laid side by side, so that all groups of
-    all variants are scored with one sort and a few matrix products per replicate chunk.
+    all variants are scored with one sort and a few segment sums per replicate chunk.
 
-    Block b holds the n cases once more (`width` = blocks x n columns), scored by its
+    Block b holds the n cases once more (blocks x n columns, in cell order), scored by its
     variant; its groups are the columns `offsets[b]` to `offsets[b + 1]` of the results.
     What no replicate changes is prepared here: the negatives in (group, score) order,
-    where each positive falls among them, and the one-hot matrices.
+    where each positive falls among them, the segments and the fixed counts.
     """
 
     pos: np.ndarray
@@ -198,7 +198,7 @@ class _Plan:
         return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 
-def _resample(strata: np.ndarray, replicates: int, seed: int) -> Any:
+def _resample(strata: np.ndarray, replicates: int, seed: int) -> Iterator[np.ndarray]:
     """`bootstrap.resample_counts` (the same draws from the same generator calls, chunk
     by chunk) as float32, with one count over all strata instead of one per stratum."""
     rng = np.random.default_rng(seed)
