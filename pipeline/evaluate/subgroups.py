@@ -193,6 +193,11 @@ class _Plan:
         out.update({f"recall_{c}": recall[:, :, c] for c in range(self.classes)})
         return out
 
+    @property
+    def block_sizes(self) -> np.ndarray:
+        """Groups per block."""
+        return np.diff(self.offsets)
+
     def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
         """The columns of block `b` (its groups) of `values`."""
         return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
@@ -266,20 +271,24 @@ def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
 
 
 def _intervals(
-    plan: _Plan, boot: dict[str, np.ndarray], reference_of: np.ndarray
+    boot: dict[str, np.ndarray], reference_of: np.ndarray, judged: np.ndarray, paired: np.ndarray
 ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """(metric -> every group column's 95% interval, metric -> that of the paired
-    difference from the same group of the reference block `reference_of[column]`), all
-    from one percentile call."""
+    """(metric -> each group column's 95% interval, metric -> that of the paired
+    difference from the same group of the reference block `reference_of[column]`), from
+    one percentile call over the columns a verdict reads (`judged`, and `paired`: judged
+    groups of the other variants); None elsewhere."""
     metrics = list(boot)
     stacked = np.concatenate(
-        [boot[m] for m in metrics] + [boot[m] - boot[m][:, reference_of] for m in metrics], axis=1
+        [boot[m][:, judged] for m in metrics]
+        + [boot[m][:, paired] - boot[m][:, reference_of[paired]] for m in metrics],
+        axis=1,
     )
-    columns, width = _columns(stacked), plan.offsets[-1]
-    parts = [columns[k * width : (k + 1) * width] for k in range(2 * len(metrics))]
-    return dict(zip(metrics, parts[: len(metrics)], strict=True)), dict(
-        zip(metrics, parts[len(metrics) :], strict=True)
-    )
+    found = iter(_columns(stacked))
+    out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
+    for part, wanted in zip(out, (judged, paired), strict=True):
+        for m in metrics:
+            part[m] = [next(found) if w else None for w in wanted]
+    return out
 
 
 def _group_intervals(
@@ -365,7 +374,16 @@ def variant_subgroups(
         + plan.offsets[blocks.index((n, reference))]
         for b, (n, _) in enumerate(blocks)
     ])  # fmt: skip
-    every = _intervals(plan, boot, reference_of) if boot is not None else None
+    judged = {
+        n: [describe_group(y[m], positive_class, num_classes, min_cases)["judged"]
+            for m in masks[n].values()]
+        for n in masks
+    }  # fmt: skip
+    judged_cols = np.concatenate([judged[n] for n, _ in blocks]).astype(bool)
+    paired_cols = judged_cols & np.repeat([v != reference for _, v in blocks], plan.block_sizes)
+    every = None
+    if boot is not None:
+        every = _intervals(boot, reference_of, judged_cols, paired_cols)
     out: dict[str, dict[str, Any]] = {v: {n: {} for n in masks} for v in scored}
     for name, by_value in masks.items():
         index = {v: blocks.index((name, v)) for v in scored}
@@ -377,12 +395,13 @@ def variant_subgroups(
                 for v, b in index.items()
             }  # fmt: skip
         for g, (value, mask) in enumerate(by_value.items()):
-            judged = describe_group(y[mask], positive_class, num_classes, min_cases)["judged"]
             group_points = {
                 v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
                 for v, b in index.items()
             }
-            group_cis = _group_intervals(cis, group_points, g, reference) if judged and cis else {}
+            group_cis = (
+                _group_intervals(cis, group_points, g, reference) if judged[name][g] and cis else {}
+            )
             for v in scored:
                 doc = {**group_points[v], **group_cis.get(v, {})}
                 flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
