@@ -39,6 +39,8 @@ class Measure(str, enum.Enum):
     BYTES_GROWTH_PCT = "bytes_growth_pct"  # int8 bytes vs the baseline's, in %
     ARENA_KB = "arena_kb"  # TFLM's smallest working tensor arena of the int8 model, KiB
     FLASH_KB = "flash_kb"  # model_int8.tflite as shipped, held in a microcontroller's flash, KiB
+    # the worst judged test subgroup's upper 95% bound of float32 - int8 (paired bootstrap)
+    SUBGROUP_NONINFERIORITY = "subgroup_noninferiority"
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,27 @@ GATES: tuple[GateSpec, ...] = (
         GateRange.POSITIVE,
         11,
     ),
+    GateSpec(
+        "subgroup_noninferiority_auroc",
+        "margin: upper 95% bound of float32 - int8 AUROC in every judged test subgroup "
+        "(--subgroup)",
+        "0.05",
+        Measure.SUBGROUP_NONINFERIORITY,
+        (FLOAT32,),
+        GateRange.FRACTION,
+        12,
+        metric="auroc",
+    ),
+    GateSpec(
+        "subgroup_noninferiority_sensitivity",
+        "the same for sensitivity",
+        "0.1",
+        Measure.SUBGROUP_NONINFERIORITY,
+        (FLOAT32,),
+        GateRange.FRACTION,
+        13,
+        metric="sensitivity",
+    ),
 )
 GATE_LIMITS = tuple(g.name for g in GATES)
 BASELINE_GATES = tuple(g.name for g in GATES if g.needs_baseline)
@@ -239,6 +262,8 @@ class GatesConfig:
     noninferiority_sensitivity: float | None = None
     max_arena_kb: float | None = None
     max_flash_kb: float | None = None
+    subgroup_noninferiority_auroc: float | None = None
+    subgroup_noninferiority_sensitivity: float | None = None
     baseline: Path | None = None  # the previous release's report.json
 
     def __post_init__(self) -> None:

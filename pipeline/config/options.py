@@ -77,6 +77,9 @@ def _model() -> list[Option]:
         o("val_max_brier_increase", "float", "validation budget: validation Brier score "
           "(probability drift that moves decisions at the operating point) they may add (1 "
           "turns it off)", attr=ev + "max_brier_increase", renamed_from="max_brier_increase"),
+        o("min_subgroup_cases", "int", "positives (and as many negatives) a --subgroup "
+          "value needs to be judged; smaller groups are reported, never judged",
+          attr=ev + "min_subgroup_cases", metavar="N"),
         o("seed", "int", "seed of the splits, training and calibration", attr="seed",
           commands=BUILD_SWEEP),
         o("unsafe_load", "bool", "allow Lambda layers in the model (runs code stored in the "
@@ -115,6 +118,14 @@ def _data() -> list[Option]:
           example="40.0"),
         o("window_width", "float", "DICOM window width, mapped onto 0..255", example="400.0"),
         o("window_from_file", "bool", "use each DICOM file's own WindowCenter/WindowWidth"),
+        o("subgroup", "strs", "per-case attribute (site, sex, age band, ...) every variant, "
+          "gate and auto decision is also judged in, value by value (repeatable): .npz "
+          "val_NAME/test_NAME (or NAME beside x/y), a .csv column (not a feature), a column "
+          "of a folder's labels.csv or metadata.csv, or a DICOM tag keyword",
+          name="subgroups", metavar="NAME", example='["site", "PatientSex"]'),
+        o("subgroup_bands", "strs", "bands of a numeric subgroup: NAME=EDGES, [e0, e1), ..., "
+          "the last band closed (repeatable)", metavar="NAME=E0,E1,...",
+          example='["PatientAge=0,18,40,65,120"]'),
         o("host_preprocessing", "bool", "cut the model's leading Rescaling/Resizing layers "
           "off and run them on the host (recorded in preprocessing.json's host_front): every "
           "variant then takes the front's output, e.g. the 96x96 image"),

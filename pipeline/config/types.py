@@ -380,8 +380,20 @@ class DataConfig:
     window_width: float | None = None
     window_from_file: bool = False  # each DICOM file's own WindowCenter/WindowWidth
     host_preprocessing: bool = False  # the model's leading Rescaling/Resizing run on the host
+    subgroups: tuple[str, ...] = ()  # per-case attributes the verdict is also given for
+    subgroup_bands: tuple[str, ...] = ()  # `NAME=e0,e1,...`: band edges of a numeric one
+
+    @property
+    def bands(self) -> dict[str, tuple[float, ...]]:
+        """Band edges by subgroup name, from `subgroup_bands` (checked at construction)."""
+        from pipeline.config.subgroups import parse_bands
+
+        return parse_bands(self.subgroup_bands, self.subgroups)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "subgroups", tuple(dict.fromkeys(self.subgroups)))
+        object.__setattr__(self, "subgroup_bands", tuple(self.subgroup_bands))
+        _ = self.bands  # a malformed --subgroup-bands is a ConfigError now
         if (self.scale is not None or self.offset is not None) and (
             self.mean is not None or self.std is not None
         ):
@@ -476,6 +488,7 @@ class EvaluationConfig:
     max_sensitivity_drop: float = 0.02
     max_specificity_drop: float = 0.05
     max_brier_increase: float = 0.01
+    min_subgroup_cases: int = 10  # positives (and negatives) a subgroup needs to be judged
 
     @property
     def rule(self) -> tuple[str, float | None]:
@@ -515,6 +528,11 @@ class EvaluationConfig:
                     "sensitivity fall by two points at the operating point; 1 turns a budget "
                     "off."
                 )
+        if self.min_subgroup_cases < 1:
+            raise ConfigError(
+                f"--min-subgroup-cases must be >= 1; received {self.min_subgroup_cases}. "
+                "E.g. 10: a subgroup is judged with at least 10 positives and 10 negatives."
+            )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(
                 f"--positive-class must be a class index >= 0 or a class name; received "

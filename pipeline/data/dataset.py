@@ -21,8 +21,12 @@ from pipeline.errors import DataError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from pipeline.config import DataConfig
+    from pipeline.data.loaders import LoadedArrays
     from pipeline.data.loaders.dicom import Window
+    from pipeline.data.subgroups import SubgroupValues
 
 
 def load(
@@ -46,6 +50,12 @@ def load(
     window = dicom_window(config)
     spec = _value_spec(config)
     if config.path is None:
+        if config.subgroups:  # the embedded data has no attributes: says so, exit 2
+            from pipeline.data.loaders import LoadedArrays
+            from pipeline.data.subgroups import read_subgroups
+
+            read_subgroups(LoadedArrays({}, "the embedded WDBC data"), config.subgroups, {},
+                           seed=0, sizes={})  # fmt: skip
         splits = load_wdbc(config.seed)
         if spec is not None:
             splits = replace(splits, preprocessing=spec)
@@ -92,6 +102,7 @@ def _read_splits(
         resize=config.resize,
         input_shape=input_shape,
         window=window,
+        exclude=config.subgroups,
     )
     parts = labelled_splits(loaded, config.seed)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (parts[name] for name in SPLIT_NAMES)
@@ -109,6 +120,7 @@ def _read_splits(
         class_names=loaded.class_names,
         details=loaded.details,
         warnings=loaded.warnings,
+        subgroups=_subgroups(loaded, parts, config),
     )
     if loaded.class_names is not None and splits.num_classes > len(loaded.class_names):
         raise DataError(
@@ -116,6 +128,24 @@ def _read_splits(
             f"only {len(loaded.class_names)} classes {list(loaded.class_names)}."
         )
     return splits
+
+
+def _subgroups(
+    loaded: LoadedArrays, parts: dict[str, tuple[np.ndarray, np.ndarray]], config: DataConfig
+) -> SubgroupValues | None:
+    """The `--subgroup` values of the validation and test cases (None without)."""
+    from pipeline.data.subgroups import read_subgroups
+
+    sizes = {name: len(parts[name][1]) for name in SPLIT_NAMES}
+    return read_subgroups(
+        loaded,
+        config.subgroups,
+        config.bands or {},
+        seed=config.seed,
+        sizes=sizes,
+        label_column=config.label_column,
+        labels=config.labels,
+    )
 
 
 def _resolve_positive(

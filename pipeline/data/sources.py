@@ -71,8 +71,10 @@ def read_source(
     resize: tuple[int, int] | None,
     input_shape: tuple[int | None, ...] | None,
     window: Window | None,
+    exclude: tuple[str, ...] = (),
 ) -> LoadedArrays:
-    """Dispatches a `--data`/`--calibration-data` value to its loader."""
+    """Dispatches a `--data`/`--calibration-data` value to its loader (`exclude`: CSV
+    columns that are not features, e.g. `--subgroup` attributes)."""
     from pipeline.config.medmnist import is_spec, parse_spec
     from pipeline.data.loaders import medmnist
 
@@ -113,7 +115,7 @@ def read_source(
     if suffix == ".csv":
         from pipeline.data.loaders.tabular import load_csv
 
-        return load_csv(path, label_column=label_column, labelled=labelled)
+        return load_csv(path, label_column=label_column, labelled=labelled, exclude=exclude)
     require_data_exists(path)
     if suffix == ".npz":
         from pipeline.data.loaders.npz import load_npz

@@ -10,12 +10,15 @@ scales, the evaluation and the device see the same numbers. How the splits are m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.data.loaders import SPLIT_NAMES
 from pipeline.data.preprocessing import Preprocessing, with_front
+
+if TYPE_CHECKING:
+    from pipeline.data.subgroups import SubgroupValues
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Splits:
     calibration_source: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    subgroups: SubgroupValues | None = None  # --subgroup values of the val/test cases
 
     @property
     def num_classes(self) -> int:

@@ -90,6 +90,7 @@ class RateBudget:
     budget: ValidationBudget
     reference: Mapping[str, float | None]  # the reference model's validation `rates()`
     threshold: float = 0.5
+    groups: Any = None  # a `GroupBudget`: every judged --subgroup must keep its budgets too
 
     def _limits(self) -> dict[str, tuple[float, int]]:
         """name -> (budget, sign): sign +1 for a rate that must not fall, -1 must not rise."""
@@ -106,7 +107,9 @@ class RateBudget:
             out[name] = None if base is None or got is None else sign * (base - got)
         return out
 
-    def meets(self, now: Mapping[str, float | None]) -> bool:
+    def meets(self, now: Mapping[str, Any]) -> bool:
+        if now.get("groups_within_budget") is False:  # the worst judged subgroup decides
+            return False
         drops = self.drops(now)
         for name, (limit, _) in self._limits().items():
             if self.reference.get(name) is None:

@@ -63,14 +63,18 @@ def operating_point_stage(
 
 
 def int8_rate_budget(
-    budget: ValidationBudget, threshold: float | None, reference: Mapping[str, float | None] | None
+    budget: ValidationBudget,
+    threshold: float | None,
+    reference: Mapping[str, float | None] | None,
+    groups: Any = None,
 ) -> RateBudget | None:
-    """What the int8 recipes must keep at the operating point; None for multi-class."""
+    """What the int8 recipes must keep at the operating point (with `groups`, a
+    `GroupBudget`, in every judged validation subgroup too); None for multi-class."""
     from pipeline.evaluate.operating_point import RateBudget
 
     if threshold is None or reference is None:
         return None
-    return RateBudget(budget, reference, threshold)
+    return RateBudget(budget, reference, threshold, groups=groups)
 
 
 def evaluate_variants(
@@ -135,4 +139,32 @@ def evaluate_variants(
                 "method": "stratified percentile",
                 "seed": config.seed,
             }
+    if splits.subgroups is not None:
+        _add_subgroups(out, scored, y, splits, split, config)
     return out
+
+
+def _add_subgroups(
+    out: dict[str, Any],
+    scored: dict[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    splits: Any,
+    split: str,
+    config: BuildConfig,
+) -> None:
+    """`metrics.<variant>.subgroups` and each changed case's subgroup values (in place)."""
+    from pipeline.evaluate import subgroups
+
+    per_variant = subgroups.variant_subgroups(
+        scored,
+        y,
+        splits.subgroups.of(split),
+        out,
+        positive_class=splits.positive_class,
+        min_cases=config.evaluation.min_subgroup_cases,
+        replicates=config.evaluation.bootstrap,
+        seed=config.seed,
+    )
+    for name, doc in per_variant.items():
+        out[name]["subgroups"] = doc
+    subgroups.annotate_flips(out, lambda i: splits.subgroups.case(split, i))

@@ -11,8 +11,8 @@ from pipeline.config import BuildConfig
 from pipeline.config.budget import ValidationBudget
 
 if TYPE_CHECKING:
+    from pipeline.models.flatten import Flattened
     from pipeline.prune.auto import Rates
-    from pipeline.prune.flatten import Flattened
     from pipeline.prune.outcome import PruningOutcome
     from pipeline.prune.structured import StructuredOutcome
 
@@ -26,16 +26,45 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
     )["auroc"]
 
 
-def _keras_val_rates(
-    model: Any, splits: Any, kind: Any, threshold: float
-) -> dict[str, float | None]:
-    """Validation sensitivity, specificity (at the operating point) and Brier score."""
+def _keras_val_score(model: Any, splits: Any, kind: Any) -> Any:
+    """Validation probability of the positive class."""
     from pipeline.evaluate.metrics import probabilities
-    from pipeline.evaluate.operating_point import rates
 
     outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
-    p = probabilities(outputs, kind)[:, splits.positive_class]
-    return rates(splits.y_val == splits.positive_class, p, threshold)
+    return probabilities(outputs, kind)[:, splits.positive_class]
+
+
+def _keras_val_rates(
+    model: Any, splits: Any, kind: Any, threshold: float, groups: Any = None
+) -> dict[str, Any]:
+    """Validation sensitivity, specificity (at the operating point) and Brier score; with
+    `groups` (a `GroupBudget`) also the worst judged --subgroup against its budget."""
+    from pipeline.evaluate.operating_point import rates
+
+    p = _keras_val_score(model, splits, kind)
+    out = rates(splits.y_val == splits.positive_class, p, threshold)
+    return out if groups is None else {**out, **groups.worst_group(p)}
+
+
+def _group_budget(model: Any, splits: Any, kind: Any, threshold: float, drops: Any) -> Any:
+    """The per-subgroup budget counted from `model` (None without judged --subgroup)."""
+    from pipeline.evaluate.subgroups import GroupBudget
+
+    if splits.subgroups is None:
+        return None
+    ev, max_auroc_drop, min_cases = drops
+    return GroupBudget.of(
+        splits.subgroups.of("val"),
+        splits.y_val == splits.positive_class,
+        _keras_val_score(model, splits, kind),
+        threshold,
+        min_cases,
+        {
+            "auroc": max_auroc_drop,
+            "sensitivity": ev.max_sensitivity_drop,
+            "specificity": ev.max_specificity_drop,
+        },
+    )
 
 
 def _structured(
@@ -83,6 +112,7 @@ class Pruned:
     flatten: Flattened | None  # None: no nested model was inlined
     source_parameters: int
     val_rates: Mapping[str, float | None] | None = None  # validation rates at the operating point
+    val_groups: Any = None  # ... its per-subgroup budget for int8 (evaluate.subgroups)
 
     @property
     def val_auroc(self) -> float | None:
@@ -127,9 +157,13 @@ def prune_stage(
     rates: Rates | None = None
     if threshold is not None and budget is not None:
         cut = threshold
+        ev = config.evaluation
+        groups = _group_budget(
+            model, splits, kind, cut, (ev, config.prune.max_prune_drop, ev.min_subgroup_cases)
+        )
 
         def rates(m: Any) -> dict[str, float | None]:
-            return _keras_val_rates(m, splits, kind, cut)
+            return _keras_val_rates(m, splits, kind, cut, groups)
 
     if config.structured.enabled:
         outcome = clock.run(
@@ -155,5 +189,11 @@ def prune_stage(
             budget=budget,
         ),
     )
-    val_rates = None if rates is None else rates(model)
-    return Pruned(model, pruned, structured_outcome, flattened, source_parameters, val_rates)
+    val_rates = val_groups = None
+    if threshold is not None and budget is not None:
+        val_rates = _keras_val_rates(model, splits, kind, threshold)
+        drops = (budget, config.quantize.max_auroc_drop, config.evaluation.min_subgroup_cases)
+        val_groups = _group_budget(model, splits, kind, threshold, drops)
+    return Pruned(
+        model, pruned, structured_outcome, flattened, source_parameters, val_rates, val_groups
+    )

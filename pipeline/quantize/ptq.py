@@ -94,7 +94,9 @@ def _convert(
     return data, removed, idx
 
 
-def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float) -> dict[str, Any]:
+def _val_metrics(
+    data: bytes, splits: Splits, kind: OutputKind, threshold: float, groups: Any = None
+) -> dict[str, Any]:
     from pipeline.device.client import run_model
     from pipeline.evaluate.metrics import evaluate, probabilities
 
@@ -109,6 +111,8 @@ def _val_metrics(data: bytes, splits: Splits, kind: OutputKind, threshold: float
     if probs.shape[1] == 2:
         p = probs[:, splits.positive_class]
         values["brier"] = float(np.mean((p - (splits.y_val == splits.positive_class)) ** 2))
+        if groups is not None:  # the worst judged --subgroup (GroupBudget)
+            values.update(groups.worst_group(p))
     return values
 
 
@@ -236,7 +240,9 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        val = _val_metrics(data, splits, eval_kind, rates.threshold if rates else 0.5)
+        val = _val_metrics(
+            data, splits, eval_kind, rates.threshold if rates else 0.5, rates and rates.groups
+        )
         entry = _judge(cand, removed, len(idx), val, reference_val_auroc, config, rates, len(data))
         tried.append(entry)
         if (
@@ -297,6 +303,7 @@ def _judge(
         val_rate_drops=drops,
         meets_budget=meets,
         bytes=size,
+        val_groups={k: v for k, v in val.items() if "group" in k} or None,
     )
 
 

@@ -44,6 +44,8 @@ class TriedRecipe:
     val_rate_drops: Mapping[str, float | None] | None
     meets_budget: bool
     bytes: int
+    # the worst judged --subgroup on validation (`evaluate.subgroups.GroupBudget.worst_group`)
+    val_groups: Mapping[str, Any] | None = None
 
     def rate(self, name: str) -> float | None:
         """A validation rate (`sensitivity`, `specificity`, `brier`); None when not judged."""
@@ -64,6 +66,7 @@ class TriedRecipe:
                 out[f"val_{name}"] = self.val_rates.get(name)
                 worse = "increase" if name == "brier" else "drop"
                 out[f"val_{name}_{worse}"] = self.val_rate_drops[name]
+            out.update({f"val_{k}": v for k, v in (self.val_groups or {}).items()})
         return {**out, "meets_budget": self.meets_budget, "bytes": self.bytes}
 
 

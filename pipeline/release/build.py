@@ -31,6 +31,7 @@ from pipeline.release.report.schema import (
     Provenance,
     PruningInfo,
     QuantizationInfo,
+    SubgroupInfo,
     VariantMetrics,
     read_bench,
 )
@@ -229,7 +230,27 @@ def _report(
             *intended_use_warnings(config.intended_use),
         ],
         timings_s=clock.seconds,  # the clock's own dict: see BuildReport.timings_s
+        subgroups=_subgroups(loaded, config),
     )
+
+
+def _subgroups(
+    loaded: DataStageResult, config: BuildConfig
+) -> dict[str, dict[str, SubgroupInfo]] | None:
+    """The report's `subgroups` block: the test split's groups (None without --subgroup)."""
+    from pipeline.evaluate.subgroups import describe
+
+    splits = loaded.splits
+    if splits.subgroups is None:
+        return None
+    doc = describe(
+        splits.subgroups.of("test"),
+        splits.y_test,
+        splits.positive_class,
+        splits.num_classes,
+        config.evaluation.min_subgroup_cases,
+    )
+    return {n: {v: SubgroupInfo.from_json(d) for v, d in g.items()} for n, g in doc.items()}
 
 
 def _add_onnx(report: BuildReport, onnx_doc: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from pipeline.config import GATES, BuildConfig, GatesConfig, GateSpec
 from pipeline.config.gates import BASELINE, FLOAT32, LIMIT, Measure
 from pipeline.errors import ConfigError
 from pipeline.release.report.schema import BuildReport
+from pipeline.release.report.subgroups import worst_group
 
 INT8 = "int8"
 # a report with nothing measured: what a missing baseline reads as
@@ -182,6 +183,33 @@ def _micro_kb(spec: GateSpec, limit: float, report: BuildReport) -> Check:
     return _check(spec.name, LIMIT, kb, limit, True, f"{what}: {nbytes} bytes", missing)
 
 
+def subgroup_noninferiority(
+    report: BuildReport | Mapping[str, Any], name: str, metric: str, margin: float
+) -> Check:
+    """Passes when, in every judged test subgroup, the upper 95% bound of the paired
+    float32 - int8 difference of `metric` is <= `margin`; measures the worst group's bound.
+    Not measured (fails) without a judged group or without intervals."""
+    worst = worst_group(BuildReport.coerce(report), INT8, metric)
+    if worst is None:
+        return Check(
+            name,
+            FLOAT32,
+            None,
+            margin,
+            False,
+            f"not measured: no judged test subgroup with a paired {metric} interval "
+            "(--subgroup not given, groups below --min-subgroup-cases, --bootstrap 0, or a "
+            f"multi-class task has no {metric})",
+        )
+    passed = worst.upper <= margin
+    detail = (
+        f"worst judged group {worst.group}: 95% interval of float32 - int8 {metric} "
+        f"[{worst.low:.4f}, {worst.upper:.4f}] (paired bootstrap within the group); its upper "
+        f"bound {worst.upper:.4f} must not exceed the margin {margin:g}"
+    )
+    return Check(name, FLOAT32, worst.upper, margin, bool(passed), detail)
+
+
 def _pct(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or old <= 0:
         return None
@@ -203,6 +231,8 @@ def _measure(
         return _drop(report, other or _EMPTY, variant, spec.metric, name, limit, against)
     if m is Measure.NONINFERIORITY:
         return _noninferiority(report, spec.metric, limit)
+    if m is Measure.SUBGROUP_NONINFERIORITY:
+        return subgroup_noninferiority(report, name, spec.metric, limit)
     if m is Measure.INT8_METRIC:
         value = _metric(report, INT8, spec.metric)
         detail = f"int8 {spec.metric} {value:.4f}" if value is not None else ""

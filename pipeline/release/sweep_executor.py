@@ -76,6 +76,7 @@ def evaluate_point(
     from pipeline.data.stage import load_stage
     from pipeline.device.stage import bench_stage
     from pipeline.evaluate.stage import evaluate_variants
+    from pipeline.evaluate.subgroups import point_worst_group
     from pipeline.release import artifacts, manifest
     from pipeline.release.variants import make_variants
 
@@ -111,6 +112,7 @@ def evaluate_point(
         "pruning": {k: p.get(k) for k in _POINT_PRUNING},
         "quantization": {k: q.get(k) for k in _POINT_QUANTIZATION},
         "timings_s": clock.seconds,
+        **point_worst_group(metrics, splits, "val", config.evaluation.min_subgroup_cases),
     }
 
 

@@ -93,7 +93,7 @@ def make_variants(
         loaded.model, splits, kind, config, clock, threshold=point.threshold, budget=budget
     )
     model, reference_val_auroc = pruned.model, pruned.val_auroc
-    rates = int8_rate_budget(budget, point.threshold, pruned.val_rates)
+    rates = int8_rate_budget(budget, point.threshold, pruned.val_rates, pruned.val_groups)
     paths[Variant.PRUNED_FLOAT32] = write(
         Variant.PRUNED_FLOAT32,
         clock.run("convert pruned float32", lambda: tflite.to_float32(model)),

@@ -74,6 +74,7 @@ LAYERS: dict[str, int] = {
     "__main__": 7,  # `python -m pipeline`: the CLI's front door
 }
 
+
 def _stage(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""

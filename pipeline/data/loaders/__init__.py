@@ -31,6 +31,7 @@ class LoadedArrays:
         warnings: problems that did not stop loading, for the report.
         positive_class: the clinically positive class when the dataset defines one.
         image_size: (height, width) the decoder resized images to, if it did.
+        sample_files: for a folder, each sample's file relative to it (subgroup lookup).
     """
 
     parts: dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -42,6 +43,7 @@ class LoadedArrays:
     warnings: tuple[str, ...] = ()
     positive_class: int | None = None
     image_size: tuple[int, int] | None = None
+    sample_files: tuple[str, ...] | None = None
 
     @property
     def labelled(self) -> bool:

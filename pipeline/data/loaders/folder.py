@@ -260,6 +260,7 @@ def load_folder(
         details=details,
         warnings=tuple(warnings),
         image_size=image_size,
+        sample_files=tuple(files[g].relative_to(root).as_posix() for g in groups),
     )
 
 

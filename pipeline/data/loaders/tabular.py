@@ -13,8 +13,15 @@ from pipeline.data.loaders.checks import encode_labels
 from pipeline.errors import DataError
 
 
-def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) -> LoadedArrays:
-    """Reads a CSV whose columns other than `label_column` are the features, in order.
+def load_csv(
+    path: Path,
+    *,
+    label_column: str = "label",
+    labelled: bool = True,
+    exclude: tuple[str, ...] = (),
+) -> LoadedArrays:
+    """Reads a CSV whose columns other than `label_column` (and `exclude`: subgroup
+    attributes, never features) are the features, in order.
 
     Labels are integer class indices, or class names (sorted A-Z into indices). For
     calibration data (`labelled=False`) the label column is optional and ignored.
@@ -40,7 +47,7 @@ def load_csv(path: Path, *, label_column: str = "label", labelled: bool = True) 
             f"{header}. Name the label column with --label-column NAME."
         )
     label_at = header.index(label_column) if label_column in header else None
-    feature_at = [i for i in range(len(header)) if i != label_at]
+    feature_at = [i for i in range(len(header)) if i != label_at and header[i] not in exclude]
     if not feature_at:
         raise DataError(f"Data file '{path}' has no feature columns besides '{label_column}'.")
     x = np.empty((len(rows) - 1, len(feature_at)), np.float32)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.release.report.schema import BenchOk, BuildReport, Gates
+from pipeline.release.report.subgroups import add_section as add_subgroups
 from pipeline.release.report.tables import (
     VARIANT_HEADER,
     auto_point,
@@ -135,6 +136,7 @@ def build_document(report: BuildReport, plots: dict[str, str], notes: list[str])
             "positives first):"
         )
         doc.table(("variant", "case", "label", "change", "P float32", "P variant"), changed)
+    add_subgroups(doc, report)
     if gates.checks:
         doc.heading("Gates")
         if gates.baseline:

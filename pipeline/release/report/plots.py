@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.release.report.schema import BuildReport
+from pipeline.release.report.subgroups import SUBGROUPS_PNG, forest_plot
 
 LATENCY_PNG = "latency.png"
 SIZE_AUROC_PNG = "size_auroc.png"
@@ -33,6 +34,8 @@ def write_plots(report: BuildReport, out_dir: Path, plt: Any) -> tuple[dict[str,
         plots[CONFUSION_PNG] = "confusion matrices (test split)"
     if _reliability(report, out_dir / RELIABILITY_PNG, plt):
         plots[RELIABILITY_PNG] = "reliability diagram (calibration, test split)"
+    if forest_plot(report, out_dir / SUBGROUPS_PNG, plt):
+        plots[SUBGROUPS_PNG] = "per subgroup: variant - float32 with paired 95% intervals"
     return plots, notes
 
 

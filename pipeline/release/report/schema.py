@@ -290,6 +290,7 @@ class FlipCase(Record):
     float32: float
     variant: float
     flip: str
+    subgroups: dict[str, str] | None = _omit()  # with --subgroup: the case's values
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,42 @@ class PairedDiff(Record):
 
     diff: float | None
     ci95: Interval | None
+
+
+@dataclass(frozen=True)
+class SubgroupInfo(Record):
+    """`subgroups.<NAME>.<VALUE>`: a test-split group and whether a verdict rests on it."""
+
+    n: int
+    positives: int | None  # None for a multi-class task
+    negatives: int | None
+    judged: bool
+    reason: str | None  # why not judged
+
+
+@dataclass(frozen=True)
+class GroupFlips(Record):
+    """The four flip counts among a group's cases (they add up to the whole split's)."""
+
+    positive_missed: int
+    positive_found: int
+    negative_flagged: int
+    negative_cleared: int
+
+
+@dataclass(frozen=True)
+class SubgroupMetrics(Record):
+    """`metrics.<variant>.subgroups.<NAME>.<VALUE>`; intervals for judged groups only."""
+
+    n: int
+    auroc: float | None = _omit()  # binary: AUROC, rates at the operating point
+    sensitivity: float | None = _omit()
+    specificity: float | None = _omit()
+    accuracy: float | None = _omit()  # multi-class: accuracy and per-class recall
+    per_class_recall: list[float | None] | None = _omit()
+    ci95: dict[str, Interval | None] | None = _omit()
+    vs_float32: dict[str, PairedDiff] | None = _omit()
+    flips: GroupFlips | None = _omit()
 
 
 @dataclass(frozen=True)
@@ -349,6 +386,7 @@ class VariantMetrics(Record):
     ci95: dict[str, Interval | None] | None = _omit()  # with the bootstrap only
     vs_float32: dict[str, PairedDiff] | None = _omit()  # variants other than float32
     bootstrap: Bootstrap | None = _omit()
+    subgroups: dict[str, dict[str, SubgroupMetrics]] | None = _omit()  # with --subgroup
 
     @property
     def sensitivity(self) -> float | None:
@@ -593,6 +631,7 @@ class BuildReport(Record):
     provenance: Provenance | None = _omit()
     # per measured target (`local`, `runtime_python`, `device:NAME`); absent with --no-bench
     recommendation: dict[str, Recommendation] | None = _omit()
+    subgroups: dict[str, dict[str, SubgroupInfo]] | None = _omit()  # test split, --subgroup
 
     @classmethod
     def coerce(cls, report: BuildReport | Mapping[str, Any]) -> BuildReport:

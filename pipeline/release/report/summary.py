@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.release.report.schema import BuildReport, PruningInfo, QuantizationInfo
+from pipeline.release.report.subgroups import worst_group_line
 from pipeline.release.report.tables import (
     cell,
     device_bench_lines,
@@ -48,6 +49,9 @@ def print_summary(report: BuildReport, console: Any) -> None:
         console.print(line)
     for line in variant_lines(report):
         console.print(f"  {line}")
+    line = worst_group_line(report)
+    if line:
+        console.print(line)
     _print_pruning(report.pruning, console)
     _print_quantization(report.quantization, console)
     for name, line in device_bench_lines(report.bench):

@@ -1,0 +1,103 @@
+"""What `--subgroup` adds to the evaluate stage (issue 29: at most 25% with two subgroups).
+
+The default build's data and model: the WDBC cases (scikit-learn's copy) written as an x/y
+.npz, standardised, with two SYNTHETIC attributes made up here: `site` (A, or B for about
+35% of the cases) and `age` (uniform 20-89, banded 0-50-70-120). One build
+(`--no-bench`) makes the three .tflite files; then the evaluate stage
+(`pipeline.evaluate.stage.evaluate_variants`: running the three files on the test split,
+metrics, calibration, flips, the 2000-replicate bootstrap, and with subgroups the
+per-group metrics and bootstraps) is timed on those files with and without the two
+subgroups, interleaved, `--repeats` times each; the medians are compared.
+
+    PYTHONPATH=. python bench/subgroups.py [--repeats 9] [--bootstrap 2000] [--json out.json]
+
+About two minutes on two shared cores (most of it the one build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def write_data(path: Path, seed: int = 0) -> None:
+    """WDBC, standardised, with the synthetic `site` and `age` of every case."""
+    from sklearn.datasets import load_breast_cancer
+
+    ds = load_breast_cancer()
+    x = ds.data.astype(np.float32)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    rng = np.random.default_rng(seed)
+    site = np.where(rng.random(len(x)) < 0.35, "B", "A")
+    age = rng.integers(20, 90, len(x))
+    np.savez(path, x=x, y=ds.target.astype(np.int64), site=site, age=age)
+
+
+def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
+    from pipeline.cli import build_config
+    from pipeline.config import Variant
+    from pipeline.data import splits as data_mod
+    from pipeline.evaluate.stage import OperatingPoint, evaluate_variants
+    from pipeline.models import OutputKind
+    from pipeline.quantize.ptq import postprocess_kind
+    from pipeline.release.build import build
+
+    with tempfile.TemporaryDirectory(prefix="bedside-subgroups-bench-") as tmp:
+        npz, out = Path(tmp, "wdbc_site.npz"), Path(tmp, "build")
+        write_data(npz)
+        config = build_config(
+            ["build", "--data", str(npz), "--subgroup", "site", "--subgroup", "age",
+             "--subgroup-bands", "age=0,50,70,120", "--bootstrap", str(bootstrap),
+             "--no-bench", "--out", str(out)]
+        )  # fmt: skip
+        report = build(config)
+        kind = OutputKind(report.model.output_kind)
+        int8_kind = postprocess_kind(report.quantization.postprocess, kind)
+        splits = data_mod.from_config(config.data)
+        splits = data_mod.fit_to_model(splits, tuple(report.model.input_shape), str(npz))
+        paths = {v: out / v.filename for v in Variant if (out / v.filename).is_file()}
+        point = OperatingPoint(report.operating_point.threshold, {})
+        timed: dict[str, list[float]] = {"without": [], "with": []}
+        cases = {"without": replace(splits, subgroups=None), "with": splits}
+        for _ in range(repeats):
+            for name, chosen in cases.items():
+                start = time.perf_counter()
+                evaluate_variants(paths, chosen, "test", kind, int8_kind, config, point)
+                timed[name].append(time.perf_counter() - start)
+    without, with_ = statistics.median(timed["without"]), statistics.median(timed["with"])
+    return {
+        "test_cases": int(len(splits.y_test)),
+        "groups": {n: sorted(set(v.tolist())) for n, v in splits.subgroups.test.items()},
+        "bootstrap": bootstrap,
+        "repeats": repeats,
+        "evaluate_s_median": {"without": round(without, 4), "with": round(with_, 4)},
+        "added_pct": round((with_ - without) / without * 100, 1),
+        "all_s": {k: [round(t, 4) for t in v] for k, v in timed.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = measure(args.repeats, args.bootstrap)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

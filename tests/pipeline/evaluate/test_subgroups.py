@@ -1,0 +1,436 @@
+"""The verdict per subgroup (--subgroup): reading attributes, banding, bad input, per-group
+metrics and paired intervals, flips, the gates and the decisions' worst group.
+
+Subgroup attributes here are synthetic (a made-up `site`), stated as such.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.data import splits as data
+from pipeline.data.subgroups import MISSING, as_groups
+from pipeline.errors import ConfigError, DataError
+from pipeline.evaluate import bootstrap
+from pipeline.evaluate.metrics import flips
+from pipeline.evaluate.operating_point import RateBudget, rates
+from pipeline.evaluate.subgroups import GroupBudget, describe, variant_subgroups
+
+
+def _xy(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    site = np.where(rng.random(n) < 0.3, "B", "A")  # synthetic site
+    return x, y, site
+
+
+def _rows_of(x_split: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.array([np.flatnonzero((x == row).all(axis=1))[0] for row in x_split])
+
+
+# --- input --------------------------------------------------------------------------------
+
+
+def test_xy_npz_attribute_is_split_with_the_cases(tmp_path: Path) -> None:
+    x, y, site = _xy()
+    np.savez(tmp_path / "d.npz", x=x, y=y, site=site)
+    splits = data.load(tmp_path / "d.npz", subgroups=("site",))
+    assert splits.subgroups is not None
+    for name in ("val", "test"):
+        rows = _rows_of(splits.split(name)[0], x)
+        assert (splits.subgroups.of(name)["site"] == site[rows]).all()
+
+
+def test_medmnist_layout_reads_val_and_test_arrays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for split, n in (("train", 30), ("val", 12), ("test", 14)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 8, 8), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 2, (n, 1))
+        arrays[f"{split}_sex"] = np.array(["F", "M"] * (n // 2))
+    np.savez(tmp_path / "m.npz", **arrays)
+    splits = data.load(tmp_path / "m.npz", subgroups=("sex",))
+    assert splits.subgroups is not None
+    assert (splits.subgroups.of("test")["sex"] == arrays["test_sex"]).all()
+    assert (splits.subgroups.of("val")["sex"] == arrays["val_sex"]).all()
+
+
+def test_csv_column_is_a_subgroup_and_never_a_feature(tmp_path: Path) -> None:
+    x, y, site = _xy()
+    lines = ["a,b,c,d,site,label"] + [
+        ",".join([*(f"{v}" for v in row), s, str(label)])
+        for row, s, label in zip(x, site, y, strict=True)
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    splits = data.load(tmp_path / "t.csv", subgroups=("site",))
+    assert splits.x_train.shape[1] == 4  # the site column is not a feature
+    assert splits.subgroups is not None
+    rows = _rows_of(splits.x_test, x.astype(np.float32))
+    assert (splits.subgroups.of("test")["site"] == site[rows]).all()
+
+
+@pytest.mark.parametrize("table", ["labels.csv", "metadata.csv"])
+def test_image_folder_column_of_labels_or_metadata_csv(tmp_path: Path, table: str) -> None:
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    rows, meta = ["filename,label"], ["filename,site"]
+    for label in ("benign", "malignant"):
+        (root / label).mkdir(parents=True)
+        for i in range(10):
+            value = 40 if label == "benign" else 200
+            Image.fromarray(np.full((8, 8), value, np.uint8)).save(root / label / f"{i}.png")
+            site = "A" if label == "benign" else "B"  # synthetic: site follows the class
+            rows.append(f"{label}/{i}.png,{label}" + (f",{site}" if table == "labels.csv" else ""))
+            meta.append(f"{label}/{i}.png,{site}")
+    if table == "labels.csv":
+        rows[0] += ",site"
+        (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    else:
+        (root / "metadata.csv").write_text("\n".join(meta) + "\n")
+    splits = data.load(root, input_shape=(None, 8, 8, 1), subgroups=("site",))
+    assert splits.subgroups is not None
+    for name in ("val", "test"):
+        expected = np.where(splits.split(name)[1] == 1, "B", "A")
+        assert (splits.subgroups.of(name)["site"] == expected).all()
+
+
+def test_dicom_tag_keyword_from_each_header(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    files = Path(pydicom.__file__).parent / "data" / "test_files"
+    if not (files / "CT_small.dcm").is_file() or not (files / "MR_small.dcm").is_file():
+        pytest.skip("pydicom test files are not installed")
+    root = tmp_path / "dcm"
+    (root / "series").mkdir(parents=True)
+    rows = ["filename,label"]
+    for label, name in (("ct", "CT_small.dcm"), ("mr", "MR_small.dcm")):
+        for i in range(5):
+            shutil.copy(files / name, root / "series" / f"{label}_{i}")
+            rows.append(f"series/{label}_{i},{label}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    splits = data.load(root, input_shape=(None, 16, 16, 1), subgroups=("Modality",))
+    assert splits.subgroups is not None
+    for name in ("val", "test"):
+        expected = np.array(["CT", "MR"])[splits.split(name)[1]]
+        assert (splits.subgroups.of(name)["Modality"] == expected).all()
+
+
+# --- banding and bad input ---------------------------------------------------------------
+
+
+def test_bands_of_a_numeric_attribute() -> None:
+    ages = np.array(["5", "18", "39.5", "65", "120", "", "045Y"], dtype=object)
+    got = as_groups(ages, "age", (0, 18, 40, 65, 120), "d.npz").tolist()
+    assert got == ["0-18", "18-40", "18-40", "65-120", "65-120", MISSING, "40-65"]
+
+
+def test_value_outside_the_bands_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="outside the bands"):
+        as_groups(np.array([130]), "age", (0, 18, 120), "d.npz")
+
+
+def test_many_numbers_without_bands_ask_for_bands() -> None:
+    with pytest.raises(DataError, match="--subgroup-bands age="):
+        as_groups(np.arange(51), "age", None, "d.npz")
+    assert len(set(as_groups(np.arange(50), "age", None, "d.npz"))) == 50
+
+
+@pytest.mark.parametrize(
+    ("bands", "match"),
+    [(("age",), "received 'age'"), (("age=5,1",), "increasing"), (("site=0,1",), "not a")],
+)
+def test_bad_bands_are_config_errors(bands: tuple[str, ...], match: str) -> None:
+    from pipeline.config import DataConfig
+
+    with pytest.raises(ConfigError, match=match):
+        DataConfig(subgroups=("age",), subgroup_bands=bands)
+
+
+def _build(args: list[str]) -> int:
+    from pipeline.cli import main
+
+    return main(["build", "--no-bench", "--quiet", *args])
+
+
+def test_unknown_subgroup_exits_2_listing_the_attributes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y, site = _xy()
+    np.savez(tmp_path / "d.npz", x=x, y=y, site=site, scanner=site)
+    out = tmp_path / "out"
+    assert _build(["--data", str(tmp_path / "d.npz"), "--subgroup", "sex", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'sex'" in err and "scanner, site" in err
+    assert not out.exists()
+
+
+def test_length_mismatch_exits_2_with_both_lengths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y, site = _xy()
+    np.savez(tmp_path / "d.npz", x=x, y=y, site=site[:150])
+    out = tmp_path / "out"
+    assert _build(["--data", str(tmp_path / "d.npz"), "--subgroup", "site", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "150 values" in err and "200 cases" in err
+    assert not out.exists()
+
+
+# --- per-group metrics ---------------------------------------------------------------------
+
+
+def _scored(n: int = 300, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p32 = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.25, n), 0, 1)
+    p8 = np.clip(p32 + rng.normal(0, 0.1, n), 0, 1)
+    scored = {}
+    for name, p in (("float32", p32), ("int8", p8)):
+        probs = np.stack([1 - p, p], axis=1)
+        scored[name] = (probs, (p >= 0.5).astype(int))
+    site = np.where(rng.random(n) < 0.3, "B", "A")
+    return scored, y, site
+
+
+def test_flips_of_the_groups_add_up_to_the_whole_split() -> None:
+    scored, y, site = _scored()
+    metrics = {
+        v: {"flips": flips(y, scored["float32"][0], probs, 1, 0.5)}
+        for v, (probs, _) in scored.items()
+    }
+    per = variant_subgroups(
+        scored, y, {"site": site}, metrics, positive_class=1, min_cases=10, replicates=0, seed=0
+    )
+    whole = metrics["int8"]["flips"]
+    assert sum(whole[k] for k in ("positive_missed", "negative_flagged")) > 0  # not vacuous
+    for kind in ("positive_missed", "positive_found", "negative_flagged", "negative_cleared"):
+        assert sum(g["flips"][kind] for g in per["int8"]["site"].values()) == whole[kind]
+
+
+def test_a_group_of_every_case_gets_the_whole_split_intervals() -> None:
+    scored, y, _ = _scored()
+    every = np.array(["all"] * len(y))
+    per = variant_subgroups(
+        scored, y, {"all": every}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=400, seed=3,
+    )  # fmt: skip
+    whole = bootstrap.intervals(scored, y, reference="float32", replicates=400, seed=3)
+    group = per["int8"]["all"]["all"]
+    for metric in ("auroc", "sensitivity", "specificity"):
+        assert group["ci95"][metric] == pytest.approx(whole["int8"]["ci95"][metric])
+        assert group["vs_float32"][metric]["ci95"] == pytest.approx(
+            whole["int8"]["vs_float32"][metric]["ci95"]
+        )
+
+
+def test_small_groups_are_reported_not_judged() -> None:
+    y = np.array([1] * 12 + [0] * 12 + [1] * 3 + [0] * 20)
+    site = np.array(["A"] * 24 + ["B"] * 23)
+    doc = describe({"site": site}, y, 1, 2, 10)
+    assert doc["site"]["A"] == {"n": 24, "positives": 12, "negatives": 12, "judged": True,
+                                "reason": None}  # fmt: skip
+    assert doc["site"]["B"]["judged"] is False and "3 positives" in doc["site"]["B"]["reason"]
+
+
+def test_multiclass_groups_get_accuracy_and_per_class_recall() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    probs = rng.dirichlet(np.ones(3), 240)
+    probs[np.arange(240), y] += 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    scored = {"float32": (probs, probs.argmax(1)), "int8": (probs[::-1][::-1], probs.argmax(1))}
+    per = variant_subgroups(
+        scored, y, {"site": np.where(np.arange(240) % 2, "A", "B")}, {v: {} for v in scored},
+        positive_class=1, min_cases=10, replicates=200, seed=0,
+    )  # fmt: skip
+    group = per["int8"]["site"]["A"]
+    assert 0 <= group["accuracy"] <= 1 and len(group["per_class_recall"]) == 3
+    assert set(group["vs_float32"]) == {"accuracy", "recall_0", "recall_1", "recall_2"}
+    assert group["vs_float32"]["accuracy"]["diff"] == pytest.approx(0.0)
+
+
+# --- gates ---------------------------------------------------------------------------------
+
+
+def _report(upper_b: float, judged_b: bool = True) -> dict:
+    def group(low: float, high: float) -> dict:
+        return {"n": 40, "vs_float32": {"auroc": {"diff": -(low + high) / 2, "ci95": [low, high]}}}
+
+    return {
+        "metrics": {
+            "float32": {"subgroups": {"site": {"A": {"n": 40}, "B": {"n": 40}}}},
+            "int8": {"subgroups": {"site": {"A": group(-0.01, 0.01), "B": group(-upper_b, 0.0)}}},
+        },
+        "subgroups": {
+            "site": {
+                "A": {"n": 40, "positives": 20, "negatives": 20, "judged": True, "reason": None},
+                "B": {
+                    "n": 40,
+                    "positives": 20,
+                    "negatives": 20,
+                    "judged": judged_b,
+                    "reason": None if judged_b else "few",
+                },  # fmt: skip
+            }
+        },
+    }
+
+
+def test_subgroup_gate_fails_naming_the_group_its_bound_and_the_margin() -> None:
+    from pipeline.release.gates import failure_message, subgroup_noninferiority
+
+    check = subgroup_noninferiority(_report(0.08), "subgroup_noninferiority_auroc", "auroc", 0.05)
+    assert not check.passed and check.measured == pytest.approx(0.08)
+    line = failure_message(check.to_json())
+    assert "site=B" in line and "0.08" in line and "0.05" in line
+
+
+def test_subgroup_gate_passes_and_ignores_groups_not_judged() -> None:
+    from pipeline.release.gates import subgroup_noninferiority
+
+    name = "subgroup_noninferiority_auroc"
+    assert subgroup_noninferiority(_report(0.03), name, "auroc", 0.05).passed
+    # an unjudged group's wide interval does not decide
+    check = subgroup_noninferiority(_report(0.5, judged_b=False), name, "auroc", 0.05)
+    assert check.passed and check.measured == pytest.approx(0.01)
+
+
+def test_subgroup_gate_without_subgroups_is_not_measured() -> None:
+    from pipeline.release.gates import subgroup_noninferiority
+
+    check = subgroup_noninferiority({"metrics": {}}, "g", "auroc", 0.05)
+    assert not check.passed and check.measured is None
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def test_judge_rejects_a_variant_that_loses_only_one_group() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    site = np.where(np.arange(n) < 300, "A", "B")
+    truth = rng.random(n) < 0.5
+    reference = np.where(truth, 0.8, 0.2) + rng.normal(0, 0.05, n)
+    pruned = reference.copy()
+    lost = (site == "B") & truth & (rng.random(n) < 0.3)  # site B loses 30% of its positives
+    pruned[lost] = 0.1
+    budget_kw = {"auroc": 1.0, "sensitivity": 0.1, "specificity": 0.05}
+    groups = GroupBudget.of({"site": site}, truth, reference, 0.5, 10, budget_kw)
+    assert groups is not None
+    whole = RateBudget(0.1, 0.05, rates(truth, reference, 0.5), 0.5)
+    now = rates(truth, pruned, 0.5)
+    assert whole.meets(now)  # the whole split keeps its budget ...
+    worst = groups.worst_group(pruned)
+    assert worst["worst_group"] == "site=B" and worst["worst_group_metric"] == "sensitivity"
+    assert worst["worst_group_drop"] > 0.1
+    assert not whole.meets({**now, **worst})  # ... but site B does not
+    assert groups.worst_group(reference)["groups_within_budget"]
+
+
+# --- whole build --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_build_with_subgroups_reports_them_and_without_does_not(
+    tmp_path: Path, wdbc_npz: Path
+) -> None:
+    from tests.pipeline.test_report_keys import key_paths
+
+    arrays = dict(np.load(wdbc_npz))
+    rng = np.random.default_rng(0)
+    site = np.where(rng.random(len(arrays["y"])) < 0.35, "B", "A")  # synthetic site
+    age = rng.integers(20, 90, len(site))  # synthetic age
+    np.savez(tmp_path / "d.npz", **arrays, site=site, age=age)
+    out = tmp_path / "with"
+    args = ["--data", str(tmp_path / "d.npz"), "--sparsity", "0.5", "--out", str(out)]
+    sub = ["--subgroup", "site", "--subgroup", "age", "--subgroup-bands", "age=0,50,70,120"]
+    assert _build([*args, *sub]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["subgroups"]) == {"site", "age"}
+    assert set(report["subgroups"]["age"]) <= {"0-50", "50-70", "70-120"}
+    int8 = report["metrics"]["int8"]
+    for kind in ("positive_missed", "positive_found", "negative_flagged", "negative_cleared"):
+        total = sum(g["flips"][kind] for g in int8["subgroups"]["site"].values())
+        assert total == int8["flips"][kind]
+    assert all("subgroups" in c for c in int8["flips"]["cases"])
+    judged = [v for v, g in report["subgroups"]["site"].items() if g["judged"]]
+    assert judged and "vs_float32" in int8["subgroups"]["site"][judged[0]]
+    assert "## Subgroups" in (out / "report.md").read_text()
+    plain = tmp_path / "without"
+    assert _build([*args[:-1], str(plain)]) == 0
+    keys = key_paths(json.loads((plain / "report.json").read_text()))
+    assert not [k for k in keys if "subgroups" in k]
+
+
+def test_sweep_point_records_its_worst_judged_group() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.data.subgroups import SubgroupValues
+    from pipeline.evaluate.subgroups import point_worst_group
+
+    scored, y, site = _scored()
+    probs8, _ = scored["int8"]
+    worse = probs8.copy()
+    worse[site == "B", 1] = 0.5 + (0.5 - worse[site == "B", 1]) * 0.5  # site B ranks badly
+    scored["int8"] = (worse, (worse[:, 1] >= 0.5).astype(int))
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=200, seed=0,
+    )  # fmt: skip
+    metrics = {v: {"subgroups": doc} for v, doc in per.items()}
+    values = SubgroupValues(("site",), {"site": site}, {"site": site}, {})
+    splits = SimpleNamespace(
+        subgroups=values, positive_class=1, num_classes=2, split=lambda _: (None, y)
+    )
+    worst = point_worst_group(metrics, splits, "val", 10)["worst_group"]
+    assert worst["group"] == "site=B" and worst["metric"] == "auroc" and worst["diff"] < 0
+    splits.subgroups = None
+    assert point_worst_group(metrics, splits, "val", 10) == {}
+
+
+def test_group_points_equal_the_metrics_of_the_group_alone() -> None:
+    from pipeline.evaluate.metrics import evaluate
+
+    scored, y, site = _scored()
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=0, seed=0,
+    )  # fmt: skip
+    for value in ("A", "B"):
+        mask = site == value
+        alone = evaluate(scored["int8"][0][mask], y[mask], positive_class=1).values
+        for metric in ("auroc", "sensitivity", "specificity"):
+            assert per["int8"]["site"][value][metric] == pytest.approx(alone[metric])
+
+
+def test_job_file_keys_reach_the_config() -> None:
+    from pipeline.cli import job_config
+
+    config = job_config(
+        {
+            "data": {"subgroups": ["site", "PatientAge"],
+                     "subgroup_bands": ["PatientAge=0,18,40,65,120"]},
+            "model": {"min_subgroup_cases": 5},
+            "gates": {"subgroup_noninferiority_auroc": 0.05},
+        }
+    )  # fmt: skip
+    assert config.data.subgroups == ("site", "PatientAge")
+    assert config.data.bands == {"PatientAge": (0.0, 18.0, 40.0, 65.0, 120.0)}
+    assert config.evaluation.min_subgroup_cases == 5
+    assert config.gates.limits == {"subgroup_noninferiority_auroc": 0.05}
+
+
+def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
+    from pipeline.evaluate.subgroups import _resample
+
+    strata = np.random.default_rng(1).integers(0, 6, 300)  # groups x classes
+    mine = list(_resample(strata, 700, 5))
+    theirs = list(bootstrap.resample_counts(strata, 700, 5))
+    assert len(mine) == len(theirs) == 3
+    assert all((a == b).all() for a, b in zip(mine, theirs, strict=True))
