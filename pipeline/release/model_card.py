@@ -122,12 +122,24 @@ def _performance(m: VariantMetrics) -> dict[str, Any]:
     return out
 
 
-def _subgroups(report: BuildReport) -> Any:
-    """Per-subgroup performance when the build measured it (None: not measured)."""
-    subgroups = getattr(report, "subgroups", None)
-    if subgroups is None:
+def _subgroups(report: BuildReport) -> dict[str, dict[str, Any]] | None:
+    """Per test subgroup (`--subgroup`): its counts, whether a verdict rests on it, and the
+    int8 model's metrics there with intervals and paired differences from float32 (None: not
+    measured)."""
+    if report.subgroups is None:
         return None
-    return subgroups.to_json() if hasattr(subgroups, "to_json") else subgroups
+    int8 = report.metrics.get("int8")
+    measured = (int8.subgroups if int8 is not None else None) or {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in report.subgroups.items():
+        out[name] = {}
+        for value, info in values.items():
+            entry = info.to_json()
+            metrics = measured.get(name, {}).get(value)
+            if metrics is not None:
+                entry["int8"] = metrics.to_json()
+            out[name][value] = entry
+    return out
 
 
 def _verified(report: BuildReport) -> dict[str, Any]:
@@ -285,11 +297,34 @@ def _performance_md(performance: Mapping[str, Any]) -> list[str]:
     return _table(["variant", "n", *metrics], rows) + [note, ""]
 
 
-def _subgroups_md(subgroups: Any) -> list[str]:
-    # --- subgroups: rendered from report.subgroups when the build measured them ---------
+def _subgroups_md(subgroups: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
     if subgroups is None:
         return ["## Subgroups", "", "Not measured in this build.", ""]
-    return ["## Subgroups", "", "```json", json.dumps(subgroups, indent=2), "```", ""]
+    metrics = ("auroc", "sensitivity", "specificity")
+    rows = []
+    for name, values in subgroups.items():
+        for value, entry in values.items():
+            int8 = entry.get("int8") or {}
+            ci, paired = int8.get("ci95") or {}, int8.get("vs_float32") or {}
+            cells = [f"{name}={value}", str(entry["n"]), _num(entry.get("positives"))]
+            cells.append("yes" if entry["judged"] else f"no ({entry.get('reason')})")
+            for m in metrics:
+                diff = paired.get(m)
+                delta = "" if not diff else f"; Δ {_num(diff['diff'])}{_ci(diff['ci95'])}"
+                cells.append(f"{_num(int8.get(m))}{_ci(ci.get(m))}{delta}")
+            rows.append(cells)
+    note = (
+        "int8 on the test split's group, with its 95% interval; Δ: the paired difference "
+        "from float32 in that group. Only judged groups carry a verdict."
+    )
+    return (
+        ["## Subgroups", ""]
+        + _table(["group", "n", "positives", "judged", *metrics], rows)
+        + [
+            note,
+            "",
+        ]
+    )
 
 
 def _verified_md(verified: Mapping[str, Any], gates: Mapping[str, Any] | None) -> list[str]:

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import splits as data
+from pipeline.config import DataConfig
+from pipeline.config.budget import ValidationBudget
+from pipeline.data.dataset import load
 from pipeline.data.subgroups import MISSING, as_groups
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluate import bootstrap
@@ -40,7 +42,7 @@ def _rows_of(x_split: np.ndarray, x: np.ndarray) -> np.ndarray:
 def test_xy_npz_attribute_is_split_with_the_cases(tmp_path: Path) -> None:
     x, y, site = _xy()
     np.savez(tmp_path / "d.npz", x=x, y=y, site=site)
-    splits = data.load(tmp_path / "d.npz", subgroups=("site",))
+    splits = load(DataConfig(path=tmp_path / "d.npz", subgroups=("site",)))
     assert splits.subgroups is not None
     for name in ("val", "test"):
         rows = _rows_of(splits.split(name)[0], x)
@@ -55,7 +57,7 @@ def test_medmnist_layout_reads_val_and_test_arrays(tmp_path: Path) -> None:
         arrays[f"{split}_labels"] = rng.integers(0, 2, (n, 1))
         arrays[f"{split}_sex"] = np.array(["F", "M"] * (n // 2))
     np.savez(tmp_path / "m.npz", **arrays)
-    splits = data.load(tmp_path / "m.npz", subgroups=("sex",))
+    splits = load(DataConfig(path=tmp_path / "m.npz", subgroups=("sex",)))
     assert splits.subgroups is not None
     assert (splits.subgroups.of("test")["sex"] == arrays["test_sex"]).all()
     assert (splits.subgroups.of("val")["sex"] == arrays["val_sex"]).all()
@@ -68,7 +70,7 @@ def test_csv_column_is_a_subgroup_and_never_a_feature(tmp_path: Path) -> None:
         for row, s, label in zip(x, site, y, strict=True)
     ]
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
-    splits = data.load(tmp_path / "t.csv", subgroups=("site",))
+    splits = load(DataConfig(path=tmp_path / "t.csv", subgroups=("site",)))
     assert splits.x_train.shape[1] == 4  # the site column is not a feature
     assert splits.subgroups is not None
     rows = _rows_of(splits.x_test, x.astype(np.float32))
@@ -94,7 +96,7 @@ def test_image_folder_column_of_labels_or_metadata_csv(tmp_path: Path, table: st
         (root / "labels.csv").write_text("\n".join(rows) + "\n")
     else:
         (root / "metadata.csv").write_text("\n".join(meta) + "\n")
-    splits = data.load(root, input_shape=(None, 8, 8, 1), subgroups=("site",))
+    splits = load(DataConfig(path=root, subgroups=("site",)), input_shape=(None, 8, 8, 1))
     assert splits.subgroups is not None
     for name in ("val", "test"):
         expected = np.where(splits.split(name)[1] == 1, "B", "A")
@@ -114,7 +116,7 @@ def test_dicom_tag_keyword_from_each_header(tmp_path: Path) -> None:
             shutil.copy(files / name, root / "series" / f"{label}_{i}")
             rows.append(f"series/{label}_{i},{label}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    splits = data.load(root, input_shape=(None, 16, 16, 1), subgroups=("Modality",))
+    splits = load(DataConfig(path=root, subgroups=("Modality",)), input_shape=(None, 16, 16, 1))
     assert splits.subgroups is not None
     for name in ("val", "test"):
         expected = np.array(["CT", "MR"])[splits.split(name)[1]]
@@ -323,7 +325,7 @@ def test_judge_rejects_a_variant_that_loses_only_one_group() -> None:
     budget_kw = {"auroc": 1.0, "sensitivity": 0.1, "specificity": 0.05}
     groups = GroupBudget.of({"site": site}, truth, reference, 0.5, 10, budget_kw)
     assert groups is not None
-    whole = RateBudget(0.1, 0.05, rates(truth, reference, 0.5), 0.5)
+    whole = RateBudget(ValidationBudget(0.1, 0.05, 1.0), rates(truth, reference, 0.5), 0.5)
     now = rates(truth, pruned, 0.5)
     assert whole.meets(now)  # the whole split keeps its budget ...
     worst = groups.worst_group(pruned)
@@ -340,7 +342,7 @@ def test_judge_rejects_a_variant_that_loses_only_one_group() -> None:
 def test_build_with_subgroups_reports_them_and_without_does_not(
     tmp_path: Path, wdbc_npz: Path
 ) -> None:
-    from tests.pipeline.test_report_keys import key_paths
+    from tests.pipeline.release.test_report_keys import key_paths
 
     arrays = dict(np.load(wdbc_npz))
     rng = np.random.default_rng(0)
@@ -362,6 +364,9 @@ def test_build_with_subgroups_reports_them_and_without_does_not(
     judged = [v for v, g in report["subgroups"]["site"].items() if g["judged"]]
     assert judged and "vs_float32" in int8["subgroups"]["site"][judged[0]]
     assert "## Subgroups" in (out / "report.md").read_text()
+    card = json.loads((out / "model_card.json").read_text())["subgroups"]
+    assert card["site"][judged[0]]["int8"]["auroc"] == int8["subgroups"]["site"][judged[0]]["auroc"]
+    assert f"| site={judged[0]} |" in (out / "model_card.md").read_text()
     plain = tmp_path / "without"
     assert _build([*args[:-1], str(plain)]) == 0
     keys = key_paths(json.loads((plain / "report.json").read_text()))
