@@ -47,7 +47,8 @@ def write_data(path: Path, seed: int = 0) -> None:
 def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
     from pipeline.cli import build_config
     from pipeline.config import Variant
-    from pipeline.data import splits as data_mod
+    from pipeline.data.dataset import load
+    from pipeline.data.fit import fit_to_model
     from pipeline.evaluate.stage import OperatingPoint, evaluate_variants
     from pipeline.models import OutputKind
     from pipeline.quantize.ptq import postprocess_kind
@@ -64,8 +65,7 @@ def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
         report = build(config)
         kind = OutputKind(report.model.output_kind)
         int8_kind = postprocess_kind(report.quantization.postprocess, kind)
-        splits = data_mod.from_config(config.data)
-        splits = data_mod.fit_to_model(splits, tuple(report.model.input_shape), str(npz))
+        splits = fit_to_model(load(config.data), tuple(report.model.input_shape), str(npz))
         paths = {v: out / v.filename for v in Variant if (out / v.filename).is_file()}
         point = OperatingPoint(report.operating_point.threshold, {})
         timed: dict[str, list[float]] = {"without": [], "with": []}
