@@ -221,6 +221,7 @@ def build(
     *,
     out: str | Path,
     progress: Callable[[str], None] | None = None,
+    debug: bool = False,
     **options: Any,
 ) -> BuildReport:
     """Prunes, quantizes to int8, verifies, evaluates, benches and reports, as
@@ -245,6 +246,8 @@ def build(
         out: the output directory (`--out`); refused when not empty unless
             `overwrite=True`.
         progress: called with the name of each stage as it starts.
+        debug: let TensorFlow's native (C++) log through to stderr (`--debug`); by
+            default it is held back, and replayed only when the build fails unexpectedly.
         **options: every `build` option, named like its flag without the dashes
             (`positive_class=1`, `sparsity=0.5`, `no_bench=True`, `operating_point=
             "sensitivity=0.95"`); `gates={"max_auroc_drop": 0.02}` for `--gate K=V`;
@@ -275,7 +278,10 @@ def build(
     if config.gates.baseline is not None:
         gates.load_baseline(config.gates.baseline)  # a bad baseline fails before TensorFlow
     mlflow_log.preflight(config.release)
-    report = run_build(config, progress=progress or (lambda _: None), memory=memory)
+    from pipeline.cli.console import native_logs_captured
+
+    with native_logs_captured(enabled=not debug):
+        report = run_build(config, progress=progress or (lambda _: None), memory=memory)
     if config.release.mlflow_uri is not None:
         from pipeline.config.jobfile import job_from_config
 
