@@ -164,10 +164,22 @@ def _is_path(value: Any) -> bool:
 
 def _memory(model: Any, data: Any) -> InMemory | None:
     """The in-memory model and arrays of `build`, or None when both are paths."""
-    from pipeline.data.memory import InMemory, arrays_sha256, digest, loaded_arrays
+    from pipeline.data.memory import (
+        InMemory,
+        arrays_sha256,
+        digest,
+        loaded_arrays,
+        subgroup_arrays,
+    )
 
-    given_model = None if model is None or _is_path(model) else _own_copy(model)
     arrays = None if data is None or _is_path(data) else loaded_arrays(data)
+    subgroups = subgroup_arrays(data) if arrays is not None else {}
+    if subgroups:  # checked and held in InMemory.subgroups once the evaluation reads them
+        raise _config_error(
+            "pipeline.build(): per-split subgroup arrays (the third item of (x, y, "
+            "{'site': ...})) are not supported by this version yet; pass (x, y) only."
+        )
+    given_model = None if model is None or _is_path(model) else _own_copy(model)
     if given_model is None and arrays is None:
         return None
     if given_model is not None and data is None:
@@ -180,6 +192,7 @@ def _memory(model: Any, data: Any) -> InMemory | None:
         model_sha256=None if given_model is None else digest(given_model.get_weights()),
         arrays=arrays,
         arrays_sha256=None if arrays is None else arrays_sha256(arrays),
+        subgroups=subgroups or None,
     )
 
 
@@ -241,8 +254,9 @@ def build(
         data: numpy arrays `(x, y)`, split 60/20/20 (stratified, by `seed`) as an x/y
             .npz is; or `{"train": (x, y), "val": (x, y), "test": (x, y)}`, used as given;
             or what `--data` takes (a path or `medmnist:NAME[@SIZE]`); None: the embedded
-            WDBC data. `y` holds class indices. Per-split subgroup arrays
-            (`(x, y, groups)`) are refused with a ConfigError: not supported yet.
+            WDBC data. `y` holds class indices. A split may carry subgroup attributes,
+            `(x, y, {"site": sites})`, one value per sample; this version checks them and
+            raises ConfigError: subgroup evaluation is not supported yet.
         out: the output directory (`--out`); refused when not empty unless
             `overwrite=True`.
         progress: called with the name of each stage as it starts.

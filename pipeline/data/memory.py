@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.data.loaders import SPLIT_NAMES, LoadedArrays
 from pipeline.data.loaders.checks import check_features, check_labels
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 
 ARRAYS_SOURCE = "in-memory arrays"
 
@@ -31,12 +31,15 @@ class InMemory:
         model_sha256: sha256 of the model's weights (shapes, dtypes and bytes).
         arrays: samples used instead of `--data` (None: the config's).
         arrays_sha256: sha256 of the arrays' bytes.
+        subgroups: per split, subgroup attributes by name, one value per sample (the third
+            item of a split's `(x, y, {"site": ...})`); nothing consumes them yet.
     """
 
     model: Any = None
     model_sha256: str | None = None
     arrays: LoadedArrays | None = None
     arrays_sha256: str | None = None
+    subgroups: dict[str, dict[str, np.ndarray]] | None = None
 
     @property
     def model_source(self) -> str:
@@ -53,18 +56,18 @@ def digest(arrays: Iterable[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _pair(value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _items(value: Any, where: str) -> tuple[Any, ...]:
     if not isinstance(value, tuple | list) or len(value) not in (2, 3):
         raise DataError(
-            f"{where} must be a pair (x, y) of numpy arrays; received {type(value).__name__}. "
-            "Pass e.g. data={'train': (x_train, y_train), ...} or data=(x, y)."
+            f"{where} must be a pair (x, y) of numpy arrays, or (x, y, {{'site': groups}}); "
+            f"received {type(value).__name__}. Pass e.g. data={{'train': (x_train, y_train), "
+            "...} or data=(x, y)."
         )
-    if len(value) == 3:
-        raise ConfigError(
-            f"{where} holds a third item (per-sample subgroups); subgroup evaluation is not "
-            "supported by this version yet. Pass (x, y) only."
-        )
-    x, y = (np.asarray(v) for v in value)
+    return tuple(value)
+
+
+def _pair(value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = (np.asarray(v) for v in _items(value, where)[:2])
     x, y = check_features(x, f"x of {where}"), check_labels(y, f"y of {where}")
     if len(x) != len(y):
         raise DataError(f"x of {where} has {len(x)} samples but y has {len(y)}; they must match.")
@@ -94,6 +97,37 @@ def loaded_arrays(data: Any) -> LoadedArrays:
         parts = {"all": _pair(data, "data")}
         layout = "x/y"
     return LoadedArrays(parts, ARRAYS_SOURCE, details={"format": "arrays", "layout": layout})
+
+
+def subgroup_arrays(data: Any) -> dict[str, dict[str, np.ndarray]]:
+    """The subgroup attributes of `(x, y, {"site": groups})` items, by split ("all" for
+    `(x, y, ...)`), each checked to hold one value per sample; {} when none are given.
+
+    Raises:
+        DataError: not a dict of name to array, or a length other than the samples'.
+    """
+    named = dict(data) if isinstance(data, Mapping) else {"all": data}
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for split, value in named.items():
+        where = f"data['{split}']" if split != "all" else "data"
+        items = _items(value, where)
+        if len(items) < 3:
+            continue
+        if not isinstance(items[2], Mapping) or not items[2]:
+            raise DataError(
+                f"the third item of {where} must be a dict of subgroup name to one value per "
+                f"sample, e.g. {{'site': sites}}; received {type(items[2]).__name__}."
+            )
+        groups = {str(k): np.asarray(v) for k, v in items[2].items()}
+        samples = len(items[0])
+        for name, values in groups.items():
+            if values.ndim != 1 or len(values) != samples:
+                raise DataError(
+                    f"subgroup '{name}' of {where} has shape {values.shape}; expected one "
+                    f"value per sample, ({samples},)."
+                )
+        found[split] = groups
+    return found
 
 
 def arrays_sha256(loaded: LoadedArrays) -> str:

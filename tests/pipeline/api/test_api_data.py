@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli.options import build_config
 from pipeline.data.dataset import load
-from pipeline.data.memory import arrays_sha256, digest, loaded_arrays
+from pipeline.data.memory import arrays_sha256, digest, loaded_arrays, subgroup_arrays
 from pipeline.errors import ConfigError, DataError
 
 
@@ -48,16 +48,24 @@ def test_dict_splits_are_used_as_given() -> None:
         ((np.zeros((5, 2)), np.zeros(4, np.int64)), DataError, "must match"),
         ((np.zeros((5, 2)), np.full(5, 0.5)), DataError, "y of data"),
         ("not arrays", DataError, "pair"),
-        (
-            {"train": _xy(), "val": (*_xy(), {"site": np.zeros(60)}), "test": _xy()},
-            ConfigError,
-            "subgroup",
-        ),
     ],
 )
 def test_malformed_arrays_are_named(data: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         loaded_arrays(data)
+
+
+def test_subgroups_are_checked_and_then_refused(tmp_path: Path) -> None:
+    from pipeline import build
+
+    data = {"train": _xy(), "val": (*_xy(), {"site": np.arange(60) % 3}), "test": _xy()}
+    groups = subgroup_arrays(data)
+    assert list(groups) == ["val"] and groups["val"]["site"].shape == (60,)
+    with pytest.raises(DataError, match=r"subgroup 'site' of data\['val'\] has shape \(59,\)"):
+        subgroup_arrays({**data, "val": (*_xy(), {"site": np.zeros(59)})})
+    with pytest.raises(ConfigError, match="subgroup arrays .* not supported"):
+        build(None, data, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_sha256_follows_the_bytes() -> None:
