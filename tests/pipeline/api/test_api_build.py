@@ -97,3 +97,11 @@ def test_the_quickstart_example_runs(tmp_path: Path) -> None:
     numbers = quickstart.main(tmp_path / "build")
     assert (tmp_path / "build" / "model_int8.tflite").stat().st_size == numbers["int8_bytes"]
     assert 0.5 < numbers["int8_auroc"] <= 1.0
+
+
+def test_sweep_runs_the_grid(tmp_path: Path) -> None:
+    from pipeline import sweep
+
+    summary = sweep(out=tmp_path / "s", grid={"sparsity": [0.0, 0.5]}, no_bench=True)
+    assert sorted(p["params"]["sparsity"] for p in summary["points"]) == [0.0, 0.5]
+    assert (tmp_path / "s" / "sweep.json").is_file()
