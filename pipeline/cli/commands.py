@@ -143,10 +143,15 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     return 0 if exported.ok else 1
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    """The same device_bench interface the build's bench stage uses, here or on a device."""
+def bench_report(args: argparse.Namespace) -> dict[str, Any]:
+    """device_bench's JSON report of `bench` options (`args`), measured here or on the one
+    `--device`.
+
+    Raises:
+        ConfigError: contradictory options or a missing --json folder.
+        ModelError: a model path is not a file.
+    """
     from pipeline.device import client
-    from pipeline.device.local import summarize
     from pipeline.errors import ConfigError, ModelError
 
     for model in args.models:
@@ -179,14 +184,23 @@ def run_bench(args: argparse.Namespace) -> int:
     if devices:
         from pipeline.device.remote import bench_on_device
 
-        doc = bench_on_device(devices[0], list(args.models), config)
-    else:
-        python = str(args.runtime_python) if args.runtime_python else None
-        doc = client.bench(list(args.models), config, python)
+        return bench_on_device(devices[0], list(args.models), config)
+    python = str(args.runtime_python) if args.runtime_python else None
+    return client.bench(list(args.models), config, python)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """The same device_bench interface the build's bench stage uses, here or on a device."""
+    from pipeline.device import client
+    from pipeline.device.local import summarize
+
+    doc = bench_report(args)
+    devices = device_config_from_args(args).devices
     if args.json == "-":
         print(json.dumps(doc, indent=2))
     else:
         if args.json is not None:
+            folder = Path(args.json).parent
             fd, tmp = tempfile.mkstemp(prefix=f".{Path(args.json).name}.", dir=folder)
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(doc, indent=2) + "\n")

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pipeline.data.calibration import with_calibration
-from pipeline.data.loaders import SPLIT_NAMES
+from pipeline.data.loaders import SPLIT_NAMES, LoadedArrays
 from pipeline.data.preprocessing import Preprocessing
 from pipeline.data.sources import load_wdbc, read_source
 from pipeline.data.splits import Splits
@@ -19,12 +19,9 @@ from pipeline.data.stratify import labelled_splits
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import numpy as np
 
     from pipeline.config import DataConfig
-    from pipeline.data.loaders import LoadedArrays
     from pipeline.data.loaders.dicom import Window
     from pipeline.data.subgroups import SubgroupValues
 
@@ -34,6 +31,7 @@ def load(
     *,
     input_shape: tuple[int | None, ...] | None = None,
     positive_class: int | str | None = None,
+    arrays: LoadedArrays | None = None,
 ) -> Splits:
     """Loads the data named by `config.path` (None: the embedded WDBC default).
 
@@ -43,15 +41,18 @@ def load(
         input_shape: the model's input shape, to decode image files to its size/channels.
         positive_class: index or class name (`--positive-class`); default the dataset's
             own, else 1.
+        arrays: samples handed over in memory (the Python API), read instead of
+            `config.path` and split as a file of the same layout would be.
 
     Raises:
         DataError: the source is missing, unreadable or malformed; see the message.
     """
     window = dicom_window(config)
     spec = _value_spec(config)
-    if config.path is None:
+    if arrays is not None:
+        splits = _read_splits(arrays, config, spec)
+    elif config.path is None:
         if config.subgroups:  # the embedded data has no attributes: says so, exit 2
-            from pipeline.data.loaders import LoadedArrays
             from pipeline.data.subgroups import read_subgroups
 
             read_subgroups(LoadedArrays({}, "the embedded WDBC data"), config.subgroups, {},
@@ -60,7 +61,17 @@ def load(
         if spec is not None:
             splits = replace(splits, preprocessing=spec)
     else:
-        splits = _read_splits(config.path, config, spec, input_shape, window)
+        loaded = read_source(
+            config.path,
+            labelled=True,
+            label_column=config.label_column,
+            labels=config.labels,
+            resize=config.resize,
+            input_shape=input_shape,
+            window=window,
+            exclude=config.subgroups,
+        )
+        splits = _read_splits(loaded, config, spec)
     splits = replace(
         splits,
         positive_class=_resolve_positive(
@@ -87,23 +98,7 @@ def dicom_window(config: DataConfig) -> Window | None:
     return None
 
 
-def _read_splits(
-    source: Path,
-    config: DataConfig,
-    spec: Preprocessing | None,
-    input_shape: tuple[int | None, ...] | None,
-    window: Window | None,
-) -> Splits:
-    loaded = read_source(
-        source,
-        labelled=True,
-        label_column=config.label_column,
-        labels=config.labels,
-        resize=config.resize,
-        input_shape=input_shape,
-        window=window,
-        exclude=config.subgroups,
-    )
+def _read_splits(loaded: LoadedArrays, config: DataConfig, spec: Preprocessing | None) -> Splits:
     parts = labelled_splits(loaded, config.seed)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (parts[name] for name in SPLIT_NAMES)
     spec = (Preprocessing.affine(None, None) if spec is None else spec).with_decode(loaded.decode)

@@ -13,6 +13,8 @@ from pipeline.errors import DataError
 if TYPE_CHECKING:
     import keras
 
+    from pipeline.data.loaders import LoadedArrays
+    from pipeline.data.memory import InMemory
     from pipeline.data.splits import Splits
     from pipeline.models import OutputKind
 
@@ -29,7 +31,10 @@ class DataStageResult:
 
 
 def load_stage(
-    config: BuildConfig, clock: StageClock, reference: Path | None = None
+    config: BuildConfig,
+    clock: StageClock,
+    reference: Path | None = None,
+    memory: InMemory | None = None,
 ) -> DataStageResult:
     """Loads the model (or trains the embedded one) and its data, fitted to the model.
 
@@ -38,15 +43,21 @@ def load_stage(
         clock: times the stages.
         reference: a saved copy of the embedded reference model to load instead of training
             it again (the sweep trains it once).
+        memory: a model and/or arrays held in memory (the Python API), used instead of
+            `config.model` and `config.data.path`.
     """
     from pipeline import models
     from pipeline.data.dataset import load
     from pipeline.data.fit import fit_to_model
 
-    if config.model is None:
+    arrays = memory.arrays if memory is not None else None
+    given = memory.model if memory is not None else None
+    if config.model is None and given is None:
         splits = clock.run(
             "load data",
-            lambda: load(config.data, positive_class=config.evaluation.positive_class),
+            lambda: load(
+                config.data, positive_class=config.evaluation.positive_class, arrays=arrays
+            ),
         )
         if reference is not None:
             model = clock.run("load model", lambda: models.load_model(reference))
@@ -56,11 +67,16 @@ def load_stage(
             )
         model_source = "embedded: MLP trained on the Wisconsin breast-cancer data"
     else:
-        path = config.model
-        model = clock.run("load model", lambda: models.load_model(path, config.unsafe_load))
-        raw = clock.run("load data", lambda: _load_user_data(config, tuple(model.inputs[0].shape)))
-        splits = fit_to_model(raw, tuple(model.inputs[0].shape), raw.source)
-        model_source = str(config.model)
+        if memory is not None and memory.model is not None:
+            model, model_source = memory.model, memory.model_source
+        else:
+            path = config.model
+            assert path is not None  # the branch above: neither a path nor a model in memory
+            model = clock.run("load model", lambda: models.load_model(path, config.unsafe_load))
+            model_source = str(config.model)
+        shape = tuple(model.inputs[0].shape)
+        raw = clock.run("load data", lambda: _load_user_data(config, shape, arrays))
+        splits = fit_to_model(raw, shape, raw.source)
     models.check_labels(model, splits)
     if config.data.host_preprocessing:
         model, splits = _move_front(model, splits, clock)
@@ -69,16 +85,21 @@ def load_stage(
     )
 
 
-def _load_user_data(config: BuildConfig, input_shape: tuple[int | None, ...]) -> Splits:
+def _load_user_data(
+    config: BuildConfig, input_shape: tuple[int | None, ...], arrays: LoadedArrays | None
+) -> Splits:
     from pipeline.data.dataset import load
 
-    if config.data.path is None:
+    if config.data.path is None and arrays is None:
         raise DataError(
             "--model was given without --data. Pass the model's dataset with --data "
             "(an .npz, medmnist:NAME, an image/DICOM folder or a .csv)."
         )
     return load(
-        config.data, input_shape=input_shape, positive_class=config.evaluation.positive_class
+        config.data,
+        input_shape=input_shape,
+        positive_class=config.evaluation.positive_class,
+        arrays=arrays,
     )
 
 

@@ -136,6 +136,8 @@ def _raw_attributes(
     """part ("all" or a split) -> name -> raw values, from the kind of source."""
     fmt = str(loaded.details.get("format", ""))
     path = Path(str(loaded.details.get("path") or loaded.source))
+    if loaded.attributes is not None:
+        return _from_memory(loaded.attributes, names, loaded.source)
     if fmt == "npz":
         return _from_npz(path, names, "all" in loaded.parts)
     if fmt == "csv":
@@ -143,6 +145,20 @@ def _raw_attributes(
     if fmt.endswith("folder"):
         return {"all": _from_folder(loaded, path, names, label_column, labels)}
     raise _unknown(names[0], loaded.source, [], f"a {fmt or 'built-in'} source has none")
+
+
+def _from_memory(
+    attributes: Mapping[str, Mapping[str, np.ndarray]], names: tuple[str, ...], source: str
+) -> dict[str, Any]:
+    """Attributes handed over with the arrays: `(x, y, {"site": ...})` per split or whole."""
+    parts = ("all",) if "all" in attributes else EVALUATED
+    for part in parts:
+        have = attributes.get(part, {})
+        for name in names:
+            if name not in have:
+                of = "data" if part == "all" else f"data['{part}']"
+                raise _unknown(name, source, sorted(have), f"no '{name}' in the dict of {of}")
+    return {part: {n: attributes[part][n] for n in names} for part in parts}
 
 
 def _from_npz(path: Path, names: tuple[str, ...], unsplit: bool) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.clock import StageClock
 from pipeline.config import SCHEMA_VERSION, BuildConfig
+from pipeline.data.memory import InMemory
 from pipeline.data.stage import DataStageResult, load_stage
 from pipeline.device.stage import bench_stage
 from pipeline.evaluate.stage import evaluate_variants
@@ -54,10 +55,12 @@ def build(
     config: BuildConfig,
     progress: Callable[[str], None] = lambda _: None,
     reference: Path | None = None,
+    memory: InMemory | None = None,
 ) -> BuildReport:
     """Runs the whole pipeline and returns the report (also written as report.json).
 
-    `reference` is a saved embedded reference model to use instead of training it (sweep).
+    `reference` is a saved embedded reference model to use instead of training it (sweep);
+    `memory` a model and/or arrays held in memory (`pipeline.build`) in place of files.
 
     Raises:
         BedsideError: bad input, at the stage that found it; nothing is left in `out`.
@@ -73,11 +76,11 @@ def build(
 
     clock = StageClock(progress)
     started = time.perf_counter()
-    loaded = load_stage(config, clock, reference)
+    loaded = load_stage(config, clock, reference, memory)
     baseline = gates_mod.load_baseline(config.gates.baseline) if config.gates.baseline else None
     with artifacts.Staging(config.out) as stage:
         made = make_variants(loaded, config, clock, stage.dir, progress)
-        provenance = _embed_provenance(made, loaded, config, clock)
+        provenance = _embed_provenance(made, loaded, config, clock, memory)
         metrics = clock.run(
             "evaluate",  # every variant, by running its .tflite file in the interpreter
             lambda: evaluate_variants(
@@ -129,14 +132,18 @@ class _Provenance:
 
 
 def _embed_provenance(
-    made: Variants, loaded: DataStageResult, config: BuildConfig, clock: StageClock
+    made: Variants,
+    loaded: DataStageResult,
+    config: BuildConfig,
+    clock: StageClock,
+    memory: InMemory | None = None,
 ) -> _Provenance:
     """Embeds the manifest in every model file (outputs checked unchanged)."""
     from pipeline.config import jobfile
     from pipeline.release import manifest
 
     job = jobfile.job_from_config(config)
-    embedded = manifest.embedded_manifest(config, job, manifest.input_files(config))
+    embedded = manifest.embedded_manifest(config, job, manifest.input_files(config, memory))
     embedded_sha256 = clock.run(
         "embed manifest",
         lambda: manifest.embed_files(made.paths, embedded, loaded.splits.model_inputs("test")[:32]),

@@ -103,9 +103,9 @@ def connect(address: str, progress: Callable[[str], None] = lambda _: None) -> I
             f"No Ray cluster answers at '{address}' ({exc.strerror or exc}); expected the "
             f"address of a running cluster's head node. {fix}"
         ) from None
-    import pipeline
-
-    modules = [pipeline, *_sibling_packages()]
+    # the package's folder (Ray takes paths as it takes modules), not `import pipeline`: the
+    # package re-exports the Python API, which sits above this module
+    modules: list[Any] = [str(Path(__file__).resolve().parents[1]), *_sibling_packages()]
     outcome: list[BaseException | None] = []
 
     def init() -> None:

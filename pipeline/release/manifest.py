@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import BuildConfig
+from pipeline.data.memory import InMemory
 from pipeline.errors import ModelError
 from pipeline.release.artifacts import sha256
 
@@ -90,17 +91,33 @@ def _data_entry(source: Path) -> dict[str, Any]:
     return hash_path(source)
 
 
-def input_files(config: BuildConfig) -> dict[str, Any]:
-    """sha256 of the input model and of every data file the job reads."""
-    if config.model is None:
+def input_files(config: BuildConfig, memory: InMemory | None = None) -> dict[str, Any]:
+    """sha256 of the input model and of every data file the job reads; a model or arrays
+    held in memory (`memory`) by the sha256 of their weights or bytes."""
+    if memory is not None and memory.model is not None:
         model: dict[str, Any] = {
+            "path": None,
+            "in_memory": "keras.Model (sha256 of its weights)",
+            "sha256": memory.model_sha256,
+        }
+    elif config.model is None:
+        model = {
             "path": None,
             "embedded": "reference MLP trained on the embedded data with the job's seed",
         }
     else:
         model = hash_path(config.model)
     data: list[dict[str, Any]] = []
-    if config.data.path is None:
+    if memory is not None and memory.arrays is not None:
+        data.append(
+            {
+                "role": "data",
+                "path": None,
+                "in_memory": "numpy arrays",
+                "sha256": memory.arrays_sha256,
+            }
+        )
+    elif config.data.path is None:
         entry: dict[str, Any] = {"path": None, "embedded": "sklearn:breast_cancer"}
         try:
             import sklearn

@@ -72,6 +72,7 @@ LAYERS: dict[str, int] = {
     "release": 5,
     "cli": 6,
     "__main__": 7,  # `python -m pipeline`: the CLI's front door
+    "api": 7,  # `from pipeline import build, ...`: the Python front door, beside the CLI
 }
 
 

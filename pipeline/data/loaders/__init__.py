@@ -32,6 +32,7 @@ class LoadedArrays:
         positive_class: the clinically positive class when the dataset defines one.
         image_size: (height, width) the decoder resized images to, if it did.
         sample_files: for a folder, each sample's file relative to it (subgroup lookup).
+        attributes: for arrays handed over in memory, their subgroup attributes by part.
     """
 
     parts: dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -44,6 +45,8 @@ class LoadedArrays:
     positive_class: int | None = None
     image_size: tuple[int, int] | None = None
     sample_files: tuple[str, ...] | None = None
+    # per part ("all" or a split), subgroup attributes handed over in memory (Python API)
+    attributes: dict[str, dict[str, np.ndarray]] | None = None
 
     @property
     def labelled(self) -> bool:
