@@ -40,9 +40,12 @@ def _type(tp: Any, seen: list[type]) -> str:
     if origin in (typing.Union, types.UnionType):
         parts = [_type(a, seen) for a in args if a is not type(None)]
         text = " or ".join(parts)
-        return text + " or null" if type(None) in args else text
+        if type(None) not in args:
+            return text
+        return f"({text}) or null" if " " in text else f"{text} or null"
     if origin in (list, tuple):
-        return f"list of {_type(args[0], seen)}" if args else "list"
+        item = _type(args[0], seen) if args else "any"
+        return f"list of ({item})" if " or " in item else f"list of {item}"
     if origin is dict:
         return f"object: key → {_type(args[1], seen)}"
     if isinstance(tp, type) and issubclass(tp, Record | View):
@@ -58,7 +61,10 @@ def _rows(cls: type, seen: list[type]) -> list[str]:
     notes = _comments(cls)
     rows = ["| key | type | present | note |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(cls):
-        kind = _type(hints[f.name], seen)
+        tp = hints[f.name]
+        if f.metadata.get("omit") or f.metadata.get("flat"):  # absent, never null, when None
+            tp = typing.Union[tuple(a for a in typing.get_args(tp) if a is not type(None))]  # noqa: UP007
+        kind = _type(tp, seen)
         if f.metadata.get("flat"):
             present = "its keys sit in this object (binary tasks)"
             key = f"({f.name})"
