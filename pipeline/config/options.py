@@ -2,7 +2,7 @@
 
 The `build`/`sweep` parsers (and the options `bench` and `export-onnx` share with them),
 the job file's keys and their validation, the `init` template, the resolved job written
-beside the artifacts, the mapping into `BuildConfig` and the README's option table are
+beside the artifacts, the mapping into `BuildConfig` and the docs' Options table are
 all generated from `OPTIONS`. Defaults come from the config dataclasses, choices from the
 `str` enums, gates from `pipeline.config.gates.GATES`.
 
@@ -11,7 +11,7 @@ to one (`--seed` fills two fields, `--runtime-python` adds a runtime, the sweep 
 `--sparsity` for a list, `--json` fills none), and the table keeps the order the job file
 and `--help` show.
 
-`python -m pipeline.config.options --markdown` prints the README's table.
+`python -m pipeline.config.options --markdown` prints the table of docs/reference/options.md.
 """
 
 from __future__ import annotations
@@ -405,7 +405,8 @@ def for_command(command: str) -> tuple[Option, ...]:
 
 
 def markdown() -> str:
-    """The README's table of the `build` and `sweep` options (flag, job key, default, help)."""
+    """docs/reference/options.md's table of the `build` and `sweep` options (flag, job key,
+    default, help)."""
     rows = [
         "| flag | job key | default | help |",
         "| --- | --- | --- | --- |",

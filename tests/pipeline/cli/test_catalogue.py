@@ -1,4 +1,4 @@
-"""The bad-input catalogue (README, Troubleshooting): each case through the CLI, exit 2 (130
+"""The bad-input catalogue (docs/how-to/troubleshooting.md): each case through the CLI, exit 2 (130
 for an interrupt), one clear message, no traceback, and no partial artifacts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The option registry: the README's table, the parsers and the job keys agree with it."""
+"""The option registry: the docs' Options table, the parsers and the job keys agree with it."""
 
 from __future__ import annotations
 
@@ -13,18 +13,19 @@ from pipeline.config.options import OPTIONS, for_command, markdown
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_readme_option_table_is_the_registry() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_option_table_is_the_registry() -> None:
+    page = ROOT / "docs" / "reference" / "options.md"
+    text = page.read_text(encoding="utf-8")
     start, end = "<!-- options:start -->\n", "<!-- options:end -->"
-    assert start in text and end in text, "README.md lost its generated Options table"
+    assert start in text and end in text, f"{page} lost its generated Options table"
     table = text[text.index(start) + len(start) : text.index(end)]
     assert table == markdown(), (
-        "README.md's Options table differs from the registry; regenerate it with "
+        f"{page}'s Options table differs from the registry; regenerate it with "
         "`python -m pipeline.config.options --markdown`"
     )
 
 
-def test_every_build_and_sweep_flag_is_in_the_readme() -> None:
+def test_every_build_and_sweep_flag_is_in_the_options_table() -> None:
     table = markdown()
     for command in ("build", "sweep"):
         for action in subcommand_parser(make_parser(), command)._actions:
