@@ -61,6 +61,11 @@ def _structured(
     judge = None
     if rates is not None and budget is not None:
         judge = RateJudge.of_original(model, rates, budget)
+    profiler = None
+    if config.structured.speedup_target is not None:  # measures on this machine's runtime
+        from pipeline.prune.structured.probe import LocalProfiler
+
+        profiler = LocalProfiler(splits.model_inputs("train")[:100], config.bench.threads)
     return structured.search_structured(
         model,
         splits,
@@ -70,6 +75,7 @@ def _structured(
         score=score,
         seed=config.seed,
         rates=judge,
+        profiler=profiler,
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.config import PruneScope, StructuredConfig
 from pipeline.prune.structured.graph import ChannelGraph, Channels, analyse
+from pipeline.prune.structured.latency import CostOf, importance_per_ms
 from pipeline.prune.structured.scoring import channel_scores
 
 if TYPE_CHECKING:
@@ -105,16 +106,23 @@ def _lowest_overall(
 
 
 def select_channels(
-    model: keras.Model, config: StructuredConfig, x: np.ndarray | None = None
+    model: keras.Model,
+    config: StructuredConfig,
+    x: np.ndarray | None = None,
+    cost: CostOf | None = None,
 ) -> ChannelPlan:
     """The channels `config` keeps in every prunable group of `model`; nothing is changed.
-    `x`: training inputs, needed by the activation criterion.
+    `x`: training inputs, needed by the activation criterion. `cost`: measured time saved
+    per channel of each group (`LatencyModel.channel_costs`); given, channels are ranked by
+    score per unit of time saved (`importance_per_ms`) instead of by score.
 
     Raises:
         ModelError: the model has no functional graph.
     """
     graph = analyse(model)
     scores = channel_scores(model, graph, config.criterion, x)
+    if cost is not None:
+        scores = importance_per_ms(scores, cost(graph))
     floor = {gid: min(len(s), config.min_channels) for gid, s in scores.items()}
     if config.threshold is not None:
         remove = _below_threshold(scores, floor, config.threshold)
