@@ -13,10 +13,10 @@ The approximation (documented in the report's `pruning.structured.latency.approx
   Its time at other widths is interpolated linearly in its work fraction u (c_in * c_out /
   (C_in * C_out); c / C for a depthwise layer), and held at the narrowest anchor's time
   below it (narrow layers do not get faster than that).
-- Everything else (folded BatchNormalization, activations, Add, pooling, resizing, the
-  quantize/dequantize edges) is the measured whole-model time of the unpruned int8 file
-  minus the sum of its layers, scaled by the layers' output volume (these ops are
-  element-wise and memory-bound).
+- Everything else (the input front such as Rescaling/Resizing, the quantize/dequantize
+  edges, the invoke itself, activations, Add, pooling) is the measured whole-model time of
+  the unpruned int8 file minus the sum of its layers, held constant. The element-wise ops
+  between layers do shrink with the channels, so the prediction errs on the slow side.
 - Measurements are cached on disk by layer kind, shapes, dtype and runtime
   (`BEDSIDE_LATENCY_CACHE`, default ~/.cache/bedside-lite/latency/), so a second build on
   the same target measures nothing again.
@@ -25,7 +25,6 @@ The approximation (documented in the report's `pruning.structured.latency.approx
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +49,7 @@ APPROXIMATION = (
     "sum over Conv/Dense layers of the one-layer int8 time measured on the target at "
     f"width fractions {', '.join(f'{f:g}' for f in ANCHOR_FRACTIONS)} (interpolated in "
     "c_in*c_out, held below the narrowest), plus the unpruned file's remaining time "
-    "scaled by the layers' output volume"
+    "held constant"
 )
 
 
@@ -137,13 +136,6 @@ def layer_shapes(model: keras.Model) -> dict[str, LayerShape]:
     return out
 
 
-def _volume(shape: LayerShape) -> float:
-    """Output elements of a layer call (the element-wise work that follows it)."""
-    spatial = math.prod(shape.input_shape[:-1]) or 1
-    stride = math.prod(shape.strides) or 1
-    return spatial / stride * shape.out_channels
-
-
 def cache_dir() -> Path:
     """Where measured layer times live (`BEDSIDE_LATENCY_CACHE` overrides)."""
     override = os.environ.get(CACHE_ENV)
@@ -222,7 +214,6 @@ class LatencyModel:
         self.unpruned_ms = float(times.profiler.model_ms(original))
         self.layers_ms = sum(c.at(c.full) for c in self.curves.values())
         self.rest_ms = max(0.0, self.unpruned_ms - self.layers_ms)
-        self.volume = sum(_volume(s) for s in shapes.values()) or 1.0
 
     def layer_ms(self, name: str, c_in: int | None = None, c_out: int | None = None) -> float:
         """Predicted time of layer `name` at these widths (its own where None)."""
@@ -235,8 +226,7 @@ class LatencyModel:
     def predict(self, shapes: dict[str, LayerShape]) -> float:
         """Predicted time of a model whose layers have these shapes (by name)."""
         layers = sum(self.layer_ms(n, s.in_channels, s.out_channels) for n, s in shapes.items())
-        volume = sum(_volume(s) for s in shapes.values())
-        return layers + self.rest_ms * volume / self.volume
+        return layers + self.rest_ms
 
     def predict_model(self, model: keras.Model) -> float:
         return self.predict(layer_shapes(model))

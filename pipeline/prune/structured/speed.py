@@ -132,6 +132,7 @@ def search_for_speed(
 ) -> StructuredOutcome:
     """The speed-target search (see the module docstring); `model` is not changed."""
     target = float(config.speedup_target or 0.0)
+    config = dataclasses.replace(config, speedup_target=None)  # points are fixed R, not auto
     started = time.perf_counter()
     flat = flatten(model).model
     latency = LatencyModel(flat, LayerTimes(profiler))
