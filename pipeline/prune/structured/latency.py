@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -277,17 +277,3 @@ def _less(graph: ChannelGraph, channels: Channels, gid: int, width: int) -> int:
     """`width` with half of group `gid`'s channels gone from `channels` (if it holds them)."""
     half = sum(graph.size(g) // 2 for g in channels.groups if graph.find(g) == gid)
     return width - half * (channels.flat or 1)
-
-
-def importance_per_ms(
-    scores: dict[int, np.ndarray], costs: dict[int, float]
-) -> dict[int, np.ndarray]:
-    """Channel scores divided by their group's time saved per channel (normalised to a mean
-    of 1 over groups): the lowest go first, so costly layers give channels sooner."""
-    positive = [c for c in costs.values() if c > 0]
-    mean = float(np.mean(positive)) if positive else 1.0
-    floor = mean * 1e-3  # a group that saves no measured time is not free to keep forever
-    return {g: s / (max(costs.get(g, mean), floor) / mean) for g, s in scores.items()}
-
-
-CostOf = Callable[["ChannelGraph"], dict[int, float]]

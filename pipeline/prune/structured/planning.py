@@ -13,6 +13,7 @@ narrower unaligned one (see bench/README.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,13 @@ import numpy as np
 
 from pipeline.config import PruneScope, StructuredConfig
 from pipeline.prune.structured.graph import ChannelGraph, Channels, analyse
-from pipeline.prune.structured.latency import CostOf, importance_per_ms
 from pipeline.prune.structured.scoring import channel_scores
 
 if TYPE_CHECKING:
     import keras
+
+# measured time saved per channel removed, by group (`LatencyModel.channel_costs`)
+CostOf = Callable[[ChannelGraph], dict[int, float]]
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,17 @@ def select_channels(
         for gid, s in scores.items()
     }
     return ChannelPlan(graph, kept, scores)
+
+
+def importance_per_ms(
+    scores: dict[int, np.ndarray], costs: dict[int, float]
+) -> dict[int, np.ndarray]:
+    """Channel scores divided by their group's time saved per channel (normalised to a mean
+    of 1 over groups): the lowest go first, so costly layers give channels sooner."""
+    positive = [c for c in costs.values() if c > 0]
+    mean = float(np.mean(positive)) if positive else 1.0
+    floor = mean * 1e-3  # a group that saves no measured time is not free to keep forever
+    return {g: s / (max(costs.get(g, mean), floor) / mean) for g, s in scores.items()}
 
 
 def aligned_width(kept: int, size: int, floor: int, multiple: int) -> int:

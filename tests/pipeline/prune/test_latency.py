@@ -22,9 +22,9 @@ from pipeline.prune.structured.latency import (
     LatencyModel,
     LayerShape,
     LayerTimes,
-    importance_per_ms,
     layer_shapes,
 )
+from pipeline.prune.structured.planning import importance_per_ms
 from pipeline.prune.structured.speed import search_for_speed
 from tests.pipeline.prune.test_structured import randomized, synthetic_splits
 
