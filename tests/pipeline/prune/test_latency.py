@@ -230,3 +230,22 @@ def test_speedup_target_is_a_prune_key() -> None:
     assert option.section == "prune"
     assert dataclasses.fields(StructuredConfig)  # the field it sets exists
     assert StructuredConfig(sparsity="auto", speedup_target=2).speedup_target == 2
+
+
+@pytest.mark.slow
+def test_build_with_a_speed_target_reports_predicted_and_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.prune.structured import probe
+    from tests import models
+    from tests.pipeline.prune.test_structured import build_on_random_images
+
+    monkeypatch.setenv("BEDSIDE_LATENCY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(probe, "LocalProfiler", lambda calibration, threads: FakeProfiler())
+    flags = ["--structured-sparsity", "auto", "--speedup-target", "1.2", "--max-prune-drop", "1"]
+    out = build_on_random_images(tmp_path, models.structured_functional(), flags)
+    section = json.loads((out / "report.json").read_text())["pruning"]["structured"]
+    latency = section["latency"]
+    assert latency["speedup_target"] == 1.2 and latency["predicted_speedup"] >= 1.2 * 0.99
+    assert latency["measured_ms"] > 0 and latency["predicted_ms"] > 0
+    assert section["auto"]["chosen_sparsity"] is not None
