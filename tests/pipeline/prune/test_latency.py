@@ -255,3 +255,16 @@ def test_build_with_a_speed_target_reports_predicted_and_measured(
         assert latency["predicted_speedup"] >= 1.2 * 0.99
         assert latency["measured_ms"] > 0 and latency["predicted_ms"] > 0
         assert section["auto"]["chosen_sparsity"] is not None
+
+
+def test_speedup_target_without_auto_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text("[prune]\nstructured_sparsity = 0.5\nspeedup_target = 2.0\n")
+    assert main(["build", "--config", str(job), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "job.toml: [prune] speedup_target = 2.0 needs" in err  # names its source
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
