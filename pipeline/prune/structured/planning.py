@@ -113,17 +113,22 @@ def select_channels(
     config: StructuredConfig,
     x: np.ndarray | None = None,
     cost: CostOf | None = None,
+    scores: dict[int, np.ndarray] | None = None,
 ) -> ChannelPlan:
     """The channels `config` keeps in every prunable group of `model`; nothing is changed.
     `x`: training inputs, needed by the activation criterion. `cost`: measured time saved
     per channel of each group (`LatencyModel.channel_costs`); given, channels are ranked by
-    score per unit of time saved (`importance_per_ms`) instead of by score.
+    score per unit of time saved (`importance_per_ms`) instead of by score. `scores`: the
+    criterion's channel scores of `model` computed before (`channel_scores` of
+    `analyse(model)`, which numbers groups the same way every time), to rank many plans of
+    one model without scoring it again.
 
     Raises:
         ModelError: the model has no functional graph.
     """
     graph = analyse(model)
-    scores = channel_scores(model, graph, config.criterion, x)
+    if scores is None:
+        scores = channel_scores(model, graph, config.criterion, x)
     if cost is not None:
         scores = importance_per_ms(scores, cost(graph))
     floor = {gid: min(len(s), config.min_channels) for gid, s in scores.items()}

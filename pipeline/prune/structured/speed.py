@@ -25,6 +25,7 @@ from pipeline.config import StructuredConfig
 from pipeline.models.flatten import flatten
 from pipeline.prune.auto import AutoSearch, RateJudge, judge_fields, rates_text, within_budget
 from pipeline.prune.structured.branches import drop_weakest_branches
+from pipeline.prune.structured.graph import analyse
 from pipeline.prune.structured.latency import (
     APPROXIMATION,
     LatencyModel,
@@ -33,6 +34,7 @@ from pipeline.prune.structured.latency import (
 )
 from pipeline.prune.structured.outcome import StructuredOutcome
 from pipeline.prune.structured.planning import ChannelPlan, select_channels
+from pipeline.prune.structured.scoring import channel_scores
 from pipeline.prune.structured.step import Score, prune_structured
 
 if TYPE_CHECKING:
@@ -70,10 +72,11 @@ def candidates(
     """Every (R, channel multiple) of the grid, predicted on `source` (branches dropped)."""
     out = []
     multiples = sorted({config.channel_multiple, *MULTIPLES})
+    scores = channel_scores(source, analyse(source), config.criterion, x)  # once for all
     for sparsity in sorted(config.auto_grid):
         for multiple in multiples:
             point = dataclasses.replace(config, sparsity=sparsity, channel_multiple=multiple)
-            plan = select_channels(source, point, x, latency.channel_costs)
+            plan = select_channels(source, point, x, latency.channel_costs, scores)
             ms = latency.predict_plan(source, plan)
             out.append(Candidate(sparsity, multiple, ms, latency.unpruned_ms / ms, _lost(plan)))
     return out

@@ -268,3 +268,15 @@ def test_speedup_target_without_auto_exits_2(
     err = capsys.readouterr().err
     assert "job.toml: [prune] speedup_target = 2.0 needs" in err  # names its source
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_scores_computed_once_give_the_same_plan() -> None:
+    from pipeline.prune.structured.scoring import channel_scores
+
+    model = flatten(randomized("mobilenet_v2")).model
+    config = StructuredConfig(sparsity=0.4, min_channels=2, channel_multiple=8)
+    scores = channel_scores(model, structured.analyse(model), config.criterion)
+    again = structured.select_channels(model, config, scores=scores)
+    fresh = structured.select_channels(model, config)
+    assert again.kept.keys() == fresh.kept.keys()
+    assert all(np.array_equal(again.kept[g], fresh.kept[g]) for g in fresh.kept)
