@@ -175,6 +175,11 @@ def _prune() -> list[Option]:
           "R are not tried; none in budget: no structured pruning, and a warning",
           attr=st + "sparsity", metavar="R|auto", exclusive="structured_amount",
           example="0.25"),
+        o("speedup_target", "float", "with --structured-sparsity auto: search for the cut "
+          "that loses least while its predicted int8 latency (measured per layer on this "
+          "target, cached) is X times below the unpruned int8 file's; one full fine-tune of "
+          "the chosen cut, judged by the validation budgets; none meets both: a warning",
+          attr=st + "speedup_target", default=None, metavar="X", example="2"),
         o("structured_threshold", "float", "structured pruning: remove channels whose filter "
           "norm is below T times their layer's mean filter norm (instead of "
           "--structured-sparsity)", attr=st + "threshold", metavar="T",

@@ -188,6 +188,9 @@ class StructuredConfig:
     lr_schedule: LrSchedule = LrSchedule.CONSTANT
     distill: float = 0.0  # weight of the unpruned model's probabilities in the targets
     auto_grid: tuple[float, ...] = STRUCTURED_AUTO_GRID  # `auto`: R tried, largest first
+    # `auto` only: the predicted int8 speedup over the unpruned int8 file to reach
+    # (pipeline.prune.structured.speed); None: the largest R in budget, by MACs
+    speedup_target: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
@@ -253,6 +256,24 @@ class StructuredConfig:
         if self.finetune_epochs < 0:
             raise ConfigError(
                 f"--structured-finetune-epochs must be >= 0; received {self.finetune_epochs}."
+            )
+        self._check_speedup_target()
+
+    def _check_speedup_target(self) -> None:
+        target = self.speedup_target
+        if target is None:
+            return
+        if not 1.0 < target < math.inf:
+            raise ConfigError(
+                f"--speedup-target must be a finite speedup > 1; received {target}. E.g. "
+                "--speedup-target 2 asks for half the unpruned int8 file's latency."
+            )
+        if self.sparsity != AUTO_SPARSITY:
+            raise ConfigError(
+                f"--speedup-target {target:g} needs --structured-sparsity {AUTO_SPARSITY} "
+                f"(the search for the cut that meets it); received --structured-sparsity "
+                f"{self.sparsity}. Pass --structured-sparsity {AUTO_SPARSITY}, or leave out "
+                "--speedup-target."
             )
 
     @property

@@ -90,6 +90,11 @@ def _structured(
     judge = None
     if rates is not None and budget is not None:
         judge = RateJudge.of_original(model, rates, budget)
+    profiler = None
+    if config.structured.speedup_target is not None:  # measures on this machine's runtime
+        from pipeline.prune.structured.probe import LocalProfiler
+
+        profiler = LocalProfiler(splits.model_inputs("train")[:100], config.bench.threads)
     return structured.search_structured(
         model,
         splits,
@@ -99,6 +104,7 @@ def _structured(
         score=score,
         seed=config.seed,
         rates=judge,
+        profiler=profiler,
     )
 
 

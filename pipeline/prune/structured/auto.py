@@ -24,7 +24,9 @@ from pipeline.prune.auto import (
     rates_text,
     within_budget,
 )
+from pipeline.prune.structured.latency import Profiler
 from pipeline.prune.structured.outcome import StructuredOutcome
+from pipeline.prune.structured.speed import search_for_speed
 from pipeline.prune.structured.step import Score, prune_structured
 
 if TYPE_CHECKING:
@@ -87,8 +89,10 @@ def search_structured(
     score: Score,
     seed: int = 0,
     rates: RateJudge | None = None,
+    profiler: Profiler | None = None,
 ) -> StructuredOutcome:
-    """The structured auto search.
+    """The structured auto search (with `config.speedup_target`, the speed-target search of
+    `pipeline.prune.structured.speed`, measuring with `profiler`).
 
     Args:
         model: the trained model; not changed.
@@ -100,11 +104,19 @@ def search_structured(
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
         rates: with an operating point, the judge of validation rates against `model`'s.
+        profiler: measures int8 latency on the target; needed with a speedup target.
 
     Returns:
         The outcome of the chosen R with its `auto` search; when none is chosen, an
         unchanged outcome (`StructuredOutcome.unchanged`) whose model is `model`.
     """
+    if config.speedup_target is not None:
+        if profiler is None:
+            raise ValueError("a speedup target needs a profiler of the target")
+        return search_for_speed(
+            model, splits, kind, config, max_prune_drop,
+            score=score, profiler=profiler, seed=seed, rates=rates,
+        )  # fmt: skip
     baseline = score(model)
     curve: list[dict[str, Any]] = []
 

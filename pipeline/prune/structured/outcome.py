@@ -54,6 +54,7 @@ class StructuredOutcome:
     dropped_blocks: tuple[dict[str, Any], ...] = ()
     flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.models.flatten)
     auto: AutoSearch | None = None  # `--structured-sparsity auto` only
+    latency: dict[str, Any] | None = None  # `--speedup-target` only (structured.speed)
 
     @classmethod
     def unchanged(
@@ -135,6 +136,8 @@ class StructuredOutcome:
         }
         if self.auto is not None:
             doc["auto"] = self.auto.to_json()
+        if self.latency is not None:
+            doc["latency"] = self.latency
         return doc
 
 

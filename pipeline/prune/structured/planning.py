@@ -13,6 +13,7 @@ narrower unaligned one (see bench/README.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,9 @@ from pipeline.prune.structured.scoring import channel_scores
 
 if TYPE_CHECKING:
     import keras
+
+# measured time saved per channel removed, by group (`LatencyModel.channel_costs`)
+CostOf = Callable[[ChannelGraph], dict[int, float]]
 
 
 @dataclass(frozen=True)
@@ -105,16 +109,28 @@ def _lowest_overall(
 
 
 def select_channels(
-    model: keras.Model, config: StructuredConfig, x: np.ndarray | None = None
+    model: keras.Model,
+    config: StructuredConfig,
+    x: np.ndarray | None = None,
+    cost: CostOf | None = None,
+    scores: dict[int, np.ndarray] | None = None,
 ) -> ChannelPlan:
     """The channels `config` keeps in every prunable group of `model`; nothing is changed.
-    `x`: training inputs, needed by the activation criterion.
+    `x`: training inputs, needed by the activation criterion. `cost`: measured time saved
+    per channel of each group (`LatencyModel.channel_costs`); given, channels are ranked by
+    score per unit of time saved (`importance_per_ms`) instead of by score. `scores`: the
+    criterion's channel scores of `model` computed before (`channel_scores` of
+    `analyse(model)`, which numbers groups the same way every time), to rank many plans of
+    one model without scoring it again.
 
     Raises:
         ModelError: the model has no functional graph.
     """
     graph = analyse(model)
-    scores = channel_scores(model, graph, config.criterion, x)
+    if scores is None:
+        scores = channel_scores(model, graph, config.criterion, x)
+    if cost is not None:
+        scores = importance_per_ms(scores, cost(graph))
     floor = {gid: min(len(s), config.min_channels) for gid, s in scores.items()}
     if config.threshold is not None:
         remove = _below_threshold(scores, floor, config.threshold)
@@ -135,6 +151,17 @@ def select_channels(
         for gid, s in scores.items()
     }
     return ChannelPlan(graph, kept, scores)
+
+
+def importance_per_ms(
+    scores: dict[int, np.ndarray], costs: dict[int, float]
+) -> dict[int, np.ndarray]:
+    """Channel scores divided by their group's time saved per channel (normalised to a mean
+    of 1 over groups): the lowest go first, so costly layers give channels sooner."""
+    positive = [c for c in costs.values() if c > 0]
+    mean = float(np.mean(positive)) if positive else 1.0
+    floor = mean * 1e-3  # a group that saves no measured time is not free to keep forever
+    return {g: s / (max(costs.get(g, mean), floor) / mean) for g, s in scores.items()}
 
 
 def aligned_width(kept: int, size: int, floor: int, multiple: int) -> int:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from pipeline.data.splits import Splits
     from pipeline.models import OutputKind
+    from pipeline.prune.structured.latency import LatencyModel
 
 Score = Callable[["keras.Model"], "float | None"]
 
@@ -73,6 +74,7 @@ def prune_structured(
     *,
     score: Score,
     seed: int = 0,
+    latency: LatencyModel | None = None,
 ) -> StructuredOutcome:
     """The structured step: drop residual branches, pick channels, rebuild a smaller model,
     fine-tune it.
@@ -91,6 +93,8 @@ def prune_structured(
             distillation from `model`).
         score: validation AUROC of a model (None when undefined).
         seed: seed of fine-tuning.
+        latency: a latency model of the target built on `model` flattened; given, branches
+            and channels are ranked by importance per measured ms saved (not by importance).
 
     Raises:
         ModelError: the model has no functional graph (a subclassed model), or fewer
@@ -109,12 +113,14 @@ def prune_structured(
     source, diffs = model, []
     dropped: list[dict[str, Any]] = []
     if config.drop_blocks:
-        source, dropped, reference = drop_weakest_branches(model, x_train, config.drop_blocks)
+        source, dropped, reference = drop_weakest_branches(
+            model, x_train, config.drop_blocks, latency.branch_ms if latency else None
+        )
         diffs.append(_max_abs_diff(source, reference, x_val))
     plan = None
     pruned = source
     if config.channels:
-        plan = select_channels(source, config, x_train)
+        plan = select_channels(source, config, x_train, latency.channel_costs if latency else None)
         pruned = rebuild(source, plan)
         diffs.append(_max_abs_diff(pruned, mask_removed_inputs(source, plan), x_val))
     auroc = {"original": score(original), "pruned": score(pruned), "finetuned": None}
