@@ -26,6 +26,7 @@ from pipeline.config.enums import (
     STRUCTURED_AUTO_GRID,
     Activations,
     Augmentation,
+    Decide,
     LrSchedule,
     PruneSchedule,
     PruneScope,
@@ -77,6 +78,12 @@ def _model() -> list[Option]:
         o("val_max_brier_increase", "float", "validation budget: validation Brier score "
           "(probability drift that moves decisions at the operating point) they may add (1 "
           "turns it off)", attr=ev + "max_brier_increase", renamed_from="max_brier_increase"),
+        o("decide", "choice", "how the auto searches and the int8 remedies call a variant "
+          "within a validation budget: interval (the one-sided upper confidence bound of its "
+          "loss against the reference, from a paired stratified bootstrap of the validation "
+          "split) or point (the validation point estimate)", attr=ev + "decide", enum=Decide),
+        o("decision_confidence", "float", "confidence of the upper bounds of --decide "
+          "interval (one-sided)", attr=ev + "decision_confidence"),
         o("seed", "int", "seed of the splits, training and calibration", attr="seed",
           commands=BUILD_SWEEP),
         o("unsafe_load", "bool", "allow Lambda layers in the model (runs code stored in the "

@@ -19,6 +19,7 @@ from pipeline.config.enums import (
     OPERATING_RULES,
     STRUCTURED_AUTO_GRID,
     Activations,
+    Decide,
     LrSchedule,
     PruneSchedule,
     PruneScope,
@@ -476,6 +477,8 @@ class EvaluationConfig:
     max_sensitivity_drop: float = 0.02
     max_specificity_drop: float = 0.05
     max_brier_increase: float = 0.01
+    decide: Decide = Decide.INTERVAL
+    decision_confidence: float = 0.95
 
     @property
     def rule(self) -> tuple[str, float | None]:
@@ -515,6 +518,13 @@ class EvaluationConfig:
                     "sensitivity fall by two points at the operating point; 1 turns a budget "
                     "off."
                 )
+        object.__setattr__(self, "decide", Decide(self.decide))
+        if not 0.5 <= self.decision_confidence < 1.0:
+            raise ConfigError(
+                f"--decision-confidence must be in [0.5, 1); received "
+                f"{self.decision_confidence}. E.g. 0.95: a variant is within a validation "
+                "budget when the one-sided 95% upper bound of its loss is."
+            )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(
                 f"--positive-class must be a class index >= 0 or a class name; received "

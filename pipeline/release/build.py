@@ -17,6 +17,7 @@ from pipeline.config import SCHEMA_VERSION, BuildConfig, Variant
 from pipeline.config.budget import ValidationBudget
 from pipeline.data.stage import DataStageResult, load_stage
 from pipeline.device.stage import bench_stage
+from pipeline.evaluate.decision import DecisionRule
 from pipeline.evaluate.stage import (
     OperatingPoint,
     evaluate_variants,
@@ -178,6 +179,7 @@ def _make_variants(
             config.seed,
             progress,
             rates=rates,
+            rule=DecisionRule.of(config),
         ),
     )
     paths[Variant.INT8] = stage.write_bytes(Variant.INT8.filename, quant.tflite)
