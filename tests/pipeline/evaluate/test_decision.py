@@ -157,3 +157,16 @@ def test_a_missed_budget_names_the_budget_value_and_limit(decide: Decide) -> Non
 
 def test_cases_needed_grows_with_the_square_of_the_ratio() -> None:
     assert cases_needed(100, 0.04, 0.02) == 400
+
+
+def test_the_summary_names_the_budget_plain_int8_missed() -> None:
+    from pipeline.release.report.schema import QuantizationInfo
+    from pipeline.release.report.summary import _plain_missed
+
+    reason = "validation sensitivity drop 0.0220 (95% upper bound 0.0610) over --val-max-sen"
+    reason += "sitivity-drop 0.02"
+    q = QuantizationInfo({"tried": [{"decision": "shipped", "reason": reason}]})
+    assert "--val-max-sensitivity-drop 0.02" in _plain_missed(q)
+    assert "AUROC" not in _plain_missed(q)
+    point = QuantizationInfo({"max_auroc_drop": 0.01, "tried": [{"val_auroc_drop": 0.03}]})
+    assert _plain_missed(point) == "its validation AUROC budget (drop 0.0300 over 0.01)"
