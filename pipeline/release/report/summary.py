@@ -152,6 +152,7 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
                     else ""
                 )
                 + f"{'  <- meets budget' if t['meets_budget'] else ''}"
+                + (f"  {t['decision']}: {t['reason']}" if t.get("decision") else "")
             )
     for check in q.verification:
         if check["status"] != "ok":
