@@ -320,12 +320,12 @@ def choose_recipe(
     rule before bounds.
     """
     within = [i for i, t in enumerate(tried) if t.meets_budget]
-    plain = decisions[0]
-    why_plain = ""
+    plain, better = decisions[0], []
     if within:
-        pick = within[0]
+        pick, why = within[0], ""
     elif paired is None or plain is None or paired.rule.decide.value == "point":
         pick = max(range(len(tried)), key=lambda i: (tried[i].val_auroc or 0, -i))
+        why = "none within budget: the best validation AUROC ships (--decide point)"
     else:
         better = [
             i
@@ -333,27 +333,33 @@ def choose_recipe(
             if d is not None and paired.better(d, plain, list(plain.missed))
         ]
         pick = better[0] if better else 0
-        why_plain = "no remedy was better than plain beyond the noise"
+        why = (
+            "none within budget: better than plain beyond the noise"
+            if better
+            else "none within budget and no remedy better than plain beyond the noise"
+        )
     out = []
     for i, (t, d) in enumerate(zip(tried, decisions, strict=True)):
         missed = "; ".join(d.missed.values()) if d is not None else ""
+        missed = missed or "missed a validation budget (AUROC or rates)"
         if i == pick:
-            reason = (
-                "within every validation budget"
-                if t.meets_budget
-                else (
-                    f"none within budget; {why_plain or 'kept as the best'}: {missed}"
-                    if i == 0
-                    else f"none within budget; better than plain beyond the noise: {missed}"
-                )
-            )
+            reason = "within every validation budget" if t.meets_budget else f"{missed} -- {why}"
             out.append(replace(t, decision="shipped", reason=reason))
         else:
-            reason = missed or "missed a validation budget (AUROC or rates)"
-            if not within and i > 0 and why_plain:
-                reason += "; not better than plain beyond the noise"
-            out.append(replace(t, decision="passed over", reason=reason))
+            out.append(replace(t, decision="passed over", reason=missed + _passed(i, why, better)))
     return pick, out
+
+
+def _passed(i: int, why: str, better: list[int]) -> str:
+    """Why a remedy out of budget was passed over when no recipe was within budget and the
+    noise decided (`why` names it)."""
+    if i == 0 or "noise" not in why:
+        return ""
+    return (
+        " -- not better than plain beyond the noise"
+        if i not in better
+        else (" -- an earlier remedy was better than plain beyond the noise too")
+    )
 
 
 def _judge(

@@ -107,7 +107,7 @@ def _plain_missed(q: QuantizationInfo) -> str:
     """Which validation budget plain int8 missed, by how much (its `tried` entry)."""
     plain = q.tried[0] if q.tried else {}
     if plain.get("decision") is not None:
-        return str(plain["reason"]).split("; not better")[0]
+        return str(plain["reason"]).split(" -- ")[0]
     drop, budget = plain.get("val_auroc_drop"), q.doc.get("max_auroc_drop")
     if drop is not None and budget is not None and drop > budget:
         return f"its validation AUROC budget (drop {drop:.4f} over {budget:g})"

@@ -114,7 +114,8 @@ def test_the_ladder_replaces_plain_only_on_evidence() -> None:
 
     pick, entries = choose_recipe([tried("plain"), tried("noise")], [plain, noise], judge)
     assert pick == 0 and entries[0].decision == "shipped"
-    assert "not better than plain beyond the noise" in (entries[1].reason or "")
+    assert "no remedy better than plain beyond the noise" in (entries[0].reason or "")
+    assert (entries[1].reason or "").endswith("-- not better than plain beyond the noise")
     assert "--val-max-sensitivity-drop 0.02" in (entries[0].reason or "")
     pick, entries = choose_recipe(
         [tried("plain"), tried("noise"), tried("evidence")], [plain, noise, evidence], judge
