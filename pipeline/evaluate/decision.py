@@ -255,8 +255,9 @@ def detectable_warnings(
         more = f"about {need} validation cases" if need > 0 else "an unbounded split"
         out.append(
             f"{block}: {flag} {limit:g} is below the smallest {name} loss the {cases}-case "
-            f"validation split can detect ({value:.4f}): a variant truly that much worse "
-            f"passes unnoticed or none passes. It would take {more} to detect {limit:g}."
+            f"validation split can detect ({value:.4f}): a loss of {limit:g} cannot be told "
+            "from none there, so variants are refused on noise (--decide interval) or pass on "
+            f"luck (--decide point). It would take {more} to detect {limit:g}."
         )
     return out
 
