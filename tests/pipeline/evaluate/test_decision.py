@@ -171,3 +171,17 @@ def test_the_summary_names_the_budget_plain_int8_missed() -> None:
     assert "AUROC" not in _plain_missed(q)
     point = QuantizationInfo({"max_auroc_drop": 0.01, "tried": [{"val_auroc_drop": 0.03}]})
     assert _plain_missed(point) == "its validation AUROC budget (drop 0.0300 over 0.01)"
+
+
+def test_a_multiclass_task_is_judged_on_macro_auroc_alone() -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    logits = 2.0 * np.eye(3)[y] + rng.normal(size=(90, 3))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    rule = DecisionRule(Decide.INTERVAL, 0.95, 0)
+    budget = ValidationBudget(0.02, 0.05, 0.01)
+    judge = PairedJudge.of_reference(probs, y, 1, 0.5, 0.01, budget, rule)
+    assert set(judge.limits) == {"auroc"} and judge.threshold is None
+    decision = judge.judge(probs)
+    assert decision.within_budget and decision.bound["auroc"] == 0.0
+    assert decision.rates() == {}
