@@ -16,9 +16,18 @@ splits are drawn from the population without replacement, stratified, and on eac
 - non-inferiority shown: the upper bound of the paired 95% bootstrap interval of the drop
   (pipeline/bootstrap.py, as the `noninferiority_auroc` gate) is <= 0.01.
 
-Run (a minute or two on two cores):
+Then the pipeline's own verdict (`pipeline.evaluate.decision.PairedJudge`, AUROC budget
+0.01, as `--sparsity auto` and the int8 ladder call it) on 78-, 270- and 1000-case validation
+splits drawn i.i.d. (stratified, BreastMNIST's prevalence) from the population: a reference
+with fixed logit noise, a truly equal variant (other noise of the same population AUROC) and
+a variant truly 0.03 AUROC worse; `--decide point` against `--decide interval` at several
+confidences (400 paired replicates, as a build). The goal: the worse variant passes at most
+5% of the time at every size.
 
-    PYTHONPATH=. python bench/budget_chance.py [--data PATH] [--splits 4000] [--json out.json]
+Run (a few minutes on two cores):
+
+    PYTHONPATH=. python bench/budget_chance.py [--data PATH] [--splits 4000] \
+        [--decision-splits 1000] [--json out.json]
 
 The script prints `skipped: ...` and exits 0 when the data file is absent.
 """
@@ -138,6 +147,73 @@ def noninferiority_shown(
     return shown / len(counts)
 
 
+DECISION_SIZES = (78, 270, 1000)
+CONFIDENCES = (0.8, 0.9, 0.95, 0.975)
+
+
+def iid_split(truth: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of an i.i.d. stratified draw of `size` cases from the population."""
+    n_pos = round(size * truth.mean())
+    pos, neg = np.flatnonzero(truth), np.flatnonzero(~truth)
+    return np.concatenate([rng.choice(pos, n_pos), rng.choice(neg, size - n_pos)])
+
+
+def decision_rates(
+    truth: np.ndarray, score: np.ndarray, splits: int, seed: int
+) -> list[dict[str, object]]:
+    """Pass rates of the equal and the 0.03-worse variant per split size and rule."""
+    from pipeline.config.enums import Decide
+    from pipeline.evaluate.decision import DecisionRule, PairedJudge
+
+    ref = variant(truth, score, 0.005, seed + 3)
+    scenarios = {"equal": variant(truth, score, 0.005, seed + 4)}
+    scenarios["worse_0.03"] = variant(truth, score, 0.035, seed + 4)
+    rng = np.random.default_rng(seed + 5)
+    rows: list[dict[str, object]] = []
+    for size in DECISION_SIZES:
+        passed = {(name, rule): 0 for name in scenarios for rule in ("point", *CONFIDENCES)}
+        for i in range(splits):
+            idx = iid_split(truth, size, rng)
+            y = (~truth[idx]).astype(np.int64)  # class 0 = malignant, as the pipeline has it
+
+            def probs(s: np.ndarray, idx: np.ndarray = idx) -> np.ndarray:
+                return np.stack([s[idx], 1 - s[idx]], axis=1)
+
+            rule = DecisionRule(Decide.INTERVAL, 0.95, seed + i)
+            judge = PairedJudge.of_reference(probs(ref), y, MALIGNANT, None, BUDGET, None, rule)
+            for name, var in scenarios.items():
+                d = judge.judge(probs(var))
+                loss = d.loss["auroc"]
+                passed[name, "point"] += loss is not None and loss <= BUDGET + 1e-12
+                samples = d.replicates["auroc"]
+                for c in CONFIDENCES:
+                    bound = max(float(np.quantile(samples, c)), loss or 0.0)
+                    passed[name, c] += bound <= BUDGET + 1e-12
+        for rule in ("point", *CONFIDENCES):
+            rows.append(
+                {
+                    "cases": size,
+                    "decide": "point" if rule == "point" else f"interval {rule}",
+                    "equal_passes": passed["equal", rule] / splits,
+                    "worse_0.03_passes": passed["worse_0.03", rule] / splits,
+                }
+            )
+    return rows
+
+
+def print_decisions(rows: list[dict[str, object]], splits: int) -> None:
+    print(
+        f"\n| validation cases | --decide | truly equal variant passes | 0.03 worse passes "
+        f"(false pass) |   ({splits} splits each, AUROC budget {BUDGET})"
+    )
+    print("| ---: | --- | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['cases']} | {r['decide']} | {r['equal_passes']:.1%} | "
+            f"{r['worse_0.03_passes']:.1%} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -145,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-splits", type=int, default=200, help="splits bootstrapped")
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decision-splits", type=int, default=1000, help="per size")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not args.data.is_file():
@@ -197,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['split']} ({r['cases']}) | {r['true_drop']:.4f} | {r['budget_met']:.1%} | "
             f"[{q5:+.3f}, {q95:+.3f}] | {r['noninferiority_shown']:.1%} |"
         )
+    decisions = decision_rates(truth, score, args.decision_splits, args.seed)
+    print_decisions(decisions, args.decision_splits)
     seconds = time.perf_counter() - start
     print(
         f"\n{args.splits} splits per row ({args.gate_splits} bootstrapped with "
@@ -204,7 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(
-            json.dumps({"population_auroc": base, "rows": rows, "seconds": seconds}, indent=2)
+            json.dumps(
+                {
+                    "population_auroc": base,
+                    "rows": rows,
+                    "decisions": decisions,
+                    "seconds": seconds,
+                },
+                indent=2,
+            )
         )
     return 0
 

@@ -23,6 +23,13 @@ class PruneScope(str, enum.Enum):
     LAYER = "layer"  # one threshold per kernel, each reaching the target sparsity
 
 
+class Decide(str, enum.Enum):
+    """How the auto searches and the int8 remedies call a variant within its budgets."""
+
+    INTERVAL = "interval"  # the one-sided upper confidence bound of each loss
+    POINT = "point"  # the validation point estimate of each loss
+
+
 class PruneSchedule(str, enum.Enum):
     """When the masks are computed during fine-tuning."""
 

@@ -26,6 +26,7 @@ from pipeline.config.enums import (
     STRUCTURED_AUTO_GRID,
     Activations,
     Augmentation,
+    Decide,
     LrSchedule,
     PruneSchedule,
     PruneScope,
@@ -80,6 +81,12 @@ def _model() -> list[Option]:
         o("min_subgroup_cases", "int", "positives (and as many negatives) a --subgroup "
           "value needs to be judged; smaller groups are reported, never judged",
           attr=ev + "min_subgroup_cases", metavar="N"),
+        o("decide", "choice", "how the auto searches and the int8 remedies call a variant "
+          "within a validation budget: interval (the one-sided upper confidence bound of its "
+          "loss against the reference, from a paired stratified bootstrap of the validation "
+          "split) or point (the validation point estimate)", attr=ev + "decide", enum=Decide),
+        o("decision_confidence", "float", "confidence of the upper bounds of --decide "
+          "interval (one-sided)", attr=ev + "decision_confidence"),
         o("seed", "int", "seed of the splits, training and calibration", attr="seed",
           commands=BUILD_SWEEP),
         o("unsafe_load", "bool", "allow Lambda layers in the model (runs code stored in the "

@@ -19,6 +19,7 @@ from pipeline.config.enums import (
     OPERATING_RULES,
     STRUCTURED_AUTO_GRID,
     Activations,
+    Decide,
     LrSchedule,
     PruneSchedule,
     PruneScope,
@@ -510,6 +511,8 @@ class EvaluationConfig:
     max_specificity_drop: float = 0.05
     max_brier_increase: float = 0.01
     min_subgroup_cases: int = 10  # positives (and negatives) a subgroup needs to be judged
+    decide: Decide = Decide.INTERVAL
+    decision_confidence: float = 0.95
 
     @property
     def rule(self) -> tuple[str, float | None]:
@@ -553,6 +556,13 @@ class EvaluationConfig:
             raise ConfigError(
                 f"--min-subgroup-cases must be >= 1; received {self.min_subgroup_cases}. "
                 "E.g. 10: a subgroup is judged with at least 10 positives and 10 negatives."
+            )
+        object.__setattr__(self, "decide", Decide(self.decide))
+        if not 0.5 <= self.decision_confidence < 1.0:
+            raise ConfigError(
+                f"--decision-confidence must be in [0.5, 1); received "
+                f"{self.decision_confidence}. E.g. 0.95: a variant is within a validation "
+                "budget when the one-sided 95% upper bound of its loss is."
             )
         if isinstance(self.positive_class, int) and self.positive_class < 0:
             raise ConfigError(

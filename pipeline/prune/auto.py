@@ -4,7 +4,8 @@ Each sparsity of a grid prunes a fresh copy of the original weights (after the c
 fine-tuning); the largest whose validation AUROC stays within `max_prune_drop` of the
 original model's and, given the operating point's `rates`, whose validation sensitivity and
 specificity stay within their budgets of the original's is kept; when none does, the model
-ships unpruned.
+ships unpruned. With a paired judge (`pipeline.evaluate.decision`, built by the prune stage)
+"within" is decided by `--decide`: by default the upper confidence bound of each loss.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from pipeline.config import PruneConfig
 from pipeline.config.budget import ValidationBudget, budget_json
+from pipeline.evaluate.decision import Decision, ModelJudge
 from pipeline.evaluate.operating_point import RateBudget
 from pipeline.prune.magnitude import PrunableWeight, layer_stats, overall_sparsity
 from pipeline.prune.trial import Score, Trial, run_trial
@@ -42,9 +44,21 @@ class AutoSearch:
     chosen_sparsity: float | None  # threshold: 0.0 when none; structured: None when none
     reason: str
     rates: RateBudget | None = None  # None: rates not judged (no operating point)
+    paired: ModelJudge | None = None  # None: decided on point estimates without bounds
+
+    def min_detectable(self) -> dict[str, float | None] | None:
+        return self.paired.min_detectable() if self.paired else None
 
     def to_json(self) -> dict[str, Any]:
-        rates = self.rates
+        rates, paired = self.rates, self.paired
+        decided = {}
+        if paired is not None:
+            rule = paired.paired.rule
+            decided = {
+                "decide": rule.decide.value,
+                "decision_confidence": rule.confidence,
+                "min_detectable": self.min_detectable(),
+            }
         return {
             "grid": list(self.grid),
             **budget_json(
@@ -57,6 +71,7 @@ class AutoSearch:
             "curve": list(self.curve),
             "chosen_sparsity": self.chosen_sparsity,
             "reason": self.reason,
+            **decided,
         }
 
 
@@ -83,14 +98,19 @@ def within_budget(
     baseline: float,
     max_prune_drop: float,
     rates: RateJudge | None,
-) -> tuple[dict[str, float | None], bool]:
+    paired: ModelJudge | None = None,
+) -> tuple[dict[str, float | None], bool, Decision | None]:
     """Whether a pruned `model` of validation AUROC `auroc` is within the auto budgets: the
     AUROC within `max_prune_drop` of `baseline` and, with `rates`, its validation rates
-    within theirs; returns (those rates, {} without a judge; the verdict)."""
+    within theirs; returns (those rates, {} without a judge; the verdict; the paired
+    decision). With `paired`, it alone judges every budget (`--decide`)."""
+    if paired is not None:
+        decision = paired.judge(model)
+        return decision.rates(), decision.within_budget, decision
     # a tiny slack so that "no drop at all" passes a zero budget despite float noise
     auroc_ok = auroc is not None and auroc >= baseline - max_prune_drop - 1e-12
     val_rates, rates_ok = rates.judge(model) if rates else ({}, True)
-    return val_rates, auroc_ok and rates_ok
+    return val_rates, auroc_ok and rates_ok, None
 
 
 def _point(
@@ -98,6 +118,7 @@ def _point(
     weights: Sequence[PrunableWeight],
     val_rates: dict[str, float | None],
     ok: bool,
+    decision: Decision | None,
 ) -> dict[str, Any]:
     """One point of the auto curve."""
     return {
@@ -108,7 +129,15 @@ def _point(
         "val_auroc": trial.val_auroc,
         **{f"val_{k}": v for k, v in val_rates.items()},
         "within_budget": ok,
+        **decision_json(decision),
     }
+
+
+def decision_json(decision: Decision | None) -> dict[str, Any]:
+    """A curve point's `val_loss_bound` and the budgets it `missed` ({} without bounds)."""
+    if decision is None:
+        return {}
+    return {**decision.to_json(), "missed": list(decision.missed.values())}
 
 
 def _try_grid(
@@ -121,6 +150,7 @@ def _try_grid(
     score: Score,
     seed: int,
     rates: RateJudge | None,
+    paired: ModelJudge | None,
 ) -> tuple[list[dict[str, Any]], tuple[Trial, list[np.ndarray]] | None]:
     """The curve over the grid, and the best trial within budget with its weights."""
     original = model.get_weights()
@@ -129,10 +159,10 @@ def _try_grid(
     for sparsity in config.auto_grid:
         model.set_weights(original)
         trial = run_trial(model, weights, splits, kind, config, sparsity, score=score, seed=seed)
-        val_rates, ok = within_budget(
-            model, trial.val_auroc, baseline, config.max_prune_drop, rates
+        val_rates, ok, decision = within_budget(
+            model, trial.val_auroc, baseline, config.max_prune_drop, rates, paired
         )
-        curve.append(_point(trial, weights, val_rates, ok))
+        curve.append(_point(trial, weights, val_rates, ok, decision))
         if ok and (best is None or sparsity > (best[0].sparsity or 0.0)):
             best = (trial, model.get_weights())
     if best is None:
@@ -150,10 +180,12 @@ def search_sparsity(
     score: Score,
     seed: int,
     rates: RateJudge | None = None,
+    paired: ModelJudge | None = None,
 ) -> tuple[Trial | None, AutoSearch]:
     """The auto search: prunes `model` in place at the chosen sparsity (or leaves it as it
-    was when none is chosen) and returns the chosen trial and the search."""
-    grid, budget, fields = config.auto_grid, config.max_prune_drop, judge_fields(rates)
+    was when none is chosen) and returns the chosen trial and the search; `paired` (its
+    reference: `model` as it is now) decides by `--decide` instead of `rates`."""
+    grid, budget, fields = config.auto_grid, config.max_prune_drop, judge_fields(rates, paired)
     if baseline is None:
         reason = (
             "validation AUROC of the original model is undefined (the validation split "
@@ -161,12 +193,15 @@ def search_sparsity(
             "unpruned. Pass --sparsity S to prune anyway."
         )
         return None, AutoSearch(grid, budget, None, (), 0.0, reason, **fields)
-    curve, best = _try_grid(model, weights, splits, kind, config, baseline, score, seed, rates)
+    curve, best = _try_grid(
+        model, weights, splits, kind, config, baseline, score, seed, rates, paired
+    )
     if best is None:
         tried = ", ".join(f"{p['sparsity']:g} -> {point_text(p)}" for p in curve)
         reason = (
             f"no sparsity of the grid kept validation AUROC within --max-prune-drop "
-            f"{budget:g} of the original {baseline:.4f}{rates_text(rates)} ({tried}); the "
+            f"{budget:g} of the original {baseline:.4f}{rates_text(rates, paired)}"
+            f"{by_bounds(paired)} ({tried}); the "
             "model ships unpruned. Raise --max-prune-drop, add --finetune-epochs, or pass "
             "--sparsity S explicitly."
         )
@@ -175,7 +210,8 @@ def search_sparsity(
     model.set_weights(chosen_weights)
     reason = (
         f"largest grid sparsity whose validation AUROC {auroc_text(trial.val_auroc)} "
-        f"stays within {budget:g} of the original {baseline:.4f}{rates_text(rates)}"
+        f"stays within {budget:g} of the original {baseline:.4f}{rates_text(rates, paired)}"
+        f"{by_bounds(paired)}"
     )
     chosen = float(trial.sparsity or 0.0)
     return trial, AutoSearch(grid, budget, baseline, tuple(curve), chosen, reason, **fields)
@@ -187,19 +223,39 @@ def auroc_text(value: float | None) -> str:
 
 
 def point_text(point: dict[str, Any]) -> str:
-    """A curve point's validation AUROC (and rates) for a reason's text."""
+    """A curve point's validation AUROC (and rates, and the budgets it missed) for a
+    reason's text."""
     text = auroc_text(point["val_auroc"])
     if point.get("val_sensitivity") is not None:
         text += f" (sensitivity {point['val_sensitivity']:.3f}"
         text += f", specificity {auroc_text(point.get('val_specificity'))[:5]})"
+    if point.get("missed"):
+        text += ": " + "; ".join(point["missed"])
     return text
 
 
-def judge_fields(rates: RateJudge | None) -> dict[str, Any]:
-    """`AutoSearch`'s rate budget of a judge ({} without one)."""
-    return {"rates": rates.budget} if rates else {}
+def judge_fields(rates: RateJudge | None, paired: ModelJudge | None = None) -> dict[str, Any]:
+    """`AutoSearch`'s rate budget and paired judge ({} without them)."""
+    fields: dict[str, Any] = {"rates": rates.budget} if rates else {}
+    if paired is not None:
+        fields["paired"] = paired
+        ref, limits = paired.paired.reference_point, paired.paired.limits
+        if "sensitivity" in limits and not rates:
+            budget = ValidationBudget(*(limits[n] for n in ("sensitivity", "specificity", "brier")))
+            fields["rates"] = RateBudget(budget, ref, paired.paired.threshold or 0.5)
+    return fields
 
 
-def rates_text(rates: RateJudge | None) -> str:
+def rates_text(rates: RateJudge | None, paired: ModelJudge | None = None) -> str:
     """The rate budgets for a reason's text ("" without a judge)."""
-    return rates.budget.text() if rates else ""
+    if rates:
+        return rates.budget.text()
+    fields = judge_fields(None, paired)
+    return fields["rates"].text() if "rates" in fields else ""
+
+
+def by_bounds(paired: ModelJudge | None) -> str:
+    """How the budgets were judged, for a reason's text."""
+    if paired is None or paired.paired.rule.decide.value == "point":
+        return ""
+    return f" by the {paired.paired.rule.confidence:.0%} upper confidence bounds of the losses"

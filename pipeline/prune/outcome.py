@@ -3,6 +3,7 @@ section."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import keras
 
     from pipeline.data.splits import Splits
+    from pipeline.evaluate.decision import ModelJudge
     from pipeline.models import OutputKind
 
 
@@ -124,6 +126,7 @@ def prune_model(
     seed: int = 0,
     rates: Rates | None = None,
     budget: ValidationBudget | None = None,
+    paired: Callable[[keras.Model], ModelJudge] | None = None,
 ) -> PruningOutcome:
     """The pruning stage: prune (searching the sparsity if auto) and fine-tune, in place.
 
@@ -138,6 +141,8 @@ def prune_model(
             operating point; with `budget`, auto then also keeps them within their
             budgets of the original model's.
         budget: the validation rate budgets (None: auto judges the AUROC alone).
+        paired: the paired judge of a reference model (`--decide`); with it auto judges
+            every budget by it against `model` as it is now, instead of `rates`.
 
     Raises:
         ModelError: no prunable layer (unless the sparsity is 0).
@@ -165,8 +170,9 @@ def prune_model(
     if rates is not None and budget is not None:
         judge = RateJudge.of_original(model, rates, budget)
     trial, search = search_sparsity(
-        model, weights, splits, kind, config, original_auroc, score, seed, judge
-    )
+        model, weights, splits, kind, config, original_auroc, score, seed, judge,
+        paired(model) if paired and original_auroc is not None else None,
+    )  # fmt: skip
     if trial is None:
         layers = layer_stats(weights, None, False)
         return PruningOutcome(config, layers, None, original_auroc, search, note=search.reason)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from pipeline.config import BuildConfig
 from pipeline.config.budget import ValidationBudget
 
 if TYPE_CHECKING:
+    from pipeline.evaluate.decision import ModelJudge
     from pipeline.models.flatten import Flattened
     from pipeline.prune.auto import Rates
     from pipeline.prune.outcome import PruningOutcome
@@ -24,6 +25,48 @@ def _keras_val_auroc(model: Any, splits: Any, kind: Any) -> float | None:
     return evaluate(
         probabilities(outputs, kind), splits.y_val, positive_class=splits.positive_class
     )["auroc"]
+
+
+def _keras_val_probs(model: Any, splits: Any, kind: Any) -> Any:
+    """Validation probabilities (N, C) of a Keras model."""
+    from pipeline.evaluate.metrics import probabilities
+
+    return probabilities(model.predict(splits.model_inputs("val"), verbose=0, batch_size=256), kind)
+
+
+def paired_judges(
+    splits: Any,
+    kind: Any,
+    config: BuildConfig,
+    threshold: float | None,
+    budget: ValidationBudget | None,
+) -> Callable[[Any], ModelJudge]:
+    """The paired judge (`--decide`) of the prune searches against a reference model."""
+    from pipeline.evaluate.decision import DecisionRule, ModelJudge, PairedJudge
+
+    rule = DecisionRule.of(config)
+
+    def probs(m: Any) -> Any:
+        return _keras_val_probs(m, splits, kind)
+
+    def of(reference: Any) -> ModelJudge:
+        groups = None
+        if threshold is not None and budget is not None:
+            drops = (budget, config.prune.max_prune_drop, config.evaluation.min_subgroup_cases)
+            groups = _group_budget(reference, splits, kind, threshold, drops)
+        paired = PairedJudge.of_reference(
+            probs(reference),
+            splits.y_val,
+            splits.positive_class,
+            threshold,
+            config.prune.max_prune_drop,
+            budget,
+            rule,
+            groups=groups,
+        )
+        return ModelJudge(probs, paired)
+
+    return of
 
 
 def _keras_val_score(model: Any, splits: Any, kind: Any) -> Any:
@@ -74,6 +117,7 @@ def _structured(
     config: BuildConfig,
     rates: Rates | None,
     budget: ValidationBudget | None,
+    paired: Callable[[Any], ModelJudge],
 ) -> StructuredOutcome:
     """The structured step, or with `--structured-sparsity auto` its search (judging the
     validation rates at the operating point within `budget` too when `rates` is given)."""
@@ -105,6 +149,7 @@ def _structured(
         seed=config.seed,
         rates=judge,
         profiler=profiler,
+        paired=paired(model),
     )
 
 
@@ -171,9 +216,11 @@ def prune_stage(
         def rates(m: Any) -> dict[str, float | None]:
             return _keras_val_rates(m, splits, kind, cut, groups)
 
+    paired = paired_judges(splits, kind, config, threshold, budget)
     if config.structured.enabled:
         outcome = clock.run(
-            "structured prune", lambda: _structured(model, splits, kind, config, rates, budget)
+            "structured prune",
+            lambda: _structured(model, splits, kind, config, rates, budget, paired),
         )
         model, structured_outcome = outcome.model, outcome
         threshold_off = config.prune.target_sparsity == 0
@@ -193,6 +240,7 @@ def prune_stage(
             score=lambda m: _keras_val_auroc(m, splits, kind),
             rates=rates,
             budget=budget,
+            paired=paired,
         ),
     )
     val_rates = val_groups = None

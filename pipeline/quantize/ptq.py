@@ -1,12 +1,15 @@
 """The int8 stage: representative dataset, conversion, proof, and accuracy-aware remedies.
 
-Plain full-integer PTQ is tried first. When its validation AUROC falls more than
-`--val-max-int8-auroc-drop` below the pruned float model's, the stage diagnoses why (output
-saturation and ties, per-layer quantization error) and tries remedies in order, keeping the
-first that meets the budget on the validation split (AUROC and, at the operating point, the
-`ValidationBudget` of sensitivity, specificity and Brier score): logits out (the final
-sigmoid/softmax moves to the host), other calibration sizes, int16 activations (16x8).
-The test split is only used for the final numbers, elsewhere.
+Plain full-integer PTQ is tried first. When it is not within the validation budgets
+against the pruned float model (`--val-max-int8-auroc-drop` and, at the operating point, the
+`ValidationBudget` of sensitivity, specificity and Brier score; by `--decide`: by default the
+upper confidence bounds of the paired losses, `pipeline.evaluate.decision`), the stage
+diagnoses why (output saturation and ties, per-layer quantization error) and tries remedies
+in order, shipping the first within budget: logits out (the final sigmoid/softmax moves to
+the host), other calibration sizes, int16 activations (16x8). When none is, a remedy
+replaces plain only when it is better than plain beyond the noise (`PairedJudge.better`);
+else plain ships with a warning (`--decide point`: the best validation AUROC ships, the
+rule before bounds). The test split is only used for the final numbers, elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from pipeline.config import Activations, QuantizeConfig, QuantizedIO
 from pipeline.config.budget import RATES
 from pipeline.errors import QuantizationError
+from pipeline.evaluate.decision import Decision, DecisionRule, PairedJudge
 from pipeline.evaluate.operating_point import RateBudget
 from pipeline.models import OutputKind
 from pipeline.quantize.result import Candidate, QuantizationResult, TriedRecipe
@@ -96,7 +100,7 @@ def _convert(
 
 def _val_metrics(
     data: bytes, splits: Splits, kind: OutputKind, threshold: float, groups: Any = None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     from pipeline.device.client import run_model
     from pipeline.evaluate.metrics import evaluate, probabilities
 
@@ -113,7 +117,7 @@ def _val_metrics(
         values["brier"] = float(np.mean((p - (splits.y_val == splits.positive_class)) ** 2))
         if groups is not None:  # the worst judged --subgroup (GroupBudget)
             values.update(groups.worst_group(p))
-    return values
+    return values, probs
 
 
 def diagnose_output(raw: np.ndarray, dtype: str) -> dict[str, float]:
@@ -211,6 +215,7 @@ def quantize(
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
     rates: RateBudget | None = None,
+    rule: DecisionRule | None = None,
 ) -> QuantizationResult:
     """Full-integer PTQ calibrated on the train split, proven from the file, with remedies.
 
@@ -224,6 +229,7 @@ def quantize(
         progress: reports which recipe is being tried.
         rates: the validation sensitivity and specificity budget at the operating point
             (its reference: the pruned float model's); None judges AUROC alone.
+        rule: `--decide` and `--decision-confidence` (None: their defaults).
 
     Raises:
         QuantizationError: the converter cannot quantize an op, or the produced file still
@@ -231,8 +237,9 @@ def quantize(
     """
     from converters.inspection import inspect_tflite, require_full_integer
 
+    paired = _paired(model, splits, config, kind, reference_val_auroc, rates, rule)
     tried: list[TriedRecipe] = []
-    chosen: tuple[Candidate, bytes, TriedRecipe, np.ndarray, ModelInfo] | None = None
+    runs: list[tuple[Candidate, bytes, np.ndarray, ModelInfo, Decision | None]] = []
     diagnosis: dict[str, Any] | None = None
     for cand in _ladder(config, kind):
         progress(f"quantize int8 ({cand.name})")
@@ -240,23 +247,28 @@ def quantize(
         info = inspect_tflite(data)
         require_full_integer(info, "model_int8.tflite", float_edges=config.io == "float32")
         eval_kind = postprocess_kind(removed, kind)
-        val = _val_metrics(
-            data, splits, eval_kind, rates.threshold if rates else 0.5, rates and rates.groups
+        groups = rates.groups if rates else None
+        val, probs = _val_metrics(
+            data, splits, eval_kind, rates.threshold if rates else 0.5, groups
         )
+        decision = paired.judge(probs) if paired else None
         entry = _judge(cand, removed, len(idx), val, reference_val_auroc, config, rates, len(data))
+        if decision is not None:
+            entry = replace(
+                entry,
+                meets_budget=decision.within_budget,
+                val_loss_bound=decision.to_json()["val_loss_bound"],
+            )
         tried.append(entry)
-        if (
-            chosen is None
-            or entry.meets_budget
-            or (entry.val_auroc or 0) > (chosen[2].val_auroc or 0)
-        ):
-            chosen = (cand, data, entry, idx, info)
+        runs.append((cand, data, idx, info, decision))
         if entry.meets_budget:
             break
         if diagnosis is None:
             diagnosis = _diagnose(model, splits, data, info, idx)
-    assert chosen is not None
-    cand, data, entry, idx, info = chosen
+    pick, tried = choose_recipe(tried, [r[4] for r in runs], paired)
+    cand, data, idx, info, _ = runs[pick]
+    entry = tried[pick]
+    decisions = [r[4] for r in runs if r[4] is not None]
     return QuantizationResult(
         tflite=data,
         postprocess=entry.postprocess,
@@ -270,6 +282,89 @@ def quantize(
         rates=rates,
         tried=tuple(tried),
         diagnosis=diagnosis,
+        rule=paired.rule if paired else None,
+        min_detectable=paired.min_detectable(decisions) if paired else None,
+    )
+
+
+def _paired(
+    model: keras.Model,
+    splits: Splits,
+    config: QuantizeConfig,
+    kind: OutputKind,
+    reference_val_auroc: float | None,
+    rates: RateBudget | None,
+    rule: DecisionRule | None,
+) -> PairedJudge | None:
+    """The paired judge of the recipes against the pruned float model (None: AUROC
+    undefined on validation, nothing to judge)."""
+    from pipeline.evaluate.metrics import probabilities
+
+    if reference_val_auroc is None:
+        return None
+    outputs = model.predict(splits.model_inputs("val"), verbose=0, batch_size=256)
+    return PairedJudge.of_reference(
+        probabilities(outputs, kind),
+        splits.y_val,
+        splits.positive_class,
+        rates.threshold if rates else None,
+        config.max_auroc_drop,
+        rates.budget if rates else None,
+        rule or DecisionRule(),
+        groups=rates.groups if rates else None,
+    )
+
+
+def choose_recipe(
+    tried: list[TriedRecipe], decisions: list[Decision | None], paired: PairedJudge | None
+) -> tuple[int, list[TriedRecipe]]:
+    """Which tried recipe ships, and `tried` with why each was kept or passed over.
+
+    The one within budget ships (the ladder stops there). When none is: with `paired`,
+    the first remedy better than plain beyond the noise on a budget plain missed, else
+    plain; without (`--decide point`, or AUROC undefined) the best validation AUROC, the
+    rule before bounds.
+    """
+    within = [i for i, t in enumerate(tried) if t.meets_budget]
+    plain, better = decisions[0], []
+    if within:
+        pick, why = within[0], ""
+    elif paired is None or plain is None or paired.rule.decide.value == "point":
+        pick = max(range(len(tried)), key=lambda i: (tried[i].val_auroc or 0, -i))
+        why = "none within budget: the best validation AUROC ships (--decide point)"
+    else:
+        better = [
+            i
+            for i, d in enumerate(decisions[1:], 1)
+            if d is not None and paired.better(d, plain, list(plain.missed))
+        ]
+        pick = better[0] if better else 0
+        why = (
+            "none within budget: better than plain beyond the noise"
+            if better
+            else "none within budget and no remedy better than plain beyond the noise"
+        )
+    out = []
+    for i, (t, d) in enumerate(zip(tried, decisions, strict=True)):
+        missed = "; ".join(d.missed.values()) if d is not None else ""
+        missed = missed or "missed a validation budget (AUROC or rates)"
+        if i == pick:
+            reason = "within every validation budget" if t.meets_budget else f"{missed} -- {why}"
+            out.append(replace(t, decision="shipped", reason=reason))
+        else:
+            out.append(replace(t, decision="passed over", reason=missed + _passed(i, why, better)))
+    return pick, out
+
+
+def _passed(i: int, why: str, better: list[int]) -> str:
+    """Why a remedy out of budget was passed over when no recipe was within budget and the
+    noise decided (`why` names it)."""
+    if i == 0 or "noise" not in why:
+        return ""
+    return (
+        " -- not better than plain beyond the noise"
+        if i not in better
+        else (" -- an earlier remedy was better than plain beyond the noise too")
     )
 
 

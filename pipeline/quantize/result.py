@@ -14,6 +14,7 @@ from pipeline.models import OutputKind
 
 if TYPE_CHECKING:
     from converters.inspection import ModelInfo
+    from pipeline.evaluate.decision import DecisionRule
     from pipeline.evaluate.operating_point import RateBudget
     from pipeline.quantize.verification import RuntimeCheck
 
@@ -46,6 +47,10 @@ class TriedRecipe:
     bytes: int
     # the worst judged --subgroup on validation (`evaluate.subgroups.GroupBudget.worst_group`)
     val_groups: Mapping[str, Any] | None = None
+    # the one-sided upper confidence bound of each loss (`--decide`); None: not bounded
+    val_loss_bound: Mapping[str, float | None] | None = None
+    decision: str | None = None  # shipped | passed over
+    reason: str | None = None  # why: the budgets it missed, by value or bound
 
     def rate(self, name: str) -> float | None:
         """A validation rate (`sensitivity`, `specificity`, `brier`); None when not judged."""
@@ -67,6 +72,10 @@ class TriedRecipe:
                 worse = "increase" if name == "brier" else "drop"
                 out[f"val_{name}_{worse}"] = self.val_rate_drops[name]
             out.update({f"val_{k}": v for k, v in (self.val_groups or {}).items()})
+        if self.val_loss_bound is not None:
+            out["val_loss_bound"] = dict(self.val_loss_bound)
+        if self.decision is not None:
+            out["decision"], out["reason"] = self.decision, self.reason
         return {**out, "meets_budget": self.meets_budget, "bytes": self.bytes}
 
 
@@ -101,6 +110,18 @@ class QuantizationResult:
     sparse_encoding: SparseEncoding | None = None  # set by the verify stage
     micro: dict[str, Any] | None = None  # TFLM's account of the file ([micro] installed)
     verification: tuple[RuntimeCheck, ...] | None = None  # set by the verify stage
+    rule: DecisionRule | None = None  # how the recipes were judged; None: point estimates
+    min_detectable: Mapping[str, float | None] | None = None  # of the validation split
+
+    def _decided(self) -> dict[str, Any]:
+        """`decide`, `decision_confidence` and `min_detectable` ({} without bounds)."""
+        if self.rule is None:
+            return {}
+        return {
+            "decide": self.rule.decide.value,
+            "decision_confidence": self.rule.confidence,
+            "min_detectable": dict(self.min_detectable or {}),
+        }
 
     @property
     def budget_met(self) -> bool:
@@ -136,6 +157,7 @@ class QuantizationResult:
                 prefix="reference",
             ),
             "tried": [t.to_json() for t in self.tried],
+            **self._decided(),
             "diagnosis": self.diagnosis,
             "op_summary": doc["op_summary"],
             "op_versions": {op: v["versions"] for op, v in doc["op_summary"].items()},

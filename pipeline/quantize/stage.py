@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import BuildConfig, RuntimeTarget, Variant
+from pipeline.evaluate.decision import DecisionRule
 from pipeline.quantize.result import QuantizationResult, SparseEncoding
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def verify_stage(
                 config.seed,
                 progress,
                 rates=rates,
+                rule=DecisionRule.of(config),
             )
             path.write_bytes(quant.tflite)
             checks = run_checks(path)

@@ -39,6 +39,7 @@ from pipeline.release.report.schema import (
 from pipeline.release.variants import Variants, make_variants
 from pipeline.release.warnings import (
     bench_warnings,
+    detectable_budget_warnings,
     flatten_warnings,
     quantization_warnings,
     structured_warnings,
@@ -233,6 +234,9 @@ def _report(
             *structured_warnings(pruned.structured, config.prune),
             *flatten_warnings(pruned.flatten),
             *quantization_warnings(quant),
+            *detectable_budget_warnings(
+                pruned.outcome, pruned.structured, quant, len(splits.y_val)
+            ),
             *bench_warnings(bench),
             *intended_use_warnings(config.intended_use),
         ],

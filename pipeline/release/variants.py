@@ -18,6 +18,7 @@ from pipeline.clock import StageClock
 from pipeline.config import BuildConfig, Variant
 from pipeline.config.budget import ValidationBudget
 from pipeline.data.stage import DataStageResult
+from pipeline.evaluate.decision import DecisionRule
 from pipeline.evaluate.stage import OperatingPoint, int8_rate_budget, operating_point_stage
 from pipeline.prune.stage import Pruned, prune_stage
 from pipeline.quantize.stage import verify_stage
@@ -109,6 +110,7 @@ def make_variants(
             config.seed,
             progress,
             rates=rates,
+            rule=DecisionRule.of(config),
         ),
     )
     paths[Variant.INT8] = write(Variant.INT8, quant.tflite)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import PruneConfig, Variant
+from pipeline.evaluate.decision import detectable_warnings
 
 if TYPE_CHECKING:
     from pipeline.prune.flatten import Flattened
+    from pipeline.prune.outcome import PruningOutcome
     from pipeline.prune.structured import StructuredOutcome
     from pipeline.quantize.result import QuantizationResult
 
@@ -57,12 +59,53 @@ def quantization_warnings(q: QuantizationResult) -> list[str]:
             f"{reference['sensitivity']:.3f}/{reference['specificity']:.3f}"
         )
         best_sens = f" (sensitivity {sensitivity:.3f}, specificity {specificity:.3f})"
+    if best.decision is not None:
+        plain = q.tried[0]
+        return [
+            f"no int8 recipe was within the validation budgets against the pruned float model "
+            f"(plain: {plain.reason}); shipping '{q.recipe.name}' with validation AUROC "
+            f"{fmt_auroc(best.val_auroc)}{best_sens}. Consider --remedy-int16, more calibration "
+            "data or less pruning."
+        ]
     return [
         f"no int8 recipe kept validation AUROC within {q.config.max_auroc_drop} of the pruned "
         f"float model ({q.reference_val_auroc:.4f}){sens}; shipping '{q.recipe.name}' with "
         f"{best.val_auroc:.4f}{best_sens}. Consider --remedy-int16, more calibration data "
         "or less pruning."
     ]
+
+
+def fmt_auroc(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def detectable_budget_warnings(
+    pruning: PruningOutcome,
+    structured: StructuredOutcome | None,
+    q: QuantizationResult,
+    val_cases: int,
+) -> list[str]:
+    """A warning per validation budget below the smallest loss the split can detect."""
+    out = []
+    blocks = [
+        ("--sparsity auto", pruning.auto),
+        ("--structured-sparsity auto", structured.auto if structured else None),
+    ]
+    for name, auto in blocks:
+        if auto is None or auto.paired is None:
+            continue
+        limits = auto.paired.paired.limits
+        out += detectable_warnings(
+            name, auto.min_detectable(), limits, val_cases, "--max-prune-drop"
+        )
+    if q.rule is not None and q.min_detectable is not None:
+        limits = {"auroc": q.config.max_auroc_drop}
+        if q.rates is not None:
+            limits.update(q.rates.budget.rate_limits())
+        out += detectable_warnings(
+            "int8 remedies", q.min_detectable, limits, val_cases, "--val-max-int8-auroc-drop"
+        )
+    return out
 
 
 def bench_warnings(bench: dict[str, Any]) -> list[str]:

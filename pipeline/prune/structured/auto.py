@@ -19,6 +19,8 @@ from pipeline.prune.auto import (
     AutoSearch,
     RateJudge,
     auroc_text,
+    by_bounds,
+    decision_json,
     judge_fields,
     point_text,
     rates_text,
@@ -33,11 +35,16 @@ if TYPE_CHECKING:
     import keras
 
     from pipeline.data.splits import Splits
+    from pipeline.evaluate.decision import Decision, ModelJudge
     from pipeline.models import OutputKind
 
 
 def _point(
-    sparsity: float, outcome: StructuredOutcome, val_rates: dict[str, Any], ok: bool
+    sparsity: float,
+    outcome: StructuredOutcome,
+    val_rates: dict[str, Any],
+    ok: bool,
+    decision: Decision | None,
 ) -> dict[str, Any]:
     """One point of the structured auto curve."""
     auroc = outcome.val_auroc
@@ -50,6 +57,7 @@ def _point(
         "val_auroc": shipped_auroc(outcome),
         **{f"val_{k}": v for k, v in val_rates.items()},
         "within_budget": ok,
+        **decision_json(decision),
     }
 
 
@@ -65,12 +73,14 @@ def _none_reason(
     baseline: float,
     rates: RateJudge | None,
     curve: list[dict[str, Any]],
+    paired: ModelJudge | None,
 ) -> str:
     tried = ", ".join(f"{p['sparsity']:g} -> {point_text(p)}" for p in curve)
     fewer_blocks = f", drop fewer residual branches (--drop-blocks {config.drop_blocks})"
     return (
         f"no channel fraction of the grid kept validation AUROC within --max-prune-drop "
-        f"{max_prune_drop:g} of the original {baseline:.4f}{rates_text(rates)} (R {tried}); "
+        f"{max_prune_drop:g} of the original {baseline:.4f}{rates_text(rates, paired)}"
+        f"{by_bounds(paired)} (R {tried}); "
         "the model goes on without structured pruning. Raise --max-prune-drop, fine-tune "
         "longer (--structured-finetune-epochs)"
         + (fewer_blocks if config.drop_blocks else "")
@@ -90,6 +100,7 @@ def search_structured(
     seed: int = 0,
     rates: RateJudge | None = None,
     profiler: Profiler | None = None,
+    paired: ModelJudge | None = None,
 ) -> StructuredOutcome:
     """The structured auto search (with `config.speedup_target`, the speed-target search of
     `pipeline.prune.structured.speed`, measuring with `profiler`).
@@ -105,6 +116,7 @@ def search_structured(
         seed: seed of fine-tuning.
         rates: with an operating point, the judge of validation rates against `model`'s.
         profiler: measures int8 latency on the target; needed with a speedup target.
+        paired: the paired judge against `model` (`--decide`); with it, it alone judges.
 
     Returns:
         The outcome of the chosen R with its `auto` search; when none is chosen, an
@@ -115,7 +127,7 @@ def search_structured(
             raise ValueError("a speedup target needs a profiler of the target")
         return search_for_speed(
             model, splits, kind, config, max_prune_drop,
-            score=score, profiler=profiler, seed=seed, rates=rates,
+            score=score, profiler=profiler, seed=seed, rates=rates, paired=paired,
         )  # fmt: skip
     baseline = score(model)
     curve: list[dict[str, Any]] = []
@@ -123,7 +135,7 @@ def search_structured(
     def search(chosen: float | None, reason: str) -> AutoSearch:
         return AutoSearch(
             config.auto_grid, max_prune_drop, baseline, tuple(curve), chosen, reason,
-            **judge_fields(rates),
+            **judge_fields(rates, paired),
         )  # fmt: skip
 
     if baseline is None:
@@ -136,16 +148,17 @@ def search_structured(
     for sparsity in sorted(config.auto_grid, reverse=True):
         point = dataclasses.replace(config, sparsity=sparsity)
         outcome = prune_structured(model, splits, kind, point, score=score, seed=seed)
-        val_rates, ok = within_budget(
-            outcome.model, shipped_auroc(outcome), baseline, max_prune_drop, rates
+        val_rates, ok, decision = within_budget(
+            outcome.model, shipped_auroc(outcome), baseline, max_prune_drop, rates, paired
         )
-        curve.append(_point(sparsity, outcome, val_rates, ok))
+        curve.append(_point(sparsity, outcome, val_rates, ok, decision))
         if ok:  # the largest in budget: smaller R are not tried
             reason = (
                 f"largest channel fraction of the grid whose validation AUROC "
                 f"{auroc_text(shipped_auroc(outcome))} stays within {max_prune_drop:g} of the "
-                f"original {baseline:.4f}{rates_text(rates)} (tried from the largest down)"
+                f"original {baseline:.4f}{rates_text(rates, paired)}{by_bounds(paired)} (tried "
+                "from the largest down)"
             )
             return dataclasses.replace(outcome, auto=search(sparsity, reason))
-    reason = _none_reason(config, max_prune_drop, baseline, rates, curve)
+    reason = _none_reason(config, max_prune_drop, baseline, rates, curve, paired)
     return StructuredOutcome.unchanged(model, config, search(None, reason))

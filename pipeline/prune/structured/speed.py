@@ -23,7 +23,15 @@ import numpy as np
 
 from pipeline.config import StructuredConfig
 from pipeline.models.flatten import flatten
-from pipeline.prune.auto import AutoSearch, RateJudge, judge_fields, rates_text, within_budget
+from pipeline.prune.auto import (
+    AutoSearch,
+    RateJudge,
+    by_bounds,
+    decision_json,
+    judge_fields,
+    rates_text,
+    within_budget,
+)
 from pipeline.prune.structured.branches import drop_weakest_branches
 from pipeline.prune.structured.graph import analyse
 from pipeline.prune.structured.latency import (
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
     import keras
 
     from pipeline.data.splits import Splits
+    from pipeline.evaluate.decision import ModelJudge
     from pipeline.models import OutputKind
 
 MULTIPLES = (1, 8, 16)  # channel multiples each R is tried at (besides the configured one)
@@ -132,8 +141,10 @@ def search_for_speed(
     profiler: Profiler,
     seed: int = 0,
     rates: RateJudge | None = None,
+    paired: ModelJudge | None = None,
 ) -> StructuredOutcome:
-    """The speed-target search (see the module docstring); `model` is not changed."""
+    """The speed-target search (see the module docstring); `model` is not changed; the
+    chosen cut is judged by `paired` (`--decide`) when given, else on point estimates."""
     target = float(config.speedup_target or 0.0)
     config = dataclasses.replace(config, speedup_target=None)  # points are fixed R, not auto
     started = time.perf_counter()
@@ -154,7 +165,7 @@ def search_for_speed(
     def search(chosen: float | None, reason: str, curve: tuple[dict[str, Any], ...]) -> AutoSearch:
         return AutoSearch(
             config.auto_grid, max_prune_drop, baseline, curve, chosen, reason,
-            **judge_fields(rates),
+            **judge_fields(rates, paired),
         )  # fmt: skip
 
     if baseline is None or not meeting:
@@ -172,14 +183,18 @@ def search_for_speed(
     outcome = prune_structured(model, splits, kind, point, score=score, seed=seed, latency=latency)
     seconds["finetune_s"] = time.perf_counter() - tuned
     auroc = outcome.val_auroc["finetuned" if outcome.finetune else "pruned"]
-    val_rates, ok = within_budget(outcome.model, auroc, baseline, max_prune_drop, rates)
-    curve = ({**best.to_json(), "val_auroc": auroc, **val_rates, "within_budget": ok},)
+    val_rates, ok, decision = within_budget(
+        outcome.model, auroc, baseline, max_prune_drop, rates, paired
+    )
+    point_json = {**best.to_json(), "val_auroc": auroc, **val_rates, "within_budget": ok}
+    curve = ({**point_json, **decision_json(decision)},)
     if not ok:
         reason = (
             f"the cut predicted to reach --speedup-target {target:g} with least loss (R "
             f"{best.sparsity:g}, channel multiple {best.channel_multiple}, predicted "
             f"{best.predicted_speedup:.2f}x) loses validation AUROC beyond --max-prune-drop "
-            f"{max_prune_drop:g} of {baseline:.4f}{rates_text(rates)}: no point meets both; "
+            f"{max_prune_drop:g} of {baseline:.4f}{rates_text(rates, paired)}"
+            f"{by_bounds(paired)}: no point meets both; "
             "the model goes on without structured pruning. Lower --speedup-target, raise "
             "--max-prune-drop, or fine-tune longer (--structured-finetune-epochs)."
         )

@@ -266,6 +266,11 @@ def _stage_items(report: BuildReport) -> list[str]:
             + (f" ({c['reason']})" if c.get("reason") else "")
             for c in q.verification
         ),
+        *(
+            f"int8 recipe {t['name']}: {t['decision']} ({t['reason']})"
+            for t in q.tried
+            if t.get("decision")
+        ),
         *([line] if (line := micro_line(report)) else []),
         *(f"device {n}: {line}" for n, line in device_bench_lines(report.bench)),
     ]

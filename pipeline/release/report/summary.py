@@ -107,6 +107,17 @@ def _print_pruning(p: PruningInfo, console: Any) -> None:
         )
 
 
+def _plain_missed(q: QuantizationInfo) -> str:
+    """Which validation budget plain int8 missed, by how much (its `tried` entry)."""
+    plain = q.tried[0] if q.tried else {}
+    if plain.get("decision") is not None:
+        return str(plain["reason"]).split(" -- ")[0]
+    drop, budget = plain.get("val_auroc_drop"), q.doc.get("max_auroc_drop")
+    if drop is not None and budget is not None and drop > budget:
+        return f"its validation AUROC budget (drop {drop:.4f} over {budget:g})"
+    return "its validation sensitivity, specificity or Brier budget (see tried)"
+
+
 def _print_quantization(q: QuantizationInfo, console: Any) -> None:
     def edge(side: str) -> str:
         t = q.tensor(side)
@@ -123,7 +134,7 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
     if q.diagnosis:
         d = q.diagnosis["output"]
         console.print(
-            f"plain int8 missed the AUROC budget: {d.get('saturated_fraction', 0):.0%} of "
+            f"plain int8 missed {_plain_missed(q)}: {d.get('saturated_fraction', 0):.0%} of "
             f"validation outputs saturated, largest tie {d['largest_tie_fraction']:.0%}, "
             f"{d['distinct_levels']} distinct levels"
         )
@@ -145,6 +156,7 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
                     else ""
                 )
                 + f"{'  <- meets budget' if t['meets_budget'] else ''}"
+                + (f"  {t['decision']}: {t['reason']}" if t.get("decision") else "")
             )
     for check in q.verification:
         if check["status"] != "ok":

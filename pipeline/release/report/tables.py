@@ -252,7 +252,10 @@ def auto_point(point: Mapping[str, Any], name: str) -> str:
         )
     if "macs_after" in point:
         text += f", MACs {cell(point['macs_after'])}, params {cell(point['params_after'])}"
-    return text + (" (within budget)" if point["within_budget"] else " (over budget)")
+    if point["within_budget"]:
+        return text + " (within budget)"
+    missed = point.get("missed")
+    return text + (f" (over budget: {'; '.join(missed)})" if missed else " (over budget)")
 
 
 def structured_auto_points(auto: Mapping[str, Any]) -> list[str]:

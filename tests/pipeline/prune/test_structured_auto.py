@@ -122,6 +122,39 @@ def test_the_rates_at_the_operating_point_are_judged_as_sparsity_auto_judges_the
     assert (doc["baseline_val_sensitivity"], doc["max_sensitivity_drop"]) == (1.0, 0.02)
 
 
+def test_a_paired_judge_decides_by_the_bounds_and_names_the_budget_missed(
+    model: keras.Model, params_at_half: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R = 0.7 loses validation positives (by its bound too); R = 0.5 keeps the reference's
+    probabilities exactly."""
+    from pipeline.evaluate.decision import DecisionRule, ModelJudge, PairedJudge
+
+    y = (np.arange(60) % 2).astype(np.int64)
+    ref = np.where(y == 1, 0.9, 0.1)
+
+    def probs(m: keras.Model) -> np.ndarray:
+        p = ref.copy()
+        if m.count_params() < params_at_half:
+            p[np.flatnonzero(y == 1)[:6]] = 0.2
+        return np.stack([1 - p, p], axis=1)
+
+    budget = ValidationBudget(0.02, 0.05, 1.0)
+    paired = PairedJudge.of_reference(probs(model), y, 1, 0.5, 0.1, budget, DecisionRule())
+    outcome = structured.search_structured(
+        model, synthetic_splits(model), output_kind(model),
+        StructuredConfig(sparsity="auto", min_channels=2, auto_grid=GRID), 0.1,
+        score=lambda m: 0.8, paired=ModelJudge(probs, paired),
+    )  # fmt: skip
+    auto = outcome.auto
+    assert auto is not None and auto.chosen_sparsity == 0.5
+    first, second = auto.curve
+    assert first["val_loss_bound"]["sensitivity"] >= 0.2 - 1e-9  # 6 of 30 positives lost
+    assert any("--val-max-sensitivity-drop 0.02" in m for m in first["missed"])
+    assert second["missed"] == [] and second["val_loss_bound"]["sensitivity"] == 0.0
+    doc = auto.to_json()
+    assert doc["decide"] == "interval" and doc["min_detectable"]["sensitivity"] > 0
+
+
 @pytest.mark.slow
 def test_no_fraction_in_budget_means_no_structured_pruning(
     model: keras.Model, monkeypatch: pytest.MonkeyPatch

@@ -115,7 +115,13 @@ def test_remedy_keeps_confident_sigmoid_within_budget(
 ) -> None:
     plain = _build(confident, breastmnist_path, tmp_path / "plain", "--no-remedy")
     remedied = _build(
-        confident, breastmnist_path, tmp_path / "remedy", "--val-max-int8-auroc-drop", "0.0"
+        confident,
+        breastmnist_path,
+        tmp_path / "remedy",
+        "--val-max-int8-auroc-drop",
+        "0.0",
+        "--decide",
+        "point",  # the rule before bounds: none within budget -> the best validation AUROC
     )
     assert plain["quantization"]["recipe"] == "plain"
     assert len(plain["quantization"]["tried"]) == 1
