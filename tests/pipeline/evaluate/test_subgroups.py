@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -439,3 +440,36 @@ def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
     theirs = list(bootstrap.resample_counts(strata, 700, 5))
     assert len(mine) == len(theirs) == 3
     assert all((a == b).all() for a, b in zip(mine, theirs, strict=True))
+
+
+@pytest.mark.parametrize("decide", ["point", "interval"])
+def test_the_paired_judge_refuses_a_variant_that_loses_only_one_group(decide: str) -> None:
+    """The default judge (`--decide interval`) holds the worst judged subgroup too."""
+    from pipeline.config.enums import Decide
+    from pipeline.evaluate.decision import DecisionRule, PairedJudge
+
+    rng = np.random.default_rng(0)
+    n = 400
+    site = np.where(np.arange(n) < 300, "A", "B")
+    truth = rng.random(n) < 0.5
+    reference = np.clip(np.where(truth, 0.8, 0.2) + rng.normal(0, 0.05, n), 0, 1)
+    pruned = reference.copy()
+    pruned[(site == "B") & truth & (rng.random(n) < 0.3)] = 0.1  # site B loses 30%
+    probs = lambda p: np.stack([1 - p, p], axis=1)  # noqa: E731
+    limits = {"auroc": 1.0, "sensitivity": 0.1, "specificity": 0.05}
+    groups = GroupBudget.of({"site": site}, truth, reference, 0.5, 10, limits)
+    rule = DecisionRule(decide=Decide(decide))
+    budget = ValidationBudget(0.2, 0.05, 1.0)  # the whole split may lose 0.2 sensitivity
+
+    def judge(with_groups: bool) -> Any:
+        paired = PairedJudge.of_reference(
+            probs(reference), truth.astype(int), 1, 0.5, 1.0, budget, rule,
+            groups=groups if with_groups else None,
+        )  # fmt: skip
+        return paired.judge(probs(pruned))
+
+    assert judge(False).within_budget  # the whole split keeps its budgets ...
+    refused = judge(True)
+    assert not refused.within_budget and list(refused.missed) == ["subgroup"]  # ... site B not
+    assert "site=B" in refused.missed["subgroup"] and "sensitivity" in refused.missed["subgroup"]
+    assert refused.rates()["worst_group"] == "site=B"  # recorded on the curve point / recipe
