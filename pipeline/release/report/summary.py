@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from pipeline.release.report.schema import BuildReport, PruningInfo, QuantizationInfo
 from pipeline.release.report.subgroups import worst_group_line
 from pipeline.release.report.tables import (
@@ -21,7 +23,8 @@ COLUMNS = ("variant", "size", "AUROC", "sens", "spec", "acc", "agree", "p50 ms",
 
 
 def print_summary(report: BuildReport, console: Any) -> None:
-    """Prints the variants table, pruning and quantization lines, and warnings."""
+    """Prints the variants table, pruning and quantization lines, and warnings (the report's
+    own text escaped: `[model] intended_use` or `[-0.07, 0]` is text, not rich markup)."""
     from rich import box
     from rich.table import Table
 
@@ -46,20 +49,20 @@ def print_summary(report: BuildReport, console: Any) -> None:
         )
     line = operating_point_line(report)
     if line:
-        console.print(line)
+        console.print(escape(line))
     for line in variant_lines(report):
-        console.print(f"  {line}")
+        console.print(f"  {escape(line)}")
     line = worst_group_line(report)
     if line:
-        console.print(line)
+        console.print(escape(line))
     _print_pruning(report.pruning, console)
     _print_quantization(report.quantization, console)
     for name, line in device_bench_lines(report.bench):
-        console.print(f"device {name}: {line}")
+        console.print(f"device {escape(name)}: {escape(line)}")
     for line in recommendation_lines(report):
-        console.print(f"[bold]{line}[/bold]")
+        console.print(f"[bold]{escape(line)}[/bold]")
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     gates = report.gates
     if gates and gates.checks:
         failed = gates.failed()
@@ -85,13 +88,13 @@ def _print_pruning(p: PruningInfo, console: Any) -> None:
         + (f" ({p.sparsity_mode})" if p.sparsity_mode else "")
     )
     if p.note:
-        console.print(f"  {p.note}")
+        console.print(f"  {escape(p.note)}")
     auto = p.auto
     if auto.get("chosen_sparsity") and auto.get("reason"):
-        console.print(f"  auto: {auto['reason']}")
+        console.print(f"  auto: {escape(auto['reason'])}")
     line = structured_auto_line(p.structured_auto)
     if line:
-        console.print(line)
+        console.print(escape(line))
     st = p.structured
     if st and st["method"] != "none":
         layers = st.get("layers", [])
@@ -134,13 +137,14 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
     if q.diagnosis:
         d = q.diagnosis["output"]
         console.print(
-            f"plain int8 missed {_plain_missed(q)}: {d.get('saturated_fraction', 0):.0%} of "
-            f"validation outputs saturated, largest tie {d['largest_tie_fraction']:.0%}, "
+            f"plain int8 missed {escape(_plain_missed(q))}: "
+            f"{d.get('saturated_fraction', 0):.0%} of validation outputs saturated, "
+            f"largest tie {d['largest_tie_fraction']:.0%}, "
             f"{d['distinct_levels']} distinct levels"
         )
         worst = q.diagnosis["worst_layers"]
         if isinstance(worst, str):
-            console.print(f"  {worst}")
+            console.print(f"  {escape(worst)}")
         else:
             for row in worst:
                 console.print(
@@ -156,10 +160,11 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
                     else ""
                 )
                 + f"{'  <- meets budget' if t['meets_budget'] else ''}"
-                + (f"  {t['decision']}: {t['reason']}" if t.get("decision") else "")
+                + (f"  {t['decision']}: {escape(str(t['reason']))}" if t.get("decision") else "")
             )
     for check in q.verification:
         if check["status"] != "ok":
             console.print(
-                f"[red]runtime {check['target']}: {check['status']}[/red] {check['reason']}"
+                f"[red]runtime {check['target']}: {check['status']}[/red] "
+                f"{escape(str(check['reason']))}"
             )

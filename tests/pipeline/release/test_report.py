@@ -94,6 +94,9 @@ def test_summary_table_lists_gates(release: tuple[Path, Path]) -> None:
     text = console.export_text()
     assert "gates: 2 of 4 failed" in text
     assert "FAIL max_int8_bytes" in text
+    # the report's own text is printed as text, not read as rich markup
+    assert "Set [model] intended_use" in text
+    assert "vs float32 AUROC" in text and "], sens" in text
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
