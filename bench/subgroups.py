@@ -87,13 +87,52 @@ def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
     }
 
 
+def measure_builds(builds: int) -> dict[str, Any]:
+    """The evaluate stage as a build times it (`timings_s.evaluate` of report.json): whole
+    default builds (`--no-bench`) of the same data, without and with the two subgroups,
+    interleaved, each in its own process."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    timed: dict[str, list[float]] = {"without": [], "with": []}
+    extra = {
+        "without": [],
+        "with": ["--subgroup", "site", "--subgroup", "age", "--subgroup-bands", "age=0,50,70,120"],
+    }
+    with tempfile.TemporaryDirectory(prefix="bedside-subgroups-builds-") as tmp:
+        npz = Path(tmp, "wdbc_site.npz")
+        write_data(npz)
+        for i in range(builds):
+            for name, flags in extra.items():
+                out = Path(tmp, f"{name}-{i}")
+                argv = [sys.executable, "-m", "pipeline", "build", "--data", str(npz)]
+                argv += ["--no-bench", "--quiet", "--out", str(out), *flags]
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                report = json.loads((out / "report.json").read_text())
+                timed[name].append(report["timings_s"]["evaluate"])
+    without, with_ = statistics.median(timed["without"]), statistics.median(timed["with"])
+    return {
+        "builds": builds,
+        "evaluate_stage_s_median": {"without": without, "with": with_},
+        "added_pct": round((with_ - without) / without * 100, 1),
+        "all_s": timed,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument(
+        "--builds",
+        type=int,
+        default=0,
+        help="instead: N whole default builds each way, timing the build's evaluate stage",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = measure(args.repeats, args.bootstrap)
+    result = measure_builds(args.builds) if args.builds else measure(args.repeats, args.bootstrap)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -18,6 +18,7 @@ import difflib
 import enum
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from pipeline.data.memory import InMemory
     from pipeline.release.report.schema import BuildReport
 
-__all__ = ["bench", "build", "inspect", "sweep"]
+__all__ = ["BenchResult", "ModelBench", "SweepResult", "bench", "build", "inspect", "sweep"]
 
 # Keywords that are not a registry option of `build`: the job file and the gates table.
 _OWN = ("config", "gates")
@@ -318,7 +319,7 @@ def sweep(
     ray: str | None = None,
     progress: Callable[[str], None] | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> SweepResult:
     """Builds one point per combination of `grid`, as `bedside-lite sweep` does.
 
     Each point runs in its own process, so `model` and `data` are paths here (save an
@@ -337,7 +338,8 @@ def sweep(
         **options: the base job's `build` options, as for `build`.
 
     Returns:
-        The sweep summary (as `sweep.json`): points, Pareto front, recommendation.
+        The points, the Pareto front and the recommended point; `to_json()` is
+        `sweep.json`.
 
     Raises:
         ConfigError: an unknown option or axis, or a bad value.
@@ -370,13 +372,100 @@ def sweep(
     for name in ("point_cpus", "ray_retries"):
         own[name] = jobfile.SWEEP_KEYS[name].default
     own["out"] = Path(own["out"])
-    return sweep_mod.run(
+    summary = sweep_mod.run(
         base_job,
         sweep_mod.Grid(**values),
         sweep_mod.SweepOptions(**own),
         job_config,
         progress or (lambda _: None),
     )
+    return SweepResult.from_json(summary)
+
+
+@dataclass(frozen=True)
+class ModelBench:
+    """One model of a `bench` run (device_bench's `models[i]`).
+
+    Attributes:
+        path: the .tflite file.
+        status: `ok`, or why not: `refused`, `crashed`, `timeout`, `error`.
+        reason: what went wrong (None when ok).
+        runtime: the LiteRT runtime that ran it.
+        latency_ms: percentiles (`p50`, `p90`, `p99`, ...) of the timed runs.
+        peak_rss_mb: the process's peak resident memory.
+        ratio_to_first: latency relative to the first model.
+        profile: with `profile=True`, the per-op latency (`ops[]`, `top`, shares).
+    """
+
+    path: str
+    status: str
+    reason: str | None
+    runtime: str | None
+    latency_ms: Mapping[str, float]
+    peak_rss_mb: float | None
+    ratio_to_first: Mapping[str, float] | None
+    profile: Mapping[str, Any] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.latency_ms.get("p50")
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """What `bench` measured: one `ModelBench` per file, in the order given."""
+
+    models: tuple[ModelBench, ...]
+    host: Mapping[str, Any]  # where it ran: Python, machine, CPU count
+    doc: Mapping[str, Any] = field(repr=False)  # as `bench --json` writes it
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BenchResult:
+        models = tuple(
+            ModelBench(
+                path=m["path"],
+                status=m["status"],
+                reason=m.get("reason"),
+                runtime=m.get("runtime"),
+                latency_ms=m.get("latency_ms") or {},
+                peak_rss_mb=(m.get("memory") or {}).get("peak_rss_mb"),
+                ratio_to_first=m.get("ratio_to_first"),
+                profile=m.get("profile"),
+            )
+            for m in doc.get("models", [])
+        )
+        return cls(models, doc.get("host") or {}, doc)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.doc)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A sweep's points judged by the gates on validation, its Pareto front and choice."""
+
+    points: tuple[Mapping[str, Any], ...]  # each point's params, metrics, bench and gates
+    pareto: tuple[str, ...]  # keys of the points on the front
+    recommended: Mapping[str, Any] | None  # the point a release would take, if any
+    failed: tuple[Any, ...]  # points that could not run (Ray), with why
+    doc: Mapping[str, Any] = field(repr=False)  # as `sweep.json` holds it
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> SweepResult:
+        return cls(
+            tuple(doc.get("points", ())),
+            tuple(doc.get("pareto", ())),
+            doc.get("recommended"),
+            tuple(doc.get("failed") or ()),
+            doc,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.doc)
 
 
 def bench(
@@ -385,7 +474,7 @@ def bench(
     device: str | None = None,
     runs: int | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> BenchResult:
     """Latency and memory of .tflite files, as `bedside-lite bench` measures them.
 
     Args:
@@ -397,8 +486,8 @@ def bench(
             `known_hosts`.
 
     Returns:
-        device_bench's report (as `bench --json` prints it): one entry per model with
-        its status, latency percentiles, peak memory and runtime.
+        One `ModelBench` per file (status, latency percentiles, peak memory, runtime,
+        per-op profile); `to_json()` is the report `bench --json` prints.
 
     Raises:
         ConfigError: an unknown option or a value of the wrong type.
@@ -409,7 +498,8 @@ def bench(
 
     files = [paths] if isinstance(paths, str | Path) else list(paths)
     given = {**options, "runs": runs, "device": None if device is None else [device]}
-    return bench_report(_command_args("bench", given, models=[Path(p) for p in files]))
+    doc = bench_report(_command_args("bench", given, models=[Path(p) for p in files]))
+    return BenchResult.from_json(doc)
 
 
 def _command_args(command: str, options: Mapping[str, Any], **fixed: Any) -> Any:

@@ -85,8 +85,11 @@ def test_bench_and_inspect_take_the_built_files(job: dict[str, Any]) -> None:
     int8 = job["root"] / "api" / "model_int8.tflite"
     info = inspect(int8)
     assert info.full_integer
-    doc = bench([job["root"] / "api" / "model_float32.tflite", str(int8)], runs=5, warmup=1)
-    assert [m["status"] for m in doc["models"]] == ["ok", "ok"]
+    result = bench([job["root"] / "api" / "model_float32.tflite", str(int8)], runs=5, warmup=1)
+    assert [m.status for m in result.models] == ["ok", "ok"]
+    assert all(m.p50_ms is not None and m.p50_ms > 0 for m in result.models)
+    assert result.models[1].path.endswith("model_int8.tflite")
+    assert result.to_json()["models"][1]["latency_ms"]["p50"] == result.models[1].p50_ms
 
 
 def test_the_quickstart_example_runs(tmp_path: Path) -> None:
@@ -103,5 +106,7 @@ def test_sweep_runs_the_grid(tmp_path: Path) -> None:
     from pipeline import sweep
 
     summary = sweep(out=tmp_path / "s", grid={"sparsity": [0.0, 0.5]}, no_bench=True)
-    assert sorted(p["params"]["sparsity"] for p in summary["points"]) == [0.0, 0.5]
+    assert sorted(p["params"]["sparsity"] for p in summary.points) == [0.0, 0.5]
+    assert set(summary.pareto) <= {p["key"] for p in summary.points}
+    assert summary.to_json() == json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert (tmp_path / "s" / "sweep.json").is_file()
