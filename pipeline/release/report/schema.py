@@ -1,9 +1,9 @@
 """The build report as dataclasses: `BuildReport.to_json()` is report.json (schema_version 1),
 `BuildReport.from_json()` reads a stored one back.
 
-Each record lists its fields in report.json's key order. A field marked `_omit()` is left
+Each record lists its fields in report.json's key order. A field marked `omit()` is left
 out of the JSON when it is None (the key is absent, as in report.json today); any other
-None is written as `null`. A `_flat()` field's keys sit in its parent's object (the
+None is written as `null`. A `flat()` field's keys sit in its parent's object (the
 binary-task rates inside a variant's metrics). `from_json` is strict: a missing key or a key
 no record names raises ValueError, so a report never loses a key on its way through.
 
@@ -13,166 +13,19 @@ ONNX parity) are kept as their JSON objects behind typed read-only views.
 
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-R = TypeVar("R", bound="Record")
-Interval = tuple[float, float]  # a 95% interval [low, high] in report.json
-
-
-def _omit() -> Any:
-    """A field whose key is absent from the JSON when its value is None."""
-    return field(default=None, metadata={"omit": True})
-
-
-def _flat() -> Any:
-    """A record field whose keys are written into its parent's object (absent when None)."""
-    return field(default=None, metadata={"flat": True})
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_json()
-    if isinstance(value, View):
-        return value.doc
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    return value
-
-
-def _hints(cls: Any) -> dict[str, Any]:
-    """The resolved field types of a record class (cached: from_json runs per object)."""
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
-
-_HINTS: dict[Any, dict[str, Any]] = {}
-
-
-def _from_json(tp: Any, value: Any, strict: bool = True) -> Any:
-    """`value` (JSON) as type `tp`: records, views, lists, tuples and dicts of them."""
-    if value is None:
-        return None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
-            return _from_json(options[0], value, strict)
-        records = [a for a in options if isinstance(a, type) and issubclass(a, Record)]
-        if not records:
-            return value
-        errors = []
-        # the first record whose keys match exactly; reading leniently, the first that reads
-        for record, exact in [(r, True) for r in records] + [(r, strict) for r in records]:
-            try:
-                return record.from_json(value, strict=exact)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(dict.fromkeys(errors)))
-    if isinstance(tp, type) and issubclass(tp, Record):
-        return tp.from_json(value, strict=strict)
-    if isinstance(tp, type) and issubclass(tp, View):
-        return tp.from_json(value)
-    if origin is list:
-        return [_from_json(args[0], v, strict) for v in value]
-    if origin is tuple:
-        return tuple(_from_json(args[0], v, strict) for v in value)
-    if origin is dict:
-        return {k: _from_json(args[1], v, strict) for k, v in value.items()}
-    return value
-
-
-class Record:
-    """A dataclass written as one JSON object, in its fields' order."""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if f.metadata.get("flat"):
-                out.update({} if value is None else value.to_json())
-            elif value is not None or not f.metadata.get("omit"):
-                out[f.name] = _to_json(value)
-        return out
-
-    @classmethod
-    def keys(cls) -> set[str]:
-        """Every key this record can write."""
-        names: set[str] = set()
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            flat = _record_type(_hints(cls)[f.name]) if f.metadata.get("flat") else None
-            names |= flat.keys() if flat is not None else {f.name}
-        return names
-
-    @classmethod
-    def from_json(cls: type[R], doc: Mapping[str, Any], strict: bool = True) -> R:
-        """The record of a JSON object.
-
-        Args:
-            doc: the JSON object.
-            strict: demand exactly the record's keys (a build's own blocks). False reads
-                what a partial or hand-made report holds: a missing key reads as None and
-                a key the record does not name is ignored.
-
-        Raises:
-            ValueError: (strict) a key the record requires is missing, or one it does not
-                name is present.
-        """
-        if not isinstance(doc, Mapping):
-            raise ValueError(f"{cls.__name__}: expected a JSON object; received {doc!r}.")
-        unknown = set(doc) - cls.keys()
-        if unknown and strict:
-            raise ValueError(
-                f"{cls.__name__}: report key(s) {sorted(unknown)} are not part of schema "
-                f"version 1; expected only {sorted(cls.keys())}."
-            )
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            tp = _hints(cls)[f.name]
-            if f.metadata.get("flat"):
-                flat = _record_type(tp)
-                assert flat is not None, f"{cls.__name__}.{f.name} is not a record"
-                present = {k: doc[k] for k in flat.keys() if k in doc}
-                kwargs[f.name] = flat.from_json(present, strict) if present else None
-            elif f.name in doc:
-                kwargs[f.name] = _from_json(tp, doc[f.name], strict)
-            elif not strict and f.default_factory is dataclasses.MISSING:
-                kwargs[f.name] = None if f.default is dataclasses.MISSING else f.default
-            elif strict and not f.metadata.get("omit"):
-                raise ValueError(
-                    f"{cls.__name__}: report key '{f.name}' is missing; received keys "
-                    f"{sorted(doc)}."
-                )
-        return cls(**kwargs)
-
-
-def _record_type(tp: Any) -> type[Record] | None:
-    for candidate in (tp, *typing.get_args(tp)):
-        if isinstance(candidate, type) and issubclass(candidate, Record):
-            return candidate
-    return None
-
-
-@dataclass(frozen=True)
-class View:
-    """A block kept as its JSON object (a stage owns its keys), read through properties."""
-
-    doc: dict[str, Any]
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Any:
-        return cls(dict(doc))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.doc.get(key, default)
-
+from pipeline.release.report.record import (
+    Interval,
+    Record,
+    View,
+    flat,
+    from_json_value,
+    omit,
+)
 
 # --- model, data, operating point, artifacts -------------------------------------------
 
@@ -183,7 +36,7 @@ class ModelInfo(Record):
     input_shape: list[int | None]
     output_kind: str
     parameters: int
-    intended_use: str | None = _omit()  # [model] intended_use (the model card's)
+    intended_use: str | None = omit()  # [model] intended_use (the model card's)
 
 
 @dataclass(frozen=True)
@@ -212,7 +65,7 @@ class DataSummary(Record):
     details: dict[str, Any]  # the loader's own description (format, files); nobody reads it
     warnings: list[str]
     preprocessing: dict[str, Any]  # preprocessing.json's recipe; read by the host, not here
-    host_front: dict[str, Any] | None = _omit()  # --host-preprocessing: the steps moved
+    host_front: dict[str, Any] | None = omit()  # --host-preprocessing: the steps moved
 
 
 @dataclass(frozen=True)
@@ -290,7 +143,7 @@ class FlipCase(Record):
     float32: float
     variant: float
     flip: str
-    subgroups: dict[str, str] | None = _omit()  # with --subgroup: the case's values
+    subgroups: dict[str, str] | None = omit()  # with --subgroup: the case's values
 
 
 @dataclass(frozen=True)
@@ -346,14 +199,14 @@ class SubgroupMetrics(Record):
     """`metrics.<variant>.subgroups.<NAME>.<VALUE>`; intervals for judged groups only."""
 
     n: int
-    auroc: float | None = _omit()  # binary: AUROC, rates at the operating point
-    sensitivity: float | None = _omit()
-    specificity: float | None = _omit()
-    accuracy: float | None = _omit()  # multi-class: accuracy and per-class recall
-    per_class_recall: list[float | None] | None = _omit()
-    ci95: dict[str, Interval | None] | None = _omit()
-    vs_float32: dict[str, PairedDiff] | None = _omit()
-    flips: GroupFlips | None = _omit()
+    auroc: float | None = omit()  # binary: AUROC, rates at the operating point
+    sensitivity: float | None = omit()
+    specificity: float | None = omit()
+    accuracy: float | None = omit()  # multi-class: accuracy and per-class recall
+    per_class_recall: list[float | None] | None = omit()
+    ci95: dict[str, Interval | None] | None = omit()
+    vs_float32: dict[str, PairedDiff] | None = omit()
+    flips: GroupFlips | None = omit()
 
 
 @dataclass(frozen=True)
@@ -374,19 +227,19 @@ class VariantMetrics(Record):
     balanced_accuracy: float | None
     auroc: float | None
     auroc_average: str
-    auroc_per_class: list[float | None] | None = _omit()  # multi-class only
+    auroc_per_class: list[float | None] | None = omit()  # multi-class only
     per_class_recall: list[float | None] = field(default_factory=list)
     confusion_matrix: list[list[int]] = field(default_factory=list)
     label_counts: list[int] = field(default_factory=list)
     prediction_counts: list[int] = field(default_factory=list)
-    binary: BinaryRates | None = _flat()
+    binary: BinaryRates | None = flat()
     agreement: float | None = None  # with float32's decisions; None for float32 itself
-    calibration: Calibration | None = _omit()  # absent for the ONNX variants
-    flips: Flips | None = _omit()  # binary .tflite variants only
-    ci95: dict[str, Interval | None] | None = _omit()  # with the bootstrap only
-    vs_float32: dict[str, PairedDiff] | None = _omit()  # variants other than float32
-    bootstrap: Bootstrap | None = _omit()
-    subgroups: dict[str, dict[str, SubgroupMetrics]] | None = _omit()  # with --subgroup
+    calibration: Calibration | None = omit()  # absent for the ONNX variants
+    flips: Flips | None = omit()  # binary .tflite variants only
+    ci95: dict[str, Interval | None] | None = omit()  # with the bootstrap only
+    vs_float32: dict[str, PairedDiff] | None = omit()  # variants other than float32
+    bootstrap: Bootstrap | None = omit()
+    subgroups: dict[str, dict[str, SubgroupMetrics]] | None = omit()  # with --subgroup
 
     @property
     def sensitivity(self) -> float | None:
@@ -429,12 +282,12 @@ class BenchOk(Record):
     model_mb: float | None
     arena_bytes: int | None
     ratio_to_float32: dict[str, float] | None
-    runtime_python: BenchOk | BenchFailed | None = _omit()  # --runtime-python's run
+    runtime_python: BenchOk | BenchFailed | None = omit()  # --runtime-python's run
     # per --device: that device's summary with its description (`device`, `emulated`), or
     # {status, reason, device} when it could not be reached; read by device_bench_lines
-    devices: dict[str, dict[str, Any]] | None = _omit()
+    devices: dict[str, dict[str, Any]] | None = omit()
     # --profile: device_bench's per-op latency (`models[i].profile`)
-    profile: dict[str, Any] | None = _omit()
+    profile: dict[str, Any] | None = omit()
 
     @property
     def ok(self) -> bool:
@@ -449,8 +302,8 @@ class BenchFailed(Record):
     reason: str | None
     runtime: str | None
     threads: int | None
-    runtime_python: BenchOk | BenchFailed | None = _omit()
-    devices: dict[str, dict[str, Any]] | None = _omit()
+    runtime_python: BenchOk | BenchFailed | None = omit()
+    devices: dict[str, dict[str, Any]] | None = omit()
     latency_ms: ClassVar[dict[str, float]] = {}
     peak_rss_mb: ClassVar[float | None] = None
 
@@ -464,7 +317,7 @@ BenchSummary = BenchOk | BenchFailed
 
 def read_bench(doc: Mapping[str, Any], strict: bool = True) -> dict[str, BenchSummary]:
     """The `bench` block (variant -> summary) of its JSON object (see Record.from_json)."""
-    return {variant: _from_json(BenchSummary, entry, strict) for variant, entry in doc.items()}
+    return {variant: from_json_value(BenchSummary, entry, strict) for variant, entry in doc.items()}
 
 
 # --- gates, ONNX, pruning and quantization -------------------------------------------
@@ -626,12 +479,12 @@ class BuildReport(Record):
     # per stage and `total`: the build's clock itself, so the `report` stage that runs
     # after report.json is written still lands in the returned report (`--json`)
     timings_s: dict[str, float]
-    onnx: OnnxInfo | None = _omit()  # only when ONNX files were exported
-    gates: Gates | None = _omit()
-    provenance: Provenance | None = _omit()
+    onnx: OnnxInfo | None = omit()  # only when ONNX files were exported
+    gates: Gates | None = omit()
+    provenance: Provenance | None = omit()
     # per measured target (`local`, `runtime_python`, `device:NAME`); absent with --no-bench
-    recommendation: dict[str, Recommendation] | None = _omit()
-    subgroups: dict[str, dict[str, SubgroupInfo]] | None = _omit()  # test split, --subgroup
+    recommendation: dict[str, Recommendation] | None = omit()
+    subgroups: dict[str, dict[str, SubgroupInfo]] | None = omit()  # test split, --subgroup
 
     @classmethod
     def coerce(cls, report: BuildReport | Mapping[str, Any]) -> BuildReport:
