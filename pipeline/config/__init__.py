@@ -1,6 +1,7 @@
 """The build's configuration: frozen dataclasses and `str` enums, and the TOML job file.
 
-`enums` spells every choice; `types` holds the dataclasses a run is made of; `gates` the
+`enums` spells every choice; `types` holds the dataclasses a run is made of (`prune` those of
+the `[prune]` section); `gates` the
 table of release gates and their config; `options` the option registry every parser, job
 key, template and README row is generated from; `jobfile` reads and writes job files.
 """
@@ -28,6 +29,7 @@ from pipeline.config.enums import (
     choices,
 )
 from pipeline.config.gates import BASELINE_GATES, GATE_LIMITS, GATES, GatesConfig, GateSpec
+from pipeline.config.prune import PruneConfig, StructuredConfig
 from pipeline.config.sweep import SweepOptions
 from pipeline.config.types import (
     ONNX_OPSETS,
@@ -37,10 +39,8 @@ from pipeline.config.types import (
     DeviceConfig,
     EvaluationConfig,
     ExportConfig,
-    PruneConfig,
     QuantizeConfig,
     ReleaseConfig,
-    StructuredConfig,
     parse_operating_point,
 )
 
