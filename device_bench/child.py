@@ -38,6 +38,24 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def run_child(command: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    """Runs a ``python -m device_bench ...`` child that imports this copy of the package:
+    no stdin, output captured, its exit status left to the caller.
+
+    Raises:
+        subprocess.TimeoutExpired: it ran past ``timeout_s`` (it is killed).
+        OSError: its Python could not be started.
+    """
+    return subprocess.run(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=child_environment(),
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def signal_name(returncode: int) -> str | None:
     """Returns e.g. ``"SIGSEGV"`` for a return code of -11, ``None`` for an exit."""
     if returncode >= 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from device_bench import errors
-from device_bench.child import child_environment, signal_name, telling_line
+from device_bench.child import run_child, signal_name, telling_line
 from device_bench.errors import ModelCrashedError
 from device_bench.runner import RunResult
 from device_bench.tensors import Quantization
@@ -86,14 +86,7 @@ def run_isolated(
         if batch_size is not None:
             command += ["--batch-size", str(batch_size)]
         try:
-            completed = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                env=child_environment(),
-                timeout=timeout_s,
-                check=False,
-            )
+            completed = run_child(command, timeout_s)
         except subprocess.TimeoutExpired as error:
             raise ModelCrashedError(
                 f"'{path}' did not finish within {timeout_s:g} s under {command[0]}; killed."

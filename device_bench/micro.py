@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from device_bench.child import child_environment, signal_name, telling_line
+from device_bench.child import run_child, signal_name, telling_line
 from device_bench.errors import DeviceBenchError, ModelRefusedError
 from device_bench.inputs import load_input_file
 from device_bench.model_file import check_model_file
@@ -309,14 +309,7 @@ def micro_isolated(
         if input_path is not None:
             command += ["--input", input_path]
         try:
-            completed = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                env=child_environment(),
-                timeout=timeout_s,
-                check=False,
-            )
+            completed = run_child(command, timeout_s)
         except subprocess.TimeoutExpired:
             return _crashed(path, f"did not finish within {timeout_s:g} s; killed")
         stderr = completed.stderr.decode(errors="replace").strip().splitlines()

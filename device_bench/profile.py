@@ -303,7 +303,7 @@ def profile_isolated(path: str, settings: BenchSettings) -> ModelProfile | str:
     import json
     import subprocess
 
-    from device_bench.child import child_environment
+    from device_bench.child import run_child
 
     command = [
         settings.python_executable,
@@ -315,21 +315,15 @@ def profile_isolated(path: str, settings: BenchSettings) -> ModelProfile | str:
         path,
     ]
     try:
-        process = subprocess.run(
-            command,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=settings.timeout_s,
-            check=False,
-        )
+        process = run_child(command, settings.timeout_s)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"profiling did not finish: {type(error).__name__}: {error}"
+    stdout = process.stdout.decode(errors="replace")
     if process.returncode != 0:
-        lines = (process.stderr or process.stdout).strip().splitlines() or ["no output"]
+        stderr = process.stderr.decode(errors="replace")
+        lines = (stderr or stdout).strip().splitlines() or ["no output"]
         return f"profiling failed (exit {process.returncode}): {lines[-1]}"
-    return ModelProfile.from_json(json.loads(process.stdout))
+    return ModelProfile.from_json(json.loads(stdout))
 
 
 def profile_main(argv: Sequence[str]) -> int:
