@@ -16,6 +16,7 @@ from pipeline.config import SPEED_TARGET_RECIPE, StructuredConfig, StructuredRec
 from pipeline.errors import ConfigError
 from pipeline.models import output_kind
 from pipeline.prune.structured import speed
+from pipeline.release.report.tables import speed_search_line
 from tests.pipeline.prune.test_latency import FakeProfiler
 from tests.pipeline.prune.test_structured import randomized, synthetic_splits
 
@@ -131,6 +132,9 @@ def test_ranking_picks_the_best_short_fine_tune_and_reports_it(
     assert ranking[0] == best and all(c["seconds"] > 0 for c in ranking)
     assert lat["seconds"]["rank_s"] >= sum(c["seconds"] for c in ranking)
     assert lat["recipe"]["source"] == "given, the rest speed-target default"
+    line = speed_search_line(doc)  # the build's console line
+    assert f"R {best['sparsity']:g} at channel multiple {best['channel_multiple']}" in line
+    assert f"{len(ranking)} cuts ranked by 1-epoch fine-tunes" in line and "rank " in line
 
 
 def test_no_point_meets_both_names_each_short_fine_tune(
