@@ -234,7 +234,8 @@ def _prune() -> list[Option]:
           enum=Augmentation, example='["hflip", "shift"]'),
         o("structured_lr_schedule", "choice", "structured fine-tuning: the optimizer's "
           "learning rate throughout, or cosine decay from it to 0 (unset: constant, or cosine "
-          "with --speedup-target)", attr=st + "lr_schedule", enum=LrSchedule),
+          "with --speedup-target)", attr=st + "lr_schedule", enum=LrSchedule,
+          example='"cosine"'),
         o("structured_distill", "float", "structured fine-tuning: targets are (1-W) label + "
           "W the unpruned model's probability on the same (augmented) image (0: labels "
           "only; unset: 0, or 0.5 with --speedup-target)", attr=st + "distill", metavar="W",
