@@ -162,9 +162,10 @@ def test_branches_are_dropped_by_importance_per_ms() -> None:
 def _speed_search(
     model: keras.Model, tmp_path: Path, target: float, score: float = 0.9
 ) -> structured.StructuredOutcome:
+    # no fine-tuning and no ranking (test_speed_search has it): the least loss is built
     config = StructuredConfig(
         sparsity="auto", speedup_target=target, min_channels=2, auto_grid=(0.25, 0.5, 0.75),
-        finetune_epochs=0,  # no fine-tuning: ranked and judged on the pruned models
+        finetune_epochs=0, speedup_candidates=1,
     )  # fmt: skip
     return search_for_speed(
         model, synthetic_splits(model, n=16), output_kind(model), config, 0.05,
