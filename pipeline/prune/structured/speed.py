@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import StructuredConfig, StructuredRecipe
+from pipeline.config.prune import RECIPE_FIELDS
 from pipeline.models.flatten import flatten
 from pipeline.prune.auto import (
     AutoSearch,
@@ -175,7 +176,7 @@ def recipe_json(recipe: StructuredRecipe, defaults: tuple[str, ...]) -> dict[str
         "lr_schedule": recipe.lr_schedule.value,
         "distill": recipe.distill,
         "defaults": list(defaults),  # fields the user left unset
-        "source": "speed-target default" if len(defaults) == 4 else (
+        "source": "speed-target default" if len(defaults) == len(RECIPE_FIELDS) else (
             "given" if not defaults else "given, the rest speed-target default"
         ),
     }  # fmt: skip
