@@ -96,6 +96,8 @@ def _print_pruning(p: PruningInfo, console: Any) -> None:
     if line:
         console.print(escape(line))
     st = p.structured
+    if st and st.get("latency"):
+        console.print(escape(latency_line(st["latency"])))
     if st and st["method"] != "none":
         layers = st.get("layers", [])
         narrowed = sum(
@@ -168,3 +170,17 @@ def _print_quantization(q: QuantizationInfo, console: Any) -> None:
                 f"[red]runtime {check['target']}: {check['status']}[/red] "
                 f"{escape(str(check['reason']))}"
             )
+
+
+def latency_line(latency: dict[str, Any]) -> str:
+    """Where `--speedup-target` measured, and what it predicted and measured there."""
+    line = (
+        f"latency model: measured on {latency['runtime']}, unpruned int8 "
+        f"{latency['unpruned_ms']:.3f} ms"
+    )
+    if latency.get("measured_ms") is not None:
+        line += (
+            f", pruned predicted {latency['predicted_ms']:.3f} ms, measured "
+            f"{latency['measured_ms']:.3f} ms"
+        )
+    return line
