@@ -95,6 +95,18 @@ def test_latency_target_defaults_to_the_builds_first_real_device() -> None:
         resolve_latency_target("qemu", (emulated,))
 
 
+def test_latency_target_can_name_an_inventory_device_the_build_does_not_bench(
+    tmp_path: Path,
+) -> None:
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text('[devices.bedside1]\nssh = "ssh://clinic@10.0.0.2:2222"\nthreads = 2\n')
+    config = DeviceConfig(inventory=inventory, python="/opt/py", latency_target="bedside1")
+    assert config.devices == () and config.latency_device is not None
+    assert config.latency_device.port == 2222 and config.latency_device.python == "/opt/py"
+    with pytest.raises(ConfigError, match="--latency-target 'bedside2' is not in the inventory"):
+        DeviceConfig(inventory=inventory, latency_target="bedside2")
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
