@@ -99,6 +99,15 @@ def test_summary_table_lists_gates(release: tuple[Path, Path]) -> None:
     assert "vs float32 AUROC" in text and "], sens" in text
 
 
+def test_summary_says_where_the_latency_model_measured() -> None:
+    from pipeline.release.report.summary import latency_line
+
+    latency = {"runtime": "ssh:10.0.0.2:aarch64:ai_edge_litert2.3.0:t2", "unpruned_ms": 0.5}
+    assert latency_line(latency).startswith("latency model: measured on ssh:10.0.0.2:aarch64:")
+    both = latency_line({**latency, "predicted_ms": 0.24, "measured_ms": 0.25})
+    assert both.endswith("unpruned int8 0.500 ms, pruned predicted 0.240 ms, measured 0.250 ms")
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 @pytest.mark.slow
 def test_failure_in_a_late_stage_leaves_the_previous_output_intact(
