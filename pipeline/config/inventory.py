@@ -222,23 +222,35 @@ def resolve(
     identity: Path | None = None,
     python: str | None = None,
     known_hosts: Path | None = None,
+    elsewhere: bool = False,
 ) -> tuple[Device, ...]:
     """The devices named by `--device` values: addresses, or names in `inventory`.
 
     `identity`, `python` and `known_hosts` (the flags) apply to every device and override
-    the inventory's values.
+    the inventory's values. `elsewhere`: another option names a device they apply to.
 
     Raises:
         ConfigError: a bad address, an unknown name, a missing key file.
     """
     if not targets:
-        if inventory is not None or identity is not None or python is not None:
+        if not elsewhere and (inventory is not None or identity is not None or python is not None):
             raise ConfigError(
                 "--devices, --identity and --device-python apply to a device; received no "
                 "--device. Name one: --device ssh://USER@HOST[:PORT] or --device NAME."
             )
         return ()
     known = load_inventory(inventory) if inventory is not None else {}
+    overrides = _overrides(identity, python, known_hosts)
+    devices: list[Device] = []
+    for target in targets:
+        device = _device(target, known, inventory, overrides)
+        if any(d.name == device.name for d in devices):
+            raise ConfigError(f"--device '{target}' is given twice; name each device once.")
+        devices.append(device)
+    return tuple(devices)
+
+
+def _overrides(identity: Path | None, python: str | None, known_hosts: Path | None) -> dict:
     overrides: dict[str, Any] = {}
     if identity is not None:
         overrides["identity"] = _path(str(identity), "--identity", "identity", True)
@@ -246,27 +258,78 @@ def resolve(
         overrides["python"] = _python(python, "--device-python")
     if known_hosts is not None:
         overrides["known_hosts"] = Path(known_hosts).expanduser()
-    devices: list[Device] = []
-    for target in targets:
-        target = target.strip()
-        if target.startswith("ssh://"):
-            user, host, port = parse_address(target)
-            device = Device(name=target, host=host, user=user, port=port)
-        elif target in known:
-            device = known[target]
-        elif inventory is None:
-            raise ConfigError(
-                f"--device '{target}' is neither an ssh:// address nor, without --devices "
-                "FILE, an inventory name. Pass --device ssh://USER@HOST[:PORT], or "
-                "--devices inventory.toml --device NAME."
-            )
-        else:
-            raise ConfigError(
-                f"--device '{target}' is not in the inventory '{inventory}'; it has "
-                f"{', '.join(sorted(known))}. Add [devices.{target}] there or fix the name."
-            )
-        device = Device(**{**vars(device), **overrides})
-        if any(d.name == device.name for d in devices):
-            raise ConfigError(f"--device '{target}' is given twice; name each device once.")
-        devices.append(device)
-    return tuple(devices)
+    return overrides
+
+
+def _device(
+    target: str,
+    known: Mapping[str, Device],
+    inventory: Path | None,
+    overrides: Mapping[str, Any],
+    flag: str = "--device",
+) -> Device:
+    """The device `flag` names: an ssh:// address or a name in the inventory `known`."""
+    target = target.strip()
+    if target.startswith("ssh://"):
+        user, host, port = parse_address(target, flag)
+        device = Device(name=target, host=host, user=user, port=port)
+    elif target in known:
+        device = known[target]
+    elif inventory is None:
+        raise ConfigError(
+            f"{flag} '{target}' is neither an ssh:// address nor, without --devices "
+            f"FILE, an inventory name. Pass {flag} ssh://USER@HOST[:PORT], or "
+            f"--devices inventory.toml {flag} NAME."
+        )
+    else:
+        raise ConfigError(
+            f"{flag} '{target}' is not in the inventory '{inventory}'; it has "
+            f"{', '.join(sorted(known))}. Add [devices.{target}] there or fix the name."
+        )
+    return Device(**{**vars(device), **overrides})
+
+
+LOCAL = "local"  # --latency-target: this machine's runtime
+
+
+def resolve_latency_target(
+    target: str | None,
+    devices: Sequence[Device],
+    inventory: Path | None = None,
+    identity: Path | None = None,
+    python: str | None = None,
+    known_hosts: Path | None = None,
+) -> Device | None:
+    """The device `--latency-target` names (None: this machine).
+
+    Unset: the build's first device that is not emulated, else this machine. `local`:
+    this machine. A name of the build's devices, an ssh:// address or an inventory name:
+    that device (the device flags apply to it as to `--device`).
+
+    Raises:
+        ConfigError: a bad address, an unknown name, an emulated device.
+    """
+    if target is None:
+        return next((d for d in devices if not d.emulated), None)
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(
+            f"--latency-target must be {LOCAL}, an ssh:// address or a device name; received "
+            f"{target!r}. E.g. --latency-target ssh://clinic@bedside-01.ward3.example:22."
+        )
+    target = target.strip()
+    if target == LOCAL:
+        return None
+    device = next((d for d in devices if d.name == target), None)
+    if device is None:
+        known = load_inventory(inventory) if inventory is not None else {}
+        overrides = _overrides(identity, python, known_hosts)
+        try:
+            device = _device(target, known, inventory, overrides, "--latency-target")
+        except ConfigError as error:
+            raise ConfigError(f"{error} Or --latency-target {LOCAL}: this machine.") from None
+    if device.emulated:
+        raise ConfigError(
+            f"--latency-target {target}: {device.label} is emulated; an emulator's clock "
+            f"measures the emulator, not the device. Name a real device, or {LOCAL}."
+        )
+    return device

@@ -240,6 +240,11 @@ def _prune() -> list[Option]:
           "W the unpruned model's probability on the same (augmented) image (0: labels "
           "only; unset: 0, or 0.5 with --speedup-target)", attr=st + "distill", metavar="W",
           example="0.5"),
+        o("latency_target", "str", "where --speedup-target measures the layers and models: "
+          "local (this machine's runtime), an ssh:// address or a name in --devices (the "
+          "device's own runtime, over SSH, cached per device); unset: the build's first "
+          "--device, else local", attr="device.latency_target", default=None,
+          metavar="local|ssh://USER@HOST[:PORT]|NAME", example='"bedside1"'),
     ]  # fmt: skip
 
 

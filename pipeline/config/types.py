@@ -21,7 +21,7 @@ from pipeline.config.enums import (
     choices,
 )
 from pipeline.config.gates import GatesConfig
-from pipeline.config.inventory import Device, resolve
+from pipeline.config.inventory import LOCAL, Device, resolve, resolve_latency_target
 from pipeline.config.medmnist import is_spec, parse_spec
 from pipeline.config.prune import PruneConfig, StructuredConfig
 from pipeline.errors import ConfigError
@@ -84,21 +84,28 @@ class QuantizeConfig:
 @dataclass(frozen=True)
 class DeviceConfig:
     """Bedside devices reached over SSH: the int8 model is verified and every variant
-    benched on each (pipeline/device). `targets` are ssh:// addresses or inventory names."""
+    benched on each (pipeline/device). `targets` are ssh:// addresses or inventory names;
+    `latency_device` is the device `--speedup-target` measures on (None: this machine)."""
 
     targets: tuple[str, ...] = ()
     inventory: Path | None = None
     identity: Path | None = None
     python: str | None = None
     known_hosts: Path | None = None
+    # where --speedup-target measures: `local`, an ssh:// address or a device name; None:
+    # the first (not emulated) device of the build, else this machine
+    latency_target: str | None = None
     devices: tuple[Device, ...] = field(default=(), init=False, repr=False, compare=False)
+    latency_device: Device | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
-        devices = resolve(
-            self.targets, self.inventory, self.identity, self.python, self.known_hosts
-        )
+        flags = (self.inventory, self.identity, self.python, self.known_hosts)
+        named = self.latency_target not in (None, LOCAL)
+        devices = resolve(self.targets, *flags, elsewhere=named)
         object.__setattr__(self, "devices", devices)
+        device = resolve_latency_target(self.latency_target, devices, *flags)
+        object.__setattr__(self, "latency_device", device)
 
 
 @dataclass(frozen=True)
@@ -387,6 +394,13 @@ class BuildConfig:
     intended_use: str | None = None  # the model card's intended use ([model] intended_use)
 
     def __post_init__(self) -> None:
+        target = self.device.latency_target
+        if target is not None and self.structured.speedup_target is None:
+            raise ConfigError(
+                f"--latency-target {target} says where --speedup-target measures; received "
+                "no --speedup-target. Pass --speedup-target X (with --structured-sparsity "
+                "auto), or leave out --latency-target."
+            )
         names = [d.name for d in self.device.devices]
         for target in self.quantize.require_runtimes:
             if not isinstance(target, RuntimeTarget) and target not in names:

@@ -1,9 +1,11 @@
 """Measuring int8 files for the latency model of structured pruning
-(`pipeline.prune.structured.latency`), through the one client of device_bench.
+(`pipeline.prune.structured.latency`), through the one client of device_bench, on this
+machine or on an SSH device (`--latency-target`).
 
-`files_ms` runs all files in one interleaved device_bench run. A file's time is its per-op
-profile's sum (each op's p50 less an empty invoke's), which is what the op adds to a larger
-model; `whole=True` takes the whole file's p50 instead (a full model, invoke included).
+`files_ms` runs all files in one interleaved device_bench run (on a device: all of them
+shipped in one SSH session). A file's time is its per-op profile's sum (each op's p50 less
+an empty invoke's), which is what the op adds to a larger model; `whole=True` takes the
+whole file's p50 instead (a full model, invoke included).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import BenchConfig
+from pipeline.config.inventory import Device
 from pipeline.device.client import bench
 from pipeline.errors import ModelError
 
@@ -20,8 +23,21 @@ LAYER_BENCH = BenchConfig(runs=30, warmup=3, min_seconds=0.05, threads=1)
 MODEL_BENCH = BenchConfig(runs=100, warmup=10, min_seconds=0.5, threads=1)
 
 
-def runtime_name(threads: int = 1) -> str:
-    """The runtime the latency model measures on this machine (its cache's name)."""
+def runtime_name(threads: int = 1, device: Device | None = None) -> str:
+    """The runtime the latency model measures on (its cache's name): this machine's, or the
+    device's as it reports itself (`ssh:HOST[:PORT]:MACHINE:RUNTIME VERSION:tTHREADS`), so
+    times of two devices never mix.
+
+    Raises:
+        DeviceError: `device` cannot be reached or cannot run the agent.
+    """
+    if device is not None:
+        from pipeline.device.remote import describe_device
+
+        info = describe_device(device)
+        host = f"{device.host}:{device.port}" if device.port else device.host
+        runtime = f"{info.get('runtime')}{info.get('runtime_version') or ''}"
+        return f"ssh:{host}:{info.get('machine')}:{runtime}:t{threads}"
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -32,16 +48,26 @@ def runtime_name(threads: int = 1) -> str:
     return f"local-{platform.machine()}-{litert}-threads{threads}"
 
 
-def files_ms(files: Sequence[Path], whole: bool = False, threads: int = 1) -> list[float]:
-    """Measured time of every int8 file in ms (see the module docstring).
+def files_ms(
+    files: Sequence[Path], whole: bool = False, threads: int = 1, device: Device | None = None
+) -> list[float]:
+    """Measured time of every int8 file in ms (see the module docstring), here or on
+    `device`.
 
     Raises:
         ModelError: a file could not be measured.
+        DeviceError: `device` cannot be reached or cannot run the agent.
     """
     from dataclasses import replace
 
     config = replace(MODEL_BENCH if whole else LAYER_BENCH, threads=threads, profile=not whole)
-    report = bench(list(files), config)
+    if device is None:
+        report = bench(list(files), config)
+    else:
+        from pipeline.device.remote import bench_on_device
+
+        report = bench_on_device(device, list(files), config)
+    where = "" if device is None else f" on device {device.label}"
     out = []
     for entry in report["models"]:
         profile, latency = entry.get("profile"), entry.get("latency_ms")
@@ -51,7 +77,8 @@ def files_ms(files: Sequence[Path], whole: bool = False, threads: int = 1) -> li
             out.append(float(latency["p50"]))
         else:
             raise ModelError(
-                f"device_bench could not measure '{entry['path']}' for the latency model: "
-                f"{entry.get('reason')}. Leave out --speedup-target, or fix the runtime."
+                f"device_bench could not measure '{entry['path']}'{where} for the latency "
+                f"model: {entry.get('reason')}. Leave out --speedup-target, pass "
+                "--latency-target local, or fix the runtime."
             )
     return out

@@ -3,6 +3,7 @@ inputs (for verification). Each call is one `Session`: nothing stays on the devi
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tempfile
@@ -57,6 +58,18 @@ def bench_on_device(device: Device, models: list[Path], config: BenchConfig) -> 
     for entry, (name, path) in zip(doc["models"], files.items(), strict=True):
         entry["path"], entry["device_path"] = str(path), name
     return doc
+
+
+@functools.lru_cache(maxsize=8)
+def describe_device(device: Device) -> dict[str, Any]:
+    """The report's `device` object of `device` (what it is and runs), asked over SSH once
+    per process: reaching it proves it can run the agent.
+
+    Raises:
+        DeviceError: the device cannot be reached or cannot run the agent.
+    """
+    with Session(device, {}) as session:
+        return session.describe()
 
 
 def run_on_device(

@@ -135,10 +135,11 @@ def _structured(
     if rates is not None and budget is not None:
         judge = RateJudge.of_original(model, rates, budget)
     profiler = None
-    if config.structured.speedup_target is not None:  # measures on this machine's runtime
-        from pipeline.prune.structured.probe import LocalProfiler
+    if config.structured.speedup_target is not None:  # measures on --latency-target
+        from pipeline.prune.structured.probe import profiler_for
 
-        profiler = LocalProfiler(splits.model_inputs("train")[:100], config.bench.threads)
+        calibration = splits.model_inputs("train")[:100]
+        profiler = profiler_for(calibration, config.bench.threads, config.device.latency_device)
     return structured.search_structured(
         model,
         splits,

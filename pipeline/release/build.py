@@ -72,6 +72,10 @@ def build(
         from converters.onnx_export import require_extra
 
         require_extra()  # before any heavy work
+    if config.structured.speedup_target is not None and config.device.latency_device:
+        from pipeline.device.remote import describe_device
+
+        describe_device(config.device.latency_device)  # unreachable: before any training
     from pipeline.release import gates as gates_mod
     from pipeline.release.recommendation import recommend
 

@@ -1,8 +1,10 @@
-"""The real profiler of the latency model: one-layer Keras models and whole models
-converted to int8 TFLite and measured on this machine's runtime through pipeline/device.
+"""The real profilers of the latency model: one-layer Keras models and whole models
+converted to int8 TFLite here and measured through pipeline/device, on this machine's
+runtime (`LocalProfiler`) or on an SSH device's (`RemoteProfiler`, `--latency-target`).
 
 Converting a one-layer model takes about a second; `LayerTimes` caches every result by
-shape and runtime, so a model's layers are converted once per target.
+shape and runtime (a device's runtime name holds its address), so a model's layers are
+converted once per target.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.prune.structured.latency import LayerShape
+from pipeline.config.inventory import Device
+from pipeline.prune.structured.latency import LayerShape, Profiler
 
 if TYPE_CHECKING:
     import keras
@@ -47,15 +50,23 @@ def one_layer_model(shape: LayerShape) -> keras.Model:
     return keras.Model(inputs, layer(inputs))
 
 
-class LocalProfiler:
-    """Measures on this machine's LiteRT (the bench's runtime), through pipeline/device."""
+class TargetProfiler:
+    """Converts here and measures on `device` (None: this machine), through pipeline/device:
+    all files of one call in one device_bench run (on a device, one SSH session).
 
-    def __init__(self, calibration: np.ndarray, threads: int = 1) -> None:
+    Raises:
+        DeviceError: `device` cannot be reached (when made, before any measuring).
+    """
+
+    def __init__(
+        self, calibration: np.ndarray, threads: int = 1, device: Device | None = None
+    ) -> None:
         from pipeline.device.latency_model import runtime_name
 
         self.calibration = calibration  # model inputs calibrating whole models
+        self.device = device
         self.threads = threads
-        self.runtime = runtime_name(threads)
+        self.runtime = runtime_name(threads, device)
 
     def _measure(self, models: list[tuple[Any, np.ndarray]], whole: bool) -> list[float]:
         from converters.tflite import to_int8
@@ -67,7 +78,7 @@ class LocalProfiler:
                 path = Path(tmp) / f"m{i}.tflite"
                 path.write_bytes(to_int8(model, calibration))
                 files.append(path)
-            return files_ms(files, whole=whole, threads=self.threads)
+            return files_ms(files, whole=whole, threads=self.threads, device=self.device)
 
     def layers_ms(self, shapes: Sequence[LayerShape]) -> list[float]:
         rng = np.random.default_rng(0)
@@ -82,3 +93,26 @@ class LocalProfiler:
 
     def model_ms(self, model: keras.Model) -> float:
         return self._measure([(model, self.calibration)], whole=True)[0]
+
+
+class LocalProfiler(TargetProfiler):
+    """Measures on this machine's LiteRT (the bench's runtime)."""
+
+    def __init__(self, calibration: np.ndarray, threads: int = 1) -> None:
+        super().__init__(calibration, threads)
+
+
+class RemoteProfiler(TargetProfiler):
+    """Measures on `device`'s own runtime over SSH, with its inventory threads if set (else
+    `threads`); asks the device what it runs when made, so an unreachable device fails
+    before any fine-tuning."""
+
+    def __init__(self, calibration: np.ndarray, device: Device, threads: int = 1) -> None:
+        super().__init__(calibration, device.threads or threads, device)
+
+
+def profiler_for(calibration: np.ndarray, threads: int, device: Device | None) -> Profiler:
+    """The profiler of `--latency-target`: this machine's when `device` is None."""
+    if device is None:
+        return LocalProfiler(calibration, threads)
+    return RemoteProfiler(calibration, device, threads)

@@ -280,7 +280,9 @@ def speed_search_line(structured: Mapping[str, Any] | None) -> str | None:
     if not lat:
         return None
     ranking, recipe, seconds = lat["ranking"], lat["recipe"], lat["seconds"]
-    text = f"speed search (--speedup-target {lat['speedup_target']:g}): "
+    text = (
+        f"speed search (--speedup-target {lat['speedup_target']:g}, measured on {lat['runtime']}): "
+    )
     if "warning" in lat:
         text += "no cut chosen (see warnings)"
     else:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,37 +24,12 @@ from pipeline.cli import main
 from pipeline.config import RuntimeTarget
 from pipeline.config.inventory import Device, resolve
 from pipeline.errors import ConfigError
-from tests.sshd import Sshd, device_python, start_sshd
+from tests.sshd import Sshd
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = ROOT / "tests" / "device_bench" / "models"
 FLOAT32, INT8 = MODELS / "dense_float32.tflite", MODELS / "dense_int8.tflite"
 QUICK = ["--runs", "5", "--warmup", "1", "--min-seconds", "0"]
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    if isinstance(server, str):
-        pytest.skip(server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def device_py() -> str:
-    try:
-        return device_python()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture
-def remote_tmp(sshd: Sshd) -> Iterator[Path]:
-    """The device's temp area: empty before the test, and checked empty after it."""
-    assert not list(sshd.remote_tmp.iterdir())
-    yield sshd.remote_tmp
-    assert not list(sshd.remote_tmp.iterdir()), "the run left files on the device"
 
 
 def _wrapper(path: Path, python: str, shell: str = "", block: tuple[str, ...] = ()) -> str:

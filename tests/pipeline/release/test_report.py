@@ -99,6 +99,22 @@ def test_summary_table_lists_gates(release: tuple[Path, Path]) -> None:
     assert "vs float32 AUROC" in text and "], sens" in text
 
 
+def test_summary_says_where_the_latency_model_measured() -> None:
+    from pipeline.release.report.tables import speed_search_line
+
+    latency = {
+        "runtime": "ssh:10.0.0.2:aarch64:ai_edge_litert2.3.0:t2", "speedup_target": 2.0,
+        "unpruned_ms": 0.5, "warning": "no cut", "ranking": {"epochs": 3, "candidates": []},
+        "recipe": {"epochs": 40, "source": "speed-target default"},
+        "seconds": {"latency_model_s": 1.0, "total_s": 2.0},
+    }  # fmt: skip
+    line = speed_search_line({"latency": latency}) or ""
+    assert line.startswith(
+        "speed search (--speedup-target 2, measured on ssh:10.0.0.2:aarch64:ai_edge_litert2.3.0"
+    )
+    assert "no cut chosen" in line and "recipe 40 epochs" in line
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 @pytest.mark.slow
 def test_failure_in_a_late_stage_leaves_the_previous_output_intact(
