@@ -32,7 +32,7 @@ from pipeline.prune.auto import (
     rates_text,
     within_budget,
 )
-from pipeline.prune.structured.branches import drop_weakest_branches
+from pipeline.prune.structured.branches import drop_weakest_branches, residual_branches
 from pipeline.prune.structured.graph import analyse
 from pipeline.prune.structured.latency import (
     APPROXIMATION,
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from pipeline.models import OutputKind
 
 MULTIPLES = (1, 8, 16)  # channel multiples each R is tried at (besides the configured one)
+# without --drop-blocks: the shares of the removable residual branches each cut may drop
+BRANCH_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Candidate:
 
     sparsity: float
     channel_multiple: int
+    drop_blocks: int  # residual branches removed whole (those adding least per measured ms)
     predicted_ms: float
     predicted_speedup: float
     importance_lost: float  # removed channels' share of all channel scores
@@ -75,20 +78,48 @@ def _lost(plan: ChannelPlan) -> float:
     return (total - kept) / total
 
 
+def block_counts(model: keras.Model, config: StructuredConfig) -> tuple[int, ...]:
+    """How many residual branches the cuts may drop: `--drop-blocks` when given, else the
+    `BRANCH_SHARES` of the model's removable branches (0 when it has none)."""
+    if config.drop_blocks:
+        return (config.drop_blocks,)
+    n = len(residual_branches(model))
+    return tuple(sorted({int(round(n * share)) for share in BRANCH_SHARES}))
+
+
 def candidates(
-    source: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
+    flat: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
 ) -> list[Candidate]:
-    """Every (R, channel multiple) of the grid, predicted on `source` (branches dropped)."""
+    """Every (branches dropped, R, channel multiple) of the grid, predicted on `flat`."""
     out = []
     multiples = sorted({config.channel_multiple, *MULTIPLES})
-    scores = channel_scores(source, analyse(source), config.criterion, x)  # once for all
-    for sparsity in sorted(config.auto_grid):
-        for multiple in multiples:
-            point = dataclasses.replace(config, sparsity=sparsity, channel_multiple=multiple)
-            plan = select_channels(source, point, x, latency.channel_costs, scores)
-            ms = latency.predict_plan(source, plan)
-            out.append(Candidate(sparsity, multiple, ms, latency.unpruned_ms / ms, _lost(plan)))
+    for blocks in block_counts(flat, config):
+        source = flat
+        if blocks:
+            source = drop_weakest_branches(flat, x, blocks, latency.branch_ms)[0]
+        scores = channel_scores(source, analyse(source), config.criterion, x)  # once per D
+        for sparsity in sorted(config.auto_grid):
+            for multiple in multiples:
+                point = dataclasses.replace(
+                    config, sparsity=sparsity, channel_multiple=multiple, drop_blocks=blocks
+                )
+                plan = select_channels(source, point, x, latency.channel_costs, scores)
+                ms = latency.predict_plan(source, plan)
+                speedup = latency.unpruned_ms / ms
+                out.append(Candidate(sparsity, multiple, blocks, ms, speedup, _lost(plan)))
     return out
+
+
+def shortlist(points: list[Candidate], target: float, size: int) -> list[Candidate]:
+    """The cuts worth fine-tuning: of those predicted to meet `target`, per number of
+    dropped branches (fewest first) the one losing least channel importance, `size` in all.
+    Channel importance is comparable only at the same branches dropped, so the branches are
+    weighed by fine-tuning, not by a score."""
+    best: dict[int, Candidate] = {}
+    for p in sorted(points, key=lambda p: p.importance_lost):
+        if p.predicted_speedup >= target:
+            best.setdefault(p.drop_blocks, p)
+    return [best[d] for d in sorted(best)][:size]
 
 
 def latency_json(
@@ -122,11 +153,17 @@ def latency_json(
 
 def _reason_no_speed(target: float, points: list[Candidate]) -> str:
     best = max(points, key=lambda p: p.predicted_speedup, default=None)
-    top = f"{best.predicted_speedup:.2f}x at R {best.sparsity:g}" if best else "none"
+    top = (
+        f"{best.predicted_speedup:.2f}x at R {best.sparsity:g} with {best.drop_blocks} "
+        "residual branches dropped"
+        if best
+        else "none"
+    )
     return (
-        f"no channel fraction of the grid is predicted to reach --speedup-target {target:g} "
-        f"on this target (best {top}); the model goes on without structured pruning. Drop "
-        "more residual branches (--drop-blocks), lower --speedup-target, or widen the grid."
+        f"no cut of the grid is predicted to reach --speedup-target {target:g} on this "
+        f"target (best {top}); the model goes on without structured pruning. Lower "
+        "--speedup-target, widen the grid, or move the input front to the host "
+        "(--host-preprocessing), whose time no cut removes."
     )
 
 
@@ -152,15 +189,10 @@ def search_for_speed(
     latency = LatencyModel(flat, LayerTimes(profiler))
     seconds = {"latency_model_s": time.perf_counter() - started}
     x_train = splits.model_inputs("train")[:256]
-    source = flat
-    if config.drop_blocks:
-        source = drop_weakest_branches(flat, x_train, config.drop_blocks, latency.branch_ms)[0]
-    points = candidates(source, config, x_train, latency)
+    points = candidates(flat, config, x_train, latency)
     seconds["candidates_s"] = time.perf_counter() - started - seconds["latency_model_s"]
     baseline = score(model)
-    meeting = sorted(
-        (p for p in points if p.predicted_speedup >= target), key=lambda p: p.importance_lost
-    )
+    meeting = shortlist(points, target, 1)
 
     def search(chosen: float | None, reason: str, curve: tuple[dict[str, Any], ...]) -> AutoSearch:
         return AutoSearch(
@@ -177,7 +209,10 @@ def search_for_speed(
         return _unchanged(model, config, auto, latency, target, points, seconds)
     best = meeting[0]
     point = dataclasses.replace(
-        config, sparsity=best.sparsity, channel_multiple=best.channel_multiple
+        config,
+        sparsity=best.sparsity,
+        channel_multiple=best.channel_multiple,
+        drop_blocks=best.drop_blocks,
     )
     tuned = time.perf_counter()
     outcome = prune_structured(model, splits, kind, point, score=score, seed=seed, latency=latency)
@@ -191,7 +226,8 @@ def search_for_speed(
     if not ok:
         reason = (
             f"the cut predicted to reach --speedup-target {target:g} with least loss (R "
-            f"{best.sparsity:g}, channel multiple {best.channel_multiple}, predicted "
+            f"{best.sparsity:g}, channel multiple {best.channel_multiple}, "
+            f"{best.drop_blocks} residual branches dropped, predicted "
             f"{best.predicted_speedup:.2f}x) loses validation AUROC beyond --max-prune-drop "
             f"{max_prune_drop:g} of {baseline:.4f}{rates_text(rates, paired)}"
             f"{by_bounds(paired)}: no point meets both; "
