@@ -149,7 +149,8 @@ def pipeline_build(model: Path, data: Path, out: Path, args: argparse.Namespace)
     """The build a user runs, as a whole process; its report and wall seconds."""
     cmd = [
         sys.executable, "-c", "from pipeline.cli import run; run()", "build",
-        "--model", str(model), "--data", str(data), "--positive-class", str(MALIGNANT), "--structured-sparsity", "auto",
+        "--model", str(model), "--data", str(data), "--positive-class", str(MALIGNANT),
+        "--structured-sparsity", "auto",
         "--speedup-target", str(args.target), "--no-bench", "--out", str(out),
     ]  # fmt: skip
     started = time.perf_counter()
