@@ -48,8 +48,8 @@ def _derive(values: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> N
     data["seed"] = values["seed"]
     if evaluation["decision_threshold"] is None:  # cleared by --operating-point over a file's
         evaluation["decision_threshold"] = DEFAULT_THRESHOLD
-    if structured["finetune_epochs"] is None:
-        structured["finetune_epochs"] = values["finetune_epochs"]
+    if structured["finetune_epochs"] is None and values["finetune_epochs"]:
+        structured["finetune_epochs"] = values["finetune_epochs"]  # else the mode's default
     sections["device"]["targets"] = tuple(values["device"] or ())
     if sections["release"]["mlflow_uri"] is None:  # unset by flag and file: the environment's
         sections["release"]["mlflow_uri"] = os.environ.get("MLFLOW_TRACKING_URI") or None

@@ -29,7 +29,12 @@ from pipeline.config.enums import (
     choices,
 )
 from pipeline.config.gates import BASELINE_GATES, GATE_LIMITS, GATES, GatesConfig, GateSpec
-from pipeline.config.prune import PruneConfig, StructuredConfig
+from pipeline.config.prune import (
+    SPEED_TARGET_RECIPE,
+    PruneConfig,
+    StructuredConfig,
+    StructuredRecipe,
+)
 from pipeline.config.sweep import SweepOptions
 from pipeline.config.types import (
     ONNX_OPSETS,
@@ -73,12 +78,14 @@ __all__ = [
     "GatesConfig",
     "LrSchedule",
     "PruneConfig",
+    "SPEED_TARGET_RECIPE",
     "PruneSchedule",
     "Decide",
     "PruneScope",
     "QuantizeConfig",
     "RuntimeTarget",
     "StructuredConfig",
+    "StructuredRecipe",
     "StructuredCriterion",
     "SweepOptions",
     "Variant",

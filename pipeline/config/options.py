@@ -37,6 +37,7 @@ from pipeline.config.enums import (
 )
 from pipeline.config.gates import GATES
 from pipeline.config.option import Option, declare, shown
+from pipeline.config.prune import SPEED_TARGET_RECIPE
 from pipeline.config.sweep import SweepOptions
 
 SECTIONS = (
@@ -139,6 +140,15 @@ def _data() -> list[Option]:
     ]  # fmt: skip
 
 
+def _speed_recipe_text() -> str:
+    recipe = SPEED_TARGET_RECIPE
+    return (
+        f"{recipe.epochs} epochs, {recipe.lr_schedule.value} learning rate, distillation "
+        f"{recipe.distill:g} from the unpruned model, {'+'.join(recipe.augment)} augmentation "
+        "for image inputs (no flips)"
+    )
+
+
 def _prune() -> list[Option]:
     def o(dest: str, kind: str, help: str, **kw: Any) -> Option:
         return declare(dest, kind, help, section="prune", **kw)
@@ -184,9 +194,18 @@ def _prune() -> list[Option]:
           example="0.25"),
         o("speedup_target", "float", "with --structured-sparsity auto: search for the cut "
           "that loses least while its predicted int8 latency (measured per layer on this "
-          "target, cached) is X times below the unpruned int8 file's; one full fine-tune of "
-          "the chosen cut, judged by the validation budgets; none meets both: a warning",
+          "target, cached) is X times below the unpruned int8 file's; the "
+          "--speedup-candidates cuts meeting X with least importance lost get a short "
+          "fine-tune, the best on validation AUROC gets the full one and is judged by the "
+          "validation budgets; none meets both: a warning. Unset recipe flags take the "
+          f"speed-target recipe: {_speed_recipe_text()}",
           attr=st + "speedup_target", default=None, metavar="X", example="2"),
+        o("speedup_candidates", "int", "with --speedup-target: cuts meeting it (least "
+          "importance lost first) ranked by a short fine-tune (1: no ranking)",
+          attr=st + "speedup_candidates", metavar="K"),
+        o("speedup_rank_epochs", "int", "with --speedup-target: epochs of each ranking "
+          "fine-tune (the full recipe otherwise; 0: rank by the pruned model's validation "
+          "AUROC)", attr=st + "speedup_rank_epochs", metavar="N"),
         o("structured_threshold", "float", "structured pruning: remove channels whose filter "
           "norm is below T times their layer's mean filter norm (instead of "
           "--structured-sparsity)", attr=st + "threshold", metavar="T",
@@ -206,18 +225,21 @@ def _prune() -> list[Option]:
           "least to their skip input (fewer ops, faster on the device)",
           attr=st + "drop_blocks", metavar="N", example="4"),
         o("structured_finetune_epochs", "int", "fine-tune the rebuilt model N epochs (unset: "
-          "--finetune-epochs)", attr=st + "finetune_epochs", default=None, metavar="N",
-          example="2"),
+          "--finetune-epochs if set, else 0, or 40 with --speedup-target)",
+          attr=st + "finetune_epochs", default=None, metavar="N", example="2"),
         o("structured_augment", "choices", "structured fine-tuning: random transforms of the "
           "training images (hflip, vflip: mirror half of them; shift: up to 10%); "
-          "repeatable; only for label-preserving transforms of your images",
-          attr=st + "augment", enum=Augmentation, example='["hflip", "shift"]'),
+          "repeatable; only for label-preserving transforms of your images (unset: none, or "
+          "shift for image inputs with --speedup-target)", attr=st + "augment",
+          enum=Augmentation, example='["hflip", "shift"]'),
         o("structured_lr_schedule", "choice", "structured fine-tuning: the optimizer's "
-          "learning rate throughout, or cosine decay from it to 0", attr=st + "lr_schedule",
-          enum=LrSchedule),
+          "learning rate throughout, or cosine decay from it to 0 (unset: constant, or cosine "
+          "with --speedup-target)", attr=st + "lr_schedule", enum=LrSchedule,
+          example='"cosine"'),
         o("structured_distill", "float", "structured fine-tuning: targets are (1-W) label + "
           "W the unpruned model's probability on the same (augmented) image (0: labels "
-          "only)", attr=st + "distill", metavar="W", example="0.5"),
+          "only; unset: 0, or 0.5 with --speedup-target)", attr=st + "distill", metavar="W",
+          example="0.5"),
     ]  # fmt: skip
 
 

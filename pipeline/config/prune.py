@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -128,6 +129,37 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class StructuredRecipe:
+    """How the rebuilt model is fine-tuned on the train split (see pipeline.prune.finetune).
+
+    Attributes:
+        epochs: passes over the train split (0: no fine-tuning).
+        augment: random image transforms of FINETUNE_AUGMENTATIONS.
+        lr_schedule: the optimizer's rate throughout, or decayed to 0 along a cosine.
+        distill: weight of the unpruned model's probabilities in the targets.
+    """
+
+    epochs: int = 0
+    augment: tuple[str, ...] = ()
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT
+    distill: float = 0.0
+
+
+# The speed-target search's recipe for what the user leaves unset: a 2x cut needs a real
+# fine-tune to keep AUROC. Shift only (for image inputs): no flips, since laterality can
+# matter in medical images; cosine decay and half the targets from the unpruned model.
+SPEED_TARGET_RECIPE = StructuredRecipe(
+    epochs=40, augment=("shift",), lr_schedule=LrSchedule.COSINE, distill=0.5
+)
+RECIPE_FIELDS = {  # StructuredConfig field -> StructuredRecipe field
+    "finetune_epochs": "epochs",
+    "augment": "augment",
+    "lr_schedule": "lr_schedule",
+    "distill": "distill",
+}
+
+
+@dataclass(frozen=True)
 class StructuredConfig:
     """Structured pruning: whole output channels of Conv/Dense layers are removed and a
     smaller model is rebuilt (see pipeline/structured.py).
@@ -153,6 +185,10 @@ class StructuredConfig:
     budgets. The first R in budget is kept and smaller ones are not tried, so the cost is
     one structured step per point tried. When none is in budget (or the original's
     validation AUROC is undefined) there is no structured pruning at all.
+
+    The fine-tuning recipe (`finetune_epochs`, `augment`, `lr_schedule`, `distill`): each
+    field the user sets, else the mode's default (`recipe`): `SPEED_TARGET_RECIPE` with a
+    `speedup_target`, no fine-tuning otherwise.
     """
 
     sparsity: float | str | None = None  # R in [0, 1) of prunable channels, or AUTO_SPARSITY
@@ -161,16 +197,18 @@ class StructuredConfig:
     scope: PruneScope = PruneScope.GLOBAL
     min_channels: int = 4
     channel_multiple: int = 1
-    finetune_epochs: int = 0
+    finetune_epochs: int | None = None  # None (and the three below): the mode's default
     drop_blocks: int = 0  # residual branches removed whole, before channels
     # fine-tuning recipe of the rebuilt model (see pipeline.prune.finetune)
-    augment: tuple[str, ...] = ()  # random image transforms of FINETUNE_AUGMENTATIONS
-    lr_schedule: LrSchedule = LrSchedule.CONSTANT
-    distill: float = 0.0  # weight of the unpruned model's probabilities in the targets
+    augment: tuple[str, ...] | None = None  # random image transforms of FINETUNE_AUGMENTATIONS
+    lr_schedule: LrSchedule | None = None
+    distill: float | None = None  # weight of the unpruned model's probabilities in the targets
     auto_grid: tuple[float, ...] = STRUCTURED_AUTO_GRID  # `auto`: R tried, largest first
     # `auto` only: the predicted int8 speedup over the unpruned int8 file to reach
     # (pipeline.prune.structured.speed); None: the largest R in budget, by MACs
     speedup_target: float | None = None
+    speedup_candidates: int = 3  # cuts ranked by a short fine-tune before the full one
+    speedup_rank_epochs: int = 3  # epochs of each short fine-tune
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
@@ -180,16 +218,18 @@ class StructuredConfig:
                 f"The structured auto grid must hold channel fractions in (0, 1); received "
                 f"{self.auto_grid}. E.g. {STRUCTURED_AUTO_GRID}."
             )
-        object.__setattr__(self, "lr_schedule", LrSchedule(self.lr_schedule))
-        object.__setattr__(self, "augment", tuple(dict.fromkeys(self.augment)))
-        unknown = [a for a in self.augment if a not in FINETUNE_AUGMENTATIONS]
+        if self.lr_schedule is not None:
+            object.__setattr__(self, "lr_schedule", LrSchedule(self.lr_schedule))
+        if self.augment is not None:
+            object.__setattr__(self, "augment", tuple(dict.fromkeys(self.augment)))
+        unknown = [a for a in self.augment or () if a not in FINETUNE_AUGMENTATIONS]
         if unknown:
             raise ConfigError(
                 f"--structured-augment must be one of {', '.join(FINETUNE_AUGMENTATIONS)}; "
                 f"received {', '.join(unknown)}. Repeat the flag for several, e.g. "
                 "--structured-augment hflip --structured-augment shift."
             )
-        if not 0.0 <= self.distill <= 1.0:
+        if self.distill is not None and not 0.0 <= self.distill <= 1.0:
             raise ConfigError(
                 f"--structured-distill must be in [0, 1]; received {self.distill}. It is the "
                 "weight of the unpruned model's probabilities in the fine-tuning targets "
@@ -233,13 +273,25 @@ class StructuredConfig:
                 f"--channel-multiple must be >= 1; received {self.channel_multiple}. Use 1 to "
                 "keep exact widths, 8 or 16 to align them with int8 kernel tiles."
             )
-        if self.finetune_epochs < 0:
+        if self.finetune_epochs is not None and self.finetune_epochs < 0:
             raise ConfigError(
                 f"--structured-finetune-epochs must be >= 0; received {self.finetune_epochs}."
             )
         self._check_speedup_target()
 
     def _check_speedup_target(self) -> None:
+        if self.speedup_candidates < 1:
+            raise ConfigError(
+                f"--speedup-candidates must be >= 1; received {self.speedup_candidates}. It is "
+                "the number of cuts meeting --speedup-target that a short fine-tune ranks "
+                "(1: no ranking, the cut losing least importance is fine-tuned)."
+            )
+        if self.speedup_rank_epochs < 0:
+            raise ConfigError(
+                f"--speedup-rank-epochs must be >= 0; received {self.speedup_rank_epochs}. It "
+                "is the epochs of the short fine-tune ranking each candidate (0: rank by the "
+                "pruned model's validation AUROC)."
+            )
         target = self.speedup_target
         if target is None:
             return
@@ -255,6 +307,29 @@ class StructuredConfig:
                 f"{self.sparsity}. Pass --structured-sparsity {AUTO_SPARSITY}, or leave out "
                 "--speedup-target."
             )
+
+    def recipe(self, images: bool = True) -> StructuredRecipe:
+        """The fine-tuning recipe: each field set, else the mode's default
+        (`SPEED_TARGET_RECIPE` with a speedup target, else no fine-tuning); the default's
+        augmentation only when the inputs are `images`."""
+        default = SPEED_TARGET_RECIPE if self.speedup_target is not None else StructuredRecipe()
+        if not images:
+            default = dataclasses.replace(default, augment=())
+        given = {
+            field: getattr(self, name)
+            for name, field in RECIPE_FIELDS.items()
+            if getattr(self, name) is not None
+        }
+        return dataclasses.replace(default, **given)
+
+    def recipe_defaults(self) -> tuple[str, ...]:
+        """The recipe's fields (`--structured-*` names) left to the mode's default."""
+        return tuple(name for name in RECIPE_FIELDS if getattr(self, name) is None)
+
+    def with_recipe(self, recipe: StructuredRecipe) -> StructuredConfig:
+        """This config with every recipe field set to `recipe`'s."""
+        fields = {name: getattr(recipe, field) for name, field in RECIPE_FIELDS.items()}
+        return dataclasses.replace(self, **fields)
 
     @property
     def enabled(self) -> bool:

@@ -69,9 +69,11 @@ class FinetuneRecipe:
         return cls(config.finetune_epochs)
 
     @classmethod
-    def for_structured(cls, config: StructuredConfig) -> FinetuneRecipe:
-        """Structured pruning's recipe: epochs, augmentation, schedule and distillation."""
-        return cls(config.finetune_epochs, config.augment, config.lr_schedule, config.distill)
+    def for_structured(cls, config: StructuredConfig, images: bool = True) -> FinetuneRecipe:
+        """Structured pruning's recipe: epochs, augmentation, schedule and distillation
+        (`StructuredConfig.recipe`: each set, else the mode's default)."""
+        recipe = config.recipe(images)
+        return cls(recipe.epochs, recipe.augment, recipe.lr_schedule, recipe.distill)
 
     def steps_per_epoch(self, samples: int) -> int:
         """Optimizer steps of one epoch over `samples` training samples."""

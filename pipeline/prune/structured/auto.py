@@ -27,7 +27,7 @@ from pipeline.prune.auto import (
     within_budget,
 )
 from pipeline.prune.structured.latency import Profiler
-from pipeline.prune.structured.outcome import StructuredOutcome
+from pipeline.prune.structured.outcome import StructuredOutcome, shipped_auroc
 from pipeline.prune.structured.speed import search_for_speed
 from pipeline.prune.structured.step import Score, prune_structured
 
@@ -59,12 +59,6 @@ def _point(
         "within_budget": ok,
         **decision_json(decision),
     }
-
-
-def shipped_auroc(outcome: StructuredOutcome) -> float | None:
-    """Validation AUROC of the model a structured step ships (fine-tuned if it was)."""
-    auroc = outcome.val_auroc
-    return auroc["finetuned"] if outcome.finetune else auroc["pruned"]
 
 
 def _none_reason(

@@ -127,7 +127,7 @@ class StructuredOutcome:
             "params_after": self.params_after,
             "rebuild_max_abs_diff": self.rebuild_max_abs_diff,
             "validation_auroc": dict(self.val_auroc),
-            "finetune_epochs": cfg.finetune_epochs if self.finetune else 0,
+            "finetune_epochs": self.finetune["epochs"] if self.finetune else 0,
             "finetune": self.finetune,
             "groups": list(self.groups),
             "layers": [layer.to_json() for layer in self.layers],
@@ -139,6 +139,12 @@ class StructuredOutcome:
         if self.latency is not None:
             doc["latency"] = self.latency
         return doc
+
+
+def shipped_auroc(outcome: StructuredOutcome) -> float | None:
+    """Validation AUROC of the model a structured step ships (fine-tuned if it was)."""
+    auroc = outcome.val_auroc
+    return auroc["finetuned"] if outcome.finetune else auroc["pruned"]
 
 
 def layer_table(before: keras.Model, after: keras.Model) -> tuple[LayerChannels, ...]:

@@ -1,27 +1,34 @@
 """`--structured-sparsity auto --speedup-target X`: the cut that loses least while meeting X.
 
 A latency model of the target (`pipeline.prune.structured.latency`) predicts every
-candidate's int8 time without training it: the configured residual branches dropped
-(those adding least per measured ms), then each channel fraction R of the auto grid at
-each channel multiple of `MULTIPLES`, channels ranked by importance per measured ms saved.
-The predicted speedup is the unpruned int8 file's measured time over the candidate's
-predicted time. Of the candidates meeting X, the one losing least importance (the sum of
-the removed channels' scores, a share of all) is built, fine-tuned once with the full
-recipe and judged on validation like every auto point. In budget: it ships, with its
-predicted and measured int8 latency. Otherwise (or when no candidate meets X) the model
-goes on unchanged with a warning saying which of the two could not be met.
+candidate's int8 time without training it: D residual branches dropped (those adding least
+per measured ms; D is `--drop-blocks` when given, else each of `BRANCH_SHARES` of the
+removable ones), then each channel fraction R of the auto grid at each channel multiple of
+`MULTIPLES`, channels ranked by importance per measured ms saved. The predicted speedup is
+the unpruned int8 file's measured time over the candidate's predicted time. Of the
+candidates meeting X, per D (fewest branches first) the one losing least channel importance
+(the removed channels' share of all scores; comparable only at the same D) is shortlisted,
+`speedup_candidates` K in all; each is built and given a short fine-tune
+(`speedup_rank_epochs`, the recipe otherwise); the best on validation AUROC (ties: less
+importance lost) is built again, fine-tuned once with the full recipe and judged on
+validation like every auto point. The recipe is the user's where set, else
+`SPEED_TARGET_RECIPE` (40 epochs, cosine, distillation 0.5, shift for images): a 2x cut
+needs a real fine-tune. In budget: it ships, with its predicted and
+measured int8 latency. Otherwise (or when no candidate meets X) the model goes on
+unchanged with a warning saying which of the two could not be met.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import StructuredConfig
+from pipeline.config import StructuredConfig, StructuredRecipe
 from pipeline.models.flatten import flatten
 from pipeline.prune.auto import (
     AutoSearch,
@@ -40,7 +47,7 @@ from pipeline.prune.structured.latency import (
     LayerTimes,
     Profiler,
 )
-from pipeline.prune.structured.outcome import StructuredOutcome
+from pipeline.prune.structured.outcome import StructuredOutcome, shipped_auroc
 from pipeline.prune.structured.planning import ChannelPlan, select_channels
 from pipeline.prune.structured.scoring import channel_scores
 from pipeline.prune.structured.step import Score, prune_structured
@@ -111,15 +118,107 @@ def candidates(
 
 
 def shortlist(points: list[Candidate], target: float, size: int) -> list[Candidate]:
-    """The cuts worth fine-tuning: of those predicted to meet `target`, per number of
-    dropped branches (fewest first) the one losing least channel importance, `size` in all.
-    Channel importance is comparable only at the same branches dropped, so the branches are
-    weighed by fine-tuning, not by a score."""
-    best: dict[int, Candidate] = {}
-    for p in sorted(points, key=lambda p: p.importance_lost):
-        if p.predicted_speedup >= target:
-            best.setdefault(p.drop_blocks, p)
-    return [best[d] for d in sorted(best)][:size]
+    """The cuts worth fine-tuning, `size` in all: of those predicted to meet `target`, per
+    number of dropped branches (fewest first) the one losing least channel importance, then
+    the next least losing. Channel importance is comparable only at the same branches
+    dropped, so the branches are weighed by the short fine-tunes, not by a score."""
+    meeting = sorted(
+        (p for p in points if p.predicted_speedup >= target), key=lambda p: p.importance_lost
+    )
+    first: dict[int, Candidate] = {}
+    for p in meeting:
+        first.setdefault(p.drop_blocks, p)
+    picked = [first[d] for d in sorted(first)][:size]
+    return picked + [p for p in meeting if p not in picked][: size - len(picked)]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate after its short fine-tune."""
+
+    candidate: Candidate
+    val_auroc: float | None  # after the short fine-tune (the pruned model's with 0 epochs)
+    seconds: float  # the cut, its rebuild and its short fine-tune
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.candidate.to_json(), "val_auroc": self.val_auroc, "seconds": self.seconds}
+
+
+def _cut(config: StructuredConfig, cut: Candidate, epochs: int | None = None) -> StructuredConfig:
+    """`config` at the candidate's R and channel multiple (and `epochs` when given)."""
+    point = dataclasses.replace(
+        config,
+        sparsity=cut.sparsity,
+        channel_multiple=cut.channel_multiple,
+        drop_blocks=cut.drop_blocks,
+    )
+    return point if epochs is None else dataclasses.replace(point, finetune_epochs=epochs)
+
+
+def rank_epochs(config: StructuredConfig) -> int:
+    """Epochs of a ranking fine-tune: `speedup_rank_epochs`, at most the full recipe's."""
+    return min(config.speedup_rank_epochs, config.recipe().epochs)
+
+
+def rank_candidates(
+    model: keras.Model,
+    splits: Splits,
+    kind: OutputKind,
+    config: StructuredConfig,
+    shortlist: list[Candidate],
+    *,
+    score: Score,
+    seed: int,
+    latency: LatencyModel,
+) -> tuple[list[Ranked], StructuredOutcome]:
+    """Each cut of `shortlist` after a short fine-tune (`rank_epochs`, the recipe
+    otherwise), best first: highest validation AUROC, ties less importance lost; and the
+    best one's outcome (the full fine-tune when the short one is as long)."""
+    epochs = rank_epochs(config)
+    ranked, outcomes = [], []
+    for cut in shortlist:
+        started = time.perf_counter()
+        outcome = prune_structured(
+            model, splits, kind, _cut(config, cut, epochs), score=score, seed=seed,
+            latency=latency,
+        )  # fmt: skip
+        ranked.append(Ranked(cut, shipped_auroc(outcome), time.perf_counter() - started))
+        outcomes.append(outcome)
+    order = sorted(
+        range(len(ranked)),
+        key=lambda i: (-_or_worst(ranked[i].val_auroc), ranked[i].candidate.importance_lost),
+    )
+    return [ranked[i] for i in order], outcomes[order[0]]
+
+
+def _or_worst(auroc: float | None) -> float:
+    return -math.inf if auroc is None else auroc
+
+
+def _ranking_text(ranked: list[Ranked], epochs: int) -> str:
+    if not ranked:
+        return ""
+    scores = ", ".join(
+        f"R {r.candidate.sparsity:g}/M{r.candidate.channel_multiple}/"
+        f"D{r.candidate.drop_blocks} "
+        f"{'undefined' if r.val_auroc is None else f'{r.val_auroc:.4f}'}"
+        for r in ranked
+    )
+    return f"; validation AUROC after the {epochs}-epoch ranking fine-tunes: {scores}"
+
+
+def recipe_json(recipe: StructuredRecipe, defaults: tuple[str, ...]) -> dict[str, Any]:
+    """The report's record of the recipe that ran and which of its fields were defaults."""
+    return {
+        "epochs": recipe.epochs,
+        "augment": list(recipe.augment),
+        "lr_schedule": recipe.lr_schedule.value,
+        "distill": recipe.distill,
+        "defaults": list(defaults),  # fields the user left unset
+        "source": "speed-target default" if len(defaults) == 4 else (
+            "given" if not defaults else "given, the rest speed-target default"
+        ),
+    }  # fmt: skip
 
 
 def latency_json(
@@ -128,6 +227,7 @@ def latency_json(
     target: float,
     points: list[Candidate],
     seconds: dict[str, float],
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     """The report's `pruning.structured.latency` section: predicted next to measured."""
     predicted = latency.predict_model(model)
@@ -147,6 +247,7 @@ def latency_json(
         "cache": str(latency.times.path),
         "layers_measured": latency.times.measured,
         "candidates": [p.to_json() for p in points],
+        **extra,
         "seconds": seconds,
     }
 
@@ -183,16 +284,23 @@ def search_for_speed(
     """The speed-target search (see the module docstring); `model` is not changed; the
     chosen cut is judged by `paired` (`--decide`) when given, else on point estimates."""
     target = float(config.speedup_target or 0.0)
-    config = dataclasses.replace(config, speedup_target=None)  # points are fixed R, not auto
     started = time.perf_counter()
     flat = flatten(model).model
     latency = LatencyModel(flat, LayerTimes(profiler))
     seconds = {"latency_model_s": time.perf_counter() - started}
     x_train = splits.model_inputs("train")[:256]
+    recipe = config.recipe(images=x_train.ndim == 4)
+    extra: dict[str, Any] = {
+        "recipe": recipe_json(recipe, config.recipe_defaults()),
+        "ranking": {"epochs": 0, "candidates": []},
+    }
+    # the points are fixed R (not auto), each with the resolved recipe
+    config = dataclasses.replace(config.with_recipe(recipe), speedup_target=None)
     points = candidates(flat, config, x_train, latency)
     seconds["candidates_s"] = time.perf_counter() - started - seconds["latency_model_s"]
     baseline = score(model)
-    meeting = shortlist(points, target, 1)
+    meeting = shortlist(points, target, config.speedup_candidates)
+    record = (latency, target, points, seconds, extra)
 
     def search(chosen: float | None, reason: str, curve: tuple[dict[str, Any], ...]) -> AutoSearch:
         return AutoSearch(
@@ -205,42 +313,57 @@ def search_for_speed(
             "validation AUROC of the original model is undefined, so the speed-target "
             "search cannot judge a cut; the model goes on without structured pruning."
         )  # fmt: skip
-        auto = search(None, reason, ())
-        return _unchanged(model, config, auto, latency, target, points, seconds)
-    best = meeting[0]
-    point = dataclasses.replace(
-        config,
-        sparsity=best.sparsity,
-        channel_multiple=best.channel_multiple,
-        drop_blocks=best.drop_blocks,
-    )
+        return _unchanged(model, config, search(None, reason, ()), *record)
+    best, outcome = meeting[0], None
+    ranked: list[Ranked] = []
+    if len(meeting) > 1:
+        ranking = time.perf_counter()
+        ranked, short = rank_candidates(
+            model, splits, kind, config, meeting, score=score, seed=seed, latency=latency
+        )
+        seconds["rank_s"] = time.perf_counter() - ranking
+        best = ranked[0].candidate
+        extra["ranking"] = {
+            "epochs": rank_epochs(config),
+            "candidates": [r.to_json() for r in ranked],
+        }
+        if rank_epochs(config) == recipe.epochs:  # the short fine-tune was the full one
+            outcome = short
     tuned = time.perf_counter()
-    outcome = prune_structured(model, splits, kind, point, score=score, seed=seed, latency=latency)
+    if outcome is None:
+        outcome = prune_structured(
+            model, splits, kind, _cut(config, best), score=score, seed=seed, latency=latency
+        )
     seconds["finetune_s"] = time.perf_counter() - tuned
-    auroc = outcome.val_auroc["finetuned" if outcome.finetune else "pruned"]
+    auroc = shipped_auroc(outcome)
     val_rates, ok, decision = within_budget(
         outcome.model, auroc, baseline, max_prune_drop, rates, paired
     )
     point_json = {**best.to_json(), "val_auroc": auroc, **val_rates, "within_budget": ok}
     curve = ({**point_json, **decision_json(decision)},)
+    ranks = _ranking_text(ranked, rank_epochs(config))
     if not ok:
         reason = (
-            f"the cut predicted to reach --speedup-target {target:g} with least loss (R "
+            f"the cut predicted to reach --speedup-target {target:g} that ranked best (R "
             f"{best.sparsity:g}, channel multiple {best.channel_multiple}, "
             f"{best.drop_blocks} residual branches dropped, predicted "
-            f"{best.predicted_speedup:.2f}x) loses validation AUROC beyond --max-prune-drop "
-            f"{max_prune_drop:g} of {baseline:.4f}{rates_text(rates, paired)}"
-            f"{by_bounds(paired)}: no point meets both; "
+            f"{best.predicted_speedup:.2f}x, fine-tuned {recipe.epochs} epochs) loses "
+            f"validation AUROC beyond --max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
+            f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "
             "the model goes on without structured pruning. Lower --speedup-target, raise "
             "--max-prune-drop, or fine-tune longer (--structured-finetune-epochs)."
         )
-        auto = search(None, reason, curve)
-        return _unchanged(model, config, auto, latency, target, points, seconds)
+        return _unchanged(model, config, search(None, reason, curve), *record)
     reason = (
-        f"of the cuts predicted to reach --speedup-target {target:g}, the one losing least "
-        f"channel importance ({best.importance_lost:.3f}), in the validation budget"
+        f"of the cuts predicted to reach --speedup-target {target:g}, "
+        + (
+            f"the best of {len(ranked)} after short fine-tunes{ranks}"
+            if ranked
+            else f"the one losing least channel importance ({best.importance_lost:.3f})"
+        )
+        + f"; fine-tuned {recipe.epochs} epochs, in the validation budget"
     )
-    section = latency_json(latency, outcome.model, target, points, seconds)
+    section = latency_json(latency, outcome.model, target, points, seconds, extra)
     section["seconds"]["total_s"] = time.perf_counter() - started
     return dataclasses.replace(outcome, auto=search(best.sparsity, reason, curve), latency=section)
 
@@ -253,6 +376,7 @@ def _unchanged(
     target: float,
     points: list[Candidate],
     seconds: dict[str, float],
+    extra: dict[str, Any],
 ) -> StructuredOutcome:
     started = time.perf_counter()
     section = {
@@ -264,6 +388,7 @@ def _unchanged(
         "cache": str(latency.times.path),
         "layers_measured": latency.times.measured,
         "candidates": [p.to_json() for p in points],
+        **extra,
         "seconds": {**seconds, "total_s": sum(seconds.values()) + time.perf_counter() - started},
     }
     return dataclasses.replace(StructuredOutcome.unchanged(model, config, auto), latency=section)

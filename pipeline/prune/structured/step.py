@@ -107,7 +107,7 @@ def prune_structured(
     model = flat.model
     x_val = splits.model_inputs("val")[:256]
     x_train = splits.model_inputs("train")[:256]  # scores branches and activations
-    recipe = FinetuneRecipe.for_structured(config)
+    recipe = FinetuneRecipe.for_structured(config, images=x_train.ndim == 4)
     if recipe.epochs > 0:  # fail before the work, not after it
         check_augmentable(x_train, recipe.augment)
     source, diffs = model, []

@@ -14,6 +14,7 @@ from pipeline.release.report.tables import (
     fmt,
     operating_point_line,
     recommendation_lines,
+    speed_search_line,
     structured_auto_line,
     variant_lines,
     variant_rows,
@@ -96,6 +97,9 @@ def _print_pruning(p: PruningInfo, console: Any) -> None:
     if line:
         console.print(escape(line))
     st = p.structured
+    line = speed_search_line(st)
+    if line:
+        console.print(escape(line))
     if st and st["method"] != "none":
         layers = st.get("layers", [])
         narrowed = sum(

@@ -272,6 +272,36 @@ def structured_auto_line(auto: Mapping[str, Any]) -> str | None:
     return f"structured auto ({choice}): " + ("; ".join(structured_auto_points(auto)) or "-")
 
 
+def speed_search_line(structured: Mapping[str, Any] | None) -> str | None:
+    """`--speedup-target` in one line: the cut chosen, its predicted and measured speedup
+    and int8 latency, the recipe and the seconds the search spent; None without."""
+    st = structured or {}
+    lat = st.get("latency")
+    if not lat:
+        return None
+    ranking, recipe, seconds = lat["ranking"], lat["recipe"], lat["seconds"]
+    text = f"speed search (--speedup-target {lat['speedup_target']:g}): "
+    if "warning" in lat:
+        text += "no cut chosen (see warnings)"
+    else:
+        text += (
+            f"R {st['auto']['chosen_sparsity']:g} at channel multiple "
+            f"{st['channel_multiple']}, predicted {fmt(lat['predicted_speedup'], '.2f')}x "
+            f"({fmt(lat['predicted_ms'], '.3g')} ms), measured "
+            f"{fmt(lat['measured_speedup'], '.2f')}x ({fmt(lat['measured_ms'], '.3g')} ms) "
+            f"against the unpruned int8 {fmt(lat['unpruned_ms'], '.3g')} ms"
+        )
+    ranked = len(ranking["candidates"])
+    parts = ", ".join(
+        f"{k.removesuffix('_s')} {v:.1f} s" for k, v in seconds.items() if k != "total_s"
+    )
+    return text + (
+        f"; recipe {recipe['epochs']} epochs ({recipe['source']})"
+        + (f", {ranked} cuts ranked by {ranking['epochs']}-epoch fine-tunes" if ranked else "")
+        + f"; {seconds['total_s']:.1f} s ({parts})"
+    )
+
+
 def recommendation_lines(report: BuildReport) -> list[str]:
     """`ship VARIANT on TARGET: reason` for each measured target that should not ship int8."""
     out = []

@@ -163,8 +163,9 @@ def _speed_search(
     model: keras.Model, tmp_path: Path, target: float, score: float = 0.9
 ) -> structured.StructuredOutcome:
     config = StructuredConfig(
-        sparsity="auto", speedup_target=target, min_channels=2, auto_grid=(0.25, 0.5, 0.75)
-    )
+        sparsity="auto", speedup_target=target, min_channels=2, auto_grid=(0.25, 0.5, 0.75),
+        finetune_epochs=0,  # no fine-tuning: ranked and judged on the pruned models
+    )  # fmt: skip
     return search_for_speed(
         model, synthetic_splits(model, n=16), output_kind(model), config, 0.05,
         score=lambda m: score, profiler=FakeProfiler(), seed=0,
@@ -202,7 +203,10 @@ def test_speed_target_out_of_budget_says_no_point_meets_both(
     model = randomized("structured_functional")
     scores = iter([0.9, 0.9, 0.5, 0.5])  # original, then the pruned cut far below
 
-    config = StructuredConfig(sparsity="auto", speedup_target=1.2, min_channels=2)
+    config = StructuredConfig(
+        sparsity="auto", speedup_target=1.2, min_channels=2, finetune_epochs=0,
+        speedup_candidates=1,
+    )  # fmt: skip
     outcome = search_for_speed(
         model, synthetic_splits(model, n=16), output_kind(model), config, 0.05,
         score=lambda m: next(scores), profiler=FakeProfiler(),
@@ -243,6 +247,7 @@ def test_build_with_a_speed_target_reports_predicted_and_measured(
     monkeypatch.setenv("BEDSIDE_LATENCY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(probe, "LocalProfiler", lambda calibration, threads: FakeProfiler())
     flags = ["--structured-sparsity", "auto", "--speedup-target", "1.2", "--max-prune-drop", "1"]
+    flags += ["--structured-finetune-epochs", "1"]
     out = build_on_random_images(tmp_path, models.structured_functional(), flags)
     report = json.loads((out / "report.json").read_text())
     section = report["pruning"]["structured"]

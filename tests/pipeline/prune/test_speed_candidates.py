@@ -32,6 +32,9 @@ def test_shortlist_takes_the_least_loss_per_branch_count_fewest_branches_first()
     assert [(p.drop_blocks, p.importance_lost) for p in picked] == [(0, 0.25), (2, 0.10), (4, 0.01)]
     assert shortlist(points, 2.0, 2) == picked[:2]
     assert shortlist(points, 3.0, 3) == []
+    same = [p for p in points if p.drop_blocks == 0]  # one branch count: the next least loss
+    assert [p.importance_lost for p in shortlist(same, 2.0, 3)] == [0.25, 0.30]
+    assert [p.importance_lost for p in shortlist(points, 2.0, 5)] == [0.25, 0.10, 0.01, 0.15, 0.30]
 
 
 def test_block_counts_span_the_removable_branches_unless_given() -> None:
