@@ -1,17 +1,19 @@
 """`--structured-sparsity auto --speedup-target X`: the cut that loses least while meeting X.
 
 A latency model of the target (`pipeline.prune.structured.latency`) predicts every
-candidate's int8 time without training it: the configured residual branches dropped
-(those adding least per measured ms), then each channel fraction R of the auto grid at
-each channel multiple of `MULTIPLES`, channels ranked by importance per measured ms saved.
-The predicted speedup is the unpruned int8 file's measured time over the candidate's
-predicted time. Of the candidates meeting X, the `speedup_candidates` K losing least
-importance (the sum of the removed channels' scores, a share of all) are each built and
-given a short fine-tune (`speedup_rank_epochs`, the recipe otherwise); the best on
-validation AUROC (ties: less importance lost) is built again, fine-tuned once with the
-full recipe and judged on validation like every auto point. The recipe is the user's
-where set, else `SPEED_TARGET_RECIPE` (40 epochs, cosine, distillation 0.5, shift for
-images): a 2x cut needs a real fine-tune. In budget: it ships, with its predicted and
+candidate's int8 time without training it: D residual branches dropped (those adding least
+per measured ms; D is `--drop-blocks` when given, else each of `BRANCH_SHARES` of the
+removable ones), then each channel fraction R of the auto grid at each channel multiple of
+`MULTIPLES`, channels ranked by importance per measured ms saved. The predicted speedup is
+the unpruned int8 file's measured time over the candidate's predicted time. Of the
+candidates meeting X, per D (fewest branches first) the one losing least channel importance
+(the removed channels' share of all scores; comparable only at the same D) is shortlisted,
+`speedup_candidates` K in all; each is built and given a short fine-tune
+(`speedup_rank_epochs`, the recipe otherwise); the best on validation AUROC (ties: less
+importance lost) is built again, fine-tuned once with the full recipe and judged on
+validation like every auto point. The recipe is the user's where set, else
+`SPEED_TARGET_RECIPE` (40 epochs, cosine, distillation 0.5, shift for images): a 2x cut
+needs a real fine-tune. In budget: it ships, with its predicted and
 measured int8 latency. Otherwise (or when no candidate meets X) the model goes on
 unchanged with a warning saying which of the two could not be met.
 """
@@ -38,7 +40,7 @@ from pipeline.prune.auto import (
     rates_text,
     within_budget,
 )
-from pipeline.prune.structured.branches import drop_weakest_branches
+from pipeline.prune.structured.branches import drop_weakest_branches, residual_branches
 from pipeline.prune.structured.graph import analyse
 from pipeline.prune.structured.latency import (
     APPROXIMATION,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from pipeline.models import OutputKind
 
 MULTIPLES = (1, 8, 16)  # channel multiples each R is tried at (besides the configured one)
+# without --drop-blocks: the shares of the removable residual branches each cut may drop
+BRANCH_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Candidate:
 
     sparsity: float
     channel_multiple: int
+    drop_blocks: int  # residual branches removed whole (those adding least per measured ms)
     predicted_ms: float
     predicted_speedup: float
     importance_lost: float  # removed channels' share of all channel scores
@@ -81,20 +86,51 @@ def _lost(plan: ChannelPlan) -> float:
     return (total - kept) / total
 
 
+def block_counts(model: keras.Model, config: StructuredConfig) -> tuple[int, ...]:
+    """How many residual branches the cuts may drop: `--drop-blocks` when given, else the
+    `BRANCH_SHARES` of the model's removable branches (0 when it has none)."""
+    if config.drop_blocks:
+        return (config.drop_blocks,)
+    n = len(residual_branches(model))
+    return tuple(sorted({int(round(n * share)) for share in BRANCH_SHARES}))
+
+
 def candidates(
-    source: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
+    flat: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
 ) -> list[Candidate]:
-    """Every (R, channel multiple) of the grid, predicted on `source` (branches dropped)."""
+    """Every (branches dropped, R, channel multiple) of the grid, predicted on `flat`."""
     out = []
     multiples = sorted({config.channel_multiple, *MULTIPLES})
-    scores = channel_scores(source, analyse(source), config.criterion, x)  # once for all
-    for sparsity in sorted(config.auto_grid):
-        for multiple in multiples:
-            point = dataclasses.replace(config, sparsity=sparsity, channel_multiple=multiple)
-            plan = select_channels(source, point, x, latency.channel_costs, scores)
-            ms = latency.predict_plan(source, plan)
-            out.append(Candidate(sparsity, multiple, ms, latency.unpruned_ms / ms, _lost(plan)))
+    for blocks in block_counts(flat, config):
+        source = flat
+        if blocks:
+            source = drop_weakest_branches(flat, x, blocks, latency.branch_ms)[0]
+        scores = channel_scores(source, analyse(source), config.criterion, x)  # once per D
+        for sparsity in sorted(config.auto_grid):
+            for multiple in multiples:
+                point = dataclasses.replace(
+                    config, sparsity=sparsity, channel_multiple=multiple, drop_blocks=blocks
+                )
+                plan = select_channels(source, point, x, latency.channel_costs, scores)
+                ms = latency.predict_plan(source, plan)
+                speedup = latency.unpruned_ms / ms
+                out.append(Candidate(sparsity, multiple, blocks, ms, speedup, _lost(plan)))
     return out
+
+
+def shortlist(points: list[Candidate], target: float, size: int) -> list[Candidate]:
+    """The cuts worth fine-tuning, `size` in all: of those predicted to meet `target`, per
+    number of dropped branches (fewest first) the one losing least channel importance, then
+    the next least losing. Channel importance is comparable only at the same branches
+    dropped, so the branches are weighed by the short fine-tunes, not by a score."""
+    meeting = sorted(
+        (p for p in points if p.predicted_speedup >= target), key=lambda p: p.importance_lost
+    )
+    first: dict[int, Candidate] = {}
+    for p in meeting:
+        first.setdefault(p.drop_blocks, p)
+    picked = [first[d] for d in sorted(first)][:size]
+    return picked + [p for p in meeting if p not in picked][: size - len(picked)]
 
 
 @dataclass(frozen=True)
@@ -112,7 +148,10 @@ class Ranked:
 def _cut(config: StructuredConfig, cut: Candidate, epochs: int | None = None) -> StructuredConfig:
     """`config` at the candidate's R and channel multiple (and `epochs` when given)."""
     point = dataclasses.replace(
-        config, sparsity=cut.sparsity, channel_multiple=cut.channel_multiple
+        config,
+        sparsity=cut.sparsity,
+        channel_multiple=cut.channel_multiple,
+        drop_blocks=cut.drop_blocks,
     )
     return point if epochs is None else dataclasses.replace(point, finetune_epochs=epochs)
 
@@ -161,7 +200,8 @@ def _ranking_text(ranked: list[Ranked], epochs: int) -> str:
     if not ranked:
         return ""
     scores = ", ".join(
-        f"R {r.candidate.sparsity:g}/M{r.candidate.channel_multiple} "
+        f"R {r.candidate.sparsity:g}/M{r.candidate.channel_multiple}/"
+        f"D{r.candidate.drop_blocks} "
         f"{'undefined' if r.val_auroc is None else f'{r.val_auroc:.4f}'}"
         for r in ranked
     )
@@ -215,11 +255,17 @@ def latency_json(
 
 def _reason_no_speed(target: float, points: list[Candidate]) -> str:
     best = max(points, key=lambda p: p.predicted_speedup, default=None)
-    top = f"{best.predicted_speedup:.2f}x at R {best.sparsity:g}" if best else "none"
+    top = (
+        f"{best.predicted_speedup:.2f}x at R {best.sparsity:g} with {best.drop_blocks} "
+        "residual branches dropped"
+        if best
+        else "none"
+    )
     return (
-        f"no channel fraction of the grid is predicted to reach --speedup-target {target:g} "
-        f"on this target (best {top}); the model goes on without structured pruning. Drop "
-        "more residual branches (--drop-blocks), lower --speedup-target, or widen the grid."
+        f"no cut of the grid is predicted to reach --speedup-target {target:g} on this "
+        f"target (best {top}); the model goes on without structured pruning. Lower "
+        "--speedup-target, widen the grid, or move the input front to the host "
+        "(--host-preprocessing), whose time no cut removes."
     )
 
 
@@ -251,15 +297,10 @@ def search_for_speed(
     }
     # the points are fixed R (not auto), each with the resolved recipe
     config = dataclasses.replace(config.with_recipe(recipe), speedup_target=None)
-    source = flat
-    if config.drop_blocks:
-        source = drop_weakest_branches(flat, x_train, config.drop_blocks, latency.branch_ms)[0]
-    points = candidates(source, config, x_train, latency)
+    points = candidates(flat, config, x_train, latency)
     seconds["candidates_s"] = time.perf_counter() - started - seconds["latency_model_s"]
     baseline = score(model)
-    meeting = sorted(
-        (p for p in points if p.predicted_speedup >= target), key=lambda p: p.importance_lost
-    )
+    meeting = shortlist(points, target, config.speedup_candidates)
     record = (latency, target, points, seconds, extra)
 
     def search(chosen: float | None, reason: str, curve: tuple[dict[str, Any], ...]) -> AutoSearch:
@@ -274,13 +315,12 @@ def search_for_speed(
             "search cannot judge a cut; the model goes on without structured pruning."
         )  # fmt: skip
         return _unchanged(model, config, search(None, reason, ()), *record)
-    shortlist = meeting[: config.speedup_candidates]
-    best, outcome = shortlist[0], None
+    best, outcome = meeting[0], None
     ranked: list[Ranked] = []
-    if len(shortlist) > 1:
+    if len(meeting) > 1:
         ranking = time.perf_counter()
         ranked, short = rank_candidates(
-            model, splits, kind, config, shortlist, score=score, seed=seed, latency=latency
+            model, splits, kind, config, meeting, score=score, seed=seed, latency=latency
         )
         seconds["rank_s"] = time.perf_counter() - ranking
         best = ranked[0].candidate
@@ -306,7 +346,8 @@ def search_for_speed(
     if not ok:
         reason = (
             f"the cut predicted to reach --speedup-target {target:g} that ranked best (R "
-            f"{best.sparsity:g}, channel multiple {best.channel_multiple}, predicted "
+            f"{best.sparsity:g}, channel multiple {best.channel_multiple}, "
+            f"{best.drop_blocks} residual branches dropped, predicted "
             f"{best.predicted_speedup:.2f}x, fine-tuned {recipe.epochs} epochs) loses "
             f"validation AUROC beyond --max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
             f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "

@@ -150,4 +150,7 @@ def test_no_point_meets_both_names_each_short_fine_tune(
     warning = doc["latency"]["warning"]
     assert "no point meets both" in warning and doc["method"] == "none"
     for c in doc["latency"]["ranking"]["candidates"]:
-        assert f"R {c['sparsity']:g}/M{c['channel_multiple']} {c['val_auroc']:.4f}" in warning
+        assert (
+            f"R {c['sparsity']:g}/M{c['channel_multiple']}/D{c['drop_blocks']} {c['val_auroc']:.4f}"
+            in warning
+        )
