@@ -288,7 +288,8 @@ def speed_search_line(structured: Mapping[str, Any] | None) -> str | None:
     else:
         text += (
             f"R {st['auto']['chosen_sparsity']:g} at channel multiple "
-            f"{st['channel_multiple']}, predicted {fmt(lat['predicted_speedup'], '.2f')}x "
+            f"{st['channel_multiple']} with {len(st.get('dropped_blocks') or ())} residual "
+            f"branches dropped, predicted {fmt(lat['predicted_speedup'], '.2f')}x "
             f"({fmt(lat['predicted_ms'], '.3g')} ms), measured "
             f"{fmt(lat['measured_speedup'], '.2f')}x ({fmt(lat['measured_ms'], '.3g')} ms) "
             f"against the unpruned int8 {fmt(lat['unpruned_ms'], '.3g')} ms"

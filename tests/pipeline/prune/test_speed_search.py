@@ -133,7 +133,10 @@ def test_ranking_picks_the_best_short_fine_tune_and_reports_it(
     assert lat["seconds"]["rank_s"] >= sum(c["seconds"] for c in ranking)
     assert lat["recipe"]["source"] == "given, the rest speed-target default"
     line = speed_search_line(doc)  # the build's console line
-    assert f"R {best['sparsity']:g} at channel multiple {best['channel_multiple']}" in line
+    assert (
+        f"R {best['sparsity']:g} at channel multiple {best['channel_multiple']} with "
+        f"{best['drop_blocks']} residual branches dropped" in line
+    )
     assert f"{len(ranking)} cuts ranked by 1-epoch fine-tunes" in line and "rank " in line
 
 
