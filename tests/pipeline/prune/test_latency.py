@@ -263,16 +263,29 @@ def test_build_with_a_speed_target_reports_predicted_and_measured(
         assert section["auto"]["chosen_sparsity"] is not None
 
 
-def test_speedup_target_without_auto_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        (
+            "structured_sparsity = 0.5\nspeedup_target = 2.0\n",
+            "job.toml: [prune] speedup_target = 2.0 needs",
+        ),
+        (
+            'latency_target = "local"\n',
+            'job.toml: [prune] latency_target = "local" says where --speedup-target',
+        ),
+    ],
+)
+def test_speed_options_out_of_their_mode_exit_2_naming_the_key(
+    job: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pipeline.cli import main
 
-    job = tmp_path / "job.toml"
-    job.write_text("[prune]\nstructured_sparsity = 0.5\nspeedup_target = 2.0\n")
-    assert main(["build", "--config", str(job), "--out", str(tmp_path / "o")]) == 2
+    path = tmp_path / "job.toml"
+    path.write_text("[prune]\n" + job)
+    assert main(["build", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "job.toml: [prune] speedup_target = 2.0 needs" in err  # names its source
+    assert expected in err  # names its source
     assert "Traceback" not in err and not (tmp_path / "o").exists()
 
 
