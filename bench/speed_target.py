@@ -22,8 +22,9 @@ randomly mirrored and shifted images, Adam 1e-3 decayed along a cosine (bench/st
 `train`). Then, per model:
 
 1. `bedside-lite build --model M.keras --data D.npz --positive-class 0
-   --structured-sparsity auto --speedup-target 2 --no-bench --out DIR` (every other option
-   the pipeline's default), timed as a whole process;
+   --structured-sparsity auto --speedup-target 2 --decide interval --no-bench --out DIR`
+   (`--decide` is the pipeline's default unless `--decide point` is given here; every
+   other option the pipeline's default), timed as a whole process;
 2. the hand-made int8 PTQ of the unpruned model (bench/nested.py's `handmade_int8`: the
    TFLiteConverter as documented, the first 100 training images, int8 I/O) and the
    unpruned float32 file;
@@ -151,7 +152,8 @@ def pipeline_build(model: Path, data: Path, out: Path, args: argparse.Namespace)
         sys.executable, "-c", "from pipeline.cli import run; run()", "build",
         "--model", str(model), "--data", str(data), "--positive-class", str(MALIGNANT),
         "--structured-sparsity", "auto",
-        "--speedup-target", str(args.target), "--no-bench", "--out", str(out),
+        "--speedup-target", str(args.target), "--decide", args.decide,
+        "--no-bench", "--out", str(out),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -213,7 +215,7 @@ def one_model(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     float32 = tmp / f"{name}_unpruned_float32.tflite"
     float32.write_bytes(to_float32(model))
     f32_auroc, _ = file_auroc(float32, splits)
-    out = args.cache / f"build_{name}"
+    out = args.cache / f"build_{name}_{args.decide}"
     built = pipeline_build(model_path, data, out, args)
     int8 = out / "model_int8.tflite"
     int8_auroc, int8_scores = file_auroc(int8, splits)
@@ -277,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bedside-speed-target-bench"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--target", type=float, default=2.0)
+    parser.add_argument(
+        "--decide", choices=("interval", "point"), default="interval",
+        help="the build's --decide (interval: the pipeline's default)",
+    )  # fmt: skip
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
