@@ -13,7 +13,7 @@ ask: which judged validation group loses most against its budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.evaluate import bootstrap
 
 BINARY_METRICS = ("auroc", "sensitivity", "specificity")
+ROW_CELLS = 2**17  # replicates x cases x variants scored together: bounds memory
 SubgroupLookup = Any  # Callable[[int], dict[str, str]]: a case's values by attribute
 
 
@@ -80,118 +81,227 @@ def describe(
 
 @dataclass(frozen=True)
 class _Segments:
-    """Sums of columns by label without a matrix product (a wide one-hot product would go
-    to the multi-threaded BLAS, which is slow on a busy host): columns sorted by label,
-    `np.add.reduceat` over each label's run, zero for absent labels."""
+    """Sums of runs of columns by label (labels sorted), without a matrix product (a wide
+    one-hot product would go to the multi-threaded BLAS, which is slow on a busy host) nor
+    `np.add.reduceat` (slow along rows): differences of one running sum at the runs' ends.
+    """
 
-    order: np.ndarray | None  # None: the columns come sorted by label already
-    present: np.ndarray
-    starts: np.ndarray
-    size: int
+    present: np.ndarray  # the labels that have columns
+    ends: np.ndarray  # the last column of each one's run
 
     @classmethod
-    def of(cls, labels: np.ndarray, size: int) -> _Segments:
-        order = None if np.all(labels[:-1] <= labels[1:]) else np.argsort(labels, kind="stable")
-        present, starts = np.unique(labels if order is None else labels[order], return_index=True)
-        return cls(order, present, starts, size)
+    def of(cls, labels: np.ndarray) -> _Segments:
+        present, starts = np.unique(labels, return_index=True)
+        return cls(present, np.append(starts[1:], len(labels)) - 1)
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """(B, m) -> (B, size): each label's sum over its columns."""
-        out = np.zeros((len(values), self.size))
+    def add(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Each label's sum over its columns of `values` (B, m, integers whose sum over
+        a row fits their type), into `out` (B, labels)."""
         if len(self.present):
-            ordered = values if self.order is None else values[:, self.order]
-            out[:, self.present] = np.add.reduceat(ordered, self.starts, axis=1)
-        return out
+            run = np.cumsum(values, axis=1, dtype=values.dtype)[:, self.ends]
+            out[:, self.present] = np.diff(run, axis=1, prepend=0)
+
+
+@dataclass(frozen=True)
+class _Strata:
+    """One attribute's cases in cell order (group, then class): each stratum of a
+    stratified replicate is a run of columns."""
+
+    order: np.ndarray  # case indices in cell order
+    cell: np.ndarray  # each column's cell: group x classes + class
+    cell_n: np.ndarray  # (groups x classes,) cases per cell
+    groups: int
+
+    @classmethod
+    def of(cls, code: np.ndarray, groups: int, y: np.ndarray, classes: int) -> _Strata:
+        cell = code * classes + y
+        order = np.argsort(cell, kind="stable")
+        return cls(order, cell[order], np.bincount(cell, minlength=groups * classes), groups)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """(first column, cases) of each stratum, in the order `resample_counts` draws."""
+        sizes = self.cell_n[self.cell_n > 0]
+        return list(zip((np.cumsum(sizes) - sizes).tolist(), sizes.tolist(), strict=True))
+
+
+def _draws(strata: list[_Strata], replicates: int, seed: int, rows: int) -> Iterator[np.ndarray]:
+    """Case counts (rows, every attribute's columns side by side) int32 of stratified
+    replicates, `rows` (a multiple of CHUNK) at a time: each attribute's own generator
+    makes the draws of `bootstrap.resample_counts` over its strata (the same generator
+    calls, CHUNK by CHUNK), so a group of every case draws as the whole split."""
+    rngs = [np.random.default_rng(seed) for _ in strata]
+    runs = [s.runs() for s in strata]
+    widths = [len(s.order) for s in strata]
+    cols = np.cumsum([0, *widths])
+    shift = np.concatenate([np.repeat([f for f, _ in r], [k for _, k in r]) for r in runs])
+    shift += np.repeat(cols[:-1], widths)
+    n = int(cols[-1])
+    for start in range(0, replicates, rows):
+        size = min(rows, replicates - start)
+        slots = np.empty((size, n), np.int64)
+        for row in range(0, size, bootstrap.CHUNK):
+            end = min(row + bootstrap.CHUNK, size)
+            for rng, own, col in zip(rngs, runs, cols.tolist(), strict=False):
+                for first, k in own:
+                    at = col + first
+                    slots[row:end, at : at + k] = rng.integers(0, k, (end - row, k))
+        slots += shift + np.arange(size)[:, None] * n
+        yield np.bincount(slots.ravel(), minlength=size * n).reshape(size, n).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """AUROC of every result column (block, group): every block's negatives side by side
+    in (block, group, score) order, one running count of their draws, and each positive's
+    place among them (`bootstrap.weighted_auroc` within each group), less the negatives of
+    the columns before, which no stratified replicate changes."""
+
+    neg: np.ndarray  # count columns of every block's negatives, (block, group, score) order
+    pos: np.ndarray  # count column of each (block, positive)
+    lo: np.ndarray  # ... its running index past the negatives scored below it
+    tied: np.ndarray  # the (block, positive) entries that tie with negatives ...
+    hi: np.ndarray  # ... and their running index past those ties
+    pos_of: _Segments  # (block, positive) entries by result column
+    tied_of: _Segments
+    fixed: np.ndarray  # per result column: its positives x the negatives of earlier columns
+    den: np.ndarray  # per result column: positives x negatives
+    wide: type  # the sums' integer type: int32 unless one could pass 2**31
+
+    @classmethod
+    def of(cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], columns: int) -> _Ranks:
+        """`neg`, `pos`: per block, (count column, result column, score rank) of its
+        negatives and of its positives, columns ascending from block to block."""
+        n, p = np.concatenate(neg, axis=1), np.concatenate(pos, axis=1)
+        n = n[:, np.lexsort((n[2], n[1]))]
+        size = int(max(n[2].max(initial=0), p[2].max(initial=0))) + 1
+        n_key, p_key = n[1] * size + n[2], p[1] * size + p[2]
+        lo, hi = np.searchsorted(n_key, p_key, "left"), np.searchsorted(n_key, p_key, "right")
+        tied = np.flatnonzero(hi != lo)
+        pos_n = np.bincount(p[1], minlength=columns)
+        neg_n = np.bincount(n[1], minlength=columns)
+        wide = np.int32 if len(p[0]) * (len(n[0]) + 1) < 2**31 else np.int64
+        return cls(
+            n[0], p[0], lo, tied, hi[tied], _Segments.of(p[1]), _Segments.of(p[1][tied]),
+            pos_n * (np.cumsum(neg_n) - neg_n), pos_n * neg_n, wide,
+        )  # fmt: skip
+
+    def add(self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray) -> None:
+        """Per replicate (row of `counts`) and result column, the draws of its positives
+        times the negatives drawn below them (including those of earlier columns), and
+        times those tied with them, into `below` and `ties`."""
+        # np.take, not counts[:, index]: that gives a column-major array, slow to sum along rows
+        cum = np.zeros((len(counts), len(self.neg) + 1), np.int32)  # integers: fast, exact
+        np.cumsum(np.take(counts, self.neg, axis=1), axis=1, dtype=np.int32, out=cum[:, 1:])
+        drawn = np.take(counts, self.pos, axis=1)
+        lo = np.take(cum, self.lo, axis=1)
+        self.pos_of.add(np.multiply(drawn, lo, dtype=self.wide), below)
+        if len(self.tied):
+            among = np.take(cum, self.hi, axis=1) - np.take(lo, self.tied, axis=1)
+            tied = np.multiply(np.take(drawn, self.tied, axis=1), among, dtype=self.wide)
+            self.tied_of.add(tied, ties)
+
+    def auroc(self, below: np.ndarray, ties: np.ndarray) -> np.ndarray:
+        """(B, result columns) AUROC; NaN where a group lacks a class."""
+        num = below + 0.5 * ties - self.fixed
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.den > 0, num / np.where(self.den > 0, self.den, 1), np.nan)
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """Every (attribute, variant) block of a split laid side by side, so that all groups of
-    all variants are scored with one sort and a few segment sums per replicate chunk.
+    """Every (attribute, variant) block of a split side by side: block b's groups are the
+    result columns `offsets[b]` to `offsets[b + 1]`, scored on the count columns of
+    `_draws` (each attribute's cases in its cell order), all blocks with a few numpy calls
+    per chunk of replicates.
 
-    Block b holds the n cases once more (blocks x n columns, in cell order), scored by its
-    variant; its groups are the columns `offsets[b]` to `offsets[b + 1]` of the results.
-    What no replicate changes is prepared here: the negatives in (group, score) order,
-    where each positive falls among them, the segments and the fixed counts.
+    A replicate redraws every cell within itself, so each cell keeps its number of cases:
+    a variant's hits in a cell are the cell's cases less the draws of the cases it gets
+    wrong (few); and each group's positives and negatives are fixed (`_Ranks`).
     """
 
-    pos: np.ndarray
-    neg: np.ndarray  # sorted by (group, score)
-    lo: np.ndarray  # per positive: cumulative index of the negatives below it ...
-    hi: np.ndarray  # ... up to its ties
-    pos_of: _Segments  # positives by group
-    cells: _Segments  # cases by cell (group x class)
-    # a replicate redraws every cell within itself, so these counts never change
-    pos_n: np.ndarray  # positives per group
-    neg_n: np.ndarray  # negatives per group
-    before: np.ndarray  # negatives of the groups before each group
-    cell_n: np.ndarray  # cases per cell
-    correct: np.ndarray  # (width,) 1.0 where the block's variant decides the case right
-    perm: np.ndarray  # the blocks' cases in cell order: counts of the blocks -> columns here
+    strata: tuple[_Strata, ...]
     offsets: tuple[int, ...]
     classes: int
     positive_class: int
+    cases: np.ndarray  # cases per cell of every block (result column x classes + class)
+    wrong: np.ndarray  # count columns of the cases each block's variant gets wrong ...
+    wrong_of: _Segments  # ... by cell of every block
+    ranks: _Ranks | None  # binary tasks
 
     @classmethod
     def of(
-        cls, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], y: np.ndarray,
-        pc: int,
+        cls, codes: Sequence[tuple[np.ndarray, int]], y: np.ndarray,
+        scored: Sequence[tuple[np.ndarray, np.ndarray]], pc: int,
     ) -> _Plan:  # fmt: skip
-        """`blocks`: (probabilities, predictions, each case's group, groups) per block."""
-        classes = blocks[0][0].shape[1]
-        offsets = tuple(np.cumsum([0] + [b[3] for b in blocks]).tolist())
-        code = np.concatenate([c + o for (_, _, c, _), o in zip(blocks, offsets, strict=False)])
-        score = np.concatenate([p[:, pc] if classes == 2 else np.zeros(len(y)) for p, *_ in blocks])
-        correct = np.concatenate([pred == y for _, pred, _, _ in blocks])
-        y_all = np.tile(y, len(blocks))
-        perm = np.argsort(code * classes + y_all, kind="stable")  # cells contiguous
-        code, score, correct, y_all = code[perm], score[perm], correct[perm], y_all[perm]
-        key = code * 4.0 + np.clip(score, 0.0, 1.0)  # groups apart: scores are in [0, 1]
-        pos, neg = np.flatnonzero(y_all == pc), np.flatnonzero(y_all != pc)
-        neg = neg[np.argsort(key[neg], kind="stable")]
-        neg_key, groups = key[neg], offsets[-1]
-        neg_n = np.bincount(code[neg], minlength=groups).astype(np.float64)
+        """`codes`: (each case's group, groups) per attribute; `scored`: (probabilities,
+        predictions) per variant."""
+        classes = scored[0][0].shape[1]
+        strata = tuple(_Strata.of(c, g, y, classes) for c, g in codes)
+        offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
+        ranks = [np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored]
+        wrong: list[np.ndarray] = []
+        cells: list[np.ndarray] = []
+        neg: list[np.ndarray] = []
+        pos: list[np.ndarray] = []
+        col, b = 0, 0
+        for s in strata:
+            truth, group = y[s.order], s.cell // classes
+            for (_, pred), rank in zip(scored, ranks, strict=True):
+                miss = np.flatnonzero(pred[s.order] != truth)
+                wrong.append(miss + col)
+                cells.append(s.cell[miss] + offsets[b] * classes)
+                for part, where in ((neg, truth != pc), (pos, truth == pc)):
+                    at = np.flatnonzero(where)
+                    part.append(np.stack([at + col, group[at] + offsets[b], rank[s.order][at]]))
+                b += 1
+            col += len(s.order)
+        cases = np.concatenate([s.cell_n for s in strata for _ in scored])
         return cls(
-            pos, neg,
-            np.searchsorted(neg_key, key[pos], "left"),
-            np.searchsorted(neg_key, key[pos], "right"),
-            _Segments.of(code[pos], groups),
-            _Segments.of(code * classes + y_all, groups * classes),
-            np.bincount(code[pos], minlength=groups).astype(np.float64), neg_n,
-            np.cumsum(neg_n) - neg_n,
-            np.bincount(code * classes + y_all, minlength=groups * classes).astype(np.float64),
-            correct.astype(np.float64), perm, offsets, classes, pc,
+            strata, tuple(offsets.tolist()), classes, pc, cases, np.concatenate(wrong),
+            _Segments.of(np.concatenate(cells)),
+            _Ranks.of(neg, pos, int(offsets[-1])) if classes == 2 else None,
         )  # fmt: skip
 
-    def auroc(self, counts: np.ndarray) -> np.ndarray:
-        """Every group's AUROC on each replicate (B, groups): the count-weighted
-        Mann-Whitney statistic of `bootstrap.weighted_auroc`, a positive compared with
-        its own group's negatives only (ties count one half)."""
-        cum = np.zeros((len(counts), len(self.neg) + 1), counts.dtype)
-        np.cumsum(counts[:, self.neg], axis=1, out=cum[:, 1:])
-        below = cum[:, self.lo] + cum[:, self.hi]  # twice the negatives below, ties once
-        # less the group's positives times the negatives of earlier groups (fixed counts)
-        num = self.pos_of.sum(counts[:, self.pos] * below) * 0.5 - self.pos_n * self.before
-        den = self.pos_n * self.neg_n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-    def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """metric -> (B, groups) over every block. Binary: AUROC, sensitivity,
-        specificity; multi-class: accuracy and `recall_<c>`. `counts` draws every cell
-        as often as it has cases (a stratified replicate, or ones)."""
-        shape = (len(counts), self.offsets[-1], self.classes)
-        hits = self.cells.sum(counts * self.correct).reshape(shape)
-        cases = np.broadcast_to(self.cell_n.reshape(1, *shape[1:]), shape)
+    def values(self, chunks: Iterable[np.ndarray], replicates: int) -> dict[str, np.ndarray]:
+        """metric -> (replicates, result columns) from chunks of case counts that draw
+        every cell as often as it has cases (stratified replicates, or ones). Binary:
+        AUROC, sensitivity, specificity; multi-class: accuracy and `recall_<c>`."""
+        missed = np.zeros((replicates, len(self.cases)), np.int64)
+        below = np.zeros((replicates, self.offsets[-1]), np.int64)
+        ties = np.zeros_like(below)
+        start = 0
+        for counts in chunks:
+            end = start + len(counts)
+            self.wrong_of.add(np.take(counts, self.wrong, axis=1), missed[start:end])
+            if self.ranks is not None:
+                self.ranks.add(counts, below[start:end], ties[start:end])
+            start = end
+        shape = (replicates, self.offsets[-1], self.classes)
+        hits = (self.cases - missed).reshape(shape)
+        cases = self.cases.reshape(shape[1:])
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = hits / cases
-            if self.classes == 2:
+            if self.ranks is not None:
                 pc = self.positive_class
-                return {"auroc": self.auroc(counts), "sensitivity": recall[:, :, pc],
-                        "specificity": recall[:, :, 1 - pc]}  # fmt: skip
-            out = {"accuracy": hits.sum(axis=2) / cases.sum(axis=2)}
-        out.update({f"recall_{c}": recall[:, :, c] for c in range(self.classes)})
+                return {"auroc": self.ranks.auroc(below, ties), "sensitivity": recall[..., pc],
+                        "specificity": recall[..., 1 - pc]}  # fmt: skip
+            out = {"accuracy": hits.sum(axis=2) / cases.sum(axis=1)}
+        out.update({f"recall_{c}": recall[..., c] for c in range(self.classes)})
         return out
+
+    def points(self) -> dict[str, np.ndarray]:
+        """metric -> (1, result columns): every case drawn once."""
+        columns = sum(len(s.order) for s in self.strata)
+        return self.values([np.ones((1, columns), np.int32)], 1)
+
+    def replicates(self, replicates: int, seed: int) -> dict[str, np.ndarray]:
+        """metric -> (replicates, result columns). Each replicate redraws every class of
+        every group within itself (strata group x class, one draw per attribute), the same
+        draws for every variant."""
+        width = len(self.wrong) + (0 if self.ranks is None else len(self.ranks.pos) * 3)
+        per_row = sum(len(s.order) for s in self.strata) + width
+        rows = bootstrap.CHUNK * max(1, ROW_CELLS // (bootstrap.CHUNK * per_row))
+        return self.values(_draws(list(self.strata), replicates, seed, rows), replicates)
 
     @property
     def block_sizes(self) -> np.ndarray:
@@ -201,44 +311,6 @@ class _Plan:
     def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
         """The columns of block `b` (its groups) of `values`."""
         return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
-
-
-def _resample(strata: np.ndarray, replicates: int, seed: int) -> Iterator[np.ndarray]:
-    """`bootstrap.resample_counts` (the same draws from the same generator calls, chunk
-    by chunk) as float32, with one count over all strata instead of one per stratum."""
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(strata == c) for c in np.unique(strata)]
-    order = np.concatenate(members)
-    sizes = np.array([len(m) for m in members])
-    first = np.cumsum(sizes) - sizes  # where each stratum starts in `order`
-    n = len(strata)
-    for start in range(0, replicates, bootstrap.CHUNK):
-        size = min(bootstrap.CHUNK, replicates - start)
-        rows = np.arange(size)[:, None] * n
-        slots = np.concatenate(
-            [rng.integers(0, k, (size, k)) + f for k, f in zip(sizes, first, strict=True)], axis=1
-        )  # per stratum as resample_counts draws them, in `order`'s positions
-        block = np.bincount((slots + rows).ravel(), minlength=size * n).reshape(size, n)
-        counts = np.empty((size, n), np.float32)
-        counts[:, order] = block
-        yield counts
-
-
-def _replicates(
-    plan: _Plan, y: np.ndarray, codes: list[np.ndarray], variants: int, replicates: int,
-    seed: int,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    """metric -> (replicates, groups of every block). Each replicate redraws every class of
-    every group within itself (strata group x class, one draw per attribute), the same
-    draws for every variant (the attribute's blocks side by side)."""
-    draws = [_resample(c * plan.classes + y, replicates, seed) for c in codes]
-    samples: dict[str, list[np.ndarray]] = {}
-    for chunk in zip(*draws, strict=True):
-        # float32 (whole counts: exact) halves what the gathers move
-        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)[:, plan.perm]
-        for metric, v in plan.values(counts).items():
-            samples.setdefault(metric, []).append(v)
-    return {m: np.concatenate(v) for m, v in samples.items()}
 
 
 def _columns(values: np.ndarray) -> list[list[float] | None]:
@@ -362,13 +434,11 @@ def variant_subgroups(
     masks = group_masks(values)
     codes = {n: np.argmax(np.stack(list(m.values())), axis=0) for n, m in masks.items()}
     blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as _replicates lays
-    plan = _Plan.of([(*scored[v], codes[n], len(masks[n])) for n, v in blocks], y, positive_class)
-    points = plan.values(np.ones((1, len(blocks) * len(y))))
-    boot = (
-        _replicates(plan, y, list(codes.values()), len(scored), replicates, seed)
-        if replicates
-        else None
+    plan = _Plan.of(
+        [(codes[n], len(masks[n])) for n in masks], y, list(scored.values()), positive_class
     )
+    points = plan.points()
+    boot = plan.replicates(replicates, seed) if replicates else None
     reference_of = np.concatenate([
         np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
         + plan.offsets[blocks.index((n, reference))]

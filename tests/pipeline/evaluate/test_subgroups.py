@@ -433,13 +433,17 @@ def test_job_file_keys_reach_the_config() -> None:
 
 
 def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
-    from pipeline.evaluate.subgroups import _resample
+    from pipeline.evaluate.subgroups import _draws, _Strata
 
-    strata = np.random.default_rng(1).integers(0, 6, 300)  # groups x classes
-    mine = list(_resample(strata, 700, 5))
-    theirs = list(bootstrap.resample_counts(strata, 700, 5))
-    assert len(mine) == len(theirs) == 3
-    assert all((a == b).all() for a, b in zip(mine, theirs, strict=True))
+    rng = np.random.default_rng(1)
+    code, y = rng.integers(0, 3, 300), rng.integers(0, 2, 300)  # strata: groups x classes
+    strata = _Strata.of(code, 3, y, 2)
+    # two attributes side by side, 500 replicates counted at a time (two CHUNKs)
+    mine = np.concatenate(list(_draws([strata, strata], 700, 5, 500)))
+    theirs = np.concatenate(list(bootstrap.resample_counts(code * 2 + y, 700, 5)))
+    assert mine.shape == (700, 600)
+    for part in (mine[:, :300], mine[:, 300:]):
+        assert (part == theirs[:, strata.order]).all()
 
 
 @pytest.mark.parametrize("decide", ["point", "interval"])
