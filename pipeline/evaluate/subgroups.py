@@ -105,7 +105,7 @@ class _Segments:
 @dataclass(frozen=True)
 class _Strata:
     """One attribute's cases in cell order (group, then class): each stratum of a
-    stratified replicate is a run of columns."""
+    stratified replicate is a run of columns. Cases left out (`keep`) are in no cell."""
 
     order: np.ndarray  # case indices in cell order
     cell: np.ndarray  # each column's cell: group x classes + class
@@ -113,10 +113,15 @@ class _Strata:
     groups: int
 
     @classmethod
-    def of(cls, code: np.ndarray, groups: int, y: np.ndarray, classes: int) -> _Strata:
+    def of(
+        cls, code: np.ndarray, groups: int, y: np.ndarray, classes: int,
+        keep: np.ndarray | None = None,
+    ) -> _Strata:  # fmt: skip
         cell = code * classes + y
         order = np.argsort(cell, kind="stable")
-        return cls(order, cell[order], np.bincount(cell, minlength=groups * classes), groups)
+        if keep is not None:
+            order = order[keep[order]]
+        return cls(order, cell[order], np.bincount(cell[order], minlength=groups * classes), groups)
 
     def runs(self) -> list[tuple[int, int]]:
         """(first column, cases) of each stratum, in the order `resample_counts` draws."""
@@ -230,13 +235,14 @@ class _Plan:
 
     @classmethod
     def of(
-        cls, codes: Sequence[tuple[np.ndarray, int]], y: np.ndarray,
+        cls, codes: Sequence[tuple[np.ndarray, int, np.ndarray | None]], y: np.ndarray,
         scored: Sequence[tuple[np.ndarray, np.ndarray]], pc: int,
     ) -> _Plan:  # fmt: skip
-        """`codes`: (each case's group, groups) per attribute; `scored`: (probabilities,
-        predictions) per variant."""
+        """`codes`: (each case's group, groups, the cases to score or None for all) per
+        attribute; `scored`: (probabilities, predictions) per variant. The groups of cases
+        left out stay as columns with no cases (NaN)."""
         classes = scored[0][0].shape[1]
-        strata = tuple(_Strata.of(c, g, y, classes) for c, g in codes)
+        strata = tuple(_Strata.of(c, g, y, classes, keep) for c, g, keep in codes)
         offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
         ranks = [np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored]
         wrong: list[np.ndarray] = []
@@ -433,22 +439,24 @@ def variant_subgroups(
     y = np.asarray(y)
     masks = group_masks(values)
     codes = {n: np.argmax(np.stack(list(m.values())), axis=0) for n, m in masks.items()}
-    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as _replicates lays
-    plan = _Plan.of(
-        [(codes[n], len(masks[n])) for n in masks], y, list(scored.values()), positive_class
-    )
-    points = plan.points()
-    boot = plan.replicates(replicates, seed) if replicates else None
-    reference_of = np.concatenate([
-        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
-        + plan.offsets[blocks.index((n, reference))]
-        for b, (n, _) in enumerate(blocks)
-    ])  # fmt: skip
+    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as _Plan lays
     judged = {
         n: [describe_group(y[m], positive_class, num_classes, min_cases)["judged"]
             for m in masks[n].values()]
         for n in masks
     }  # fmt: skip
+    every_case = [(codes[n], len(masks[n]), None) for n in masks]
+    plan = _Plan.of(every_case, y, list(scored.values()), positive_class)
+    points = plan.points()
+    boot = None
+    if replicates:  # intervals only for judged groups: the others' cases are not drawn
+        keep = [(codes[n], len(masks[n]), np.asarray(judged[n])[codes[n]]) for n in masks]
+        boot = _Plan.of(keep, y, list(scored.values()), positive_class).replicates(replicates, seed)
+    reference_of = np.concatenate([
+        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
+        + plan.offsets[blocks.index((n, reference))]
+        for b, (n, _) in enumerate(blocks)
+    ])  # fmt: skip
     judged_cols = np.concatenate([judged[n] for n, _ in blocks]).astype(bool)
     paired_cols = judged_cols & np.repeat([v != reference for _, v in blocks], plan.block_sizes)
     every = None
