@@ -79,6 +79,22 @@ def describe(
     }
 
 
+class _Scratch:
+    """Work arrays kept from one chunk of replicates to the next: fresh ones per chunk are
+    above malloc's mmap threshold, and their page faults took most of the time on a busy
+    host (and in a build's first call)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, rows: int, cols: int, dtype: type = np.int32) -> np.ndarray:
+        """`rows` rows of the (at least `rows`, `cols`) array `name`, made on first use."""
+        array = self._arrays.get(name)
+        if array is None or len(array) < rows:
+            array = self._arrays[name] = np.zeros((rows, cols), dtype)
+        return array[:rows]
+
+
 @dataclass(frozen=True)
 class _Segments:
     """Sums of runs of columns by label (labels sorted), without a matrix product (a wide
@@ -96,10 +112,11 @@ class _Segments:
 
     def add(self, values: np.ndarray, out: np.ndarray) -> None:
         """Each label's sum over its columns of `values` (B, m, integers whose sum over
-        a row fits their type), into `out` (B, labels)."""
+        a row fits their type), into `out` (B, labels); `values` becomes its running sum.
+        """
         if len(self.present):
-            run = np.cumsum(values, axis=1, dtype=values.dtype)[:, self.ends]
-            out[:, self.present] = np.diff(run, axis=1, prepend=0)
+            np.cumsum(values, axis=1, dtype=values.dtype, out=values)
+            out[:, self.present] = np.diff(values[:, self.ends], axis=1, prepend=0)
 
 
 @dataclass(frozen=True)
@@ -129,11 +146,14 @@ class _Strata:
         return list(zip((np.cumsum(sizes) - sizes).tolist(), sizes.tolist(), strict=True))
 
 
-def _draws(strata: list[_Strata], replicates: int, seed: int, rows: int) -> Iterator[np.ndarray]:
+def _draws(
+    strata: list[_Strata], replicates: int, seed: int, rows: int, scratch: _Scratch
+) -> Iterator[np.ndarray]:
     """Case counts (rows, every attribute's columns side by side) int32 of stratified
-    replicates, `rows` (a multiple of CHUNK) at a time: each attribute's own generator
-    makes the draws of `bootstrap.resample_counts` over its strata (the same generator
-    calls, CHUNK by CHUNK), so a group of every case draws as the whole split."""
+    replicates, `rows` (a multiple of CHUNK) at a time, each chunk in the same scratch
+    array (valid until the next): each attribute's own generator makes the draws of
+    `bootstrap.resample_counts` over its strata (the same generator calls, CHUNK by
+    CHUNK), so a group of every case draws as the whole split."""
     rngs = [np.random.default_rng(seed) for _ in strata]
     runs = [s.runs() for s in strata]
     widths = [len(s.order) for s in strata]
@@ -141,17 +161,19 @@ def _draws(strata: list[_Strata], replicates: int, seed: int, rows: int) -> Iter
     shift = np.concatenate([np.repeat([f for f, _ in r], [k for _, k in r]) for r in runs])
     shift += np.repeat(cols[:-1], widths)
     n = int(cols[-1])
+    where = shift + np.arange(rows)[:, None] * n  # each draw's place in the flat counts
     for start in range(0, replicates, rows):
         size = min(rows, replicates - start)
-        slots = np.empty((size, n), np.int64)
+        slots, counts = scratch("slots", size, n, np.int64), scratch("counts", size, n)
         for row in range(0, size, bootstrap.CHUNK):
             end = min(row + bootstrap.CHUNK, size)
             for rng, own, col in zip(rngs, runs, cols.tolist(), strict=False):
                 for first, k in own:
                     at = col + first
                     slots[row:end, at : at + k] = rng.integers(0, k, (end - row, k))
-        slots += shift + np.arange(size)[:, None] * n
-        yield np.bincount(slots.ravel(), minlength=size * n).reshape(size, n).astype(np.int32)
+        slots += where[:size]
+        counts[...] = np.bincount(slots.ravel(), minlength=size * n).reshape(size, n)
+        yield counts
 
 
 @dataclass(frozen=True)
@@ -190,20 +212,26 @@ class _Ranks:
             pos_n * (np.cumsum(neg_n) - neg_n), pos_n * neg_n, wide,
         )  # fmt: skip
 
-    def add(self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray) -> None:
+    def add(
+        self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray, scratch: _Scratch
+    ) -> None:
         """Per replicate (row of `counts`) and result column, the draws of its positives
         times the negatives drawn below them (including those of earlier columns), and
         times those tied with them, into `below` and `ties`."""
-        # np.take, not counts[:, index]: that gives a column-major array, slow to sum along rows
-        cum = np.zeros((len(counts), len(self.neg) + 1), np.int32)  # integers: fast, exact
-        np.cumsum(np.take(counts, self.neg, axis=1), axis=1, dtype=np.int32, out=cum[:, 1:])
-        drawn = np.take(counts, self.pos, axis=1)
-        lo = np.take(cum, self.lo, axis=1)
-        self.pos_of.add(np.multiply(drawn, lo, dtype=self.wide), below)
-        if len(self.tied):
-            among = np.take(cum, self.hi, axis=1) - np.take(lo, self.tied, axis=1)
-            tied = np.multiply(np.take(drawn, self.tied, axis=1), among, dtype=self.wide)
-            self.tied_of.add(tied, ties)
+        b, p, t = len(counts), len(self.pos), len(self.tied)
+        # np.take, not counts[:, index]: that gives a column-major array, slow to sum along
+        # rows; integer running sums: fast, exact
+        neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
+        np.cumsum(np.take(counts, self.neg, axis=1, out=neg), axis=1, out=cum[:, 1:])
+        drawn = np.take(counts, self.pos, axis=1, out=scratch("drawn", b, p))
+        lo = np.take(cum, self.lo, axis=1, out=scratch("lo", b, p))
+        below_p = np.multiply(drawn, lo, out=scratch("below", b, p, self.wide))
+        self.pos_of.add(below_p, below)
+        if t:
+            among = np.take(cum, self.hi, axis=1, out=scratch("hi", b, t))
+            among -= np.take(lo, self.tied, axis=1, out=scratch("lo_t", b, t))
+            tied = np.take(drawn, self.tied, axis=1, out=scratch("drawn_t", b, t))
+            self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, self.wide)), ties)
 
     def auroc(self, below: np.ndarray, ties: np.ndarray) -> np.ndarray:
         """(B, result columns) AUROC; NaN where a group lacks a class."""
@@ -268,19 +296,22 @@ class _Plan:
             _Ranks.of(neg, pos, int(offsets[-1])) if classes == 2 else None,
         )  # fmt: skip
 
-    def values(self, chunks: Iterable[np.ndarray], replicates: int) -> dict[str, np.ndarray]:
+    def values(
+        self, chunks: Iterable[np.ndarray], replicates: int, scratch: _Scratch
+    ) -> dict[str, np.ndarray]:
         """metric -> (replicates, result columns) from chunks of case counts that draw
         every cell as often as it has cases (stratified replicates, or ones). Binary:
         AUROC, sensitivity, specificity; multi-class: accuracy and `recall_<c>`."""
-        missed = np.zeros((replicates, len(self.cases)), np.int64)
+        missed = np.zeros((replicates, len(self.cases)), np.int32)
         below = np.zeros((replicates, self.offsets[-1]), np.int64)
         ties = np.zeros_like(below)
         start = 0
         for counts in chunks:
             end = start + len(counts)
-            self.wrong_of.add(np.take(counts, self.wrong, axis=1), missed[start:end])
+            wrong = scratch("wrong", len(counts), len(self.wrong))
+            self.wrong_of.add(np.take(counts, self.wrong, axis=1, out=wrong), missed[start:end])
             if self.ranks is not None:
-                self.ranks.add(counts, below[start:end], ties[start:end])
+                self.ranks.add(counts, below[start:end], ties[start:end], scratch)
             start = end
         shape = (replicates, self.offsets[-1], self.classes)
         hits = (self.cases - missed).reshape(shape)
@@ -298,7 +329,7 @@ class _Plan:
     def points(self) -> dict[str, np.ndarray]:
         """metric -> (1, result columns): every case drawn once."""
         columns = sum(len(s.order) for s in self.strata)
-        return self.values([np.ones((1, columns), np.int32)], 1)
+        return self.values([np.ones((1, columns), np.int32)], 1, _Scratch())
 
     def replicates(self, replicates: int, seed: int) -> dict[str, np.ndarray]:
         """metric -> (replicates, result columns). Each replicate redraws every class of
@@ -307,7 +338,9 @@ class _Plan:
         width = len(self.wrong) + (0 if self.ranks is None else len(self.ranks.pos) * 3)
         per_row = sum(len(s.order) for s in self.strata) + width
         rows = bootstrap.CHUNK * max(1, ROW_CELLS // (bootstrap.CHUNK * per_row))
-        return self.values(_draws(list(self.strata), replicates, seed, rows), replicates)
+        scratch = _Scratch()
+        chunks = _draws(list(self.strata), replicates, seed, rows, scratch)
+        return self.values(chunks, replicates, scratch)
 
     @property
     def block_sizes(self) -> np.ndarray:
