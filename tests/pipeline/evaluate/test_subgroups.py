@@ -454,13 +454,13 @@ def test_job_file_keys_reach_the_config() -> None:
 
 
 def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
-    from pipeline.evaluate.subgroups import _draws, _Scratch, _Strata
+    from pipeline.evaluate.group_bootstrap import Scratch, Strata, draws
 
     rng = np.random.default_rng(1)
     code, y = rng.integers(0, 3, 300), rng.integers(0, 2, 300)  # strata: groups x classes
-    strata = _Strata.of(code, 3, y, 2)
+    strata = Strata.of(code, 3, y, 2)
     # two attributes side by side, 500 replicates counted at a time (two CHUNKs)
-    mine = np.concatenate([c.copy() for c in _draws([strata, strata], 700, 5, 500, _Scratch())])
+    mine = np.concatenate([c.copy() for c in draws([strata, strata], 700, 5, 500, Scratch())])
     theirs = np.concatenate(list(bootstrap.resample_counts(code * 2 + y, 700, 5)))
     assert mine.shape == (700, 600)
     for part in (mine[:, :300], mine[:, 300:]):
