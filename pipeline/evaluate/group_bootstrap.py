@@ -127,7 +127,12 @@ class Ranks:
     """AUROC of every result column (block, group): every block's negatives side by side
     in (block, group, score) order, one running count of their draws, and each positive's
     place among them (`bootstrap.weighted_auroc` within each group), less the negatives of
-    the columns before, which no stratified replicate changes."""
+    the columns before, which no stratified replicate changes.
+
+    The sum is the same counted from either class (a positive above a negative is a
+    negative below a positive), and the class laid out for the running count costs two
+    passes per replicate where the other costs five: the larger class is the one counted.
+    """
 
     neg: np.ndarray  # count columns of every block's negatives, (block, group, score) order
     pos: np.ndarray  # count column of each (block, positive)
@@ -141,9 +146,17 @@ class Ranks:
     wide: type  # the sums' integer type: int32 unless one could pass 2**31
 
     @classmethod
-    def of(cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], columns: int) -> Ranks:
-        """`neg`, `pos`: per block, (count column, result column, score rank) of its
-        negatives and of its positives, columns ascending from block to block."""
+    def of(
+        cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], columns: int, cases: int
+    ) -> Ranks:
+        """`neg`, `pos`: per block, (count column, result column, score rank below
+        `cases`) of its negatives and of its positives, columns ascending block to block."""
+        if sum(b.shape[1] for b in pos) > sum(b.shape[1] for b in neg):
+            flip = np.array([[0], [0], [cases - 1]])  # rank -> cases - 1 - rank
+            neg, pos = (
+                [flip + [[1], [1], [-1]] * b for b in pos],
+                [flip + [[1], [1], [-1]] * b for b in neg],
+            )
         n, p = np.concatenate(neg, axis=1), np.concatenate(pos, axis=1)
         n = n[:, np.lexsort((n[2], n[1]))]
         size = int(max(n[2].max(initial=0), p[2].max(initial=0))) + 1
@@ -233,7 +246,7 @@ class Plan:
         return cls(
             strata, tuple(offsets.tolist()), classes, pc, cases, np.concatenate(wrong),
             Segments.of(np.concatenate(cells)),
-            Ranks.of(neg, pos, int(offsets[-1])) if classes == 2 else None,
+            Ranks.of(neg, pos, int(offsets[-1]), len(y)) if classes == 2 else None,
         )  # fmt: skip
 
     def numerators(
