@@ -12,6 +12,7 @@ fresh large arrays per chunk cost more in page faults than the arithmetic on a b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,20 +24,28 @@ from pipeline.evaluate import bootstrap
 ROW_CELLS = 2**17  # replicates x cases x variants scored together: bounds memory
 COUNT_BINS = 2**18  # order statistics by counting up to this many bins, else by partition
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
+_THREAD = threading.local()
 
 
 class Scratch:
-    """Work arrays kept from one chunk of replicates to the next: fresh ones per chunk are
-    above malloc's mmap threshold, and their page faults took most of the time on a busy
-    host (and in a build's first call)."""
+    """Work arrays kept from one chunk of replicates to the next, and from one call to the
+    next in a thread (`Scratch.of_thread`): fresh ones are above malloc's mmap threshold,
+    and their page faults took most of the time on a busy host."""
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def of_thread(cls) -> Scratch:
+        """This thread's work arrays (at most one chunk's: ROW_CELLS bounds them)."""
+        if not hasattr(_THREAD, "scratch"):
+            _THREAD.scratch = cls()
+        return _THREAD.scratch
+
     def __call__(self, name: str, rows: int, cols: int, dtype: type = np.int32) -> np.ndarray:
         """`rows` rows of the (at least `rows`, `cols`) array `name`, made on first use."""
         array = self._arrays.get(name)
-        if array is None or len(array) < rows:
+        if array is None or len(array) < rows or array.shape[1] != cols or array.dtype != dtype:
             array = self._arrays[name] = np.zeros((rows, cols), dtype)
         return array[:rows]
 
@@ -300,7 +309,7 @@ class Plan:
         width = len(self.wrong) + (0 if self.ranks is None else len(self.ranks.pos) * 3)
         per_row = sum(len(s.order) for s in self.strata) + width
         rows = bootstrap.CHUNK * max(1, ROW_CELLS // (bootstrap.CHUNK * per_row))
-        scratch = Scratch()
+        scratch = Scratch.of_thread()
         chunks = draws(list(self.strata), replicates, seed, rows, scratch)
         return self.numerators(chunks, replicates, scratch)
 
