@@ -234,22 +234,24 @@ class Plan:
         classes = scored[0][0].shape[1]
         strata = tuple(Strata.of(c, g, y, classes, keep) for c, g, keep in codes)
         offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
-        ranks = [np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored]
+        preds = np.stack([pred for _, pred in scored])
+        ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
         wrong: list[np.ndarray] = []
         cells: list[np.ndarray] = []
         neg: list[np.ndarray] = []
         pos: list[np.ndarray] = []
-        col, b = 0, 0
-        for s in strata:
+        col, v = 0, len(scored)
+        for i, s in enumerate(strata):
             truth, group = y[s.order], s.cell // classes
-            for (_, pred), rank in zip(scored, ranks, strict=True):
-                miss = np.flatnonzero(pred[s.order] != truth)
-                wrong.append(miss + col)
-                cells.append(s.cell[miss] + offsets[b] * classes)
-                for part, where in ((neg, truth != pc), (pos, truth == pc)):
-                    at = np.flatnonzero(where)
-                    part.append(np.stack([at + col, group[at] + offsets[b], rank[s.order][at]]))
-                b += 1
+            block = offsets[i * v : (i + 1) * v, None]  # each variant's first result column
+            variant, miss = np.nonzero(preds[:, s.order] != truth)  # variant after variant
+            wrong.append(miss + col)
+            cells.append(s.cell[miss] + block[variant, 0] * classes)
+            for part, where in ((neg, truth != pc), (pos, truth == pc)) if classes == 2 else ():
+                at = np.flatnonzero(where)
+                rows = (np.broadcast_to(at + col, (v, len(at))), group[at] + block,
+                        ranks[:, s.order[at]])  # fmt: skip
+                part.append(np.stack([r.ravel() for r in rows]))
             col += len(s.order)
         cases = np.concatenate([s.cell_n for s in strata for _ in scored])
         return cls(
