@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.evaluate import bootstrap
 
 ROW_CELLS = 2**17  # replicates x cases x variants scored together: bounds memory
+KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
 COUNT_BINS = 2**18  # order statistics by counting up to this many bins, else by partition
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
@@ -37,7 +38,7 @@ class Scratch:
 
     @classmethod
     def of_thread(cls) -> Scratch:
-        """This thread's work arrays (at most one chunk's: ROW_CELLS bounds them)."""
+        """This thread's work arrays (kept only while small: see `Plan.replicates`)."""
         if not hasattr(_THREAD, "scratch"):
             _THREAD.scratch = cls()
         return _THREAD.scratch
@@ -311,7 +312,8 @@ class Plan:
         width = len(self.wrong) + (0 if self.ranks is None else len(self.ranks.pos) * 3)
         per_row = sum(len(s.order) for s in self.strata) + width
         rows = bootstrap.CHUNK * max(1, ROW_CELLS // (bootstrap.CHUNK * per_row))
-        scratch = Scratch.of_thread()
+        # a large split's arrays are not kept (their page faults matter less than memory)
+        scratch = Scratch.of_thread() if rows * per_row <= KEEP_CELLS else Scratch()
         chunks = draws(list(self.strata), replicates, seed, rows, scratch)
         return self.numerators(chunks, replicates, scratch)
 
