@@ -10,8 +10,10 @@ per-group metrics and bootstraps) is timed on those files with and without the t
 subgroups, interleaved, `--repeats` times each; the medians are compared.
 
     PYTHONPATH=. python bench/subgroups.py [--repeats 9] [--bootstrap 2000] [--json out.json]
+    PYTHONPATH=. python bench/subgroups.py --builds 4 [--json out.json]
 
-About two minutes on two shared cores (most of it the one build).
+The first takes about 20 s on two shared cores (most of it the one build); the second (the
+evaluate stage as whole builds time it, first calls included) 2-4 minutes.
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ ask: which judged validation group loses most against its budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline.evaluate import bootstrap
+from pipeline.evaluate.group_bootstrap import Plan
 
 BINARY_METRICS = ("auroc", "sensitivity", "specificity")
 SubgroupLookup = Any  # Callable[[int], dict[str, str]]: a case's values by attribute
@@ -78,189 +79,12 @@ def describe(
     }
 
 
-@dataclass(frozen=True)
-class _Segments:
-    """Sums of columns by label without a matrix product (a wide one-hot product would go
-    to the multi-threaded BLAS, which is slow on a busy host): columns sorted by label,
-    `np.add.reduceat` over each label's run, zero for absent labels."""
-
-    order: np.ndarray | None  # None: the columns come sorted by label already
-    present: np.ndarray
-    starts: np.ndarray
-    size: int
-
-    @classmethod
-    def of(cls, labels: np.ndarray, size: int) -> _Segments:
-        order = None if np.all(labels[:-1] <= labels[1:]) else np.argsort(labels, kind="stable")
-        present, starts = np.unique(labels if order is None else labels[order], return_index=True)
-        return cls(order, present, starts, size)
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """(B, m) -> (B, size): each label's sum over its columns."""
-        out = np.zeros((len(values), self.size))
-        if len(self.present):
-            ordered = values if self.order is None else values[:, self.order]
-            out[:, self.present] = np.add.reduceat(ordered, self.starts, axis=1)
-        return out
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Every (attribute, variant) block of a split laid side by side, so that all groups of
-    all variants are scored with one sort and a few segment sums per replicate chunk.
-
-    Block b holds the n cases once more (blocks x n columns, in cell order), scored by its
-    variant; its groups are the columns `offsets[b]` to `offsets[b + 1]` of the results.
-    What no replicate changes is prepared here: the negatives in (group, score) order,
-    where each positive falls among them, the segments and the fixed counts.
-    """
-
-    pos: np.ndarray
-    neg: np.ndarray  # sorted by (group, score)
-    lo: np.ndarray  # per positive: cumulative index of the negatives below it ...
-    hi: np.ndarray  # ... up to its ties
-    pos_of: _Segments  # positives by group
-    cells: _Segments  # cases by cell (group x class)
-    # a replicate redraws every cell within itself, so these counts never change
-    pos_n: np.ndarray  # positives per group
-    neg_n: np.ndarray  # negatives per group
-    before: np.ndarray  # negatives of the groups before each group
-    cell_n: np.ndarray  # cases per cell
-    correct: np.ndarray  # (width,) 1.0 where the block's variant decides the case right
-    perm: np.ndarray  # the blocks' cases in cell order: counts of the blocks -> columns here
-    offsets: tuple[int, ...]
-    classes: int
-    positive_class: int
-
-    @classmethod
-    def of(
-        cls, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], y: np.ndarray,
-        pc: int,
-    ) -> _Plan:  # fmt: skip
-        """`blocks`: (probabilities, predictions, each case's group, groups) per block."""
-        classes = blocks[0][0].shape[1]
-        offsets = tuple(np.cumsum([0] + [b[3] for b in blocks]).tolist())
-        code = np.concatenate([c + o for (_, _, c, _), o in zip(blocks, offsets, strict=False)])
-        score = np.concatenate([p[:, pc] if classes == 2 else np.zeros(len(y)) for p, *_ in blocks])
-        correct = np.concatenate([pred == y for _, pred, _, _ in blocks])
-        y_all = np.tile(y, len(blocks))
-        perm = np.argsort(code * classes + y_all, kind="stable")  # cells contiguous
-        code, score, correct, y_all = code[perm], score[perm], correct[perm], y_all[perm]
-        key = code * 4.0 + np.clip(score, 0.0, 1.0)  # groups apart: scores are in [0, 1]
-        pos, neg = np.flatnonzero(y_all == pc), np.flatnonzero(y_all != pc)
-        neg = neg[np.argsort(key[neg], kind="stable")]
-        neg_key, groups = key[neg], offsets[-1]
-        neg_n = np.bincount(code[neg], minlength=groups).astype(np.float64)
-        return cls(
-            pos, neg,
-            np.searchsorted(neg_key, key[pos], "left"),
-            np.searchsorted(neg_key, key[pos], "right"),
-            _Segments.of(code[pos], groups),
-            _Segments.of(code * classes + y_all, groups * classes),
-            np.bincount(code[pos], minlength=groups).astype(np.float64), neg_n,
-            np.cumsum(neg_n) - neg_n,
-            np.bincount(code * classes + y_all, minlength=groups * classes).astype(np.float64),
-            correct.astype(np.float64), perm, offsets, classes, pc,
-        )  # fmt: skip
-
-    def auroc(self, counts: np.ndarray) -> np.ndarray:
-        """Every group's AUROC on each replicate (B, groups): the count-weighted
-        Mann-Whitney statistic of `bootstrap.weighted_auroc`, a positive compared with
-        its own group's negatives only (ties count one half)."""
-        cum = np.zeros((len(counts), len(self.neg) + 1), counts.dtype)
-        np.cumsum(counts[:, self.neg], axis=1, out=cum[:, 1:])
-        below = cum[:, self.lo] + cum[:, self.hi]  # twice the negatives below, ties once
-        # less the group's positives times the negatives of earlier groups (fixed counts)
-        num = self.pos_of.sum(counts[:, self.pos] * below) * 0.5 - self.pos_n * self.before
-        den = self.pos_n * self.neg_n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-    def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """metric -> (B, groups) over every block. Binary: AUROC, sensitivity,
-        specificity; multi-class: accuracy and `recall_<c>`. `counts` draws every cell
-        as often as it has cases (a stratified replicate, or ones)."""
-        shape = (len(counts), self.offsets[-1], self.classes)
-        hits = self.cells.sum(counts * self.correct).reshape(shape)
-        cases = np.broadcast_to(self.cell_n.reshape(1, *shape[1:]), shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall = hits / cases
-            if self.classes == 2:
-                pc = self.positive_class
-                return {"auroc": self.auroc(counts), "sensitivity": recall[:, :, pc],
-                        "specificity": recall[:, :, 1 - pc]}  # fmt: skip
-            out = {"accuracy": hits.sum(axis=2) / cases.sum(axis=2)}
-        out.update({f"recall_{c}": recall[:, :, c] for c in range(self.classes)})
-        return out
-
-    @property
-    def block_sizes(self) -> np.ndarray:
-        """Groups per block."""
-        return np.diff(self.offsets)
-
-    def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
-        """The columns of block `b` (its groups) of `values`."""
-        return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
-
-
-def _resample(strata: np.ndarray, replicates: int, seed: int) -> Iterator[np.ndarray]:
-    """`bootstrap.resample_counts` (the same draws from the same generator calls, chunk
-    by chunk) as float32, with one count over all strata instead of one per stratum."""
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(strata == c) for c in np.unique(strata)]
-    order = np.concatenate(members)
-    sizes = np.array([len(m) for m in members])
-    first = np.cumsum(sizes) - sizes  # where each stratum starts in `order`
-    n = len(strata)
-    for start in range(0, replicates, bootstrap.CHUNK):
-        size = min(bootstrap.CHUNK, replicates - start)
-        rows = np.arange(size)[:, None] * n
-        slots = np.concatenate(
-            [rng.integers(0, k, (size, k)) + f for k, f in zip(sizes, first, strict=True)], axis=1
-        )  # per stratum as resample_counts draws them, in `order`'s positions
-        block = np.bincount((slots + rows).ravel(), minlength=size * n).reshape(size, n)
-        counts = np.empty((size, n), np.float32)
-        counts[:, order] = block
-        yield counts
-
-
-def _replicates(
-    plan: _Plan, y: np.ndarray, codes: list[np.ndarray], variants: int, replicates: int,
-    seed: int,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    """metric -> (replicates, groups of every block). Each replicate redraws every class of
-    every group within itself (strata group x class, one draw per attribute), the same
-    draws for every variant (the attribute's blocks side by side)."""
-    draws = [_resample(c * plan.classes + y, replicates, seed) for c in codes]
-    samples: dict[str, list[np.ndarray]] = {}
-    for chunk in zip(*draws, strict=True):
-        # float32 (whole counts: exact) halves what the gathers move
-        counts = np.concatenate([c for c in chunk for _ in range(variants)], axis=1)[:, plan.perm]
-        for metric, v in plan.values(counts).items():
-            samples.setdefault(metric, []).append(v)
-    return {m: np.concatenate(v) for m, v in samples.items()}
-
-
-def _columns(values: np.ndarray) -> list[list[float] | None]:
-    """`bootstrap.interval` of every column of (replicates, groups): one percentile call
-    for the columns without NaN (the usual case), one by one for the others."""
-    defined = ~np.isnan(values).any(axis=0)
-    out: list[list[float] | None] = [None] * values.shape[1]
-    if defined.any():
-        low, high = np.percentile(values[:, defined], [2.5, 97.5], axis=0)
-        for g, a, b in zip(np.flatnonzero(defined), low, high, strict=True):
-            out[g] = [float(a), float(b)]
-    for g in np.flatnonzero(~defined):
-        out[g] = bootstrap.interval(values[:, g])
-    return out
-
-
 def _finite(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
 def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
-    """A group's point metrics from `_Plan.values` of one replicate of every case once."""
+    """A group's point metrics from `Plan.points`."""
     if "auroc" in values:
         return {m: _finite(values[m][0, g]) for m in BINARY_METRICS}
     recall = sorted((int(m.split("_")[1]), v) for m, v in values.items() if m != "accuracy")
@@ -268,27 +92,6 @@ def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
         "accuracy": _finite(values["accuracy"][0, g]),
         "per_class_recall": [_finite(v[0, g]) for _, v in recall],
     }
-
-
-def _intervals(
-    boot: dict[str, np.ndarray], reference_of: np.ndarray, judged: np.ndarray, paired: np.ndarray
-) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """(metric -> each group column's 95% interval, metric -> that of the paired
-    difference from the same group of the reference block `reference_of[column]`), from
-    one percentile call over the columns a verdict reads (`judged`, and `paired`: judged
-    groups of the other variants); None elsewhere."""
-    metrics = list(boot)
-    stacked = np.concatenate(
-        [boot[m][:, judged] for m in metrics]
-        + [boot[m][:, paired] - boot[m][:, reference_of[paired]] for m in metrics],
-        axis=1,
-    )
-    found = iter(_columns(stacked))
-    out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
-    for part, wanted in zip(out, (judged, paired), strict=True):
-        for m in metrics:
-            part[m] = [next(found) if w else None for w in wanted]
-    return out
 
 
 def _group_intervals(
@@ -361,29 +164,29 @@ def variant_subgroups(
     y = np.asarray(y)
     masks = group_masks(values)
     codes = {n: np.argmax(np.stack(list(m.values())), axis=0) for n, m in masks.items()}
-    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as _replicates lays
-    plan = _Plan.of([(*scored[v], codes[n], len(masks[n])) for n, v in blocks], y, positive_class)
-    points = plan.values(np.ones((1, len(blocks) * len(y))))
-    boot = (
-        _replicates(plan, y, list(codes.values()), len(scored), replicates, seed)
-        if replicates
-        else None
-    )
-    reference_of = np.concatenate([
-        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
-        + plan.offsets[blocks.index((n, reference))]
-        for b, (n, _) in enumerate(blocks)
-    ])  # fmt: skip
+    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as Plan lays
     judged = {
         n: [describe_group(y[m], positive_class, num_classes, min_cases)["judged"]
             for m in masks[n].values()]
         for n in masks
     }  # fmt: skip
+    every_case = [(codes[n], len(masks[n]), None) for n in masks]
+    plan = Plan.of(every_case, y, list(scored.values()), positive_class)
+    points = plan.points()
+    boot = None
+    if replicates:  # intervals only for judged groups: the others' cases are not drawn
+        keep = [(codes[n], len(masks[n]), np.asarray(judged[n])[codes[n]]) for n in masks]
+        boot = Plan.of(keep, y, list(scored.values()), positive_class).replicates(replicates, seed)
+    reference_of = np.concatenate([
+        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
+        + plan.offsets[blocks.index((n, reference))]
+        for b, (n, _) in enumerate(blocks)
+    ])  # fmt: skip
     judged_cols = np.concatenate([judged[n] for n, _ in blocks]).astype(bool)
     paired_cols = judged_cols & np.repeat([v != reference for _, v in blocks], plan.block_sizes)
     every = None
     if boot is not None:
-        every = _intervals(boot, reference_of, judged_cols, paired_cols)
+        every = boot.intervals(judged_cols, paired_cols, reference_of)
     out: dict[str, dict[str, Any]] = {v: {n: {} for n in masks} for v in scored}
     for name, by_value in masks.items():
         index = {v: blocks.index((name, v)) for v in scored}

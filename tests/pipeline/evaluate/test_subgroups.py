@@ -232,6 +232,27 @@ def test_a_group_of_every_case_gets_the_whole_split_intervals() -> None:
         )
 
 
+def test_a_judged_group_beside_unjudged_ones_gets_its_own_cases_intervals() -> None:
+    # the cases of groups nobody judges are not drawn: site A is resampled as a split alone
+    scored, y, _ = _scored()
+    site = np.where(np.arange(len(y)) < 6, "B", "A")  # B: too few cases to be judged
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=400, seed=3,
+    )  # fmt: skip
+    a = site == "A"
+    alone = {v: (probs[a], pred[a]) for v, (probs, pred) in scored.items()}
+    whole = bootstrap.intervals(alone, y[a], reference="float32", replicates=400, seed=3)
+    assert "ci95" not in per["int8"]["site"]["B"]
+    for metric in ("auroc", "sensitivity", "specificity"):
+        assert per["int8"]["site"]["A"]["ci95"][metric] == pytest.approx(
+            whole["int8"]["ci95"][metric]
+        )
+        assert per["int8"]["site"]["A"]["vs_float32"][metric]["ci95"] == pytest.approx(
+            whole["int8"]["vs_float32"][metric]["ci95"]
+        )
+
+
 def test_small_groups_are_reported_not_judged() -> None:
     y = np.array([1] * 12 + [0] * 12 + [1] * 3 + [0] * 20)
     site = np.array(["A"] * 24 + ["B"] * 23)
@@ -433,13 +454,17 @@ def test_job_file_keys_reach_the_config() -> None:
 
 
 def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
-    from pipeline.evaluate.subgroups import _resample
+    from pipeline.evaluate.group_bootstrap import Scratch, Strata, draws
 
-    strata = np.random.default_rng(1).integers(0, 6, 300)  # groups x classes
-    mine = list(_resample(strata, 700, 5))
-    theirs = list(bootstrap.resample_counts(strata, 700, 5))
-    assert len(mine) == len(theirs) == 3
-    assert all((a == b).all() for a, b in zip(mine, theirs, strict=True))
+    rng = np.random.default_rng(1)
+    code, y = rng.integers(0, 3, 300), rng.integers(0, 2, 300)  # strata: groups x classes
+    strata = Strata.of(code, 3, y, 2)
+    # two attributes side by side, 500 replicates counted at a time (two CHUNKs)
+    mine = np.concatenate([c.copy() for c in draws([strata, strata], 700, 5, 500, Scratch())])
+    theirs = np.concatenate(list(bootstrap.resample_counts(code * 2 + y, 700, 5)))
+    assert mine.shape == (700, 600)
+    for part in (mine[:, :300], mine[:, 300:]):
+        assert (part == theirs[:, strata.order]).all()
 
 
 @pytest.mark.parametrize("decide", ["point", "interval"])
