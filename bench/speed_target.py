@@ -253,12 +253,11 @@ def markdown(rows: list[dict[str, Any]], target: float) -> str:
         "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        auto = r["structured"].get("auto") or {}
-        chosen = auto.get("chosen")
-        cut = "none" if chosen is None else f"R {chosen:g}"
-        blocks = r["structured"].get("dropped_blocks")
-        if chosen is not None and blocks:
-            cut += f", {len(blocks)} branches"
+        st = r["structured"]
+        chosen = (st.get("auto") or {}).get("chosen_sparsity")
+        cut = "none" if chosen is None else (
+            f"D{len(st.get('dropped_blocks') or ())} R {chosen:g} M{st.get('channel_multiple')}"
+        )  # fmt: skip
         a, p, s = r["test_auroc"], r["p50_ms"], r["speedup_vs_handmade_int8"] or 0.0
         met = s >= target and r["delta_auroc_vs_handmade"] >= -0.01
         lo, hi = r["delta_ci95"]
@@ -288,7 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument("--table", type=Path, help="print the table of a run's JSON and stop")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text()), args.target))
+        return 0
     if not args.data.is_file():
         print(f"skipped: BreastMNIST not found at {args.data} (pass --data PATH)")
         return 0
