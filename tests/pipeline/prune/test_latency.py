@@ -252,14 +252,15 @@ def test_build_with_a_speed_target_reports_predicted_and_measured(
     out = build_on_random_images(tmp_path, models.structured_functional(), flags)
     report = json.loads((out / "report.json").read_text())
     section = report["pruning"]["structured"]
-    latency = section["latency"]
-    assert latency["speedup_target"] == 1.2 and latency["candidates"]
-    if "warning" in latency:  # random data: the cut may fall outside the rate budgets
+    speed = section["latency"]
+    assert speed["speedup_target"] == 1.2 and speed["candidates"]
+    if "warning" in speed:  # random data: the cut may fall outside the rate budgets
         assert section["auto"]["chosen_sparsity"] is None
-        assert any(latency["warning"] in w for w in report["warnings"])
+        assert any(speed["warning"] in w for w in report["warnings"])
     else:
-        assert latency["predicted_speedup"] >= 1.2 * 0.99
-        assert latency["measured_ms"] > 0 and latency["predicted_ms"] > 0
+        # the fake profiler's fixed times: the chosen cut's prediction meets the target
+        assert speed["predicted_speedup"] >= speed["speedup_target"] * 0.99
+        assert speed["measured_ms"] > 0 and speed["predicted_ms"] > 0
         assert section["auto"]["chosen_sparsity"] is not None
 
 
