@@ -1,11 +1,16 @@
 """The verdict per subgroup (`--subgroup`): every variant's metrics in each site, sex or age
-band, with the same stratified bootstrap as the whole split resampled within the group.
+band, with intervals from the whole split's stratified bootstrap restricted to the group.
 
 A group is judged only with at least `--min-subgroup-cases` positives and as many
 negatives (multi-class: that many cases of every class); smaller groups are reported with
-the reason and no verdict rests on them. Within a judged group, each replicate redraws
-each class's cases of the group, and every variant is scored on the same draws, so
-`variant - float32` is paired as for the whole split (`pipeline.evaluate.bootstrap`).
+the reason and no verdict rests on them. A judged group's replicate is the whole split's
+replicate (`pipeline.evaluate.bootstrap`, stratified by class) restricted to the group's
+cases: no group draws again, every group of every attribute and every variant is scored
+on the same draws, so `variant - float32` is paired as for the whole split, and a group of
+every case gets exactly the whole split's intervals. The group's size and class counts
+vary from replicate to replicate (as from one split to the next); a replicate without a
+positive or a negative of the group gives no AUROC (nor sensitivity or specificity) for
+it and is left out of that interval, as the whole split leaves out undefined values.
 
 `GroupBudget` is what the decisions (auto sparsity, structured auto, the int8 remedies)
 ask: which judged validation group loses most against its budget.
