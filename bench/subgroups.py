@@ -6,7 +6,7 @@ The default build's data and model: the WDBC cases (scikit-learn's copy) written
 (`--no-bench`) makes the three .tflite files; then the evaluate stage
 (`pipeline.evaluate.stage.evaluate_variants`: running the three files on the test split,
 metrics, calibration, flips, the 2000-replicate bootstrap, and with subgroups the
-per-group metrics and bootstraps) is timed on those files with and without the two
+per-group metrics and intervals) is timed on those files with and without the two
 subgroups, interleaved, `--repeats` times each; the medians are compared.
 
     PYTHONPATH=. python bench/subgroups.py [--repeats 9] [--bootstrap 2000] [--json out.json]

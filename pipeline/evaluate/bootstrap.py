@@ -13,7 +13,7 @@ of each replicate, from one sort of the scores. Intervals are the 2.5 and 97.5 p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,7 @@ def intervals(
     seed: int,
     positive_class: int = 1,
     points: Mapping[str, Mapping[str, Any]] | None = None,
+    on_counts: Callable[[np.ndarray], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`ci95` of every variant and `vs_float32` (paired with `reference`) of the others.
 
@@ -132,6 +133,8 @@ def intervals(
         seed: seed of the resampling.
         positive_class: the positive class of a binary task.
         points: name -> point metrics (from `evaluate`), for each difference's `diff`.
+        on_counts: called with each chunk of case counts, so that other figures (the
+            subgroups') are scored on the same replicates without drawing them again.
 
     Returns:
         name -> {"ci95": {metric: [low, high] | None}, "vs_float32": {metric: {"diff",
@@ -139,6 +142,8 @@ def intervals(
     """
     samples: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in variants}
     for counts in resample_counts(y, replicates, seed):
+        if on_counts is not None:
+            on_counts(counts)
         for name, (probs, pred) in variants.items():
             for metric, values in replicate_metrics(probs, y, pred, counts, positive_class).items():
                 samples[name].setdefault(metric, []).append(values)

@@ -1,19 +1,23 @@
 """The per-group bootstrap of `--subgroup` (`pipeline.evaluate.subgroups`): every group of
-every attribute for every variant at once, with the draws of the whole split's stratified
-bootstrap (`pipeline.evaluate.bootstrap`) resampled within each group.
+every attribute for every variant at once, scored on the whole split's replicates
+(`bootstrap.resample_counts`, stratified by class): a group's replicate is the whole
+split's replicate restricted to the group's cases, so no group draws again and every
+variant of every group is scored on the same draws (paired).
 
-A replicate is a row of case counts; each attribute's cases are laid in cell order (group,
-then class), so each stratum is a run of columns. Every count, hit, AUROC numerator and
-order statistic is an integer until the end, where each value is the float the whole
-split's bootstrap computes, so a group of every case gets exactly the whole split's
-intervals. All of it is numpy on small reused arrays, a chunk of replicates at a time:
-fresh large arrays per chunk cost more in page faults than the arithmetic on a busy host.
+A group's size and class counts then vary from replicate to replicate (as they would from
+one validation split to the next); a replicate in which a group has no case of a class
+gives no value for the metrics that need it, and is left out of their interval as the
+whole split's `bootstrap.interval` leaves out undefined values. Every count, hit and AUROC
+numerator is an integer until the end, where each value is the float the whole split's
+bootstrap computes, so a group of every case gets exactly the whole split's intervals.
+All of it is numpy on small reused arrays, a chunk of replicates at a time: fresh large
+arrays per chunk cost more in page faults than the arithmetic on a busy host.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +25,7 @@ import numpy as np
 
 from pipeline.evaluate import bootstrap
 
-ROW_CELLS = 2**17  # replicates x cases x variants scored together: bounds memory
 KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
-COUNT_BINS = 2**18  # order statistics by counting up to this many bins, else by partition
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
 
@@ -38,7 +40,7 @@ class Scratch:
 
     @classmethod
     def of_thread(cls) -> Scratch:
-        """This thread's work arrays (kept only while small: see `Plan.replicates`)."""
+        """This thread's work arrays (kept only while small: see `Tally`)."""
         if not hasattr(_THREAD, "scratch"):
             _THREAD.scratch = cls()
         return _THREAD.scratch
@@ -77,91 +79,48 @@ class Segments:
 
 @dataclass(frozen=True)
 class Strata:
-    """One attribute's cases in cell order (group, then class): each stratum of a
-    stratified replicate is a run of columns. Cases left out (`keep`) are in no cell."""
+    """One attribute's cases in cell order (group, then class): each cell is a run of
+    columns, so a replicate's cases per cell are one segment sum."""
 
     order: np.ndarray  # case indices in cell order
     cell: np.ndarray  # each column's cell: group x classes + class
-    cell_n: np.ndarray  # (groups x classes,) cases per cell
     groups: int
 
     @classmethod
-    def of(
-        cls, code: np.ndarray, groups: int, y: np.ndarray, classes: int,
-        keep: np.ndarray | None = None,
-    ) -> Strata:  # fmt: skip
+    def of(cls, code: np.ndarray, groups: int, y: np.ndarray, classes: int) -> Strata:
         cell = code * classes + y
         order = np.argsort(cell, kind="stable")
-        if keep is not None:
-            order = order[keep[order]]
-        return cls(order, cell[order], np.bincount(cell[order], minlength=groups * classes), groups)
-
-    def runs(self) -> list[tuple[int, int]]:
-        """(first column, cases) of each stratum, in the order `resample_counts` draws."""
-        sizes = self.cell_n[self.cell_n > 0]
-        return list(zip((np.cumsum(sizes) - sizes).tolist(), sizes.tolist(), strict=True))
-
-
-def draws(
-    strata: list[Strata], replicates: int, seed: int, rows: int, scratch: Scratch
-) -> Iterator[np.ndarray]:
-    """Case counts (rows, every attribute's columns side by side) int32 of stratified
-    replicates, `rows` (a multiple of CHUNK) at a time, each chunk in the same scratch
-    array (valid until the next): each attribute's own generator makes the draws of
-    `bootstrap.resample_counts` over its strata (the same generator calls, CHUNK by
-    CHUNK), so a group of every case draws as the whole split."""
-    rngs = [np.random.default_rng(seed) for _ in strata]
-    runs = [s.runs() for s in strata]
-    widths = [len(s.order) for s in strata]
-    cols = np.cumsum([0, *widths])
-    shift = np.concatenate([np.repeat([f for f, _ in r], [k for _, k in r]) for r in runs])
-    shift += np.repeat(cols[:-1], widths)
-    n = int(cols[-1])
-    where = shift + np.arange(rows)[:, None] * n  # each draw's place in the flat counts
-    for start in range(0, replicates, rows):
-        size = min(rows, replicates - start)
-        slots, counts = scratch("slots", size, n, np.int64), scratch("counts", size, n)
-        for row in range(0, size, bootstrap.CHUNK):
-            end = min(row + bootstrap.CHUNK, size)
-            for rng, own, col in zip(rngs, runs, cols.tolist(), strict=False):
-                for first, k in own:
-                    at = col + first
-                    slots[row:end, at : at + k] = rng.integers(0, k, (end - row, k))
-        slots += where[:size]
-        counts[...] = np.bincount(slots.ravel(), minlength=size * n).reshape(size, n)
-        yield counts
+        return cls(order, cell[order], groups)
 
 
 @dataclass(frozen=True)
 class Ranks:
     """AUROC of every result column (block, group): every block's negatives side by side
     in (block, group, score) order, one running count of their draws, and each positive's
-    place among them (`bootstrap.weighted_auroc` within each group), less the negatives of
-    the columns before, which no stratified replicate changes.
+    place among them (`bootstrap.weighted_auroc` within each group); the negatives of the
+    columns before are taken off per replicate (`Tally.numerators`).
 
     The sum is the same counted from either class (a positive above a negative is a
     negative below a positive), and the class laid out for the running count costs two
     passes per replicate where the other costs five: the larger class is the one counted.
     """
 
-    neg: np.ndarray  # count columns of every block's negatives, (block, group, score) order
-    pos: np.ndarray  # count column of each (block, positive)
+    neg: np.ndarray  # the cases of every block's negatives, (block, group, score) order
+    pos: np.ndarray  # the case of each (block, positive)
     lo: np.ndarray  # ... its running index past the negatives scored below it
     tied: np.ndarray  # the (block, positive) entries that tie with negatives ...
     hi: np.ndarray  # ... and their running index past those ties
     pos_of: Segments  # (block, positive) entries by result column
     tied_of: Segments
-    fixed: np.ndarray  # per result column: its positives x the negatives of earlier columns
-    den: np.ndarray  # per result column: positives x negatives
+    flipped: bool  # the positives are the class counted (laid out as `neg`)
     wide: type  # the sums' integer type: int32 unless one could pass 2**31
 
     @classmethod
-    def of(
-        cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], columns: int, cases: int
-    ) -> Ranks:
-        """`neg`, `pos`: per block, (count column, result column, score rank below
-        `cases`) of its negatives and of its positives, columns ascending block to block."""
-        if sum(b.shape[1] for b in pos) > sum(b.shape[1] for b in neg):
+    def of(cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], cases: int) -> Ranks:
+        """`neg`, `pos`: per block, (case, result column, score rank below `cases`) of its
+        negatives and of its positives, columns ascending block to block."""
+        flipped = sum(b.shape[1] for b in pos) > sum(b.shape[1] for b in neg)
+        if flipped:
             flip = np.array([[0], [0], [cases - 1]])  # rank -> cases - 1 - rank
             neg, pos = (
                 [flip + [[1], [1], [-1]] * b for b in pos],
@@ -173,149 +132,106 @@ class Ranks:
         n_key, p_key = n[1] * size + n[2], p[1] * size + p[2]
         lo, hi = np.searchsorted(n_key, p_key, "left"), np.searchsorted(n_key, p_key, "right")
         tied = np.flatnonzero(hi != lo)
-        pos_n = np.bincount(p[1], minlength=columns)
-        neg_n = np.bincount(n[1], minlength=columns)
         wide = np.int32 if len(p[0]) * (len(n[0]) + 1) < 2**31 else np.int64
         return cls(
             n[0], p[0], lo, tied, hi[tied], Segments.of(p[1]), Segments.of(p[1][tied]),
-            pos_n * (np.cumsum(neg_n) - neg_n), pos_n * neg_n, wide,
+            flipped, wide,
         )  # fmt: skip
 
     def add(
         self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray, scratch: Scratch
     ) -> None:
-        """Per replicate (row of `counts`) and result column, the draws of its positives
-        times the negatives drawn below them (including those of earlier columns), and
-        times those tied with them, into `below` and `ties`."""
+        """Per replicate (row of `counts`, the draws of each case) and result column, the
+        draws of its positives times the negatives drawn below them (including those of
+        earlier columns), and times those tied with them, into `below` and `ties`."""
         b, p, t = len(counts), len(self.pos), len(self.tied)
-        # np.take, not counts[:, index]: that gives a column-major array, slow to sum along
+        # a gather, not counts[:, index]: that gives a column-major array, slow to sum along
         # rows; integer running sums: fast, exact
         neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
-        np.cumsum(np.take(counts, self.neg, axis=1, out=neg), axis=1, out=cum[:, 1:])
-        drawn = np.take(counts, self.pos, axis=1, out=scratch("drawn", b, p))
-        lo = np.take(cum, self.lo, axis=1, out=scratch("lo", b, p))
+        np.cumsum(_gather(counts, self.neg, neg), axis=1, out=cum[:, 1:])
+        drawn = _gather(counts, self.pos, scratch("drawn", b, p))
+        lo = _gather(cum, self.lo, scratch("lo", b, p))
         below_p = np.multiply(drawn, lo, out=scratch("below", b, p, self.wide))
         self.pos_of.add(below_p, below)
         if t:
-            among = np.take(cum, self.hi, axis=1, out=scratch("hi", b, t))
-            among -= np.take(lo, self.tied, axis=1, out=scratch("lo_t", b, t))
-            tied = np.take(drawn, self.tied, axis=1, out=scratch("drawn_t", b, t))
+            among = _gather(cum, self.hi, scratch("hi", b, t))
+            among -= _gather(lo, self.tied, scratch("lo_t", b, t))
+            tied = _gather(drawn, self.tied, scratch("drawn_t", b, t))
             self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, self.wide)), ties)
 
 
 @dataclass(frozen=True)
 class Plan:
     """Every (attribute, variant) block of a split side by side: block b's groups are the
-    result columns `offsets[b]` to `offsets[b + 1]`, scored on the count columns of
-    `draws` (each attribute's cases in its cell order), all blocks with a few numpy calls
-    per chunk of replicates.
+    result columns `offsets[b]` to `offsets[b + 1]`, scored on the whole split's case
+    counts, all blocks with a few numpy calls per chunk of replicates (`Tally`).
 
-    A replicate redraws every cell within itself, so each cell keeps its number of cases:
-    a variant's hits in a cell are the cell's cases less the draws of the cases it gets
-    wrong (few); and each group's positives and negatives are fixed (`Ranks`).
+    A variant's hits in a cell (group, class) are the cell's draws less the draws of the
+    cases it gets wrong (few); every block of an attribute shares its cells' draws.
     """
 
     strata: tuple[Strata, ...]
     offsets: tuple[int, ...]
     classes: int
     positive_class: int
-    cases: np.ndarray  # cases per cell of every block (result column x classes + class)
-    wrong: np.ndarray  # count columns of the cases each block's variant gets wrong ...
-    wrong_of: Segments  # ... by cell of every block
+    cases: int  # of the split
+    columns: np.ndarray  # every attribute's cases in its cell order, side by side ...
+    cell_of: Segments  # ... by attribute cell
+    cell_index: np.ndarray  # the attribute cell of each block cell (column x classes + class)
+    wrong: np.ndarray  # the cases each block's variant gets wrong ...
+    wrong_of: Segments  # ... by block cell
     ranks: Ranks | None  # binary tasks
 
     @classmethod
     def of(
-        cls, codes: Sequence[tuple[np.ndarray, int, np.ndarray | None]], y: np.ndarray,
+        cls, codes: Sequence[tuple[np.ndarray, int]], y: np.ndarray,
         scored: Sequence[tuple[np.ndarray, np.ndarray]], pc: int,
     ) -> Plan:  # fmt: skip
-        """`codes`: (each case's group, groups, the cases to score or None for all) per
-        attribute; `scored`: (probabilities, predictions) per variant. The groups of cases
-        left out stay as columns with no cases (NaN)."""
+        """`codes`: (each case's group, groups) per attribute; `scored`: (probabilities,
+        predictions) per variant."""
         classes = scored[0][0].shape[1]
-        strata = tuple(Strata.of(c, g, y, classes, keep) for c, g, keep in codes)
+        strata = tuple(Strata.of(c, g, y, classes) for c, g in codes)
         offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
+        first = np.cumsum([0] + [s.groups * classes for s in strata])  # attributes' 1st cells
         preds = np.stack([pred for _, pred in scored])
         ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
         wrong: list[np.ndarray] = []
         cells: list[np.ndarray] = []
         neg: list[np.ndarray] = []
         pos: list[np.ndarray] = []
-        col, v = 0, len(scored)
+        v = len(scored)
         for i, s in enumerate(strata):
             truth, group = y[s.order], s.cell // classes
             block = offsets[i * v : (i + 1) * v, None]  # each variant's first result column
             variant, miss = np.nonzero(preds[:, s.order] != truth)  # variant after variant
-            wrong.append(miss + col)
+            wrong.append(s.order[miss])
             cells.append(s.cell[miss] + block[variant, 0] * classes)
             for part, where in ((neg, truth != pc), (pos, truth == pc)) if classes == 2 else ():
                 at = np.flatnonzero(where)
-                rows = (np.broadcast_to(at + col, (v, len(at))), group[at] + block,
+                rows = (np.broadcast_to(s.order[at], (v, len(at))), group[at] + block,
                         ranks[:, s.order[at]])  # fmt: skip
                 part.append(np.stack([r.ravel() for r in rows]))
-            col += len(s.order)
-        cases = np.concatenate([s.cell_n for s in strata for _ in scored])
+        own = np.arange(classes * max(s.groups for s in strata))
         return cls(
-            strata, tuple(offsets.tolist()), classes, pc, cases, np.concatenate(wrong),
-            Segments.of(np.concatenate(cells)),
-            Ranks.of(neg, pos, int(offsets[-1]), len(y)) if classes == 2 else None,
+            strata, tuple(offsets.tolist()), classes, pc, len(y),
+            np.concatenate([s.order for s in strata]),
+            Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])),
+            np.concatenate([own[: s.groups * classes] + f
+                            for s, f in zip(strata, first, strict=False) for _ in scored]),
+            np.concatenate(wrong), Segments.of(np.concatenate(cells)),
+            Ranks.of(neg, pos, len(y)) if classes == 2 else None,
         )  # fmt: skip
 
-    def numerators(
-        self, chunks: Iterable[np.ndarray], replicates: int, scratch: Scratch
-    ) -> Numerators:
-        """Every metric of every result column on each replicate, from chunks of case
-        counts that draw every cell as often as it has cases (stratified replicates, or
-        ones). Binary: AUROC, sensitivity, specificity; multi-class: accuracy and
-        `recall_<c>`."""
-        missed = np.zeros((replicates, len(self.cases)), np.int32)
-        below = np.zeros((replicates, self.offsets[-1]), np.int64)
-        ties = np.zeros_like(below)
-        start = 0
-        for counts in chunks:
-            end = start + len(counts)
-            wrong = scratch("wrong", len(counts), len(self.wrong))
-            self.wrong_of.add(np.take(counts, self.wrong, axis=1, out=wrong), missed[start:end])
-            if self.ranks is not None:
-                self.ranks.add(counts, below[start:end], ties[start:end], scratch)
-            start = end
-        shape = (replicates, self.offsets[-1], self.classes)
-        hits = (self.cases - missed).reshape(shape)
-        cases = self.cases.reshape(shape[1:])
-        if self.ranks is not None:
-            pc, r = self.positive_class, self.ranks
-            return Numerators(
-                {"auroc": 2 * (below - r.fixed) + ties, "sensitivity": hits[..., pc],
-                 "specificity": hits[..., 1 - pc]},
-                {"auroc": r.den, "sensitivity": cases[:, pc], "specificity": cases[:, 1 - pc]},
-            )  # fmt: skip
-        x = {
-            "accuracy": hits.sum(axis=2),
-            **{f"recall_{c}": hits[..., c] for c in range(self.classes)},
-        }
-        den = {
-            "accuracy": cases.sum(axis=1),
-            **{f"recall_{c}": cases[:, c] for c in range(self.classes)},
-        }
-        return Numerators(x, den)
+    def tally(self, replicates: int) -> Tally:
+        """An empty tally of `replicates` replicates, to be fed their case counts."""
+        return Tally(self, replicates)
 
     def points(self) -> dict[str, np.ndarray]:
         """metric -> (1, result columns): every case drawn once."""
-        columns = sum(len(s.order) for s in self.strata)
-        ones = self.numerators([np.ones((1, columns), np.int32)], 1, Scratch())
-        return {m: ones.value(m) for m in ones.x}
-
-    def replicates(self, replicates: int, seed: int) -> Numerators:
-        """Every metric of every result column on each replicate: each redraws every class
-        of every group within itself (strata group x class, one draw per attribute), the
-        same draws for every variant."""
-        width = len(self.wrong) + (0 if self.ranks is None else len(self.ranks.pos) * 3)
-        per_row = sum(len(s.order) for s in self.strata) + width
-        rows = bootstrap.CHUNK * max(1, ROW_CELLS // (bootstrap.CHUNK * per_row))
-        # a large split's arrays are not kept (their page faults matter less than memory)
-        scratch = Scratch.of_thread() if rows * per_row <= KEEP_CELLS else Scratch()
-        chunks = draws(list(self.strata), replicates, seed, rows, scratch)
-        return self.numerators(chunks, replicates, scratch)
+        ones = Tally(self, 1)
+        ones.add(np.ones((1, self.cases), np.int32))
+        values = ones.numerators()
+        return {m: values.value(m) for m in values.x}
 
     @property
     def block_sizes(self) -> np.ndarray:
@@ -327,40 +243,110 @@ class Plan:
         return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 
+class Tally:
+    """A `Plan`'s integers over replicates, fed chunk by chunk with the whole split's case
+    counts (`add`, e.g. as `bootstrap.intervals` streams them), then `numerators`."""
+
+    def __init__(self, plan: Plan, replicates: int) -> None:
+        self.plan, self.replicates, self.filled = plan, replicates, 0
+        ranks = plan.ranks
+        per_row = plan.cases + len(plan.columns) + len(plan.wrong)
+        per_row += 0 if ranks is None else len(ranks.neg) + 1 + 3 * len(ranks.pos)
+        # a large split's arrays are not kept (their page faults matter less than memory)
+        small = bootstrap.CHUNK * per_row <= KEEP_CELLS
+        self.scratch = Scratch.of_thread() if small else Scratch()
+        self.cells = np.zeros((replicates, int(plan.cell_index.max(initial=-1)) + 1), np.int32)
+        self.missed = np.zeros((replicates, len(plan.cell_index)), np.int32)
+        self.below = np.zeros((replicates, plan.offsets[-1]), np.int64)
+        self.ties = np.zeros_like(self.below)
+
+    def add(self, counts: np.ndarray) -> None:
+        """The next replicates: (chunk, cases) draws of each case of the split."""
+        plan, scratch, start = self.plan, self.scratch, self.filled
+        end = start + len(counts)
+        if end > self.replicates:
+            raise ValueError(f"a tally of {self.replicates} replicates got {end}")
+        b = len(counts)
+        draws = scratch("draws", b, plan.cases)
+        np.copyto(draws, counts, casting="unsafe")  # float counts are whole numbers
+        laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
+        plan.cell_of.add(laid, self.cells[start:end])
+        wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
+        plan.wrong_of.add(wrong, self.missed[start:end])
+        if plan.ranks is not None:
+            plan.ranks.add(draws, self.below[start:end], self.ties[start:end], scratch)
+        self.filled = end
+
+    def numerators(self) -> Numerators:
+        """Every metric of every result column on each replicate. Binary: AUROC,
+        sensitivity, specificity; multi-class: accuracy and `recall_<c>`."""
+        plan = self.plan
+        if self.filled != self.replicates:
+            raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
+        shape = (self.replicates, plan.offsets[-1], plan.classes)
+        cases = np.take(self.cells, plan.cell_index, axis=1).reshape(shape)
+        hits = cases - self.missed.reshape(shape)
+        if plan.ranks is not None:
+            pc = plan.positive_class
+            pos, neg = cases[..., pc].astype(np.int64), cases[..., 1 - pc].astype(np.int64)
+            counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
+            # each column's running count began with the counted class of the columns before
+            before = other * (np.cumsum(counted, axis=1) - counted)
+            return Numerators(
+                {"auroc": 2 * (self.below - before) + self.ties, "sensitivity": hits[..., pc],
+                 "specificity": hits[..., 1 - pc]},
+                {"auroc": pos * neg, "sensitivity": cases[..., pc],
+                 "specificity": cases[..., 1 - pc]},
+            )  # fmt: skip
+        x = {
+            "accuracy": hits.sum(axis=2),
+            **{f"recall_{c}": hits[..., c] for c in range(plan.classes)},
+        }
+        den = {
+            "accuracy": cases.sum(axis=2),
+            **{f"recall_{c}": cases[..., c] for c in range(plan.classes)},
+        }
+        return Numerators(x, den)
+
+
 @dataclass(frozen=True)
 class Numerators:
-    """Each metric as integers over fixed denominators, per replicate and result column:
-    the value is `x / 2 / den` for AUROC (x counts ties once and the rest twice) and
-    `x / den` otherwise, the very float the whole split's bootstrap computes; NaN where
-    `den` is 0 (a group without a class)."""
+    """Each metric as integers per replicate and result column: the value is
+    `x / 2 / den` for AUROC (x counts ties once and the rest twice) and `x / den`
+    otherwise, the very float the whole split's bootstrap computes; NaN where `den` is 0
+    (a group without a class in that replicate)."""
 
     x: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
-    den: dict[str, np.ndarray]  # metric -> (columns,) integers
+    den: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
 
     def value(self, metric: str, cols: Any = slice(None)) -> np.ndarray:
         """(replicates, columns) floats of `metric` (of the columns `cols`)."""
-        return _divide(self.x[metric][:, cols], self.den[metric][cols], metric)
+        return _divide(self.x[metric][:, cols], self.den[metric][:, cols], metric)
 
     def intervals(
         self, judged: np.ndarray, paired: np.ndarray, reference_of: np.ndarray
     ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         """(metric -> each column's `bootstrap.interval`, metric -> that of the paired
         difference from column `reference_of[column]`), for the columns a verdict reads
-        (`judged`; `paired`: judged groups of the other variants); None elsewhere."""
+        (`judged`; `paired`: judged groups of the other variants, whose reference columns
+        are judged too); None elsewhere."""
         out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
-        for metric, x in self.x.items():
-            b, den = len(x), self.den[metric]
-            ranks = _ranks(b)[0]
-            # a column without cases of a class has no value in any replicate: None
-            cols = np.flatnonzero(judged & (den > 0))
-            # x / den keeps the order of x: its order statistics are those of the floats
-            stats = _divide(_order_stats(x[:, cols], ranks), den[cols, None], metric)
-            out[0][metric] = _place(_lerp(stats, b), cols, len(judged))
-            cols = np.flatnonzero(paired & (den > 0) & (den[reference_of] > 0))
-            diff = self.value(metric, cols) - self.value(metric, reference_of[cols])
-            stats = np.partition(diff.T, np.unique(ranks), axis=1)[:, ranks]
-            out[1][metric] = _place(_lerp(stats, b), cols, len(paired))
+        cols, paired_cols = np.flatnonzero(judged), np.flatnonzero(paired)
+        at = np.zeros(len(judged), np.intp)
+        at[cols] = np.arange(len(cols))
+        for metric in self.x:
+            values = self.value(metric, cols)
+            out[0][metric] = _place(_percentiles(values), cols, len(judged))
+            diff = values[:, at[paired_cols]] - values[:, at[reference_of[paired_cols]]]
+            out[1][metric] = _place(_percentiles(diff), paired_cols, len(paired))
         return out
+
+
+def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The columns `index` of `values`, into `out`. mode "clip" (the indices are valid by
+    construction): the default "raise" goes through a buffer when given `out`, 2-3x slower.
+    """
+    return np.take(values, index, axis=1, out=out, mode="clip")
 
 
 def _divide(x: np.ndarray, den: np.ndarray, metric: str) -> np.ndarray:
@@ -380,36 +366,24 @@ def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
     return ranks.astype(np.intp).ravel(), virtual - below
 
 
-def _lerp(stats: np.ndarray, b: int) -> np.ndarray:
-    """(columns, 4) order statistics of b values -> (columns, 2) percentiles, with
-    np.percentile's arithmetic (`numpy.lib._function_base_impl._lerp`): the same floats."""
-    gamma = _ranks(b)[1]
+def _percentiles(values: np.ndarray) -> list[list[float] | None]:
+    """`bootstrap.interval` of each column of (B, columns) floats: by one partition and
+    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same
+    floats) where every replicate defines the value, else by `bootstrap.interval`."""
+    b = len(values)
+    full = ~np.isnan(values).any(axis=0)
+    ranks, gamma = _ranks(b)
+    stats = np.partition(np.ascontiguousarray(values[:, full].T), np.unique(ranks), axis=1)
+    stats = stats[:, ranks]
     before, after = stats[:, 0::2], stats[:, 1::2]
     diff = after - before
-    return np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma)
+    found = iter(np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist())
+    return [next(found) if f else bootstrap.interval(values[:, j]) for j, f in enumerate(full)]
 
 
-def _order_stats(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """(columns, ranks): the `ranks`-th smallest of each column of integers x (B,
-    columns); by counting (one bincount over every column's range) when the ranges are
-    small, else by partition."""
-    if not x.shape[1]:
-        return np.zeros((0, len(ranks)), x.dtype)
-    low = x.min(axis=0)
-    span = x.max(axis=0) - low + 1
-    if span.sum() > COUNT_BINS:
-        return np.partition(x.T, np.unique(ranks), axis=1)[:, ranks]
-    first = np.cumsum(span) - span  # each column's first bin
-    bins = (x - (low - first)).astype(np.intp).ravel()
-    seen = np.cumsum(np.bincount(bins, minlength=int(span.sum())))
-    # column j's values are the bins first[j]... holding values j*B ... (j+1)*B - 1
-    wanted = np.arange(x.shape[1])[:, None] * len(x) + ranks
-    return np.searchsorted(seen, wanted, side="right") - first[:, None] + low[:, None]
-
-
-def _place(found: np.ndarray, cols: np.ndarray, size: int) -> list[Any]:
-    """[low, high] of each of `cols` from (len(cols), 2), None for the other columns."""
+def _place(found: list[Any], cols: np.ndarray, size: int) -> list[Any]:
+    """Each of `cols`'s [low, high] (or None) from `found`, None for the other columns."""
     out: list[Any] = [None] * size
-    for c, (low, high) in zip(cols.tolist(), found.tolist(), strict=True):
-        out[c] = [low, high]
+    for c, interval in zip(cols.tolist(), found, strict=True):
+        out[c] = interval
     return out

@@ -16,6 +16,7 @@ from pipeline.errors import DataError
 
 if TYPE_CHECKING:
     from pipeline.evaluate.operating_point import RateBudget
+    from pipeline.evaluate.subgroups import SplitGroups
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def evaluate_variants(
     gets its stratified-bootstrap 95% interval (`config.evaluation.bootstrap` replicates).
     """
     from pipeline.device.client import run_model
-    from pipeline.evaluate import bootstrap
+    from pipeline.evaluate import bootstrap, subgroups
     from pipeline.evaluate.metrics import calibration, evaluate, flips, probabilities
 
     if point is None:
@@ -122,6 +123,11 @@ def evaluate_variants(
             first = next(iter(scored.values()), (probs, None))[0]
             out[variant.value]["flips"] = flips(y, first, probs, splits.positive_class, threshold)
         scored[variant.value] = (probs, metrics.predictions)
+    groups = _split_groups(scored, y, splits, split, config)
+    # the groups' intervals come from the whole split's replicates, as they are drawn
+    tally = None
+    if groups is not None and config.evaluation.bootstrap:
+        tally = groups.tally(config.evaluation.bootstrap)
     if config.evaluation.bootstrap:
         cis = bootstrap.intervals(
             scored,
@@ -131,6 +137,7 @@ def evaluate_variants(
             seed=config.seed,
             positive_class=splits.positive_class,
             points=out,
+            on_counts=None if tally is None else tally.add,
         )
         for name, doc in cis.items():
             out[name].update(doc)
@@ -139,32 +146,30 @@ def evaluate_variants(
                 "method": "stratified percentile",
                 "seed": config.seed,
             }
-    if splits.subgroups is not None:
-        _add_subgroups(out, scored, y, splits, split, config)
+    if groups is not None:
+        per_variant = groups.report(out, None if tally is None else tally.numerators())
+        for name, doc in per_variant.items():
+            out[name]["subgroups"] = doc
+        subgroups.annotate_flips(out, lambda i: splits.subgroups.case(split, i))
     return out
 
 
-def _add_subgroups(
-    out: dict[str, Any],
+def _split_groups(
     scored: dict[str, tuple[np.ndarray, np.ndarray]],
     y: np.ndarray,
     splits: Any,
     split: str,
     config: BuildConfig,
-) -> None:
-    """`metrics.<variant>.subgroups` and each changed case's subgroup values (in place)."""
-    from pipeline.evaluate import subgroups
+) -> SplitGroups | None:
+    """The `--subgroup` groups of `split`, laid out for scoring; None without subgroups."""
+    from pipeline.evaluate.subgroups import SplitGroups
 
-    per_variant = subgroups.variant_subgroups(
+    if splits.subgroups is None:
+        return None
+    return SplitGroups.of(
         scored,
         y,
         splits.subgroups.of(split),
-        out,
         positive_class=splits.positive_class,
         min_cases=config.evaluation.min_subgroup_cases,
-        replicates=config.evaluation.bootstrap,
-        seed=config.seed,
     )
-    for name, doc in per_variant.items():
-        out[name]["subgroups"] = doc
-    subgroups.annotate_flips(out, lambda i: splits.subgroups.case(split, i))

@@ -1,11 +1,16 @@
 """The verdict per subgroup (`--subgroup`): every variant's metrics in each site, sex or age
-band, with the same stratified bootstrap as the whole split resampled within the group.
+band, with intervals from the whole split's stratified bootstrap restricted to the group.
 
 A group is judged only with at least `--min-subgroup-cases` positives and as many
 negatives (multi-class: that many cases of every class); smaller groups are reported with
-the reason and no verdict rests on them. Within a judged group, each replicate redraws
-each class's cases of the group, and every variant is scored on the same draws, so
-`variant - float32` is paired as for the whole split (`pipeline.evaluate.bootstrap`).
+the reason and no verdict rests on them. A judged group's replicate is the whole split's
+replicate (`pipeline.evaluate.bootstrap`, stratified by class) restricted to the group's
+cases: no group draws again, every group of every attribute and every variant is scored
+on the same draws, so `variant - float32` is paired as for the whole split, and a group of
+every case gets exactly the whole split's intervals. The group's size and class counts
+vary from replicate to replicate (as from one split to the next); a replicate without a
+positive or a negative of the group gives no AUROC (nor sensitivity or specificity) for
+it and is left out of that interval, as the whole split leaves out undefined values.
 
 `GroupBudget` is what the decisions (auto sparsity, structured auto, the int8 remedies)
 ask: which judged validation group loses most against its budget.
@@ -20,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.evaluate import bootstrap
-from pipeline.evaluate.group_bootstrap import Plan
+from pipeline.evaluate.group_bootstrap import Numerators, Plan, Tally
 
 BINARY_METRICS = ("auroc", "sensitivity", "specificity")
 SubgroupLookup = Any  # Callable[[int], dict[str, str]]: a case's values by attribute
@@ -135,6 +140,99 @@ def _group_flips(flips: Mapping[str, Any] | None, mask: np.ndarray) -> dict[str,
     return counts
 
 
+@dataclass(frozen=True)
+class SplitGroups:
+    """Every group of every attribute of one split, laid out to be scored (`Plan`): the
+    point metrics at once, the intervals from the whole split's bootstrap replicates
+    restricted to each group (`tally`, fed the whole split's case counts)."""
+
+    masks: dict[str, dict[str, np.ndarray]]  # name -> value -> its cases
+    judged: dict[str, list[bool]]  # name -> each value's
+    variants: tuple[str, ...]  # float32 (the reference) first
+    plan: Plan
+
+    @classmethod
+    def of(
+        cls,
+        scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        y: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        *,
+        positive_class: int,
+        min_cases: int,
+    ) -> SplitGroups:
+        """The groups of `values` (name -> each case's group) on a split of labels `y`,
+        scored by `scored` (variant -> (probabilities (N, C), predictions (N,)), float32
+        first)."""
+        num_classes = next(iter(scored.values()))[0].shape[1]
+        y = np.asarray(y)
+        masks = group_masks(values)
+        judged = {
+            n: [describe_group(y[m], positive_class, num_classes, min_cases)["judged"]
+                for m in masks[n].values()]
+            for n in masks
+        }  # fmt: skip
+        codes = [(np.argmax(np.stack(list(m.values())), axis=0), len(m)) for m in masks.values()]
+        plan = Plan.of(codes, y, list(scored.values()), positive_class)
+        return cls(masks, judged, tuple(scored), plan)
+
+    def tally(self, replicates: int) -> Tally:
+        """Where the whole split's replicates go (`Tally.add`, chunk by chunk)."""
+        return self.plan.tally(replicates)
+
+    def report(
+        self, metrics: Mapping[str, Mapping[str, Any]], replicates: Numerators | None
+    ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        """variant -> name -> value -> its metrics in the group (`metrics.<v>.subgroups`).
+
+        Args:
+            metrics: variant -> its whole-split metrics (for `flips`).
+            replicates: the numerators of the whole split's replicates (`Tally`), or None
+                for no intervals.
+        """
+        plan, reference = self.plan, self.variants[0]
+        blocks = [(n, v) for n in self.masks for v in self.variants]  # as Plan lays them
+        points = plan.points()
+        every = None
+        if replicates is not None:  # intervals only for the judged groups
+            reference_of = np.concatenate([
+                np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
+                + plan.offsets[blocks.index((n, reference))]
+                for b, (n, _) in enumerate(blocks)
+            ])  # fmt: skip
+            judged = np.concatenate([self.judged[n] for n, _ in blocks]).astype(bool)
+            others = np.repeat([v != reference for _, v in blocks], plan.block_sizes)
+            every = replicates.intervals(judged, judged & others, reference_of)
+        out: dict[str, dict[str, Any]] = {v: {n: {} for n in self.masks} for v in self.variants}
+        for name, by_value in self.masks.items():
+            index = {v: blocks.index((name, v)) for v in self.variants}
+            cis = None
+            if every is not None:
+                cis = {
+                    v: {key: {m: c[plan.offsets[b] : plan.offsets[b + 1]]
+                              for m, c in part.items()}
+                        for key, part in zip(("ci95", "paired"), every, strict=True)}
+                    for v, b in index.items()
+                }  # fmt: skip
+            for g, (value, mask) in enumerate(by_value.items()):
+                group_points = {
+                    v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
+                    for v, b in index.items()
+                }
+                group_cis = (
+                    _group_intervals(cis, group_points, g, reference)
+                    if self.judged[name][g] and cis
+                    else {}
+                )
+                for v in self.variants:
+                    doc = {**group_points[v], **group_cis.get(v, {})}
+                    flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
+                    if flips is not None:
+                        doc["flips"] = flips
+                    out[v][name][value] = doc
+        return out
+
+
 def variant_subgroups(
     scored: Mapping[str, tuple[np.ndarray, np.ndarray]],
     y: np.ndarray,
@@ -146,7 +244,10 @@ def variant_subgroups(
     replicates: int,
     seed: int,
 ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """variant -> name -> value -> its metrics in the group (`metrics.<v>.subgroups`).
+    """variant -> name -> value -> its metrics in the group (`metrics.<v>.subgroups`), on
+    the whole split's replicates drawn here (`bootstrap.resample_counts` with `seed`: the
+    evaluate stage instead hands `SplitGroups.tally` the replicates of its own
+    `bootstrap.intervals`, the same ones).
 
     Args:
         scored: variant -> (probabilities (N, C), predictions (N,)), float32 first.
@@ -156,62 +257,16 @@ def variant_subgroups(
         positive_class: the positive class of a binary task.
         min_cases: `--min-subgroup-cases`.
         replicates: bootstrap replicates (0: no intervals).
-        seed: the resampling seed (the whole split's, so a group of every case gets the
-            whole split's intervals).
+        seed: the whole split's resampling seed.
     """
-    reference = next(iter(scored))
-    num_classes = next(iter(scored.values()))[0].shape[1]
-    y = np.asarray(y)
-    masks = group_masks(values)
-    codes = {n: np.argmax(np.stack(list(m.values())), axis=0) for n, m in masks.items()}
-    blocks = [(n, v) for n in masks for v in scored]  # attribute-major, as Plan lays
-    judged = {
-        n: [describe_group(y[m], positive_class, num_classes, min_cases)["judged"]
-            for m in masks[n].values()]
-        for n in masks
-    }  # fmt: skip
-    every_case = [(codes[n], len(masks[n]), None) for n in masks]
-    plan = Plan.of(every_case, y, list(scored.values()), positive_class)
-    points = plan.points()
-    boot = None
-    if replicates:  # intervals only for judged groups: the others' cases are not drawn
-        keep = [(codes[n], len(masks[n]), np.asarray(judged[n])[codes[n]]) for n in masks]
-        boot = Plan.of(keep, y, list(scored.values()), positive_class).replicates(replicates, seed)
-    reference_of = np.concatenate([
-        np.arange(plan.offsets[b], plan.offsets[b + 1]) - plan.offsets[b]
-        + plan.offsets[blocks.index((n, reference))]
-        for b, (n, _) in enumerate(blocks)
-    ])  # fmt: skip
-    judged_cols = np.concatenate([judged[n] for n, _ in blocks]).astype(bool)
-    paired_cols = judged_cols & np.repeat([v != reference for _, v in blocks], plan.block_sizes)
-    every = None
-    if boot is not None:
-        every = boot.intervals(judged_cols, paired_cols, reference_of)
-    out: dict[str, dict[str, Any]] = {v: {n: {} for n in masks} for v in scored}
-    for name, by_value in masks.items():
-        index = {v: blocks.index((name, v)) for v in scored}
-        cis = None
-        if every is not None:
-            cis = {
-                v: {key: {m: c[plan.offsets[b] : plan.offsets[b + 1]] for m, c in part.items()}
-                    for key, part in zip(("ci95", "paired"), every, strict=True)}
-                for v, b in index.items()
-            }  # fmt: skip
-        for g, (value, mask) in enumerate(by_value.items()):
-            group_points = {
-                v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
-                for v, b in index.items()
-            }
-            group_cis = (
-                _group_intervals(cis, group_points, g, reference) if judged[name][g] and cis else {}
-            )
-            for v in scored:
-                doc = {**group_points[v], **group_cis.get(v, {})}
-                flips = _group_flips(metrics[v].get("flips"), mask) if v != reference else None
-                if flips is not None:
-                    doc["flips"] = flips
-                out[v][name][value] = doc
-    return out
+    groups = SplitGroups.of(scored, y, values, positive_class=positive_class, min_cases=min_cases)
+    numerators = None
+    if replicates:
+        tally = groups.tally(replicates)
+        for counts in bootstrap.resample_counts(y, replicates, seed):
+            tally.add(counts)
+        numerators = tally.numerators()
+    return groups.report(metrics, numerators)
 
 
 def annotate_flips(metrics: Mapping[str, Mapping[str, Any]], values: SubgroupLookup) -> None:

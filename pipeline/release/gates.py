@@ -204,7 +204,7 @@ def subgroup_noninferiority(
     passed = worst.upper <= margin
     detail = (
         f"worst judged group {worst.group}: 95% interval of float32 - int8 {metric} "
-        f"[{worst.low:.4f}, {worst.upper:.4f}] (paired bootstrap within the group); its upper "
+        f"[{worst.low:.4f}, {worst.upper:.4f}] (paired bootstrap, the group's cases); its upper "
         f"bound {worst.upper:.4f} must not exceed the margin {margin:g}"
     )
     return Check(name, FLOAT32, worst.upper, margin, bool(passed), detail)

@@ -105,8 +105,9 @@ def add_section(doc: Any, report: BuildReport) -> None:
     doc.heading("Subgroups")
     doc.text(
         "Test split, per --subgroup value, at the operating point. [ ]: 95% intervals of "
-        "the stratified bootstrap resampled within the group; 'vs float32' is the paired "
-        "difference (variant - float32) on the same resampled cases; 'missed': positives "
+        "the whole split's stratified bootstrap, each replicate restricted to the group's "
+        "cases; 'vs float32' is the paired difference (variant - float32) on the same "
+        "resampled cases; 'missed': positives "
         "float32 flags and the variant does not. Groups with fewer than "
         "--min-subgroup-cases positives or negatives are shown but not judged."
     )

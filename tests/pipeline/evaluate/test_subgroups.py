@@ -232,24 +232,108 @@ def test_a_group_of_every_case_gets_the_whole_split_intervals() -> None:
         )
 
 
-def test_a_judged_group_beside_unjudged_ones_gets_its_own_cases_intervals() -> None:
-    # the cases of groups nobody judges are not drawn: site A is resampled as a split alone
+def _restricted(
+    scored: dict, y: np.ndarray, mask: np.ndarray, replicates: int, seed: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each variant's AUROC, sensitivity and specificity in the group `mask` on every
+    replicate of the whole split (`resample_counts`), computed directly."""
+    counts = np.concatenate(list(bootstrap.resample_counts(y, replicates, seed)))[:, mask]
+    truth = y[mask] == 1
+    out = {}
+    for name, (probs, pred) in scored.items():
+        hit = pred[mask] == y[mask]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = {
+                "auroc": bootstrap.weighted_auroc(truth, probs[mask, 1], counts),
+                "sensitivity": (counts * (hit & truth)).sum(1) / (counts * truth).sum(1),
+                "specificity": (counts * (hit & ~truth)).sum(1) / (counts * ~truth).sum(1),
+            }
+    return out
+
+
+@pytest.mark.parametrize("fewer", [0, 1])  # AUROC counted from either class
+def test_a_group_is_scored_on_the_whole_split_replicates_restricted_to_its_cases(
+    fewer: int,
+) -> None:
+    # no draws of its own: the group's cases of each whole-split replicate, as drawn there
     scored, y, _ = _scored()
+    keep = ~((y == fewer) & (np.arange(len(y)) % 3 == 0))
+    scored = {v: (probs[keep], pred[keep]) for v, (probs, pred) in scored.items()}
+    y = y[keep]
     site = np.where(np.arange(len(y)) < 6, "B", "A")  # B: too few cases to be judged
+    site[200:] = "C"
     per = variant_subgroups(
         scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
         replicates=400, seed=3,
     )  # fmt: skip
-    a = site == "A"
-    alone = {v: (probs[a], pred[a]) for v, (probs, pred) in scored.items()}
-    whole = bootstrap.intervals(alone, y[a], reference="float32", replicates=400, seed=3)
     assert "ci95" not in per["int8"]["site"]["B"]
-    for metric in ("auroc", "sensitivity", "specificity"):
-        assert per["int8"]["site"]["A"]["ci95"][metric] == pytest.approx(
-            whole["int8"]["ci95"][metric]
+    for value in ("A", "C"):
+        direct = _restricted(scored, y, site == value, 400, 3)
+        group = per["int8"]["site"][value]
+        for metric in ("auroc", "sensitivity", "specificity"):
+            assert group["ci95"][metric] == pytest.approx(
+                bootstrap.interval(direct["int8"][metric]), rel=1e-12
+            )
+            paired = direct["int8"][metric] - direct["float32"][metric]
+            assert group["vs_float32"][metric]["ci95"] == pytest.approx(
+                bootstrap.interval(paired), rel=1e-12, abs=1e-15
+            )
+
+
+def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
+    # a group judged from 2 positives among 300 cases: many replicates draw neither
+    scored, y, _ = _scored()
+    site = np.array(["A"] * len(y))
+    site[np.flatnonzero(y == 1)[2:]] = "B"  # A: 2 positives and every negative
+    direct = _restricted(scored, y, site == "A", 1000, 0)
+    assert 0 < np.isnan(direct["int8"]["auroc"]).sum() < 500  # not vacuous
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=2,
+        replicates=1000, seed=0,
+    )  # fmt: skip
+    group = per["int8"]["site"]["A"]
+    for metric in ("auroc", "sensitivity"):
+        assert group["ci95"][metric] == pytest.approx(
+            bootstrap.interval(direct["int8"][metric]), rel=1e-12
         )
-        assert per["int8"]["site"]["A"]["vs_float32"][metric]["ci95"] == pytest.approx(
-            whole["int8"]["vs_float32"][metric]["ci95"]
+        paired = direct["int8"][metric] - direct["float32"][metric]
+        assert group["vs_float32"][metric]["ci95"] == pytest.approx(
+            bootstrap.interval(paired), rel=1e-12, abs=1e-15
+        )
+
+
+def test_the_evaluate_stage_scores_the_groups_on_its_own_replicates(monkeypatch: Any) -> None:
+    # one set of draws for the whole split and its groups: the groups' intervals are those
+    # of the whole split's replicates, not of draws of their own
+    from types import SimpleNamespace
+
+    from pipeline.cli import build_config
+    from pipeline.config import Variant
+    from pipeline.device import client
+    from pipeline.evaluate.stage import OperatingPoint, evaluate_variants
+    from pipeline.models import OutputKind
+
+    scored, y, site = _scored()
+    outputs = {Variant.FLOAT32: scored["float32"][0], Variant.INT8: scored["int8"][0]}
+    monkeypatch.setattr(client, "run_model", lambda path, x: SimpleNamespace(outputs=path))
+    calls = []
+    resample = bootstrap.resample_counts
+    monkeypatch.setattr(bootstrap, "resample_counts", lambda *a: calls.append(a) or resample(*a))
+    groups = SimpleNamespace(of=lambda split: {"site": site}, case=lambda split, i: {})
+    splits = SimpleNamespace(
+        model_inputs=lambda split: None, split=lambda split: (None, y), positive_class=1,
+        class_names=None, subgroups=groups,
+    )  # fmt: skip
+    config = build_config(["build", "--data", "d.npz", "--bootstrap", "300", "--seed", "4"])
+    out = evaluate_variants(
+        outputs, splits, "test", OutputKind.SOFTMAX, OutputKind.SOFTMAX, config,
+        OperatingPoint(0.5, {}),
+    )  # fmt: skip
+    assert len(calls) == 1  # the whole split's draws only
+    for value in ("A", "B"):
+        direct = _restricted(scored, y, site == value, 300, 4)["int8"]["auroc"]
+        assert out["int8"]["subgroups"]["site"][value]["ci95"]["auroc"] == pytest.approx(
+            bootstrap.interval(direct), rel=1e-12
         )
 
 
@@ -451,20 +535,6 @@ def test_job_file_keys_reach_the_config() -> None:
     assert config.data.bands == {"PatientAge": (0.0, 18.0, 40.0, 65.0, 120.0)}
     assert config.evaluation.min_subgroup_cases == 5
     assert config.gates.limits == {"subgroup_noninferiority_auroc": 0.05}
-
-
-def test_group_resampling_draws_as_the_whole_split_bootstrap() -> None:
-    from pipeline.evaluate.group_bootstrap import Scratch, Strata, draws
-
-    rng = np.random.default_rng(1)
-    code, y = rng.integers(0, 3, 300), rng.integers(0, 2, 300)  # strata: groups x classes
-    strata = Strata.of(code, 3, y, 2)
-    # two attributes side by side, 500 replicates counted at a time (two CHUNKs)
-    mine = np.concatenate([c.copy() for c in draws([strata, strata], 700, 5, 500, Scratch())])
-    theirs = np.concatenate(list(bootstrap.resample_counts(code * 2 + y, 700, 5)))
-    assert mine.shape == (700, 600)
-    for part in (mine[:, :300], mine[:, 300:]):
-        assert (part == theirs[:, strata.order]).all()
 
 
 @pytest.mark.parametrize("decide", ["point", "interval"])
