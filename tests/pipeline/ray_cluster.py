@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.interrupt import default_sigint
+
 NODES_MARK = "bedside-nodes:"  # prefixes the node list node_ids() reads back
 PORT = 6390  # the head's GCS port, inside the namespace only
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -111,6 +113,7 @@ class Cluster:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=default_sigint,  # a test may Ctrl-C it however pytest started
         )
 
     def start_node(self, name: str, head: bool, index: int) -> Node:

@@ -24,6 +24,7 @@ from pipeline.cli import main
 from pipeline.config import RuntimeTarget
 from pipeline.config.inventory import Device, resolve
 from pipeline.errors import ConfigError
+from tests.interrupt import default_sigint
 from tests.sshd import Sshd
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -174,6 +175,7 @@ def _start_long_bench(sshd: Sshd, device_py: str, remote_tmp: Path) -> tuple[Any
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # the test's Ctrl-C reaches it however pytest started
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
