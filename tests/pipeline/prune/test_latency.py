@@ -248,7 +248,12 @@ def test_build_with_a_speed_target_reports_predicted_and_measured(
     monkeypatch.setenv("BEDSIDE_LATENCY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(probe, "LocalProfiler", lambda calibration, threads: FakeProfiler())
     flags = ["--structured-sparsity", "auto", "--speedup-target", "1.2", "--max-prune-drop", "1"]
-    flags += ["--structured-finetune-epochs", "1"]
+    flags += [
+        "--structured-finetune-epochs",
+        "1",
+        "--speedup-candidates",
+        "1",
+    ]  # ranking: fast tests
     out = build_on_random_images(tmp_path, models.structured_functional(), flags)
     report = json.loads((out / "report.json").read_text())
     section = report["pruning"]["structured"]

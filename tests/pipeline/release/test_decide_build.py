@@ -15,7 +15,8 @@ def test_decide_point_keeps_the_point_rule_and_interval_records_bounds(tmp_path:
     docs = {}
     for decide in ("point", "interval"):
         out = tmp_path / decide
-        assert main(["build", "--out", str(out), "--quiet", "--decide", decide]) == 0
+        argv = ["build", "--out", str(out), "--quiet", "--no-bench", "--decide", decide]
+        assert main(argv) == 0
         docs[decide] = json.loads((out / "report.json").read_text())
     point = docs["point"]["pruning"]["auto"]
     assert point["decide"] == "point"
