@@ -172,6 +172,38 @@ def drop_branches(model: keras.Model, branches: Sequence[ResidualBranch]) -> ker
     return new
 
 
+def check_count(model: keras.Model, branches: Sequence[ResidualBranch], count: int) -> None:
+    """Raises ModelError when `--drop-blocks count` asks for more than `branches`."""
+    if len(branches) < count:
+        raise ModelError(
+            f"--drop-blocks {count} asks for more residual branches than model "
+            f"'{model.name}' has: {len(branches)} can be removed (a chain of single-input "
+            "layers from a tensor to an Add of it, ending in a BatchNormalization or "
+            "Conv/Dense). "
+            + (
+                f"Pass --drop-blocks {len(branches)} or fewer."
+                if branches
+                else "Leave out --drop-blocks for this model."
+            )
+        )
+
+
+def weakest_first(
+    model: keras.Model,
+    branches: Sequence[ResidualBranch],
+    x: np.ndarray,
+    branch_ms: Callable[[ResidualBranch], float] | None = None,
+) -> tuple[list[int], list[float]]:
+    """The indices of `branches`, the one adding least (per ms of time with `branch_ms`)
+    first, and each branch's score (`branch_scores`)."""
+    scores = branch_scores(model, branches, x)
+    rank = list(scores)
+    if branch_ms is not None:
+        times = [branch_ms(b) for b in branches]
+        rank = [s / max(t, 1e-6) for s, t in zip(scores, times, strict=True)]
+    return np.argsort(rank, kind="stable").tolist(), scores
+
+
 def drop_weakest_branches(
     model: keras.Model,
     x: np.ndarray,
@@ -186,24 +218,9 @@ def drop_weakest_branches(
         ModelError: the model has fewer than `count` removable residual branches.
     """
     branches = residual_branches(model)
-    if len(branches) < count:
-        raise ModelError(
-            f"--drop-blocks {count} asks for more residual branches than model "
-            f"'{model.name}' has: {len(branches)} can be removed (a chain of single-input "
-            "layers from a tensor to an Add of it, ending in a BatchNormalization or "
-            "Conv/Dense). "
-            + (
-                f"Pass --drop-blocks {len(branches)} or fewer."
-                if branches
-                else "Leave out --drop-blocks for this model."
-            )
-        )
-    scores = branch_scores(model, branches, x)
-    rank = list(scores)
-    if branch_ms is not None:
-        times = [branch_ms(b) for b in branches]
-        rank = [s / max(t, 1e-6) for s, t in zip(scores, times, strict=True)]
-    chosen = sorted(np.argsort(rank, kind="stable")[:count].tolist())
+    check_count(model, branches, count)
+    order, scores = weakest_first(model, branches, x, branch_ms)
+    chosen = sorted(order[:count])
     picked = [branches[i] for i in chosen]
     dropped = [
         {

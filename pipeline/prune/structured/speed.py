@@ -40,7 +40,12 @@ from pipeline.prune.auto import (
     rates_text,
     within_budget,
 )
-from pipeline.prune.structured.branches import drop_weakest_branches, residual_branches
+from pipeline.prune.structured.branches import (
+    check_count,
+    drop_branches,
+    residual_branches,
+    weakest_first,
+)
 from pipeline.prune.structured.graph import analyse
 from pipeline.prune.structured.latency import (
     APPROXIMATION,
@@ -89,10 +94,13 @@ def _lost(plan: ChannelPlan) -> float:
 def block_counts(model: keras.Model, config: StructuredConfig) -> tuple[int, ...]:
     """How many residual branches the cuts may drop: `--drop-blocks` when given, else the
     `BRANCH_SHARES` of the model's removable branches (0 when it has none)."""
+    return _block_counts(len(residual_branches(model)), config)
+
+
+def _block_counts(removable: int, config: StructuredConfig) -> tuple[int, ...]:
     if config.drop_blocks:
         return (config.drop_blocks,)
-    n = len(residual_branches(model))
-    return tuple(sorted({int(round(n * share)) for share in BRANCH_SHARES}))
+    return tuple(sorted({int(round(removable * share)) for share in BRANCH_SHARES}))
 
 
 def candidates(
@@ -101,10 +109,16 @@ def candidates(
     """Every (branches dropped, R, channel multiple) of the grid, predicted on `flat`."""
     out = []
     multiples = sorted({config.channel_multiple, *MULTIPLES})
-    for blocks in block_counts(flat, config):
+    branches = residual_branches(flat)
+    order: list[int] = []
+    check_count(flat, branches, config.drop_blocks)
+    counts = _block_counts(len(branches), config)
+    if any(counts):  # scored once: each count drops a prefix of the same order
+        order = weakest_first(flat, branches, x, latency.branch_ms)[0]
+    for blocks in counts:
         source = flat
         if blocks:
-            source = drop_weakest_branches(flat, x, blocks, latency.branch_ms)[0]
+            source = drop_branches(flat, [branches[i] for i in sorted(order[:blocks])])
         scores = channel_scores(source, analyse(source), config.criterion, x)  # once per D
         for sparsity in sorted(config.auto_grid):
             for multiple in multiples:
