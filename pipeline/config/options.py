@@ -200,8 +200,9 @@ def _prune() -> list[Option]:
           "validation budgets; none meets both: a warning. Unset recipe flags take the "
           f"speed-target recipe: {_speed_recipe_text()}",
           attr=st + "speedup_target", default=None, metavar="X", example="2"),
-        o("speedup_candidates", "int", "with --speedup-target: cuts meeting it (least "
-          "importance lost first) ranked by a short fine-tune (1: no ranking)",
+        o("speedup_candidates", "int", "with --speedup-target: cuts meeting it ranked by a "
+          "short fine-tune (one per input-front size, then one per number of residual "
+          "branches dropped, each losing least channel importance; 1: no ranking)",
           attr=st + "speedup_candidates", metavar="K"),
         o("speedup_rank_epochs", "int", "with --speedup-target: epochs of each ranking "
           "fine-tune (the full recipe otherwise; 0: rank by the pruned model's validation "
@@ -224,6 +225,11 @@ def _prune() -> list[Option]:
         o("drop_blocks", "int", "structured: first remove the N residual branches that add "
           "least to their skip input (fewer ops, faster on the device)",
           attr=st + "drop_blocks", metavar="N", example="4"),
+        o("structured_resize", "int", "structured: the model's own Resizing layer that "
+          "enlarges its input (e.g. 28x28 to 96x96) makes N x N instead, first of all "
+          "(every later layer works on smaller maps; keep N at least the input's size to "
+          "lose no pixel; --speedup-target tries such sizes itself)",
+          attr=st + "resize", default=None, metavar="N", example="64"),
         o("structured_finetune_epochs", "int", "fine-tune the rebuilt model N epochs (unset: "
           "--finetune-epochs if set, else 0, or 40 with --speedup-target)",
           attr=st + "finetune_epochs", default=None, metavar="N", example="2"),

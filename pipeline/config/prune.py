@@ -172,6 +172,10 @@ class StructuredConfig:
     at least M; a layer of width <= M stays whole): int8 kernels (XNNPACK) work in tiles of
     8 or 16 channels, so aligned widths run faster than the MAC count says.
 
+    With `resize` N the model's own Resizing front, which enlarges its input, makes N x N
+    instead (`pipeline.prune.structured.resize`): every layer after it works on smaller
+    maps, first of all.
+
     With `drop_blocks` N > 0 the N residual branches that add least to their skip input
     (mean ||branch|| / ||skip|| over training images) are removed whole first, channels
     after: a removed branch takes its ops with it, which narrowing cannot (each op has a
@@ -199,6 +203,7 @@ class StructuredConfig:
     channel_multiple: int = 1
     finetune_epochs: int | None = None  # None (and the three below): the mode's default
     drop_blocks: int = 0  # residual branches removed whole, before channels
+    resize: int | None = None  # side the model's enlarging Resizing front makes instead
     # fine-tuning recipe of the rebuilt model (see pipeline.prune.finetune)
     augment: tuple[str, ...] | None = None  # random image transforms of FINETUNE_AUGMENTATIONS
     lr_schedule: LrSchedule | None = None
@@ -207,7 +212,7 @@ class StructuredConfig:
     # `auto` only: the predicted int8 speedup over the unpruned int8 file to reach
     # (pipeline.prune.structured.speed); None: the largest R in budget, by MACs
     speedup_target: float | None = None
-    speedup_candidates: int = 3  # cuts ranked by a short fine-tune before the full one
+    speedup_candidates: int = 4  # cuts ranked by a short fine-tune before the full one
     speedup_rank_epochs: int = 3  # epochs of each short fine-tune
 
     def __post_init__(self) -> None:
@@ -239,6 +244,11 @@ class StructuredConfig:
             raise ConfigError(
                 f"--drop-blocks must be >= 0; received {self.drop_blocks}. It is the number of "
                 "residual branches to remove (0 keeps them all)."
+            )
+        if self.resize is not None and self.resize < 1:
+            raise ConfigError(
+                f"--structured-resize must be a side >= 1 in pixels; received {self.resize}. "
+                "E.g. --structured-resize 64 makes the model's Resizing(96, 96) front 64x64."
             )
         object.__setattr__(self, "scope", PruneScope(self.scope))
         if self.sparsity is not None and self.threshold is not None:
@@ -333,7 +343,12 @@ class StructuredConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.sparsity is not None or self.threshold is not None or self.drop_blocks > 0
+        return (
+            self.sparsity is not None
+            or self.threshold is not None
+            or self.drop_blocks > 0
+            or self.resize is not None
+        )
 
     @property
     def channels(self) -> bool:

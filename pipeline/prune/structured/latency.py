@@ -193,27 +193,26 @@ def _anchor(shape: LayerShape, fraction: float) -> LayerShape:
 
 
 class LatencyModel:
-    """Predicted int8 latency of `original` and of models pruned from it (by layer name)."""
+    """Predicted int8 latency of `original` and of models pruned from it (by layer name).
 
-    def __init__(self, original: keras.Model, times: LayerTimes) -> None:
+    With `base` (the latency model of the same model at its own map sizes) `original` is
+    that model with other spatial sizes (a smaller Resizing front): each layer's full-width
+    time is measured at its new shape and `base`'s curve scaled to it, the remaining time
+    is `original`'s own int8 file less its layers, and `unpruned_ms` (what speedups divide)
+    stays `base`'s: the unpruned file as the user has it.
+    """
+
+    def __init__(
+        self, original: keras.Model, times: LayerTimes, base: LatencyModel | None = None
+    ) -> None:
         self.runtime = times.profiler.runtime
         self.times = times
         shapes = layer_shapes(original)
-        anchors = {n: [_anchor(s, f) for f in ANCHOR_FRACTIONS] for n, s in shapes.items()}
-        flat = [a for group in anchors.values() for a in group]
-        ms = times.ms(flat)
-        self.curves: dict[str, _Curve] = {}
-        for i, (name, group) in enumerate(anchors.items()):
-            span = ms[i * len(ANCHOR_FRACTIONS) : (i + 1) * len(ANCHOR_FRACTIONS)]
-            full = max(shapes[name].work(), 1.0)
-            points = {a.work() / full: t for a, t in zip(group, span, strict=True)}
-            measured = sorted(points.items())
-            self.curves[name] = _Curve(
-                shapes[name], np.array([u for u, _ in measured]), np.array([t for _, t in measured])
-            )
-        self.unpruned_ms = float(times.profiler.model_ms(original))
+        self.curves = _scaled(shapes, base, times) if base else _measured(shapes, times)
+        measured_ms = float(times.profiler.model_ms(original))
+        self.unpruned_ms: float = base.unpruned_ms if base else measured_ms
         self.layers_ms = sum(c.at(c.full) for c in self.curves.values())
-        self.rest_ms = max(0.0, self.unpruned_ms - self.layers_ms)
+        self.rest_ms = max(0.0, measured_ms - self.layers_ms)
 
     def layer_ms(self, name: str, c_in: int | None = None, c_out: int | None = None) -> float:
         """Predicted time of layer `name` at these widths (its own where None)."""
@@ -271,6 +270,35 @@ class LatencyModel:
     def branch_ms(self, branch: ResidualBranch) -> float:
         """Measured time of a residual branch's layers (what dropping it saves, roughly)."""
         return sum(self.layer_ms(name) for name in branch.layers)
+
+
+def _measured(shapes: dict[str, LayerShape], times: LayerTimes) -> dict[str, _Curve]:
+    """Each layer's time at the `ANCHOR_FRACTIONS` of its widths, measured in one batch."""
+    anchors = {n: [_anchor(s, f) for f in ANCHOR_FRACTIONS] for n, s in shapes.items()}
+    ms = times.ms([a for group in anchors.values() for a in group])
+    curves = {}
+    for i, (name, group) in enumerate(anchors.items()):
+        span = ms[i * len(ANCHOR_FRACTIONS) : (i + 1) * len(ANCHOR_FRACTIONS)]
+        full = max(shapes[name].work(), 1.0)
+        measured = sorted({a.work() / full: t for a, t in zip(group, span, strict=True)}.items())
+        curves[name] = _Curve(
+            shapes[name], np.array([u for u, _ in measured]), np.array([t for _, t in measured])
+        )
+    return curves
+
+
+def _scaled(
+    shapes: dict[str, LayerShape], base: LatencyModel, times: LayerTimes
+) -> dict[str, _Curve]:
+    """`base`'s curves at new shapes: the full width measured, the curve scaled to it
+    (layers `base` does not know get all their anchors measured)."""
+    known = {n: s for n, s in shapes.items() if n in base.curves}
+    curves = _measured({n: s for n, s in shapes.items() if n not in known}, times)
+    for (name, shape), ms in zip(known.items(), times.ms(list(known.values())), strict=True):
+        old = base.curves[name]
+        ratio = ms / max(old.at(old.full), 1e-9)
+        curves[name] = _Curve(shape, old.work, old.ms * ratio)
+    return curves
 
 
 def _less(graph: ChannelGraph, channels: Channels, gid: int, width: int) -> int:

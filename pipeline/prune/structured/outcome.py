@@ -55,6 +55,7 @@ class StructuredOutcome:
     flattened: tuple[str, ...] = ()  # nested models inlined first (pipeline.models.flatten)
     auto: AutoSearch | None = None  # `--structured-sparsity auto` only
     latency: dict[str, Any] | None = None  # `--speedup-target` only (structured.speed)
+    resize: dict[str, Any] | None = None  # the Resizing front made smaller (structured.resize)
 
     @classmethod
     def unchanged(
@@ -90,9 +91,10 @@ class StructuredOutcome:
         cfg = self.config
         if self.auto is not None and self.auto.chosen_sparsity is None:
             return "none"  # auto found no fraction in budget
-        if cfg.drop_blocks and cfg.channels:
-            return "residual_branches+channel_norm"
-        return "residual_branches" if cfg.drop_blocks else "channel_norm"
+        parts = ["resize"] if cfg.resize is not None else []
+        parts += ["residual_branches"] if cfg.drop_blocks else []
+        parts += ["channel_norm"] if cfg.channels else []
+        return "+".join(parts) or "channel_norm"
 
     def to_json(self) -> dict[str, Any]:
         """The report's `pruning.structured` section (`auto` only in auto mode)."""
@@ -138,6 +140,8 @@ class StructuredOutcome:
             doc["auto"] = self.auto.to_json()
         if self.latency is not None:
             doc["latency"] = self.latency
+        if self.resize is not None:
+            doc["resize"] = self.resize
         return doc
 
 

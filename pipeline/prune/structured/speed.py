@@ -1,14 +1,17 @@
 """`--structured-sparsity auto --speedup-target X`: the cut that loses least while meeting X.
 
 A latency model of the target (`pipeline.prune.structured.latency`) predicts every
-candidate's int8 time without training it: D residual branches dropped (those adding least
-per measured ms; D is `--drop-blocks` when given, else each of `BRANCH_SHARES` of the
-removable ones), then each channel fraction R of the auto grid at each channel multiple of
+candidate's int8 time without training it: the model's enlarging Resizing front at its own
+size and, when it has one, at smaller sides down to the input's size
+(`pipeline.prune.structured.resize`; `--structured-resize` fixes the side); D residual
+branches dropped (those adding least per measured ms; D is `--drop-blocks` when given, else
+each of `BRANCH_SHARES` of the removable ones); then each channel fraction R of the auto
+grid (and R 0 where the front or the branches already cut) at each channel multiple of
 `MULTIPLES`, channels ranked by importance per measured ms saved. The predicted speedup is
 the unpruned int8 file's measured time over the candidate's predicted time. Of the
-candidates meeting X, per D (fewest branches first) the one losing least channel importance
-(the removed channels' share of all scores; comparable only at the same D) is shortlisted,
-`speedup_candidates` K in all; each is built and given a short fine-tune
+candidates meeting X, `shortlist` takes one per front size, then one per D, each losing
+least channel importance (the removed channels' share of all scores; comparable only at
+the same size and D), `speedup_candidates` K in all; each is built and given a short fine-tune
 (`speedup_rank_epochs`, the recipe otherwise); the best on validation AUROC (ties: less
 importance lost) is built again, fine-tuned once with the full recipe and judged on
 validation like every auto point. The recipe is the user's where set, else
@@ -55,6 +58,7 @@ from pipeline.prune.structured.latency import (
 )
 from pipeline.prune.structured.outcome import StructuredOutcome, shipped_auroc
 from pipeline.prune.structured.planning import ChannelPlan, select_channels
+from pipeline.prune.structured.resize import front, resized
 from pipeline.prune.structured.scoring import channel_scores
 from pipeline.prune.structured.step import Score, prune_structured
 
@@ -80,6 +84,7 @@ class Candidate:
     predicted_ms: float
     predicted_speedup: float
     importance_lost: float  # removed channels' share of all channel scores
+    resize: int | None = None  # side of the model's enlarging Resizing front; None: its own
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,10 +108,44 @@ def _block_counts(removable: int, config: StructuredConfig) -> tuple[int, ...]:
     return tuple(sorted({int(round(removable * share)) for share in BRANCH_SHARES}))
 
 
+@dataclass(frozen=True)
+class Grid:
+    """The predicted cuts and the latency model of each input-front size they use."""
+
+    points: list[Candidate]
+    latencies: dict[int | None, LatencyModel]  # by `Candidate.resize`
+
+
+def front_sizes(flat: keras.Model, config: StructuredConfig) -> tuple[int | None, ...]:
+    """The Resizing front's sides the cuts use: None (its own) and, with an enlarging
+    front, its `SEARCH_SHARES` down to the input's size; `--structured-resize` only."""
+    if config.resize is not None:
+        return (config.resize,)
+    found = front(flat)
+    return (None, *found.search_sizes()) if found else (None,)
+
+
 def candidates(
     flat: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
+) -> Grid:
+    """Every (front size, branches dropped, R, channel multiple) of the grid, predicted on
+    `flat`; R 0 (no channel cut) where the front or the branches cut already."""
+    out, latencies = [], {}
+    for side in front_sizes(flat, config):
+        sized = flat if side is None else resized(flat, side)
+        timing = latency if side is None else LatencyModel(sized, latency.times, latency)
+        latencies[side] = timing
+        out += _predicted(sized, config, x, timing, side)
+    return Grid(out, latencies)
+
+
+def _predicted(
+    flat: keras.Model,
+    config: StructuredConfig,
+    x: np.ndarray,
+    latency: LatencyModel,
+    side: int | None,
 ) -> list[Candidate]:
-    """Every (branches dropped, R, channel multiple) of the grid, predicted on `flat`."""
     out = []
     multiples = sorted({config.channel_multiple, *MULTIPLES})
     branches = residual_branches(flat)
@@ -120,6 +159,9 @@ def candidates(
         if blocks:
             source = drop_branches(flat, [branches[i] for i in sorted(order[:blocks])])
         scores = channel_scores(source, analyse(source), config.criterion, x)  # once per D
+        if blocks or side is not None:  # the cut without channels
+            ms = latency.predict_plan(source, None)
+            out.append(Candidate(0.0, 1, blocks, ms, latency.unpruned_ms / ms, 0.0, side))
         for sparsity in sorted(config.auto_grid):
             for multiple in multiples:
                 point = dataclasses.replace(
@@ -128,23 +170,38 @@ def candidates(
                 plan = select_channels(source, point, x, latency.channel_costs, scores)
                 ms = latency.predict_plan(source, plan)
                 speedup = latency.unpruned_ms / ms
-                out.append(Candidate(sparsity, multiple, blocks, ms, speedup, _lost(plan)))
+                out.append(Candidate(sparsity, multiple, blocks, ms, speedup, _lost(plan), side))
     return out
 
 
 def shortlist(points: list[Candidate], target: float, size: int) -> list[Candidate]:
-    """The cuts worth fine-tuning, `size` in all: of those predicted to meet `target`, per
-    number of dropped branches (fewest first) the one losing least channel importance, then
-    the next least losing. Channel importance is comparable only at the same branches
-    dropped, so the branches are weighed by the short fine-tunes, not by a score."""
+    """The cuts worth fine-tuning, `size` in all, of those predicted to meet `target`: per
+    front size (its own first, then smaller) the one dropping fewest branches and losing
+    least channel importance; then per number of dropped branches (fewest first) the one
+    losing least at the largest size; then the next least losing. Importance is
+    comparable only at the same front size and branches dropped, so those are weighed by
+    the short fine-tunes, not by a score."""
     meeting = sorted(
-        (p for p in points if p.predicted_speedup >= target), key=lambda p: p.importance_lost
+        (p for p in points if p.predicted_speedup >= target),
+        key=lambda p: (-_side(p), p.drop_blocks, p.importance_lost),
     )
-    first: dict[int, Candidate] = {}
-    for p in meeting:
-        first.setdefault(p.drop_blocks, p)
-    picked = [first[d] for d in sorted(first)][:size]
-    return picked + [p for p in meeting if p not in picked][: size - len(picked)]
+    picked: list[Candidate] = []
+
+    def take(cuts: list[Candidate], key: Any) -> None:
+        seen = {key(p) for p in picked}
+        for p in cuts:
+            if len(picked) < size and key(p) not in seen and p not in picked:
+                seen.add(key(p))
+                picked.append(p)
+
+    take(meeting, _side)
+    take(meeting, lambda p: p.drop_blocks)
+    take(sorted(meeting, key=lambda p: p.importance_lost), id)
+    return picked
+
+
+def _side(cut: Candidate) -> float:
+    return math.inf if cut.resize is None else cut.resize
 
 
 @dataclass(frozen=True)
@@ -163,9 +220,10 @@ def _cut(config: StructuredConfig, cut: Candidate, epochs: int | None = None) ->
     """`config` at the candidate's R and channel multiple (and `epochs` when given)."""
     point = dataclasses.replace(
         config,
-        sparsity=cut.sparsity,
+        sparsity=cut.sparsity or None,  # R 0: no channel cut
         channel_multiple=cut.channel_multiple,
         drop_blocks=cut.drop_blocks,
+        resize=cut.resize,
     )
     return point if epochs is None else dataclasses.replace(point, finetune_epochs=epochs)
 
@@ -184,7 +242,7 @@ def rank_candidates(
     *,
     score: Score,
     seed: int,
-    latency: LatencyModel,
+    latencies: dict[int | None, LatencyModel],
 ) -> tuple[list[Ranked], StructuredOutcome]:
     """Each cut of `shortlist` after a short fine-tune (`rank_epochs`, the recipe
     otherwise), best first: highest validation AUROC, ties less importance lost; and the
@@ -195,7 +253,7 @@ def rank_candidates(
         started = time.perf_counter()
         outcome = prune_structured(
             model, splits, kind, _cut(config, cut, epochs), score=score, seed=seed,
-            latency=latency,
+            latency=latencies[cut.resize],
         )  # fmt: skip
         ranked.append(Ranked(cut, shipped_auroc(outcome), time.perf_counter() - started))
         outcomes.append(outcome)
@@ -215,8 +273,9 @@ def _ranking_text(ranked: list[Ranked], epochs: int) -> str:
         return ""
     scores = ", ".join(
         f"R {r.candidate.sparsity:g}/M{r.candidate.channel_multiple}/"
-        f"D{r.candidate.drop_blocks} "
-        f"{'undefined' if r.val_auroc is None else f'{r.val_auroc:.4f}'}"
+        f"D{r.candidate.drop_blocks}"
+        + (f"/S{r.candidate.resize}" if r.candidate.resize else "")
+        + f" {'undefined' if r.val_auroc is None else f'{r.val_auroc:.4f}'}"
         for r in ranked
     )
     return f"; validation AUROC after the {epochs}-epoch ranking fine-tunes: {scores}"
@@ -311,7 +370,8 @@ def search_for_speed(
     }
     # the points are fixed R (not auto), each with the resolved recipe
     config = dataclasses.replace(config.with_recipe(recipe), speedup_target=None)
-    points = candidates(flat, config, x_train, latency)
+    grid = candidates(flat, config, x_train, latency)
+    points = grid.points
     seconds["candidates_s"] = time.perf_counter() - started - seconds["latency_model_s"]
     baseline = score(model)
     meeting = shortlist(points, target, config.speedup_candidates)
@@ -334,8 +394,9 @@ def search_for_speed(
     if len(meeting) > 1:
         ranking = time.perf_counter()
         ranked, short = rank_candidates(
-            model, splits, kind, config, meeting, score=score, seed=seed, latency=latency
-        )
+            model, splits, kind, config, meeting, score=score, seed=seed,
+            latencies=grid.latencies,
+        )  # fmt: skip
         seconds["rank_s"] = time.perf_counter() - ranking
         best = ranked[0].candidate
         extra["ranking"] = {
@@ -347,8 +408,9 @@ def search_for_speed(
     tuned = time.perf_counter()
     if outcome is None:
         outcome = prune_structured(
-            model, splits, kind, _cut(config, best), score=score, seed=seed, latency=latency
-        )
+            model, splits, kind, _cut(config, best), score=score, seed=seed,
+            latency=grid.latencies[best.resize],
+        )  # fmt: skip
     seconds["finetune_s"] = time.perf_counter() - tuned
     auroc = shipped_auroc(outcome)
     val_rates, ok, decision = within_budget(
@@ -361,7 +423,9 @@ def search_for_speed(
         reason = (
             f"the cut predicted to reach --speedup-target {target:g} that ranked best (R "
             f"{best.sparsity:g}, channel multiple {best.channel_multiple}, "
-            f"{best.drop_blocks} residual branches dropped, predicted "
+            f"{best.drop_blocks} residual branches dropped, "
+            + (f"input front {best.resize}x{best.resize}, " if best.resize else "")
+            + "predicted "
             f"{best.predicted_speedup:.2f}x, fine-tuned {recipe.epochs} epochs) loses "
             f"validation AUROC beyond --max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
             f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "
@@ -378,7 +442,9 @@ def search_for_speed(
         )
         + f"; fine-tuned {recipe.epochs} epochs, in the validation budget"
     )
-    section = latency_json(latency, outcome.model, target, points, seconds, extra)
+    section = latency_json(
+        grid.latencies[best.resize], outcome.model, target, points, seconds, extra
+    )
     section["seconds"]["total_s"] = time.perf_counter() - started
     return dataclasses.replace(outcome, auto=search(best.sparsity, reason, curve), latency=section)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import StructuredConfig
-from pipeline.models.flatten import flatten
+from pipeline.models.flatten import display_name, flatten
 from pipeline.prune.finetune import FinetuneRecipe, check_augmentable, finetune
 from pipeline.prune.structured.branches import drop_weakest_branches
 from pipeline.prune.structured.outcome import (
@@ -110,11 +110,13 @@ def prune_structured(
     recipe = FinetuneRecipe.for_structured(config, images=x_train.ndim == 4)
     if recipe.epochs > 0:  # fail before the work, not after it
         check_augmentable(x_train, recipe.augment)
-    source, diffs = model, []
+    source, diffs, resize = model, [], None
+    if config.resize is not None:  # the enlarging front first: every cut below sees it
+        source, resize = _resized(model, config.resize)
     dropped: list[dict[str, Any]] = []
     if config.drop_blocks:
         source, dropped, reference = drop_weakest_branches(
-            model, x_train, config.drop_blocks, latency.branch_ms if latency else None
+            source, x_train, config.drop_blocks, latency.branch_ms if latency else None
         )
         diffs.append(_max_abs_diff(source, reference, x_val))
     plan = None
@@ -140,9 +142,26 @@ def prune_structured(
         layers=layer_table(original, pruned),
         skipped=skipped_layers(plan, flat),
         groups=group_table(plan) if plan else (),
-        rebuild_max_abs_diff=max(diffs),
+        rebuild_max_abs_diff=max(diffs) if diffs else None,
         val_auroc=auroc,
         finetune=tuning,
         dropped_blocks=tuple(dropped),
         flattened=flat.flattened,
+        resize=resize,
     )
+
+
+def _resized(model: keras.Model, side: int) -> tuple[keras.Model, dict[str, Any]]:
+    """`model` with its Resizing front at `side` x `side`, and the report's record."""
+    from pipeline.prune.structured.resize import front, resized
+
+    before = front(model)
+    new = resized(model, side)
+    assert before is not None  # resized() refuses a model without one
+    return new, {
+        "layer": display_name(before.layer),
+        "input": list(before.source),
+        "before": list(before.size),
+        "after": [side, side],
+        "enlarges": side >= max(before.source),
+    }

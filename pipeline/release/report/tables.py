@@ -286,8 +286,15 @@ def speed_search_line(structured: Mapping[str, Any] | None) -> str | None:
     if "warning" in lat:
         text += "no cut chosen (see warnings)"
     else:
+        front = st.get("resize")
         text += (
-            f"R {st['auto']['chosen_sparsity']:g} at channel multiple "
+            (
+                f"input front {front['after'][0]}x{front['after'][1]} (was "
+                f"{front['before'][0]}x{front['before'][1]}), "
+                if front
+                else ""
+            )
+            + f"R {st['auto']['chosen_sparsity']:g} at channel multiple "
             f"{st['channel_multiple']} with {len(st.get('dropped_blocks') or ())} residual "
             f"branches dropped, predicted {fmt(lat['predicted_speedup'], '.2f')}x "
             f"({fmt(lat['predicted_ms'], '.3g')} ms), measured "
