@@ -244,7 +244,9 @@ def auto_point(point: Mapping[str, Any], name: str) -> str:
     """One point of an auto search's curve (`--sparsity auto`, `--structured-sparsity
     auto`): its validation AUROC, the rates when judged, MACs and parameters when the
     search records them, and whether it was in budget."""
-    text = f"{name} {point['sparsity']:g}: validation AUROC {fmt(point['val_auroc'])}"
+    side = point.get("resize")  # the speed search's input front, when it made it smaller
+    text = f"{name} {point['sparsity']:g}" + (f" at input front {side}x{side}" if side else "")
+    text += f": validation AUROC {fmt(point['val_auroc'])}"
     if "val_sensitivity" in point:
         text += (
             f", sensitivity {fmt(point.get('val_sensitivity'), '.3f')}, specificity "

@@ -45,6 +45,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         (["--prune-frequency", "0"], "--prune-frequency must be >= 1"),
         (["--max-prune-drop", "5"], "--max-prune-drop must be"),
         (["--prune-scope", "model"], "invalid choice: 'model'"),
+        (["--structured-resize", "0"], "--structured-resize must be a side >= 1"),
     ],
 )
 def test_bad_pruning_flags_exit_2(
@@ -90,6 +91,7 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         ("mlp", ["--keep-first-last-dense"], "leaves nothing to prune"),
         ("plain", [], "Model 'plain' has no prunable layer"),
+        ("mlp", ["--structured-resize", "8"], "needs a model with one Resizing layer"),
     ],
 )
 @pytest.mark.slow

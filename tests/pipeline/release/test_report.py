@@ -115,6 +115,29 @@ def test_summary_says_where_the_latency_model_measured() -> None:
     assert "no cut chosen" in line and "recipe 40 epochs" in line
 
 
+def test_summary_names_a_smaller_input_front() -> None:
+    from pipeline.release.report.tables import speed_search_line, structured_auto_line
+
+    point = {"sparsity": 0.0, "resize": 64, "val_auroc": 0.78, "within_budget": True}
+    st = {
+        "auto": {"chosen_sparsity": 0.0, "curve": [point]}, "channel_multiple": 1,
+        "resize": {"before": [96, 96], "after": [64, 64]}, "dropped_blocks": [],
+        "latency": {
+            "runtime": "local", "speedup_target": 2.0, "unpruned_ms": 0.24,
+            "predicted_ms": 0.114, "measured_ms": 0.113, "predicted_speedup": 2.1,
+            "measured_speedup": 2.12, "ranking": {"epochs": 3, "candidates": []},
+            "recipe": {"epochs": 40, "source": "speed-target default"},
+            "seconds": {"total_s": 2.0},
+        },
+    }  # fmt: skip
+    assert "input front 64x64 (was 96x96), R 0 at channel multiple 1" in (
+        speed_search_line(st) or ""
+    )
+    assert "R 0 at input front 64x64: validation AUROC 0.78" in (
+        structured_auto_line(st["auto"]) or ""
+    )
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 @pytest.mark.slow
 def test_failure_in_a_late_stage_leaves_the_previous_output_intact(
