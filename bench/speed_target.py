@@ -166,12 +166,16 @@ def pipeline_build(model: Path, data: Path, out: Path, args: argparse.Namespace)
             "report": report, "console": done.stdout.splitlines()[-40:]}  # fmt: skip
 
 
-def file_auroc(path: Path, splits: Any) -> tuple[float, np.ndarray]:
+def file_auroc(path: Path, splits: Any, postprocess: str = "none") -> tuple[float, np.ndarray]:
+    """Test AUROC of a .tflite file; `postprocess` as the build's report names it
+    (`quantization.output.postprocess`: "sigmoid" when the file outputs logits, e.g. the
+    int8 ladder's `logits+...` recipes, and the host applies the sigmoid)."""
     from device_bench.runner import run_model
     from pipeline.evaluate.metrics import evaluate, probabilities
     from pipeline.models import OutputKind
 
-    probs = probabilities(run_model(path, splits.model_inputs("test")).outputs, OutputKind.SIGMOID)
+    kind = OutputKind.LOGITS if postprocess == "sigmoid" else OutputKind.SIGMOID
+    probs = probabilities(run_model(path, splits.model_inputs("test")).outputs, kind)
     return evaluate(probs, splits.y_test, positive_class=MALIGNANT)["auroc"], probs[:, MALIGNANT]
 
 
@@ -218,7 +222,8 @@ def one_model(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out = args.cache / f"build_{name}_{args.decide}"
     built = pipeline_build(model_path, data, out, args)
     int8 = out / "model_int8.tflite"
-    int8_auroc, int8_scores = file_auroc(int8, splits)
+    postprocess = built["report"]["quantization"]["output"].get("postprocess", "none")
+    int8_auroc, int8_scores = file_auroc(int8, splits, postprocess)
     files = [handmade, float32, int8]
     config = BenchConfig(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
                          threads=1)  # fmt: skip
@@ -235,7 +240,10 @@ def one_model(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "handmade_int8": hand_metrics["test_auroc_int8"],
             "unpruned_float32": f32_auroc,
             "pipeline_int8": int8_auroc,
+            # the build's own evaluation of its int8 file (must agree with the line above)
+            "pipeline_int8_in_report": built["report"]["metrics"]["int8"]["auroc"],
         },  # fmt: skip
+        "int8_recipe": built["report"]["quantization"]["recipe"],
         "delta_auroc_vs_handmade": int8_auroc - hand_metrics["test_auroc_int8"],
         "delta_ci95": paired_interval(splits.y_test, hand_scores, int8_scores),
         "p50_ms": {"handmade_int8": p50[0], "unpruned_float32": p50[1], "pipeline_int8": p50[2]},
@@ -255,9 +263,12 @@ def markdown(rows: list[dict[str, Any]], target: float) -> str:
     for r in rows:
         st = r["structured"]
         chosen = (st.get("auto") or {}).get("chosen_sparsity")
+        front = st.get("resize")
         cut = "none" if chosen is None else (
-            f"D{len(st.get('dropped_blocks') or ())} R {chosen:g} M{st.get('channel_multiple')}"
+            (f"S{front['after'][0]} " if front else "")
+            + f"D{len(st.get('dropped_blocks') or ())} R {chosen:g} M{st.get('channel_multiple')}"
         )  # fmt: skip
+        cut += f"; int8 {r.get('int8_recipe', '?')}"
         a, p, s = r["test_auroc"], r["p50_ms"], r["speedup_vs_handmade_int8"] or 0.0
         met = s >= target and r["delta_auroc_vs_handmade"] >= -0.01
         lo, hi = r["delta_ci95"]
