@@ -102,9 +102,12 @@ def resized(model: keras.Model, side: int) -> keras.Model:
             config["height"] = config["width"] = int(side)
         return type(layer).from_config(config)
 
-    inputs = keras.tree.map_structure(fresh_input, model.input)
     try:
-        new = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+        if isinstance(model, keras.Sequential):
+            new = keras.models.clone_model(model, clone_function=clone)
+        else:
+            inputs = keras.tree.map_structure(fresh_input, model.input)
+            new = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
         for layer in model.layers:
             if layer.weights:
                 new.get_layer(layer.name).set_weights(layer.get_weights())

@@ -33,6 +33,7 @@ import numpy as np
 
 from pipeline.config import StructuredConfig, StructuredRecipe
 from pipeline.config.prune import RECIPE_FIELDS
+from pipeline.errors import ModelError
 from pipeline.models.flatten import flatten
 from pipeline.prune.auto import (
     AutoSearch,
@@ -132,7 +133,12 @@ def candidates(
     `flat`; R 0 (no channel cut) where the front or the branches cut already."""
     out, latencies = [], {}
     for side in front_sizes(flat, config):
-        sized = flat if side is None else resized(flat, side)
+        try:
+            sized = flat if side is None else resized(flat, side)
+        except ModelError:  # a layer depends on the map size: only a side asked for fails
+            if config.resize is not None:
+                raise
+            continue
         timing = latency if side is None else LatencyModel(sized, latency.times, latency)
         latencies[side] = timing
         out += _predicted(sized, config, x, timing, side)

@@ -58,14 +58,33 @@ def test_resized_keeps_every_weight_and_only_the_front_changes() -> None:
     assert not np.allclose(small.predict(x, verbose=0), flat.predict(x, verbose=0))
 
 
-def test_a_model_whose_layers_depend_on_the_map_size_is_refused() -> None:
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Resizing(16, 16)(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(x))
-    model = keras.Model(inputs, outputs)
+def _flatten_into_dense() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Resizing(16, 16),
+            keras.layers.Conv2D(8, 3, padding="same", name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, activation="sigmoid", name="head"),
+        ]
+    )
+
+
+def test_a_model_whose_layers_depend_on_the_map_size_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _flatten_into_dense()
     with pytest.raises(ModelError, match="depends on the map size"):
         resized(model, 12)
+    # the speed search only proposes sides: it skips them, and fails on a side asked for
+    monkeypatch.setenv("BEDSIDE_LATENCY_CACHE", str(tmp_path))
+    latency = latency_of(model, tmp_path, FakeProfiler())
+    x = np.zeros((4, 8, 8, 1), "float32")
+    assert front(model).search_sizes() == (8,)  # type: ignore[union-attr]
+    grid = candidates(model, StructuredConfig(sparsity="auto", auto_grid=(0.5,)), x, latency)
+    assert set(grid.latencies) == {None} and {p.resize for p in grid.points} == {None}
+    with pytest.raises(ModelError, match="depends on the map size"):
+        candidates(model, StructuredConfig(sparsity="auto", resize=8), x, latency)
     with pytest.raises(ModelError, match="one Resizing layer"):
         resized(models.conv2d(), 12)
     with pytest.raises(ConfigError, match="--structured-resize must be"):
