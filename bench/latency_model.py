@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 model, splits, output_kind(model), config, score=lambda m: None, latency=latency
             )
             predicted = latency.predict_model(outcome.model)
-            measured = profiler.model_ms(outcome.model)
+            measured = profiler.models_ms([outcome.model])[0]
             rows.append({
                 "cut": f"{drop}:{sparsity:g}", "predicted_ms": predicted, "measured_ms": measured,
                 "ratio": predicted / measured,

@@ -153,7 +153,7 @@ def pipeline_build(model: Path, data: Path, out: Path, args: argparse.Namespace)
         "--model", str(model), "--data", str(data), "--positive-class", str(MALIGNANT),
         "--structured-sparsity", "auto",
         "--speedup-target", str(args.target), "--decide", args.decide,
-        "--no-bench", "--out", str(out),
+        "--no-bench", "--overwrite", "--out", str(out),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)

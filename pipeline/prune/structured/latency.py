@@ -102,8 +102,9 @@ class Profiler(Protocol):
         """Time of each shape as a one-layer int8 model, in ms."""
         ...
 
-    def model_ms(self, model: keras.Model) -> float:
-        """Time of the whole model's int8 file, in ms."""
+    def models_ms(self, models: Sequence[keras.Model]) -> list[float]:
+        """Time of each whole model's int8 file, in ms, all timed in one interleaved run
+        (so that their ratios hold whatever else the target is doing)."""
         ...
 
 
@@ -199,17 +200,24 @@ class LatencyModel:
     that model with other spatial sizes (a smaller Resizing front): each layer's full-width
     time is measured at its new shape and `base`'s curve scaled to it, the remaining time
     is `original`'s own int8 file less its layers, and `unpruned_ms` (what speedups divide)
-    stays `base`'s: the unpruned file as the user has it.
+    stays `base`'s: the unpruned file as the user has it. `measured_ms`, when given, is
+    `original`'s whole int8 time from a run shared with the other sizes (the search times
+    every size's file in one interleaved run, so the speedups do not mix two moments).
     """
 
     def __init__(
-        self, original: keras.Model, times: LayerTimes, base: LatencyModel | None = None
+        self,
+        original: keras.Model,
+        times: LayerTimes,
+        base: LatencyModel | None = None,
+        measured_ms: float | None = None,
     ) -> None:
         self.runtime = times.profiler.runtime
         self.times = times
         shapes = layer_shapes(original)
         self.curves = _scaled(shapes, base, times) if base else _measured(shapes, times)
-        measured_ms = float(times.profiler.model_ms(original))
+        if measured_ms is None:  # `original`'s int8 file (given: timed beside others)
+            measured_ms = float(times.profiler.models_ms([original])[0])
         self.unpruned_ms: float = base.unpruned_ms if base else measured_ms
         self.layers_ms = sum(c.at(c.full) for c in self.curves.values())
         self.rest_ms = max(0.0, measured_ms - self.layers_ms)

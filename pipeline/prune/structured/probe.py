@@ -91,8 +91,8 @@ class TargetProfiler:
         ]
         return self._measure(models, whole=False)
 
-    def model_ms(self, model: keras.Model) -> float:
-        return self._measure([(model, self.calibration)], whole=True)[0]
+    def models_ms(self, models: Sequence[keras.Model]) -> list[float]:
+        return self._measure([(m, self.calibration) for m in models], whole=True)
 
 
 class LocalProfiler(TargetProfiler):

@@ -117,29 +117,43 @@ class Grid:
     latencies: dict[int | None, LatencyModel]  # by `Candidate.resize`
 
 
-def front_sizes(flat: keras.Model, config: StructuredConfig) -> tuple[int | None, ...]:
-    """The Resizing front's sides the cuts use: None (its own) and, with an enlarging
-    front, its `SEARCH_SHARES` down to the input's size; `--structured-resize` only."""
+def front_models(flat: keras.Model, config: StructuredConfig) -> dict[int | None, keras.Model]:
+    """`flat` at each side of its Resizing front the cuts use: None (its own) and, with an
+    enlarging front, its `SEARCH_SHARES` down to the input's size; `--structured-resize`
+    only. A side the model cannot run at (Flatten into Dense) is skipped unless asked for.
+
+    Raises:
+        ModelError: `--structured-resize` names a side the model cannot take.
+    """
     if config.resize is not None:
-        return (config.resize,)
+        return {config.resize: resized(flat, config.resize)}
     found = front(flat)
-    return (None, *found.search_sizes()) if found else (None,)
+    out: dict[int | None, keras.Model] = {None: flat}
+    for side in found.search_sizes() if found else ():
+        try:
+            out[side] = resized(flat, side)
+        except ModelError:  # a layer depends on the map size
+            continue
+    return out
 
 
 def candidates(
-    flat: keras.Model, config: StructuredConfig, x: np.ndarray, latency: LatencyModel
+    flat: keras.Model,
+    config: StructuredConfig,
+    x: np.ndarray,
+    latency: LatencyModel,
+    fronts: dict[int | None, keras.Model] | None = None,
+    whole_ms: dict[int | None, float] | None = None,
 ) -> Grid:
     """Every (front size, branches dropped, R, channel multiple) of the grid, predicted on
-    `flat`; R 0 (no channel cut) where the front or the branches cut already."""
+    `flat` (`latency` is its own); R 0 (no channel cut) where the front or the branches
+    cut already. `fronts`: `front_models` (made here when None); `whole_ms`: each front's
+    whole int8 time from one shared run (each measured alone when None)."""
     out, latencies = [], {}
-    for side in front_sizes(flat, config):
-        try:
-            sized = flat if side is None else resized(flat, side)
-        except ModelError:  # a layer depends on the map size: only a side asked for fails
-            if config.resize is not None:
-                raise
-            continue
-        timing = latency if side is None else LatencyModel(sized, latency.times, latency)
+    for side, sized in (front_models(flat, config) if fronts is None else fronts).items():
+        timing = latency if side is None else LatencyModel(
+            sized, latency.times, latency, (whole_ms or {}).get(side)
+        )  # fmt: skip
         latencies[side] = timing
         out += _predicted(sized, config, x, timing, side)
     return Grid(out, latencies)
@@ -303,25 +317,28 @@ def recipe_json(recipe: StructuredRecipe, defaults: tuple[str, ...]) -> dict[str
 
 def latency_json(
     latency: LatencyModel,
+    original: keras.Model,
     model: keras.Model,
     target: float,
     points: list[Candidate],
     seconds: dict[str, float],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """The report's `pruning.structured.latency` section: predicted next to measured."""
+    """The report's `pruning.structured.latency` section: predicted next to measured (the
+    shipped model and the unpruned `original` timed again, in one interleaved run)."""
     predicted = latency.predict_model(model)
     started = time.perf_counter()
-    measured = float(latency.times.profiler.model_ms(model))
+    unpruned, measured = (float(t) for t in latency.times.profiler.models_ms([original, model]))
     seconds["measure_s"] = time.perf_counter() - started
     return {
         "runtime": latency.runtime,
         "unpruned_ms": latency.unpruned_ms,
         "predicted_ms": predicted,
         "measured_ms": measured,
+        "unpruned_measured_ms": unpruned,  # beside `measured_ms`, in the same run
         "predicted_over_measured": predicted / measured if measured > 0 else None,
         "predicted_speedup": latency.unpruned_ms / predicted if predicted > 0 else None,
-        "measured_speedup": latency.unpruned_ms / measured if measured > 0 else None,
+        "measured_speedup": unpruned / measured if measured > 0 else None,
         "speedup_target": target,
         "approximation": APPROXIMATION,
         "cache": str(latency.times.path),
@@ -366,7 +383,12 @@ def search_for_speed(
     target = float(config.speedup_target or 0.0)
     started = time.perf_counter()
     flat = flatten(model).model
-    latency = LatencyModel(flat, LayerTimes(profiler))
+    # the resized fronts first: every size's whole file is timed in one interleaved run
+    fronts = front_models(flat, config)
+    sides = [None, *(s for s in fronts if s is not None)]
+    timed = profiler.models_ms([flat, *(fronts[s] for s in sides[1:])])
+    whole = dict(zip(sides, timed, strict=True))
+    latency = LatencyModel(flat, LayerTimes(profiler), measured_ms=whole[None])
     seconds = {"latency_model_s": time.perf_counter() - started}
     x_train = splits.model_inputs("train")[:256]
     recipe = config.recipe(images=x_train.ndim == 4)
@@ -376,7 +398,7 @@ def search_for_speed(
     }
     # the points are fixed R (not auto), each with the resolved recipe
     config = dataclasses.replace(config.with_recipe(recipe), speedup_target=None)
-    grid = candidates(flat, config, x_train, latency)
+    grid = candidates(flat, config, x_train, latency, fronts, whole)
     points = grid.points
     seconds["candidates_s"] = time.perf_counter() - started - seconds["latency_model_s"]
     baseline = score(model)
@@ -449,7 +471,7 @@ def search_for_speed(
         + f"; fine-tuned {recipe.epochs} epochs, in the validation budget"
     )
     section = latency_json(
-        grid.latencies[best.resize], outcome.model, target, points, seconds, extra
+        grid.latencies[best.resize], flat, outcome.model, target, points, seconds, extra
     )
     section["seconds"]["total_s"] = time.perf_counter() - started
     return dataclasses.replace(outcome, auto=search(best.sparsity, reason, curve), latency=section)

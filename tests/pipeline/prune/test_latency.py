@@ -38,6 +38,7 @@ class FakeProfiler:
         self.rest_ms = rest_ms
         self.layer_calls: list[int] = []
         self.model_calls = 0
+        self.model_batches: list[int] = []  # models per models_ms call
 
     @staticmethod
     def cost(s: LayerShape) -> float:
@@ -53,8 +54,12 @@ class FakeProfiler:
         self.layer_calls.append(len(shapes))
         return [self.cost(s) for s in shapes]
 
-    def model_ms(self, model: keras.Model) -> float:
+    def models_ms(self, models: Sequence[keras.Model]) -> list[float]:
         self.model_calls += 1
+        self.model_batches.append(len(models))
+        return [self.model_ms(m) for m in models]
+
+    def model_ms(self, model: keras.Model) -> float:
         shapes = layer_shapes(flatten(model).model)
         return sum(self.cost(s) for s in shapes.values()) + self.rest_ms
 

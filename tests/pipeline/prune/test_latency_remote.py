@@ -76,7 +76,7 @@ def test_remote_profiler_measures_on_the_device_once_and_caches_by_device(
 
     inputs = keras.Input((16,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
-    assert profiler.model_ms(model) > 0 and runs == [len(SHAPES), 1]
+    assert profiler.models_ms([model])[0] > 0 and runs == [len(SHAPES), 1]
 
 
 def test_latency_target_defaults_to_the_builds_first_real_device() -> None:

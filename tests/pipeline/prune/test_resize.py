@@ -168,10 +168,13 @@ def test_the_speed_search_can_ship_a_smaller_front(
         sparsity="auto", speedup_target=1.8, min_channels=2, auto_grid=(0.25,),
         finetune_epochs=0, speedup_candidates=1,
     )  # fmt: skip
+    profiler = FakeProfiler()
     outcome = search_for_speed(
         model, synthetic_splits(model, n=16), output_kind(model), config, 1.0,
-        score=lambda m: 0.9, profiler=FakeProfiler(), seed=0,
+        score=lambda m: 0.9, profiler=profiler, seed=0,
     )  # fmt: skip
+    # the own-size and the 32x32 files in one run, then the unpruned and the shipped one
+    assert profiler.model_batches == [2, 2]
     doc = outcome.to_json()
     lat = doc["latency"]
     meeting = [c for c in lat["candidates"] if c["predicted_speedup"] >= 1.8]
@@ -181,3 +184,4 @@ def test_the_speed_search_can_ship_a_smaller_front(
     if first["resize"] is not None:
         assert doc["resize"]["after"] == [32, 32] and doc["method"].startswith("resize")
     assert 0.85 <= lat["predicted_over_measured"] <= 1.15
+    assert lat["measured_speedup"] == lat["unpruned_measured_ms"] / lat["measured_ms"]
