@@ -227,11 +227,11 @@ class Plan:
         return Tally(self, replicates)
 
     def points(self) -> dict[str, np.ndarray]:
-        """metric -> (1, result columns): every case drawn once."""
+        """metric -> (result columns,): every case drawn once."""
         ones = Tally(self, 1)
         ones.add(np.ones((1, self.cases), np.int32))
         values = ones.numerators()
-        return {m: values.value(m) for m in values.x}
+        return {m: values.value(m)[:, 0] for m in values.x}
 
     @property
     def block_sizes(self) -> np.ndarray:
@@ -239,8 +239,8 @@ class Plan:
         return np.diff(self.offsets)
 
     def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
-        """The columns of block `b` (its groups) of `values`."""
-        return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
+        """The result columns of block `b` (its groups) of `values` (columns first)."""
+        return {m: v[self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 
 class Tally:
@@ -255,9 +255,10 @@ class Tally:
         # a large split's arrays are not kept (their page faults matter less than memory)
         small = bootstrap.CHUNK * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
-        self.cells = np.zeros((replicates, int(plan.cell_index.max(initial=-1)) + 1), np.int32)
-        self.missed = np.zeros((replicates, len(plan.cell_index)), np.int32)
-        self.below = np.zeros((replicates, plan.offsets[-1]), np.int64)
+        # replicates last: each column's replicates are one row for the intervals' partition
+        self.cells = np.zeros((int(plan.cell_index.max(initial=-1)) + 1, replicates), np.int32)
+        self.missed = np.zeros((len(plan.cell_index), replicates), np.int32)
+        self.below = np.zeros((plan.offsets[-1], replicates), np.int64)
         self.ties = np.zeros_like(self.below)
 
     def add(self, counts: np.ndarray) -> None:
@@ -270,11 +271,12 @@ class Tally:
         draws = scratch("draws", b, plan.cases)
         np.copyto(draws, counts, casting="unsafe")  # float counts are whole numbers
         laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
-        plan.cell_of.add(laid, self.cells[start:end])
+        plan.cell_of.add(laid, self.cells[:, start:end].T)
         wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
-        plan.wrong_of.add(wrong, self.missed[start:end])
+        plan.wrong_of.add(wrong, self.missed[:, start:end].T)
         if plan.ranks is not None:
-            plan.ranks.add(draws, self.below[start:end], self.ties[start:end], scratch)
+            below, ties = self.below[:, start:end].T, self.ties[:, start:end].T
+            plan.ranks.add(draws, below, ties, scratch)
         self.filled = end
 
     def numerators(self) -> Numerators:
@@ -283,45 +285,47 @@ class Tally:
         plan = self.plan
         if self.filled != self.replicates:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
-        shape = (self.replicates, plan.offsets[-1], plan.classes)
-        cases = np.take(self.cells, plan.cell_index, axis=1).reshape(shape)
+        shape = (plan.offsets[-1], plan.classes, self.replicates)
+        cases = np.take(self.cells, plan.cell_index, axis=0).reshape(shape)
         hits = cases - self.missed.reshape(shape)
         if plan.ranks is not None:
             pc = plan.positive_class
-            pos, neg = cases[..., pc].astype(np.int64), cases[..., 1 - pc].astype(np.int64)
+            pos, neg = cases[:, pc].astype(np.int64), cases[:, 1 - pc].astype(np.int64)
             counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
             # each column's running count began with the counted class of the columns before
-            before = other * (np.cumsum(counted, axis=1) - counted)
+            before = other * (np.cumsum(counted, axis=0) - counted)
             return Numerators(
-                {"auroc": 2 * (self.below - before) + self.ties, "sensitivity": hits[..., pc],
-                 "specificity": hits[..., 1 - pc]},
-                {"auroc": pos * neg, "sensitivity": cases[..., pc],
-                 "specificity": cases[..., 1 - pc]},
+                {"auroc": 2 * (self.below - before) + self.ties, "sensitivity": hits[:, pc],
+                 "specificity": hits[:, 1 - pc]},
+                {"auroc": pos * neg, "sensitivity": cases[:, pc],
+                 "specificity": cases[:, 1 - pc]},
             )  # fmt: skip
         x = {
-            "accuracy": hits.sum(axis=2),
-            **{f"recall_{c}": hits[..., c] for c in range(plan.classes)},
+            "accuracy": hits.sum(axis=1),
+            **{f"recall_{c}": hits[:, c] for c in range(plan.classes)},
         }
         den = {
-            "accuracy": cases.sum(axis=2),
-            **{f"recall_{c}": cases[..., c] for c in range(plan.classes)},
+            "accuracy": cases.sum(axis=1),
+            **{f"recall_{c}": cases[:, c] for c in range(plan.classes)},
         }
         return Numerators(x, den)
 
 
 @dataclass(frozen=True)
 class Numerators:
-    """Each metric as integers per replicate and result column: the value is
+    """Each metric as integers per result column and replicate: the value is
     `x / 2 / den` for AUROC (x counts ties once and the rest twice) and `x / den`
     otherwise, the very float the whole split's bootstrap computes; NaN where `den` is 0
     (a group without a class in that replicate)."""
 
-    x: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
-    den: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
+    x: dict[str, np.ndarray]  # metric -> (columns, replicates) integers
+    den: dict[str, np.ndarray]  # metric -> (columns, replicates) integers
 
-    def value(self, metric: str, cols: Any = slice(None)) -> np.ndarray:
-        """(replicates, columns) floats of `metric` (of the columns `cols`)."""
-        return _divide(self.x[metric][:, cols], self.den[metric][:, cols], metric)
+    def value(
+        self, metric: str, cols: Any = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(columns, replicates) floats of `metric` (of the columns `cols`), into `out`."""
+        return _divide(self.x[metric][cols], self.den[metric][cols], metric, out)
 
     def intervals(
         self, judged: np.ndarray, paired: np.ndarray, reference_of: np.ndarray
@@ -329,16 +333,23 @@ class Numerators:
         """(metric -> each column's `bootstrap.interval`, metric -> that of the paired
         difference from column `reference_of[column]`), for the columns a verdict reads
         (`judged`; `paired`: judged groups of the other variants, whose reference columns
-        are judged too); None elsewhere."""
-        out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
+        are judged too); None elsewhere. Every metric's values and differences are one
+        array, partitioned at once."""
         cols, paired_cols = np.flatnonzero(judged), np.flatnonzero(paired)
         at = np.zeros(len(judged), np.intp)
         at[cols] = np.arange(len(cols))
-        for metric in self.x:
-            values = self.value(metric, cols)
-            out[0][metric] = _place(_percentiles(values), cols, len(judged))
-            diff = values[:, at[paired_cols]] - values[:, at[reference_of[paired_cols]]]
-            out[1][metric] = _place(_percentiles(diff), paired_cols, len(paired))
+        mine, theirs = at[paired_cols], at[reference_of[paired_cols]]
+        k, p = len(cols), len(paired_cols)
+        rows = np.empty((len(self.x), k + p, len(next(iter(self.den.values()))[0])))
+        for values, metric in zip(rows, self.x, strict=True):
+            self.value(metric, cols, out=values[:k])
+            np.subtract(values[mine], values[theirs], out=values[k:])
+        found = _percentiles(rows.reshape(-1, rows.shape[2]))
+        out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
+        for i, metric in enumerate(self.x):
+            mine_found = found[i * (k + p) : (i + 1) * (k + p)]
+            out[0][metric] = _place(mine_found[:k], cols, len(judged))
+            out[1][metric] = _place(mine_found[k:], paired_cols, len(paired))
         return out
 
 
@@ -349,11 +360,14 @@ def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarra
     return np.take(values, index, axis=1, out=out, mode="clip")
 
 
-def _divide(x: np.ndarray, den: np.ndarray, metric: str) -> np.ndarray:
-    """The whole split's float of each numerator (see `Numerators`)."""
+def _divide(
+    x: np.ndarray, den: np.ndarray, metric: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The whole split's float of each numerator (see `Numerators`), into `out`."""
     num = x * 0.5 if metric == "auroc" else x.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    out = np.empty(num.shape) if out is None else out
+    out.fill(np.nan)
+    return np.divide(num, den, out=out, where=den > 0)
 
 
 def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -367,18 +381,18 @@ def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _percentiles(values: np.ndarray) -> list[list[float] | None]:
-    """`bootstrap.interval` of each column of (B, columns) floats: by one partition and
-    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same
+    """`bootstrap.interval` of each row of (rows, B) floats: by one partition (in place)
+    and np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same
     floats) where every replicate defines the value, else by `bootstrap.interval`."""
-    b = len(values)
-    full = ~np.isnan(values).any(axis=0)
-    ranks, gamma = _ranks(b)
-    stats = np.partition(np.ascontiguousarray(values[:, full].T), np.unique(ranks), axis=1)
-    stats = stats[:, ranks]
+    full = ~np.isnan(values).any(axis=1)
+    ranks, gamma = _ranks(values.shape[1])
+    chosen = values if full.all() else values[full]
+    chosen.partition(np.unique(ranks), axis=1)
+    stats = chosen[:, ranks]
     before, after = stats[:, 0::2], stats[:, 1::2]
     diff = after - before
     found = iter(np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist())
-    return [next(found) if f else bootstrap.interval(values[:, j]) for j, f in enumerate(full)]
+    return [next(found) if f else bootstrap.interval(values[j]) for j, f in enumerate(full)]
 
 
 def _place(found: list[Any], cols: np.ndarray, size: int) -> list[Any]:

@@ -91,11 +91,11 @@ def _finite(value: float) -> float | None:
 def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
     """A group's point metrics from `Plan.points`."""
     if "auroc" in values:
-        return {m: _finite(values[m][0, g]) for m in BINARY_METRICS}
+        return {m: _finite(values[m][g]) for m in BINARY_METRICS}
     recall = sorted((int(m.split("_")[1]), v) for m, v in values.items() if m != "accuracy")
     return {
-        "accuracy": _finite(values["accuracy"][0, g]),
-        "per_class_recall": [_finite(v[0, g]) for _, v in recall],
+        "accuracy": _finite(values["accuracy"][g]),
+        "per_class_recall": [_finite(v[g]) for _, v in recall],
     }
 
 
