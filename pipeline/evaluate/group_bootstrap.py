@@ -112,13 +112,18 @@ class Ranks:
     hi: np.ndarray  # ... and their running index past those ties
     pos_of: Segments  # (block, positive) entries by result column
     tied_of: Segments
+    neg_at: np.ndarray  # where each result column's run of `neg` starts, and the end
+    pos_at: np.ndarray  # ... of `pos`
     flipped: bool  # the positives are the class counted (laid out as `neg`)
     wide: type  # the sums' integer type: int32 unless one could pass 2**31
 
     @classmethod
-    def of(cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], cases: int) -> Ranks:
+    def of(
+        cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], cases: int, columns: int
+    ) -> Ranks:
         """`neg`, `pos`: per block, (case, result column, score rank below `cases`) of its
-        negatives and of its positives, columns ascending block to block."""
+        negatives and of its positives, columns ascending block to block; `columns`: the
+        result columns."""
         flipped = sum(b.shape[1] for b in pos) > sum(b.shape[1] for b in neg)
         if flipped:
             flip = np.array([[0], [0], [cases - 1]])  # rank -> cases - 1 - rank
@@ -133,23 +138,29 @@ class Ranks:
         lo, hi = np.searchsorted(n_key, p_key, "left"), np.searchsorted(n_key, p_key, "right")
         tied = np.flatnonzero(hi != lo)
         wide = np.int32 if len(p[0]) * (len(n[0]) + 1) < 2**31 else np.int64
+        every = np.arange(columns + 1)
         return cls(
             n[0], p[0], lo, tied, hi[tied], Segments.of(p[1]), Segments.of(p[1][tied]),
-            flipped, wide,
+            np.searchsorted(n[1], every), np.searchsorted(p[1], every), flipped, wide,
         )  # fmt: skip
 
-    def add(
-        self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray, scratch: Scratch
-    ) -> None:
+    def add(self, counts: np.ndarray, out: Mapping[str, np.ndarray], scratch: Scratch) -> None:
         """Per replicate (row of `counts`, the draws of each case) and result column, the
         draws of its positives times the negatives drawn below them (including those of
-        earlier columns), and times those tied with them, into `below` and `ties`."""
+        earlier columns), and times those tied with them, into `out["below"]` and
+        `out["ties"]`; the draws of its counted class and of the other one (the group's
+        cases of each class) into `out["counted"]` and `out["other"]`."""
         b, p, t = len(counts), len(self.pos), len(self.tied)
         # a gather, not counts[:, index]: that gives a column-major array, slow to sum along
-        # rows; integer running sums: fast, exact
+        # rows; integer running sums (the first column stays 0): fast, exact
         neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
         np.cumsum(_gather(counts, self.neg, neg), axis=1, out=cum[:, 1:])
+        _run_sums(cum, self.neg_at, out["counted"], scratch)
         drawn = _gather(counts, self.pos, scratch("drawn", b, p))
+        drawn_cum = scratch("drawn_cum", b, p + 1)
+        np.cumsum(drawn, axis=1, out=drawn_cum[:, 1:])
+        _run_sums(drawn_cum, self.pos_at, out["other"], scratch)
+        below, ties = out["below"], out["ties"]
         lo = _gather(cum, self.lo, scratch("lo", b, p))
         below_p = np.multiply(drawn, lo, out=scratch("below", b, p, self.wide))
         self.pos_of.add(below_p, below)
@@ -175,9 +186,9 @@ class Plan:
     classes: int
     positive_class: int
     cases: int  # of the split
-    columns: np.ndarray  # every attribute's cases in its cell order, side by side ...
-    cell_of: Segments  # ... by attribute cell
-    cell_index: np.ndarray  # the attribute cell of each block cell (column x classes + class)
+    columns: np.ndarray  # multi-class: every attribute's cases in its cell order, ...
+    cell_of: Segments  # ... by attribute cell (binary: none; `Ranks.add` counts the cells)
+    cell_index: np.ndarray  # the cell of each block cell (column x classes + class)
     wrong: np.ndarray  # the cases each block's variant gets wrong ...
     wrong_of: Segments  # ... by block cell
     ranks: Ranks | None  # binary tasks
@@ -194,7 +205,7 @@ class Plan:
         offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
         first = np.cumsum([0] + [s.groups * classes for s in strata])  # attributes' 1st cells
         preds = np.stack([pred for _, pred in scored])
-        ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
+        score_ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
         wrong: list[np.ndarray] = []
         cells: list[np.ndarray] = []
         neg: list[np.ndarray] = []
@@ -209,17 +220,22 @@ class Plan:
             for part, where in ((neg, truth != pc), (pos, truth == pc)) if classes == 2 else ():
                 at = np.flatnonzero(where)
                 rows = (np.broadcast_to(s.order[at], (v, len(at))), group[at] + block,
-                        ranks[:, s.order[at]])  # fmt: skip
+                        score_ranks[:, s.order[at]])  # fmt: skip
                 part.append(np.stack([r.ravel() for r in rows]))
-        own = np.arange(classes * max(s.groups for s in strata))
+        if classes == 2:  # the groups' cases of each class come with the ranks (`Ranks.add`)
+            ranks = Ranks.of(neg, pos, len(y), int(offsets[-1]))
+            laid, cell_index = np.zeros(0, np.intp), np.arange(int(offsets[-1]) * 2)
+        else:
+            own = np.arange(classes * max(s.groups for s in strata))
+            ranks, laid = None, np.concatenate([s.order for s in strata])
+            cell_index = np.concatenate([own[: s.groups * classes] + f
+                                         for s, f in zip(strata, first, strict=False)
+                                         for _ in scored])  # fmt: skip
         return cls(
-            strata, tuple(offsets.tolist()), classes, pc, len(y),
-            np.concatenate([s.order for s in strata]),
-            Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])),
-            np.concatenate([own[: s.groups * classes] + f
-                            for s, f in zip(strata, first, strict=False) for _ in scored]),
-            np.concatenate(wrong), Segments.of(np.concatenate(cells)),
-            Ranks.of(neg, pos, len(y)) if classes == 2 else None,
+            strata, tuple(offsets.tolist()), classes, pc, len(y), laid,
+            Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])
+                        if ranks is None else laid),
+            cell_index, np.concatenate(wrong), Segments.of(np.concatenate(cells)), ranks,
         )  # fmt: skip
 
     def tally(self, replicates: int) -> Tally:
@@ -251,7 +267,7 @@ class Tally:
         self.plan, self.replicates, self.filled = plan, replicates, 0
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
-        per_row += 0 if ranks is None else len(ranks.neg) + 1 + 3 * len(ranks.pos)
+        per_row += 0 if ranks is None else len(ranks.neg) + 2 + 4 * len(ranks.pos)
         # a large split's arrays are not kept (their page faults matter less than memory)
         small = bootstrap.CHUNK * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
@@ -270,13 +286,18 @@ class Tally:
         b = len(counts)
         draws = scratch("draws", b, plan.cases)
         np.copyto(draws, counts, casting="unsafe")  # float counts are whole numbers
-        laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
-        plan.cell_of.add(laid, self.cells[:, start:end].T)
         wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
         plan.wrong_of.add(wrong, self.missed[:, start:end].T)
-        if plan.ranks is not None:
-            below, ties = self.below[:, start:end].T, self.ties[:, start:end].T
-            plan.ranks.add(draws, below, ties, scratch)
+        if plan.ranks is None:
+            laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
+            plan.cell_of.add(laid, self.cells[:, start:end].T)
+        else:  # a binary task's cells are (result column, class)
+            counted = plan.positive_class if plan.ranks.flipped else 1 - plan.positive_class
+            out: dict[str, np.ndarray] = {
+                "below": self.below, "ties": self.ties, "counted": self.cells[counted::2],
+                "other": self.cells[1 - counted :: 2],
+            }  # fmt: skip
+            plan.ranks.add(draws, {k: v[:, start:end].T for k, v in out.items()}, scratch)
         self.filled = end
 
     def numerators(self) -> Numerators:
@@ -358,6 +379,13 @@ def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarra
     construction): the default "raise" goes through a buffer when given `out`, 2-3x slower.
     """
     return np.take(values, index, axis=1, out=out, mode="clip")
+
+
+def _run_sums(cum: np.ndarray, at: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+    """The sum of each run `at[i]` to `at[i + 1]` of the columns whose running sums
+    (after a first column of 0) are `cum`, into `out`."""
+    ends = _gather(cum, at, scratch("run_ends", len(cum), len(at)))
+    np.subtract(ends[:, 1:], ends[:, :-1], out=out)
 
 
 def _divide(
