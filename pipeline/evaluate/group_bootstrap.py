@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.evaluate import bootstrap
 
 KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
+BATCH = 1000  # replicates scored together (the whole split's chunks are gathered up to it)
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
 
@@ -261,15 +262,18 @@ class Plan:
 
 class Tally:
     """A `Plan`'s integers over replicates, fed chunk by chunk with the whole split's case
-    counts (`add`, e.g. as `bootstrap.intervals` streams them), then `numerators`."""
+    counts (`add`, e.g. as `bootstrap.intervals` streams them), then `numerators`. The
+    chunks are scored BATCH replicates at a time: each numpy call then costs less per
+    replicate than on one chunk of `bootstrap.CHUNK`."""
 
     def __init__(self, plan: Plan, replicates: int) -> None:
-        self.plan, self.replicates, self.filled = plan, replicates, 0
+        self.plan, self.replicates, self.filled, self.received = plan, replicates, 0, 0
+        self.pending: list[np.ndarray] = []  # the chunks received and not scored yet
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
         per_row += 0 if ranks is None else len(ranks.neg) + 2 + 4 * len(ranks.pos)
         # a large split's arrays are not kept (their page faults matter less than memory)
-        small = bootstrap.CHUNK * per_row <= KEEP_CELLS
+        small = min(BATCH, replicates) * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
         # replicates last: each column's replicates are one row for the intervals' partition
         self.cells = np.zeros((int(plan.cell_index.max(initial=-1)) + 1, replicates), np.int32)
@@ -278,14 +282,26 @@ class Tally:
         self.ties = np.zeros_like(self.below)
 
     def add(self, counts: np.ndarray) -> None:
-        """The next replicates: (chunk, cases) draws of each case of the split."""
-        plan, scratch, start = self.plan, self.scratch, self.filled
-        end = start + len(counts)
-        if end > self.replicates:
-            raise ValueError(f"a tally of {self.replicates} replicates got {end}")
-        b = len(counts)
+        """The next replicates: (chunk, cases) draws of each case of the split (kept, not
+        copied, until their batch is scored: not to be changed after)."""
+        received = self.received + len(counts)
+        if received > self.replicates:
+            raise ValueError(f"a tally of {self.replicates} replicates got {received}")
+        self.pending.append(counts)
+        self.received = received
+        if received - self.filled >= BATCH or received == self.replicates:
+            self._score()
+
+    def _score(self) -> None:
+        """Scores the pending chunks."""
+        plan, scratch, start, end = self.plan, self.scratch, self.filled, self.received
+        b = end - start
         draws = scratch("draws", b, plan.cases)
-        np.copyto(draws, counts, casting="unsafe")  # float counts are whole numbers
+        at = 0
+        for counts in self.pending:  # float counts are whole numbers
+            np.copyto(draws[at : at + len(counts)], counts, casting="unsafe")
+            at += len(counts)
+        self.pending = []
         wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
         plan.wrong_of.add(wrong, self.missed[:, start:end].T)
         if plan.ranks is None:
