@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,11 +47,12 @@ class Scratch:
         return _THREAD.scratch
 
     def __call__(self, name: str, rows: int, cols: int, dtype: type = np.int32) -> np.ndarray:
-        """`rows` rows of the (at least `rows`, `cols`) array `name`, made on first use."""
-        array = self._arrays.get(name)
-        if array is None or len(array) < rows or array.shape[1] != cols or array.dtype != dtype:
-            array = self._arrays[name] = np.zeros((rows, cols), dtype)
-        return array[:rows]
+        """A (`rows`, `cols`) array on the start of the flat array `name`, made on first
+        use and again only when too small (plans of other widths share it)."""
+        flat = self._arrays.get(name)
+        if flat is None or len(flat) < rows * cols or flat.dtype != dtype:
+            flat = self._arrays[name] = np.zeros(rows * cols, dtype)
+        return flat[: rows * cols].reshape(rows, cols)
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,14 @@ class Ranks:
         cases of each class) into `out["counted"]` and `out["other"]`."""
         b, p, t = len(counts), len(self.pos), len(self.tied)
         # a gather, not counts[:, index]: that gives a column-major array, slow to sum along
-        # rows; integer running sums (the first column stays 0): fast, exact
+        # rows; integer running sums after a first column of 0: fast, exact
         neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
+        cum[:, 0] = 0
         np.cumsum(_gather(counts, self.neg, neg), axis=1, out=cum[:, 1:])
         _run_sums(cum, self.neg_at, out["counted"], scratch)
         drawn = _gather(counts, self.pos, scratch("drawn", b, p))
         drawn_cum = scratch("drawn_cum", b, p + 1)
+        drawn_cum[:, 0] = 0
         np.cumsum(drawn, axis=1, out=drawn_cum[:, 1:])
         _run_sums(drawn_cum, self.pos_at, out["other"], scratch)
         below, ties = out["below"], out["ties"]
@@ -170,6 +173,22 @@ class Ranks:
             among -= _gather(lo, self.tied, scratch("lo_t", b, t))
             tied = _gather(drawn, self.tied, scratch("drawn_t", b, t))
             self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, self.wide)), ties)
+
+    def keep(self, columns: np.ndarray) -> Ranks:
+        """These ranks of the result columns `columns` (bool per column) only: the cases of
+        the others are left out (their sums are 0), and every index moves past them."""
+        n_col, p_col = _labels(self.neg_at), _labels(self.pos_at)
+        n_keep, p_keep = columns[n_col], columns[p_col]
+        dropped = np.concatenate([[0], np.cumsum(~n_keep)])  # entries dropped before each
+        t_keep = p_keep[self.tied]
+        lo, hi = self.lo[p_keep], self.hi[t_keep]
+        tied = (np.cumsum(p_keep) - 1)[self.tied[t_keep]]
+        every, p_col = np.arange(len(columns) + 1), p_col[p_keep]
+        return replace(
+            self, neg=self.neg[n_keep], pos=self.pos[p_keep], lo=lo - dropped[lo], tied=tied,
+            hi=hi - dropped[hi], pos_of=Segments.of(p_col), tied_of=Segments.of(p_col[tied]),
+            neg_at=np.searchsorted(n_col[n_keep], every), pos_at=np.searchsorted(p_col, every),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -242,6 +261,14 @@ class Plan:
     def tally(self, replicates: int) -> Tally:
         """An empty tally of `replicates` replicates, to be fed their case counts."""
         return Tally(self, replicates)
+
+    def keep(self, columns: np.ndarray) -> Plan:
+        """This plan scoring the result columns `columns` (bool per column) only, e.g. the
+        groups whose intervals a report shows: a tally of it gives the others no values."""
+        cell = np.repeat(self.wrong_of.present, np.diff(self.wrong_of.ends, prepend=-1))
+        kept = columns[cell // self.classes]
+        ranks = None if self.ranks is None else self.ranks.keep(columns)
+        return replace(self, wrong=self.wrong[kept], wrong_of=Segments.of(cell[kept]), ranks=ranks)
 
     def points(self) -> dict[str, np.ndarray]:
         """metric -> (result columns,): every case drawn once."""
@@ -395,6 +422,11 @@ def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarra
     construction): the default "raise" goes through a buffer when given `out`, 2-3x slower.
     """
     return np.take(values, index, axis=1, out=out, mode="clip")
+
+
+def _labels(at: np.ndarray) -> np.ndarray:
+    """The label of each entry of runs that start at `at[i]` (label i) and end at `at[-1]`."""
+    return np.repeat(np.arange(len(at) - 1), np.diff(at))
 
 
 def _run_sums(cum: np.ndarray, at: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:

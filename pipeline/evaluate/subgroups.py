@@ -176,9 +176,20 @@ class SplitGroups:
         plan = Plan.of(codes, y, list(scored.values()), positive_class)
         return cls(masks, judged, tuple(scored), plan)
 
+    @property
+    def blocks(self) -> list[tuple[str, str]]:
+        """(attribute, variant) of each block of result columns, as `Plan` lays them."""
+        return [(n, v) for n in self.masks for v in self.variants]
+
+    @property
+    def judged_columns(self) -> np.ndarray:
+        """Whether each result column's group is judged (it alone gets intervals)."""
+        return np.concatenate([self.judged[n] for n, _ in self.blocks]).astype(bool)
+
     def tally(self, replicates: int) -> Tally:
-        """Where the whole split's replicates go (`Tally.add`, chunk by chunk)."""
-        return self.plan.tally(replicates)
+        """Where the whole split's replicates go (`Tally.add`, chunk by chunk): only the
+        judged groups are scored on them."""
+        return self.plan.keep(self.judged_columns).tally(replicates)
 
     def report(
         self, metrics: Mapping[str, Mapping[str, Any]], replicates: Numerators | None
@@ -191,7 +202,7 @@ class SplitGroups:
                 for no intervals.
         """
         plan, reference = self.plan, self.variants[0]
-        blocks = [(n, v) for n in self.masks for v in self.variants]  # as Plan lays them
+        blocks = self.blocks
         points = plan.points()
         every = None
         if replicates is not None:  # intervals only for the judged groups
@@ -200,7 +211,7 @@ class SplitGroups:
                 + plan.offsets[blocks.index((n, reference))]
                 for b, (n, _) in enumerate(blocks)
             ])  # fmt: skip
-            judged = np.concatenate([self.judged[n] for n, _ in blocks]).astype(bool)
+            judged = self.judged_columns
             others = np.repeat([v != reference for _, v in blocks], plan.block_sizes)
             every = replicates.intervals(judged, judged & others, reference_of)
         out: dict[str, dict[str, Any]] = {v: {n: {} for n in self.masks} for v in self.variants}
