@@ -350,7 +350,8 @@ class Tally:
         if self.filled != self.replicates:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
         shape = (plan.offsets[-1], plan.classes, self.replicates)
-        cases = np.take(self.cells, plan.cell_index, axis=0).reshape(shape)
+        cases = (self.cells if plan.ranks is not None else  # binary: a cell per (column, class)
+                 np.take(self.cells, plan.cell_index, axis=0)).reshape(shape)  # fmt: skip
         hits = cases - self.missed.reshape(shape)
         if plan.ranks is not None:
             pc = plan.positive_class
@@ -439,11 +440,16 @@ def _run_sums(cum: np.ndarray, at: np.ndarray, out: np.ndarray, scratch: Scratch
 def _divide(
     x: np.ndarray, den: np.ndarray, metric: str, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """The whole split's float of each numerator (see `Numerators`), into `out`."""
-    num = x * 0.5 if metric == "auroc" else x.astype(np.float64)
-    out = np.empty(num.shape) if out is None else out
-    out.fill(np.nan)
-    return np.divide(num, den, out=out, where=den > 0)
+    """The whole split's float of each numerator (see `Numerators`), into `out`: the
+    same division of the same floats (x * 0.5 and x * 1.0 are exact)."""
+    out = np.empty(x.shape) if out is None else out
+    np.multiply(x, 0.5 if metric == "auroc" else 1.0, out=out)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(out, den, out=out)
+    empty = den == 0  # counts: never below 0
+    if empty.any():
+        out[empty] = np.nan
+    return out
 
 
 def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
