@@ -67,8 +67,10 @@ class Segments:
 
     @classmethod
     def of(cls, labels: np.ndarray) -> Segments:
-        present, starts = np.unique(labels, return_index=True)
-        return cls(present, np.append(starts[1:], len(labels)) - 1)
+        """The runs of `labels` (sorted)."""
+        ends = np.flatnonzero(labels[1:] != labels[:-1])
+        ends = np.append(ends, len(labels) - 1) if len(labels) else ends
+        return cls(labels[ends], ends)
 
     def add(self, values: np.ndarray, out: np.ndarray) -> None:
         """Each label's sum over its columns of `values` (B, m, integers whose sum over
@@ -282,8 +284,9 @@ class Plan:
         """Groups per block."""
         return np.diff(self.offsets)
 
-    def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
-        """The result columns of block `b` (its groups) of `values` (columns first)."""
+    def block(self, values: Mapping[str, Any], b: int) -> dict[str, Any]:
+        """The result columns of block `b` (its groups) of `values` (arrays or lists,
+        columns first)."""
         return {m: v[self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 

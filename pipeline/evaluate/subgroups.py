@@ -18,6 +18,7 @@ ask: which judged validation group loses most against its budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +86,7 @@ def describe(
 
 
 def _finite(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+    return None if math.isnan(value) else float(value)
 
 
 def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
@@ -203,7 +204,7 @@ class SplitGroups:
         """
         plan, reference = self.plan, self.variants[0]
         blocks = self.blocks
-        points = plan.points()
+        points = {m: v.tolist() for m, v in plan.points().items()}  # floats, read one by one
         every = None
         if replicates is not None:  # intervals only for the judged groups
             reference_of = np.concatenate([
@@ -226,10 +227,9 @@ class SplitGroups:
                     for v, b in index.items()
                 }  # fmt: skip
             for g, (value, mask) in enumerate(by_value.items()):
-                group_points = {
-                    v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
-                    for v, b in index.items()
-                }
+                n = int(np.count_nonzero(mask))
+                group_points = {v: {"n": n, **_point(plan.block(points, b), g)}
+                                for v, b in index.items()}  # fmt: skip
                 group_cis = (
                     _group_intervals(cis, group_points, g, reference)
                     if self.judged[name][g] and cis
