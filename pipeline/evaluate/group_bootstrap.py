@@ -106,10 +106,15 @@ class Ranks:
 
     The sum is the same counted from either class (a positive above a negative is a
     negative below a positive), and the class laid out for the running count costs two
-    passes per replicate where the other costs five: the larger class is the one counted.
+    passes per replicate where the other costs four: the larger class is the one counted.
+
+    The running count starts at `offset`, a power of two above any column's sum, so each
+    column's sum also holds its draws of the other class (`offset` times them): the
+    group's cases of that class come without a pass of their own (`Ranks.unpack`).
     """
 
-    neg: np.ndarray  # the cases of every block's negatives, (block, group, score) order
+    neg: np.ndarray  # the offset's column, then the cases of every block's negatives,
+    # (block, group, score) order
     pos: np.ndarray  # the case of each (block, positive)
     lo: np.ndarray  # ... its running index past the negatives scored below it
     tied: np.ndarray  # the (block, positive) entries that tie with negatives ...
@@ -119,7 +124,8 @@ class Ranks:
     neg_at: np.ndarray  # where each result column's run of `neg` starts, and the end
     pos_at: np.ndarray  # ... of `pos`
     flipped: bool  # the positives are the class counted (laid out as `neg`)
-    wide: type  # the sums' integer type: int32 unless one could pass 2**31
+    wide: type  # the draws' and sums' integer type: int32 unless one could pass 2**31
+    shift: int  # offset = 2**shift
 
     @classmethod
     def of(
@@ -141,40 +147,44 @@ class Ranks:
         n_key, p_key = n[1] * size + n[2], p[1] * size + p[2]
         lo, hi = np.searchsorted(n_key, p_key, "left"), np.searchsorted(n_key, p_key, "right")
         tied = np.flatnonzero(hi != lo)
-        wide = np.int32 if len(p[0]) * (len(n[0]) + 1) < 2**31 else np.int64
+        # a column's sum: at most (its draws of the other class, at most len(p) in all)
+        # x (the running count, at most len(n))
+        shift = (len(p[0]) * (len(n[0]) + 1)).bit_length()
+        packed = (len(p[0]) + 1) << shift
+        if packed >= 2**63:
+            raise ValueError(f"{len(p[0])} x {len(n[0])} cases are too many to count in int64")
+        wide = np.int32 if packed < 2**31 else np.int64
         every = np.arange(columns + 1)
         return cls(
-            n[0], p[0], lo, tied, hi[tied], Segments.of(p[1]), Segments.of(p[1][tied]),
-            np.searchsorted(n[1], every), np.searchsorted(p[1], every), flipped, wide,
+            np.append(cases, n[0]), p[0], lo, tied, hi[tied], Segments.of(p[1]),
+            Segments.of(p[1][tied]), np.searchsorted(n[1], every), np.searchsorted(p[1], every),
+            flipped, wide, shift,
         )  # fmt: skip
 
-    def add(self, counts: np.ndarray, out: Mapping[str, np.ndarray], scratch: Scratch) -> None:
-        """Per replicate (row of `counts`, the draws of each case) and result column, the
-        draws of its positives times the negatives drawn below them (including those of
-        earlier columns), and times those tied with them, into `out["below"]` and
-        `out["ties"]`; the draws of its counted class and of the other one (the group's
-        cases of each class) into `out["counted"]` and `out["other"]`."""
-        b, p, t = len(counts), len(self.pos), len(self.tied)
-        # a gather, not counts[:, index]: that gives a column-major array, slow to sum along
-        # rows; integer running sums after a first column of 0: fast, exact
-        neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
-        cum[:, 0] = 0
-        np.cumsum(_gather(counts, self.neg, neg), axis=1, out=cum[:, 1:])
+    def add(self, draws: np.ndarray, out: Mapping[str, np.ndarray], scratch: Scratch) -> None:
+        """Per replicate (row of `draws`, the draws of each case, then the offset: `wide`
+        integers) and result column, the draws of its positives times the negatives drawn
+        below them (including those of earlier columns) plus the offset, and times those
+        tied with them, into `out["below"]` (packed: see `unpack`) and `out["ties"]`; its
+        draws of the counted class into `out["counted"]`."""
+        b, p, t, wide = len(draws), len(self.pos), len(self.tied), self.wide
+        # a gather, not draws[:, index]: that gives a column-major array, slow to sum along
+        # rows; integer running sums: fast, exact
+        cum = _gather(draws, self.neg, scratch("cum", b, len(self.neg), wide))
+        np.cumsum(cum, axis=1, out=cum)
         _run_sums(cum, self.neg_at, out["counted"], scratch)
-        drawn = _gather(counts, self.pos, scratch("drawn", b, p))
-        drawn_cum = scratch("drawn_cum", b, p + 1)
-        drawn_cum[:, 0] = 0
-        np.cumsum(drawn, axis=1, out=drawn_cum[:, 1:])
-        _run_sums(drawn_cum, self.pos_at, out["other"], scratch)
-        below, ties = out["below"], out["ties"]
-        lo = _gather(cum, self.lo, scratch("lo", b, p))
-        below_p = np.multiply(drawn, lo, out=scratch("below", b, p, self.wide))
-        self.pos_of.add(below_p, below)
+        drawn = _gather(draws, self.pos, scratch("drawn", b, p, wide))
+        lo = _gather(cum, self.lo, scratch("lo", b, p, wide))
+        self.pos_of.add(np.multiply(drawn, lo, out=scratch("below", b, p, wide)), out["below"])
         if t:
-            among = _gather(cum, self.hi, scratch("hi", b, t))
-            among -= _gather(lo, self.tied, scratch("lo_t", b, t))
-            tied = _gather(drawn, self.tied, scratch("drawn_t", b, t))
-            self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, self.wide)), ties)
+            among = _gather(cum, self.hi, scratch("hi", b, t, wide))
+            among -= _gather(lo, self.tied, scratch("lo_t", b, t, wide))
+            tied = _gather(drawn, self.tied, scratch("drawn_t", b, t, wide))
+            self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, wide)), out["ties"])
+
+    def unpack(self, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each column's sum, its draws of the other class) from `add`'s packed sums."""
+        return packed & ((1 << self.shift) - 1), packed >> self.shift
 
     def keep(self, columns: np.ndarray) -> Ranks:
         """These ranks of the result columns `columns` (bool per column) only: the cases of
@@ -187,7 +197,8 @@ class Ranks:
         tied = (np.cumsum(p_keep) - 1)[self.tied[t_keep]]
         every, p_col = np.arange(len(columns) + 1), p_col[p_keep]
         return replace(
-            self, neg=self.neg[n_keep], pos=self.pos[p_keep], lo=lo - dropped[lo], tied=tied,
+            self, neg=self.neg[np.append(True, n_keep)], pos=self.pos[p_keep],
+            lo=lo - dropped[lo], tied=tied,
             hi=hi - dropped[hi], pos_of=Segments.of(p_col), tied_of=Segments.of(p_col[tied]),
             neg_at=np.searchsorted(n_col[n_keep], every), pos_at=np.searchsorted(p_col, every),
         )  # fmt: skip
@@ -260,6 +271,12 @@ class Plan:
             cell_index, np.concatenate(wrong), Segments.of(np.concatenate(cells)), ranks,
         )  # fmt: skip
 
+    @property
+    def counted_class(self) -> int:
+        """The class a binary task's ranks count (`Ranks`)."""
+        flipped = self.ranks is not None and self.ranks.flipped
+        return self.positive_class if flipped else 1 - self.positive_class
+
     def tally(self, replicates: int) -> Tally:
         """An empty tally of `replicates` replicates, to be fed their case counts."""
         return Tally(self, replicates)
@@ -301,7 +318,7 @@ class Tally:
         self.pending: list[np.ndarray] = []  # the chunks received and not scored yet
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
-        per_row += 0 if ranks is None else len(ranks.neg) + 2 + 4 * len(ranks.pos)
+        per_row += 0 if ranks is None else len(ranks.neg) + 3 * len(ranks.pos)
         # a large split's arrays are not kept (their page faults matter less than memory)
         small = min(BATCH, replicates) * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
@@ -326,22 +343,23 @@ class Tally:
         """Scores the pending chunks."""
         plan, scratch, start, end = self.plan, self.scratch, self.filled, self.received
         b = end - start
-        draws = scratch("draws", b, plan.cases)
+        wide = np.int32 if plan.ranks is None else plan.ranks.wide
+        draws = scratch("draws", b, plan.cases + 1, wide)
+        draws[:, -1] = 0 if plan.ranks is None else 1 << plan.ranks.shift  # `Ranks.add`
         at = 0
         for counts in self.pending:  # float counts are whole numbers
-            np.copyto(draws[at : at + len(counts)], counts, casting="unsafe")
+            np.copyto(draws[at : at + len(counts), :-1], counts, casting="unsafe")
             at += len(counts)
         self.pending = []
-        wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
+        wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong), wide))
         plan.wrong_of.add(wrong, self.missed[:, start:end].T)
         if plan.ranks is None:
             laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
             plan.cell_of.add(laid, self.cells[:, start:end].T)
         else:  # a binary task's cells are (result column, class)
-            counted = plan.positive_class if plan.ranks.flipped else 1 - plan.positive_class
+            counted = plan.counted_class
             out: dict[str, np.ndarray] = {
                 "below": self.below, "ties": self.ties, "counted": self.cells[counted::2],
-                "other": self.cells[1 - counted :: 2],
             }  # fmt: skip
             plan.ranks.add(draws, {k: v[:, start:end].T for k, v in out.items()}, scratch)
         self.filled = end
@@ -353,30 +371,33 @@ class Tally:
         if self.filled != self.replicates:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
         shape = (plan.offsets[-1], plan.classes, self.replicates)
-        cases = (self.cells if plan.ranks is not None else  # binary: a cell per (column, class)
-                 np.take(self.cells, plan.cell_index, axis=0)).reshape(shape)  # fmt: skip
+        if plan.ranks is None:
+            cases = np.take(self.cells, plan.cell_index, axis=0).reshape(shape)
+            hits = cases - self.missed.reshape(shape)
+            x = {
+                "accuracy": hits.sum(axis=1),
+                **{f"recall_{c}": hits[:, c] for c in range(plan.classes)},
+            }
+            den = {
+                "accuracy": cases.sum(axis=1),
+                **{f"recall_{c}": cases[:, c] for c in range(plan.classes)},
+            }
+            return Numerators(x, den)
+        # binary: a cell per (column, class); the other class's draws come with the sums
+        below, drawn = plan.ranks.unpack(self.below)
+        self.cells[1 - plan.counted_class :: 2] = drawn
+        cases = self.cells.reshape(shape)
         hits = cases - self.missed.reshape(shape)
-        if plan.ranks is not None:
-            pc = plan.positive_class
-            pos, neg = cases[:, pc].astype(np.int64), cases[:, 1 - pc].astype(np.int64)
-            counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
-            # each column's running count began with the counted class of the columns before
-            before = other * (np.cumsum(counted, axis=0) - counted)
-            return Numerators(
-                {"auroc": 2 * (self.below - before) + self.ties, "sensitivity": hits[:, pc],
-                 "specificity": hits[:, 1 - pc]},
-                {"auroc": pos * neg, "sensitivity": cases[:, pc],
-                 "specificity": cases[:, 1 - pc]},
-            )  # fmt: skip
-        x = {
-            "accuracy": hits.sum(axis=1),
-            **{f"recall_{c}": hits[:, c] for c in range(plan.classes)},
-        }
-        den = {
-            "accuracy": cases.sum(axis=1),
-            **{f"recall_{c}": cases[:, c] for c in range(plan.classes)},
-        }
-        return Numerators(x, den)
+        pc = plan.positive_class
+        pos, neg = cases[:, pc].astype(np.int64), cases[:, 1 - pc].astype(np.int64)
+        counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
+        # each column's running count began with the counted class of the columns before
+        before = other * (np.cumsum(counted, axis=0) - counted)
+        return Numerators(
+            {"auroc": 2 * (below - before) + self.ties, "sensitivity": hits[:, pc],
+             "specificity": hits[:, 1 - pc]},
+            {"auroc": pos * neg, "sensitivity": cases[:, pc], "specificity": cases[:, 1 - pc]},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -436,7 +457,7 @@ def _labels(at: np.ndarray) -> np.ndarray:
 def _run_sums(cum: np.ndarray, at: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
     """The sum of each run `at[i]` to `at[i + 1]` of the columns whose running sums
     (after a first column of 0) are `cum`, into `out`."""
-    ends = _gather(cum, at, scratch("run_ends", len(cum), len(at)))
+    ends = _gather(cum, at, scratch("run_ends", len(cum), len(at), cum.dtype.type))
     np.subtract(ends[:, 1:], ends[:, :-1], out=out)
 
 
