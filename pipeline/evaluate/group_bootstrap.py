@@ -175,12 +175,12 @@ class Ranks:
         _run_sums(cum, self.neg_at, out["counted"], scratch)
         drawn = _gather(draws, self.pos, scratch("drawn", b, p, wide))
         lo = _gather(cum, self.lo, scratch("lo", b, p, wide))
-        self.pos_of.add(np.multiply(drawn, lo, out=scratch("below", b, p, wide)), out["below"])
         if t:
             among = _gather(cum, self.hi, scratch("hi", b, t, wide))
             among -= _gather(lo, self.tied, scratch("lo_t", b, t, wide))
             tied = _gather(drawn, self.tied, scratch("drawn_t", b, t, wide))
             self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, wide)), out["ties"])
+        self.pos_of.add(np.multiply(drawn, lo, out=lo), out["below"])  # in place: less memory
 
     def unpack(self, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(each column's sum, its draws of the other class) from `add`'s packed sums."""
@@ -318,7 +318,7 @@ class Tally:
         self.pending: list[np.ndarray] = []  # the chunks received and not scored yet
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
-        per_row += 0 if ranks is None else len(ranks.neg) + 3 * len(ranks.pos)
+        per_row += 0 if ranks is None else len(ranks.neg) + 2 * len(ranks.pos)
         # a large split's arrays are not kept (their page faults matter less than memory)
         small = min(BATCH, replicates) * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
