@@ -182,9 +182,11 @@ class Ranks:
             self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, wide)), out["ties"])
         self.pos_of.add(np.multiply(drawn, lo, out=lo), out["below"])  # in place: less memory
 
-    def unpack(self, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(each column's sum, its draws of the other class) from `add`'s packed sums."""
-        return packed & ((1 << self.shift) - 1), packed >> self.shift
+    def unpack(self, packed: np.ndarray, other: np.ndarray) -> None:
+        """Each column's draws of the other class into `other`, and its sum in place of
+        `add`'s packed sums."""
+        np.right_shift(packed, self.shift, out=other)
+        np.bitwise_and(packed, (1 << self.shift) - 1, out=packed)
 
     def keep(self, columns: np.ndarray) -> Ranks:
         """These ranks of the result columns `columns` (bool per column) only: the cases of
@@ -316,6 +318,7 @@ class Tally:
     def __init__(self, plan: Plan, replicates: int) -> None:
         self.plan, self.replicates, self.filled, self.received = plan, replicates, 0, 0
         self.pending: list[np.ndarray] = []  # the chunks received and not scored yet
+        self.counted: Numerators | None = None  # once every replicate is in (`numerators`)
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
         per_row += 0 if ranks is None else len(ranks.neg) + 2 * len(ranks.pos)
@@ -367,9 +370,16 @@ class Tally:
     def numerators(self) -> Numerators:
         """Every metric of every result column on each replicate. Binary: AUROC,
         sensitivity, specificity; multi-class: accuracy and `recall_<c>`."""
-        plan = self.plan
         if self.filled != self.replicates:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
+        if self.counted is None:
+            self.counted = self._numerators()
+        return self.counted
+
+    def _numerators(self) -> Numerators:
+        """`numerators`, made once: the binary ones in the tally's own arrays (fresh ones
+        of this size cost more in page faults than their arithmetic)."""
+        plan = self.plan
         shape = (plan.offsets[-1], plan.classes, self.replicates)
         if plan.ranks is None:
             cases = np.take(self.cells, plan.cell_index, axis=0).reshape(shape)
@@ -384,19 +394,24 @@ class Tally:
             }
             return Numerators(x, den)
         # binary: a cell per (column, class); the other class's draws come with the sums
-        below, drawn = plan.ranks.unpack(self.below)
-        self.cells[1 - plan.counted_class :: 2] = drawn
+        plan.ranks.unpack(self.below, self.cells[1 - plan.counted_class :: 2])
         cases = self.cells.reshape(shape)
-        hits = cases - self.missed.reshape(shape)
+        hits = np.subtract(cases, self.missed.reshape(shape), out=self.missed.reshape(shape))
         pc = plan.positive_class
         pos, neg = cases[:, pc].astype(np.int64), cases[:, 1 - pc].astype(np.int64)
         counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
         # each column's running count began with the counted class of the columns before
-        before = other * (np.cumsum(counted, axis=0) - counted)
+        before = np.cumsum(counted, axis=0)
+        before -= counted
+        before *= other
+        auroc = self.below  # 2 x (the sum - before) + ties
+        auroc -= before
+        auroc *= 2
+        auroc += self.ties
         return Numerators(
-            {"auroc": 2 * (below - before) + self.ties, "sensitivity": hits[:, pc],
-             "specificity": hits[:, 1 - pc]},
-            {"auroc": pos * neg, "sensitivity": cases[:, pc], "specificity": cases[:, 1 - pc]},
+            {"auroc": auroc, "sensitivity": hits[:, pc], "specificity": hits[:, 1 - pc]},
+            {"auroc": np.multiply(pos, neg, out=pos), "sensitivity": cases[:, pc],
+             "specificity": cases[:, 1 - pc]},
         )  # fmt: skip
 
 
@@ -429,7 +444,12 @@ class Numerators:
         at[cols] = np.arange(len(cols))
         mine, theirs = at[paired_cols], at[reference_of[paired_cols]]
         k, p = len(cols), len(paired_cols)
-        rows = np.empty((len(self.x), k + p, len(next(iter(self.den.values()))[0])))
+        replicates = len(next(iter(self.den.values()))[0])
+        # the thread's while small: a fresh one costs more in page faults than its partition
+        cells = len(self.x) * (k + p) * replicates
+        scratch = Scratch.of_thread() if cells <= KEEP_CELLS else Scratch()
+        rows = scratch("interval_rows", len(self.x) * (k + p), replicates, np.float64)
+        rows = rows.reshape(len(self.x), k + p, replicates)
         for values, metric in zip(rows, self.x, strict=True):
             self.value(metric, cols, out=values[:k])
             np.subtract(values[mine], values[theirs], out=values[k:])
