@@ -10,8 +10,11 @@ gives no value for the metrics that need it, and is left out of their interval a
 whole split's `bootstrap.interval` leaves out undefined values. Every count, hit and AUROC
 numerator is an integer until the end, where each value is the float the whole split's
 bootstrap computes, so a group of every case gets exactly the whole split's intervals.
-All of it is numpy on small reused arrays, a chunk of replicates at a time: fresh large
-arrays per chunk cost more in page faults than the arithmetic on a busy host.
+All of it is numpy on reused arrays, BATCH replicates at a time (the whole split's chunks
+gathered), for the judged groups only (the others get points, no intervals): fresh large
+arrays per batch cost more in page faults than the arithmetic on a busy host. How it is
+measured and what each step saved: BENCHMARKS.md, "What `--subgroup` adds to the evaluate
+stage".
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ _THREAD = threading.local()
 
 
 class Scratch:
-    """Work arrays kept from one chunk of replicates to the next, and from one call to the
+    """Work arrays kept from one batch of replicates to the next, and from one call to the
     next in a thread (`Scratch.of_thread`): fresh ones are above malloc's mmap threshold,
     and their page faults took most of the time on a busy host."""
 
@@ -210,7 +213,7 @@ class Ranks:
 class Plan:
     """Every (attribute, variant) block of a split side by side: block b's groups are the
     result columns `offsets[b]` to `offsets[b + 1]`, scored on the whole split's case
-    counts, all blocks with a few numpy calls per chunk of replicates (`Tally`).
+    counts, all blocks with a few numpy calls per batch of replicates (`Tally`).
 
     A variant's hits in a cell (group, class) are the cell's draws less the draws of the
     cases it gets wrong (few); every block of an attribute shares its cells' draws.
