@@ -510,18 +510,37 @@ def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _percentiles(values: np.ndarray) -> list[list[float] | None]:
-    """`bootstrap.interval` of each row of (rows, B) floats: by one partition (in place)
-    and np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same
-    floats) where every replicate defines the value, else by `bootstrap.interval`."""
-    full = ~np.isnan(values).any(axis=1)
+    """`bootstrap.interval` of each row of (rows, B) floats: by one partition and
+    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same floats)
+    where every replicate defines the value, else by `bootstrap.interval`. A row equal to
+    an earlier one (variants that agree in a group, differences of 0) is not partitioned
+    again."""
+    sums = values.sum(axis=1)  # NaN where a replicate leaves the value undefined
+    same = np.arange(len(values))  # each row's first equal row
+    seen: dict[float, list[int]] = {}
+    for j, total in enumerate(sums.tolist()):
+        if total == total:  # not NaN
+            earlier = seen.setdefault(total, [])
+            row = values[j].tobytes()
+            same[j] = next((k for k in earlier if values[k].tobytes() == row), j)
+            if same[j] == j:
+                earlier.append(j)
+    distinct = np.flatnonzero((same == np.arange(len(values))) & ~np.isnan(sums))
     ranks, gamma = _ranks(values.shape[1])
-    chosen = values if full.all() else values[full]
+    chosen = values[distinct]
     chosen.partition(np.unique(ranks), axis=1)
     stats = chosen[:, ranks]
     before, after = stats[:, 0::2], stats[:, 1::2]
     diff = after - before
-    found = iter(np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist())
-    return [next(found) if f else bootstrap.interval(values[j]) for j, f in enumerate(full)]
+    found = dict(
+        zip(
+            distinct.tolist(),
+            np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist(),
+            strict=True,
+        )
+    )
+    return [found[k] if k in found else bootstrap.interval(values[j])
+            for j, k in enumerate(same.tolist())]  # fmt: skip
 
 
 def _place(found: list[Any], cols: np.ndarray, size: int) -> list[Any]:
