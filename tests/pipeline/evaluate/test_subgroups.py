@@ -302,6 +302,20 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
         )
 
 
+def test_interval_rows_are_shared_only_when_equal() -> None:
+    # a row equal to an earlier one reuses its interval; equal sums alone do not
+    from pipeline.evaluate.group_bootstrap import _percentiles
+
+    low = np.arange(2000.0)
+    shifted = low + np.where(low < 1000, -5.0, 5.0)  # the same sum, other percentiles
+    undefined = low.copy()
+    undefined[7] = np.nan
+    rows = np.stack([low, shifted, low, undefined, undefined])
+    expected = [bootstrap.interval(row) for row in rows]
+    assert expected[0] != expected[1]  # not vacuous
+    assert _percentiles(rows.copy()) == expected
+
+
 def test_the_evaluate_stage_scores_the_groups_on_its_own_replicates(monkeypatch: Any) -> None:
     # one set of draws for the whole split and its groups: the groups' intervals are those
     # of the whole split's replicates, not of draws of their own
