@@ -29,7 +29,10 @@ import numpy as np
 from pipeline.evaluate import bootstrap
 
 KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
-BATCH = 1000  # replicates scored together (the whole split's chunks are gathered up to it)
+# replicates scored together (the whole split's chunks are gathered up to it): fewer numpy
+# calls than chunk by chunk; a build's one evaluate stage pays the page faults of a larger
+# batch's fresh work arrays (1000 was faster warm, slower in a fresh process)
+BATCH = 500
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
 

@@ -285,7 +285,7 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
     scored, y, _ = _scored()
     site = np.array(["A"] * len(y))
     site[np.flatnonzero(y == 1)[2:]] = "B"  # A: 2 positives and every negative
-    direct = _restricted(scored, y, site == "A", 1300, 0)  # scored in two batches
+    direct = _restricted(scored, y, site == "A", 1300, 0)  # scored in three batches
     assert 0 < np.isnan(direct["int8"]["auroc"]).sum() < 650  # not vacuous
     per = variant_subgroups(
         scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=2,
