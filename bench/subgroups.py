@@ -10,10 +10,15 @@ per-group metrics and intervals) is timed on those files with and without the tw
 subgroups, interleaved, `--repeats` times each; the medians are compared.
 
     PYTHONPATH=. python bench/subgroups.py [--repeats 9] [--bootstrap 2000] [--json out.json]
+    PYTHONPATH=. python bench/subgroups.py --first-calls 10 [--json out.json]
     PYTHONPATH=. python bench/subgroups.py --builds 4 [--json out.json]
 
-The first takes about 20 s on two shared cores (most of it the one build); the second (the
-evaluate stage as whole builds time it, first calls included) 2-4 minutes.
+The first takes about 20 s on two shared cores (most of it the one build). The second times
+the stage as a build runs it, once per process: each of N fresh processes (per case,
+interleaved) evaluates once without subgroups (imports, interpreters), then once more,
+without or with them, and that call is timed (about 1 minute for 10). The third (the
+evaluate stage as whole builds time it, `timings_s.evaluate` to the millisecond) takes
+2-4 minutes and is noisy.
 """
 
 from __future__ import annotations
@@ -46,30 +51,38 @@ def write_data(path: Path, seed: int = 0) -> None:
     np.savez(path, x=x, y=ds.target.astype(np.int64), site=site, age=age)
 
 
-def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
+def prepare(tmp: str, bootstrap: int) -> tuple[Any, ...]:
+    """One default build of the bench's data in `tmp`: the evaluate stage's inputs."""
     from pipeline.cli import build_config
     from pipeline.config import Variant
     from pipeline.data.dataset import load
     from pipeline.data.fit import fit_to_model
-    from pipeline.evaluate.stage import OperatingPoint, evaluate_variants
+    from pipeline.evaluate.stage import OperatingPoint
     from pipeline.models import OutputKind
     from pipeline.quantize.ptq import postprocess_kind
     from pipeline.release.build import build
 
+    npz, out = Path(tmp, "wdbc_site.npz"), Path(tmp, "build")
+    write_data(npz)
+    config = build_config(
+        ["build", "--data", str(npz), "--subgroup", "site", "--subgroup", "age",
+         "--subgroup-bands", "age=0,50,70,120", "--bootstrap", str(bootstrap),
+         "--no-bench", "--out", str(out)]
+    )  # fmt: skip
+    report = build(config)
+    kind = OutputKind(report.model.output_kind)
+    int8_kind = postprocess_kind(report.quantization.postprocess, kind)
+    splits = fit_to_model(load(config.data), tuple(report.model.input_shape), str(npz))
+    paths = {v: out / v.filename for v in Variant if (out / v.filename).is_file()}
+    point = OperatingPoint(report.operating_point.threshold, {})
+    return paths, splits, kind, int8_kind, config, point
+
+
+def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
+    from pipeline.evaluate.stage import evaluate_variants
+
     with tempfile.TemporaryDirectory(prefix="bedside-subgroups-bench-") as tmp:
-        npz, out = Path(tmp, "wdbc_site.npz"), Path(tmp, "build")
-        write_data(npz)
-        config = build_config(
-            ["build", "--data", str(npz), "--subgroup", "site", "--subgroup", "age",
-             "--subgroup-bands", "age=0,50,70,120", "--bootstrap", str(bootstrap),
-             "--no-bench", "--out", str(out)]
-        )  # fmt: skip
-        report = build(config)
-        kind = OutputKind(report.model.output_kind)
-        int8_kind = postprocess_kind(report.quantization.postprocess, kind)
-        splits = fit_to_model(load(config.data), tuple(report.model.input_shape), str(npz))
-        paths = {v: out / v.filename for v in Variant if (out / v.filename).is_file()}
-        point = OperatingPoint(report.operating_point.threshold, {})
+        paths, splits, kind, int8_kind, config, point = prepare(tmp, bootstrap)
         timed: dict[str, list[float]] = {"without": [], "with": []}
         cases = {"without": replace(splits, subgroups=None), "with": splits}
         for _ in range(repeats):
@@ -84,6 +97,47 @@ def measure(repeats: int, bootstrap: int) -> dict[str, Any]:
         "bootstrap": bootstrap,
         "repeats": repeats,
         "evaluate_s_median": {"without": round(without, 4), "with": round(with_, 4)},
+        "added_pct": round((with_ - without) / without * 100, 1),
+        "all_s": {k: [round(t, 4) for t in v] for k, v in timed.items()},
+    }
+
+
+def first_call(state: Path, case: str) -> float:
+    """In this fresh process: one evaluate stage without subgroups, then the timed one."""
+    import pickle
+
+    from pipeline.evaluate.stage import evaluate_variants
+
+    paths, splits, kind, int8_kind, config, point = pickle.loads(state.read_bytes())
+    without = replace(splits, subgroups=None)
+    evaluate_variants(paths, without, "test", kind, int8_kind, config, point)
+    start = time.perf_counter()
+    chosen = splits if case == "with" else without
+    evaluate_variants(paths, chosen, "test", kind, int8_kind, config, point)
+    return time.perf_counter() - start
+
+
+def measure_first_calls(processes: int, bootstrap: int) -> dict[str, Any]:
+    """The stage as a build runs it: its first call with (or without) subgroups in each of
+    `processes` fresh processes per case, interleaved (`first_call`)."""
+    import pickle
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    timed: dict[str, list[float]] = {"without": [], "with": []}
+    with tempfile.TemporaryDirectory(prefix="bedside-subgroups-first-") as tmp:
+        state = Path(tmp, "state.pickle")
+        state.write_bytes(pickle.dumps(prepare(tmp, bootstrap)))
+        for _ in range(processes):
+            for name in timed:
+                argv = [sys.executable, __file__, "--first-call", name, "--state", str(state)]
+                done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+                timed[name].append(float(done.stdout.split()[-1]))
+    without, with_ = statistics.median(timed["without"]), statistics.median(timed["with"])
+    return {
+        "processes": processes,
+        "first_call_s_median": {"without": round(without, 4), "with": round(with_, 4)},
         "added_pct": round((with_ - without) / without * 100, 1),
         "all_s": {k: [round(t, 4) for t in v] for k, v in timed.items()},
     }
@@ -132,9 +186,25 @@ def main() -> None:
         default=0,
         help="instead: N whole default builds each way, timing the build's evaluate stage",
     )
+    parser.add_argument(
+        "--first-calls",
+        type=int,
+        default=0,
+        help="instead: the first evaluate stage with/without subgroups in N fresh processes each",
+    )
+    parser.add_argument("--first-call", choices=("without", "with"), help=argparse.SUPPRESS)
+    parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = measure_builds(args.builds) if args.builds else measure(args.repeats, args.bootstrap)
+    if args.first_call:  # a child of --first-calls
+        print(first_call(args.state, args.first_call))
+        return
+    if args.builds:
+        result = measure_builds(args.builds)
+    elif args.first_calls:
+        result = measure_first_calls(args.first_calls, args.bootstrap)
+    else:
+        result = measure(args.repeats, args.bootstrap)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,15 +10,18 @@ gives no value for the metrics that need it, and is left out of their interval a
 whole split's `bootstrap.interval` leaves out undefined values. Every count, hit and AUROC
 numerator is an integer until the end, where each value is the float the whole split's
 bootstrap computes, so a group of every case gets exactly the whole split's intervals.
-All of it is numpy on small reused arrays, a chunk of replicates at a time: fresh large
-arrays per chunk cost more in page faults than the arithmetic on a busy host.
+All of it is numpy on reused arrays, BATCH replicates at a time (the whole split's chunks
+gathered), for the judged groups only (the others get points, no intervals): fresh large
+arrays per batch cost more in page faults than the arithmetic on a busy host. How it is
+measured and what each step saved: BENCHMARKS.md, "What `--subgroup` adds to the evaluate
+stage".
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,12 +29,16 @@ import numpy as np
 from pipeline.evaluate import bootstrap
 
 KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
+# replicates scored together (the whole split's chunks are gathered up to it): fewer numpy
+# calls than chunk by chunk; a build's one evaluate stage pays the page faults of a larger
+# batch's fresh work arrays (1000 was faster warm, slower in a fresh process)
+BATCH = 500
 QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
 
 
 class Scratch:
-    """Work arrays kept from one chunk of replicates to the next, and from one call to the
+    """Work arrays kept from one batch of replicates to the next, and from one call to the
     next in a thread (`Scratch.of_thread`): fresh ones are above malloc's mmap threshold,
     and their page faults took most of the time on a busy host."""
 
@@ -46,11 +53,12 @@ class Scratch:
         return _THREAD.scratch
 
     def __call__(self, name: str, rows: int, cols: int, dtype: type = np.int32) -> np.ndarray:
-        """`rows` rows of the (at least `rows`, `cols`) array `name`, made on first use."""
-        array = self._arrays.get(name)
-        if array is None or len(array) < rows or array.shape[1] != cols or array.dtype != dtype:
-            array = self._arrays[name] = np.zeros((rows, cols), dtype)
-        return array[:rows]
+        """A (`rows`, `cols`) array on the start of the flat array `name`, made on first
+        use and again only when too small (plans of other widths share it)."""
+        flat = self._arrays.get(name)
+        if flat is None or len(flat) < rows * cols or flat.dtype != dtype:
+            flat = self._arrays[name] = np.zeros(rows * cols, dtype)
+        return flat[: rows * cols].reshape(rows, cols)
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,10 @@ class Segments:
 
     @classmethod
     def of(cls, labels: np.ndarray) -> Segments:
-        present, starts = np.unique(labels, return_index=True)
-        return cls(present, np.append(starts[1:], len(labels)) - 1)
+        """The runs of `labels` (sorted)."""
+        ends = np.flatnonzero(labels[1:] != labels[:-1])
+        ends = np.append(ends, len(labels) - 1) if len(labels) else ends
+        return cls(labels[ends], ends)
 
     def add(self, values: np.ndarray, out: np.ndarray) -> None:
         """Each label's sum over its columns of `values` (B, m, integers whose sum over
@@ -102,23 +112,34 @@ class Ranks:
 
     The sum is the same counted from either class (a positive above a negative is a
     negative below a positive), and the class laid out for the running count costs two
-    passes per replicate where the other costs five: the larger class is the one counted.
+    passes per replicate where the other costs four: the larger class is the one counted.
+
+    The running count starts at `offset`, a power of two above any column's sum, so each
+    column's sum also holds its draws of the other class (`offset` times them): the
+    group's cases of that class come without a pass of their own (`Ranks.unpack`).
     """
 
-    neg: np.ndarray  # the cases of every block's negatives, (block, group, score) order
+    neg: np.ndarray  # the offset's column, then the cases of every block's negatives,
+    # (block, group, score) order
     pos: np.ndarray  # the case of each (block, positive)
     lo: np.ndarray  # ... its running index past the negatives scored below it
     tied: np.ndarray  # the (block, positive) entries that tie with negatives ...
     hi: np.ndarray  # ... and their running index past those ties
     pos_of: Segments  # (block, positive) entries by result column
     tied_of: Segments
+    neg_at: np.ndarray  # where each result column's run of `neg` starts, and the end
+    pos_at: np.ndarray  # ... of `pos`
     flipped: bool  # the positives are the class counted (laid out as `neg`)
-    wide: type  # the sums' integer type: int32 unless one could pass 2**31
+    wide: type  # the draws' and sums' integer type: int32 unless one could pass 2**31
+    shift: int  # offset = 2**shift
 
     @classmethod
-    def of(cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], cases: int) -> Ranks:
+    def of(
+        cls, neg: Sequence[np.ndarray], pos: Sequence[np.ndarray], cases: int, columns: int
+    ) -> Ranks:
         """`neg`, `pos`: per block, (case, result column, score rank below `cases`) of its
-        negatives and of its positives, columns ascending block to block."""
+        negatives and of its positives, columns ascending block to block; `columns`: the
+        result columns."""
         flipped = sum(b.shape[1] for b in pos) > sum(b.shape[1] for b in neg)
         if flipped:
             flip = np.array([[0], [0], [cases - 1]])  # rank -> cases - 1 - rank
@@ -132,39 +153,70 @@ class Ranks:
         n_key, p_key = n[1] * size + n[2], p[1] * size + p[2]
         lo, hi = np.searchsorted(n_key, p_key, "left"), np.searchsorted(n_key, p_key, "right")
         tied = np.flatnonzero(hi != lo)
-        wide = np.int32 if len(p[0]) * (len(n[0]) + 1) < 2**31 else np.int64
+        # a column's sum: at most (its draws of the other class, at most len(p) in all)
+        # x (the running count, at most len(n))
+        shift = (len(p[0]) * (len(n[0]) + 1)).bit_length()
+        packed = (len(p[0]) + 1) << shift
+        if packed >= 2**63:
+            raise ValueError(f"{len(p[0])} x {len(n[0])} cases are too many to count in int64")
+        wide = np.int32 if packed < 2**31 else np.int64
+        every = np.arange(columns + 1)
         return cls(
-            n[0], p[0], lo, tied, hi[tied], Segments.of(p[1]), Segments.of(p[1][tied]),
-            flipped, wide,
+            np.append(cases, n[0]), p[0], lo, tied, hi[tied], Segments.of(p[1]),
+            Segments.of(p[1][tied]), np.searchsorted(n[1], every), np.searchsorted(p[1], every),
+            flipped, wide, shift,
         )  # fmt: skip
 
-    def add(
-        self, counts: np.ndarray, below: np.ndarray, ties: np.ndarray, scratch: Scratch
-    ) -> None:
-        """Per replicate (row of `counts`, the draws of each case) and result column, the
-        draws of its positives times the negatives drawn below them (including those of
-        earlier columns), and times those tied with them, into `below` and `ties`."""
-        b, p, t = len(counts), len(self.pos), len(self.tied)
-        # a gather, not counts[:, index]: that gives a column-major array, slow to sum along
+    def add(self, draws: np.ndarray, out: Mapping[str, np.ndarray], scratch: Scratch) -> None:
+        """Per replicate (row of `draws`, the draws of each case, then the offset: `wide`
+        integers) and result column, the draws of its positives times the negatives drawn
+        below them (including those of earlier columns) plus the offset, and times those
+        tied with them, into `out["below"]` (packed: see `unpack`) and `out["ties"]`; its
+        draws of the counted class into `out["counted"]`."""
+        b, p, t, wide = len(draws), len(self.pos), len(self.tied), self.wide
+        # a gather, not draws[:, index]: that gives a column-major array, slow to sum along
         # rows; integer running sums: fast, exact
-        neg, cum = scratch("neg", b, len(self.neg)), scratch("cum", b, len(self.neg) + 1)
-        np.cumsum(_gather(counts, self.neg, neg), axis=1, out=cum[:, 1:])
-        drawn = _gather(counts, self.pos, scratch("drawn", b, p))
-        lo = _gather(cum, self.lo, scratch("lo", b, p))
-        below_p = np.multiply(drawn, lo, out=scratch("below", b, p, self.wide))
-        self.pos_of.add(below_p, below)
+        cum = _gather(draws, self.neg, scratch("cum", b, len(self.neg), wide))
+        np.cumsum(cum, axis=1, out=cum)
+        _run_sums(cum, self.neg_at, out["counted"], scratch)
+        drawn = _gather(draws, self.pos, scratch("drawn", b, p, wide))
+        lo = _gather(cum, self.lo, scratch("lo", b, p, wide))
         if t:
-            among = _gather(cum, self.hi, scratch("hi", b, t))
-            among -= _gather(lo, self.tied, scratch("lo_t", b, t))
-            tied = _gather(drawn, self.tied, scratch("drawn_t", b, t))
-            self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, self.wide)), ties)
+            among = _gather(cum, self.hi, scratch("hi", b, t, wide))
+            among -= _gather(lo, self.tied, scratch("lo_t", b, t, wide))
+            tied = _gather(drawn, self.tied, scratch("drawn_t", b, t, wide))
+            self.tied_of.add(np.multiply(tied, among, out=scratch("ties", b, t, wide)), out["ties"])
+        self.pos_of.add(np.multiply(drawn, lo, out=lo), out["below"])  # in place: less memory
+
+    def unpack(self, packed: np.ndarray, other: np.ndarray) -> None:
+        """Each column's draws of the other class into `other`, and its sum in place of
+        `add`'s packed sums."""
+        np.right_shift(packed, self.shift, out=other)
+        np.bitwise_and(packed, (1 << self.shift) - 1, out=packed)
+
+    def keep(self, columns: np.ndarray) -> Ranks:
+        """These ranks of the result columns `columns` (bool per column) only: the cases of
+        the others are left out (their sums are 0), and every index moves past them."""
+        n_col, p_col = _labels(self.neg_at), _labels(self.pos_at)
+        n_keep, p_keep = columns[n_col], columns[p_col]
+        dropped = np.concatenate([[0], np.cumsum(~n_keep)])  # entries dropped before each
+        t_keep = p_keep[self.tied]
+        lo, hi = self.lo[p_keep], self.hi[t_keep]
+        tied = (np.cumsum(p_keep) - 1)[self.tied[t_keep]]
+        every, p_col = np.arange(len(columns) + 1), p_col[p_keep]
+        return replace(
+            self, neg=self.neg[np.append(True, n_keep)], pos=self.pos[p_keep],
+            lo=lo - dropped[lo], tied=tied,
+            hi=hi - dropped[hi], pos_of=Segments.of(p_col), tied_of=Segments.of(p_col[tied]),
+            neg_at=np.searchsorted(n_col[n_keep], every), pos_at=np.searchsorted(p_col, every),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Plan:
     """Every (attribute, variant) block of a split side by side: block b's groups are the
     result columns `offsets[b]` to `offsets[b + 1]`, scored on the whole split's case
-    counts, all blocks with a few numpy calls per chunk of replicates (`Tally`).
+    counts, all blocks with a few numpy calls per batch of replicates (`Tally`).
 
     A variant's hits in a cell (group, class) are the cell's draws less the draws of the
     cases it gets wrong (few); every block of an attribute shares its cells' draws.
@@ -175,9 +227,9 @@ class Plan:
     classes: int
     positive_class: int
     cases: int  # of the split
-    columns: np.ndarray  # every attribute's cases in its cell order, side by side ...
-    cell_of: Segments  # ... by attribute cell
-    cell_index: np.ndarray  # the attribute cell of each block cell (column x classes + class)
+    columns: np.ndarray  # multi-class: every attribute's cases in its cell order, ...
+    cell_of: Segments  # ... by attribute cell (binary: none; `Ranks.add` counts the cells)
+    cell_index: np.ndarray  # the cell of each block cell (column x classes + class)
     wrong: np.ndarray  # the cases each block's variant gets wrong ...
     wrong_of: Segments  # ... by block cell
     ranks: Ranks | None  # binary tasks
@@ -194,7 +246,7 @@ class Plan:
         offsets = np.cumsum([0] + [s.groups for s in strata for _ in scored])
         first = np.cumsum([0] + [s.groups * classes for s in strata])  # attributes' 1st cells
         preds = np.stack([pred for _, pred in scored])
-        ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
+        score_ranks = np.stack([np.unique(p[:, pc], return_inverse=True)[1] for p, _ in scored])
         wrong: list[np.ndarray] = []
         cells: list[np.ndarray] = []
         neg: list[np.ndarray] = []
@@ -209,119 +261,181 @@ class Plan:
             for part, where in ((neg, truth != pc), (pos, truth == pc)) if classes == 2 else ():
                 at = np.flatnonzero(where)
                 rows = (np.broadcast_to(s.order[at], (v, len(at))), group[at] + block,
-                        ranks[:, s.order[at]])  # fmt: skip
+                        score_ranks[:, s.order[at]])  # fmt: skip
                 part.append(np.stack([r.ravel() for r in rows]))
-        own = np.arange(classes * max(s.groups for s in strata))
+        if classes == 2:  # the groups' cases of each class come with the ranks (`Ranks.add`)
+            ranks = Ranks.of(neg, pos, len(y), int(offsets[-1]))
+            laid, cell_index = np.zeros(0, np.intp), np.arange(int(offsets[-1]) * 2)
+        else:
+            own = np.arange(classes * max(s.groups for s in strata))
+            ranks, laid = None, np.concatenate([s.order for s in strata])
+            cell_index = np.concatenate([own[: s.groups * classes] + f
+                                         for s, f in zip(strata, first, strict=False)
+                                         for _ in scored])  # fmt: skip
         return cls(
-            strata, tuple(offsets.tolist()), classes, pc, len(y),
-            np.concatenate([s.order for s in strata]),
-            Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])),
-            np.concatenate([own[: s.groups * classes] + f
-                            for s, f in zip(strata, first, strict=False) for _ in scored]),
-            np.concatenate(wrong), Segments.of(np.concatenate(cells)),
-            Ranks.of(neg, pos, len(y)) if classes == 2 else None,
+            strata, tuple(offsets.tolist()), classes, pc, len(y), laid,
+            Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])
+                        if ranks is None else laid),
+            cell_index, np.concatenate(wrong), Segments.of(np.concatenate(cells)), ranks,
         )  # fmt: skip
+
+    @property
+    def counted_class(self) -> int:
+        """The class a binary task's ranks count (`Ranks`)."""
+        flipped = self.ranks is not None and self.ranks.flipped
+        return self.positive_class if flipped else 1 - self.positive_class
 
     def tally(self, replicates: int) -> Tally:
         """An empty tally of `replicates` replicates, to be fed their case counts."""
         return Tally(self, replicates)
 
+    def keep(self, columns: np.ndarray) -> Plan:
+        """This plan scoring the result columns `columns` (bool per column) only, e.g. the
+        groups whose intervals a report shows: a tally of it gives the others no values."""
+        cell = np.repeat(self.wrong_of.present, np.diff(self.wrong_of.ends, prepend=-1))
+        kept = columns[cell // self.classes]
+        ranks = None if self.ranks is None else self.ranks.keep(columns)
+        return replace(self, wrong=self.wrong[kept], wrong_of=Segments.of(cell[kept]), ranks=ranks)
+
     def points(self) -> dict[str, np.ndarray]:
-        """metric -> (1, result columns): every case drawn once."""
+        """metric -> (result columns,): every case drawn once."""
         ones = Tally(self, 1)
         ones.add(np.ones((1, self.cases), np.int32))
         values = ones.numerators()
-        return {m: values.value(m) for m in values.x}
+        return {m: values.value(m)[:, 0] for m in values.x}
 
     @property
     def block_sizes(self) -> np.ndarray:
         """Groups per block."""
         return np.diff(self.offsets)
 
-    def block(self, values: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
-        """The columns of block `b` (its groups) of `values`."""
-        return {m: v[:, self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
+    def block(self, values: Mapping[str, Any], b: int) -> dict[str, Any]:
+        """The result columns of block `b` (its groups) of `values` (arrays or lists,
+        columns first)."""
+        return {m: v[self.offsets[b] : self.offsets[b + 1]] for m, v in values.items()}
 
 
 class Tally:
     """A `Plan`'s integers over replicates, fed chunk by chunk with the whole split's case
-    counts (`add`, e.g. as `bootstrap.intervals` streams them), then `numerators`."""
+    counts (`add`, e.g. as `bootstrap.intervals` streams them), then `numerators`. The
+    chunks are scored BATCH replicates at a time: each numpy call then costs less per
+    replicate than on one chunk of `bootstrap.CHUNK`."""
 
     def __init__(self, plan: Plan, replicates: int) -> None:
-        self.plan, self.replicates, self.filled = plan, replicates, 0
+        self.plan, self.replicates, self.filled, self.received = plan, replicates, 0, 0
+        self.pending: list[np.ndarray] = []  # the chunks received and not scored yet
+        self.counted: Numerators | None = None  # once every replicate is in (`numerators`)
         ranks = plan.ranks
         per_row = plan.cases + len(plan.columns) + len(plan.wrong)
-        per_row += 0 if ranks is None else len(ranks.neg) + 1 + 3 * len(ranks.pos)
+        per_row += 0 if ranks is None else len(ranks.neg) + 2 * len(ranks.pos)
         # a large split's arrays are not kept (their page faults matter less than memory)
-        small = bootstrap.CHUNK * per_row <= KEEP_CELLS
+        small = min(BATCH, replicates) * per_row <= KEEP_CELLS
         self.scratch = Scratch.of_thread() if small else Scratch()
-        self.cells = np.zeros((replicates, int(plan.cell_index.max(initial=-1)) + 1), np.int32)
-        self.missed = np.zeros((replicates, len(plan.cell_index)), np.int32)
-        self.below = np.zeros((replicates, plan.offsets[-1]), np.int64)
+        # replicates last: each column's replicates are one row for the intervals' partition
+        self.cells = np.zeros((int(plan.cell_index.max(initial=-1)) + 1, replicates), np.int32)
+        self.missed = np.zeros((len(plan.cell_index), replicates), np.int32)
+        self.below = np.zeros((plan.offsets[-1], replicates), np.int64)
         self.ties = np.zeros_like(self.below)
 
     def add(self, counts: np.ndarray) -> None:
-        """The next replicates: (chunk, cases) draws of each case of the split."""
-        plan, scratch, start = self.plan, self.scratch, self.filled
-        end = start + len(counts)
-        if end > self.replicates:
-            raise ValueError(f"a tally of {self.replicates} replicates got {end}")
-        b = len(counts)
-        draws = scratch("draws", b, plan.cases)
-        np.copyto(draws, counts, casting="unsafe")  # float counts are whole numbers
-        laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
-        plan.cell_of.add(laid, self.cells[start:end])
-        wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong)))
-        plan.wrong_of.add(wrong, self.missed[start:end])
-        if plan.ranks is not None:
-            plan.ranks.add(draws, self.below[start:end], self.ties[start:end], scratch)
+        """The next replicates: (chunk, cases) draws of each case of the split (kept, not
+        copied, until their batch is scored: not to be changed after)."""
+        received = self.received + len(counts)
+        if received > self.replicates:
+            raise ValueError(f"a tally of {self.replicates} replicates got {received}")
+        self.pending.append(counts)
+        self.received = received
+        if received - self.filled >= BATCH or received == self.replicates:
+            self._score()
+
+    def _score(self) -> None:
+        """Scores the pending chunks."""
+        plan, scratch, start, end = self.plan, self.scratch, self.filled, self.received
+        b = end - start
+        wide = np.int32 if plan.ranks is None else plan.ranks.wide
+        draws = scratch("draws", b, plan.cases + 1, wide)
+        draws[:, -1] = 0 if plan.ranks is None else 1 << plan.ranks.shift  # `Ranks.add`
+        at = 0
+        for counts in self.pending:  # float counts are whole numbers
+            np.copyto(draws[at : at + len(counts), :-1], counts, casting="unsafe")
+            at += len(counts)
+        self.pending = []
+        wrong = _gather(draws, plan.wrong, scratch("wrong", b, len(plan.wrong), wide))
+        plan.wrong_of.add(wrong, self.missed[:, start:end].T)
+        if plan.ranks is None:
+            laid = _gather(draws, plan.columns, scratch("laid", b, len(plan.columns)))
+            plan.cell_of.add(laid, self.cells[:, start:end].T)
+        else:  # a binary task's cells are (result column, class)
+            counted = plan.counted_class
+            out: dict[str, np.ndarray] = {
+                "below": self.below, "ties": self.ties, "counted": self.cells[counted::2],
+            }  # fmt: skip
+            plan.ranks.add(draws, {k: v[:, start:end].T for k, v in out.items()}, scratch)
         self.filled = end
 
     def numerators(self) -> Numerators:
         """Every metric of every result column on each replicate. Binary: AUROC,
         sensitivity, specificity; multi-class: accuracy and `recall_<c>`."""
-        plan = self.plan
         if self.filled != self.replicates:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
-        shape = (self.replicates, plan.offsets[-1], plan.classes)
-        cases = np.take(self.cells, plan.cell_index, axis=1).reshape(shape)
-        hits = cases - self.missed.reshape(shape)
-        if plan.ranks is not None:
-            pc = plan.positive_class
-            pos, neg = cases[..., pc].astype(np.int64), cases[..., 1 - pc].astype(np.int64)
-            counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
-            # each column's running count began with the counted class of the columns before
-            before = other * (np.cumsum(counted, axis=1) - counted)
-            return Numerators(
-                {"auroc": 2 * (self.below - before) + self.ties, "sensitivity": hits[..., pc],
-                 "specificity": hits[..., 1 - pc]},
-                {"auroc": pos * neg, "sensitivity": cases[..., pc],
-                 "specificity": cases[..., 1 - pc]},
-            )  # fmt: skip
-        x = {
-            "accuracy": hits.sum(axis=2),
-            **{f"recall_{c}": hits[..., c] for c in range(plan.classes)},
-        }
-        den = {
-            "accuracy": cases.sum(axis=2),
-            **{f"recall_{c}": cases[..., c] for c in range(plan.classes)},
-        }
-        return Numerators(x, den)
+        if self.counted is None:
+            self.counted = self._numerators()
+        return self.counted
+
+    def _numerators(self) -> Numerators:
+        """`numerators`, made once: the binary ones in the tally's own arrays (fresh ones
+        of this size cost more in page faults than their arithmetic)."""
+        plan = self.plan
+        shape = (plan.offsets[-1], plan.classes, self.replicates)
+        if plan.ranks is None:
+            cases = np.take(self.cells, plan.cell_index, axis=0).reshape(shape)
+            hits = cases - self.missed.reshape(shape)
+            x = {
+                "accuracy": hits.sum(axis=1),
+                **{f"recall_{c}": hits[:, c] for c in range(plan.classes)},
+            }
+            den = {
+                "accuracy": cases.sum(axis=1),
+                **{f"recall_{c}": cases[:, c] for c in range(plan.classes)},
+            }
+            return Numerators(x, den)
+        # binary: a cell per (column, class); the other class's draws come with the sums
+        plan.ranks.unpack(self.below, self.cells[1 - plan.counted_class :: 2])
+        cases = self.cells.reshape(shape)
+        hits = np.subtract(cases, self.missed.reshape(shape), out=self.missed.reshape(shape))
+        pc = plan.positive_class
+        pos, neg = cases[:, pc].astype(np.int64), cases[:, 1 - pc].astype(np.int64)
+        counted, other = (pos, neg) if plan.ranks.flipped else (neg, pos)
+        # each column's running count began with the counted class of the columns before
+        before = np.cumsum(counted, axis=0)
+        before -= counted
+        before *= other
+        auroc = self.below  # 2 x (the sum - before) + ties
+        auroc -= before
+        auroc *= 2
+        auroc += self.ties
+        return Numerators(
+            {"auroc": auroc, "sensitivity": hits[:, pc], "specificity": hits[:, 1 - pc]},
+            {"auroc": np.multiply(pos, neg, out=pos), "sensitivity": cases[:, pc],
+             "specificity": cases[:, 1 - pc]},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Numerators:
-    """Each metric as integers per replicate and result column: the value is
+    """Each metric as integers per result column and replicate: the value is
     `x / 2 / den` for AUROC (x counts ties once and the rest twice) and `x / den`
     otherwise, the very float the whole split's bootstrap computes; NaN where `den` is 0
     (a group without a class in that replicate)."""
 
-    x: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
-    den: dict[str, np.ndarray]  # metric -> (replicates, columns) integers
+    x: dict[str, np.ndarray]  # metric -> (columns, replicates) integers
+    den: dict[str, np.ndarray]  # metric -> (columns, replicates) integers
 
-    def value(self, metric: str, cols: Any = slice(None)) -> np.ndarray:
-        """(replicates, columns) floats of `metric` (of the columns `cols`)."""
-        return _divide(self.x[metric][:, cols], self.den[metric][:, cols], metric)
+    def value(
+        self, metric: str, cols: Any = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(columns, replicates) floats of `metric` (of the columns `cols`), into `out`."""
+        return _divide(self.x[metric][cols], self.den[metric][cols], metric, out)
 
     def intervals(
         self, judged: np.ndarray, paired: np.ndarray, reference_of: np.ndarray
@@ -329,16 +443,28 @@ class Numerators:
         """(metric -> each column's `bootstrap.interval`, metric -> that of the paired
         difference from column `reference_of[column]`), for the columns a verdict reads
         (`judged`; `paired`: judged groups of the other variants, whose reference columns
-        are judged too); None elsewhere."""
-        out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
+        are judged too); None elsewhere. Every metric's values and differences are one
+        array, partitioned at once."""
         cols, paired_cols = np.flatnonzero(judged), np.flatnonzero(paired)
         at = np.zeros(len(judged), np.intp)
         at[cols] = np.arange(len(cols))
-        for metric in self.x:
-            values = self.value(metric, cols)
-            out[0][metric] = _place(_percentiles(values), cols, len(judged))
-            diff = values[:, at[paired_cols]] - values[:, at[reference_of[paired_cols]]]
-            out[1][metric] = _place(_percentiles(diff), paired_cols, len(paired))
+        mine, theirs = at[paired_cols], at[reference_of[paired_cols]]
+        k, p = len(cols), len(paired_cols)
+        replicates = len(next(iter(self.den.values()))[0])
+        # the thread's while small: a fresh one costs more in page faults than its partition
+        cells = len(self.x) * (k + p) * replicates
+        scratch = Scratch.of_thread() if cells <= KEEP_CELLS else Scratch()
+        rows = scratch("interval_rows", len(self.x) * (k + p), replicates, np.float64)
+        rows = rows.reshape(len(self.x), k + p, replicates)
+        for values, metric in zip(rows, self.x, strict=True):
+            self.value(metric, cols, out=values[:k])
+            np.subtract(values[mine], values[theirs], out=values[k:])
+        found = _percentiles(rows.reshape(-1, rows.shape[2]))
+        out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
+        for i, metric in enumerate(self.x):
+            mine_found = found[i * (k + p) : (i + 1) * (k + p)]
+            out[0][metric] = _place(mine_found[:k], cols, len(judged))
+            out[1][metric] = _place(mine_found[k:], paired_cols, len(paired))
         return out
 
 
@@ -349,11 +475,31 @@ def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarra
     return np.take(values, index, axis=1, out=out, mode="clip")
 
 
-def _divide(x: np.ndarray, den: np.ndarray, metric: str) -> np.ndarray:
-    """The whole split's float of each numerator (see `Numerators`)."""
-    num = x * 0.5 if metric == "auroc" else x.astype(np.float64)
+def _labels(at: np.ndarray) -> np.ndarray:
+    """The label of each entry of runs that start at `at[i]` (label i) and end at `at[-1]`."""
+    return np.repeat(np.arange(len(at) - 1), np.diff(at))
+
+
+def _run_sums(cum: np.ndarray, at: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+    """The sum of each run `at[i]` to `at[i + 1]` of the columns whose running sums
+    (after a first column of 0) are `cum`, into `out`."""
+    ends = _gather(cum, at, scratch("run_ends", len(cum), len(at), cum.dtype.type))
+    np.subtract(ends[:, 1:], ends[:, :-1], out=out)
+
+
+def _divide(
+    x: np.ndarray, den: np.ndarray, metric: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The whole split's float of each numerator (see `Numerators`), into `out`: the
+    same division of the same floats (x * 0.5 and x * 1.0 are exact)."""
+    out = np.empty(x.shape) if out is None else out
+    np.multiply(x, 0.5 if metric == "auroc" else 1.0, out=out)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+        np.divide(out, den, out=out)
+    empty = den == 0  # counts: never below 0
+    if empty.any():
+        out[empty] = np.nan
+    return out
 
 
 def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -367,18 +513,37 @@ def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _percentiles(values: np.ndarray) -> list[list[float] | None]:
-    """`bootstrap.interval` of each column of (B, columns) floats: by one partition and
-    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same
-    floats) where every replicate defines the value, else by `bootstrap.interval`."""
-    b = len(values)
-    full = ~np.isnan(values).any(axis=0)
-    ranks, gamma = _ranks(b)
-    stats = np.partition(np.ascontiguousarray(values[:, full].T), np.unique(ranks), axis=1)
-    stats = stats[:, ranks]
+    """`bootstrap.interval` of each row of (rows, B) floats: by one partition and
+    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same floats)
+    where every replicate defines the value, else by `bootstrap.interval`. A row equal to
+    an earlier one (variants that agree in a group, differences of 0) is not partitioned
+    again."""
+    sums = values.sum(axis=1)  # NaN where a replicate leaves the value undefined
+    same = np.arange(len(values))  # each row's first equal row
+    seen: dict[float, list[int]] = {}
+    for j, total in enumerate(sums.tolist()):
+        if total == total:  # not NaN
+            earlier = seen.setdefault(total, [])
+            row = values[j].tobytes()
+            same[j] = next((k for k in earlier if values[k].tobytes() == row), j)
+            if same[j] == j:
+                earlier.append(j)
+    distinct = np.flatnonzero((same == np.arange(len(values))) & ~np.isnan(sums))
+    ranks, gamma = _ranks(values.shape[1])
+    chosen = values[distinct]
+    chosen.partition(np.unique(ranks), axis=1)
+    stats = chosen[:, ranks]
     before, after = stats[:, 0::2], stats[:, 1::2]
     diff = after - before
-    found = iter(np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist())
-    return [next(found) if f else bootstrap.interval(values[:, j]) for j, f in enumerate(full)]
+    found = dict(
+        zip(
+            distinct.tolist(),
+            np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist(),
+            strict=True,
+        )
+    )
+    return [found[k] if k in found else bootstrap.interval(values[j])
+            for j, k in enumerate(same.tolist())]  # fmt: skip
 
 
 def _place(found: list[Any], cols: np.ndarray, size: int) -> list[Any]:

@@ -18,6 +18,7 @@ ask: which judged validation group loses most against its budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,17 +86,17 @@ def describe(
 
 
 def _finite(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+    return None if math.isnan(value) else float(value)
 
 
 def _point(values: Mapping[str, np.ndarray], g: int) -> dict[str, Any]:
     """A group's point metrics from `Plan.points`."""
     if "auroc" in values:
-        return {m: _finite(values[m][0, g]) for m in BINARY_METRICS}
+        return {m: _finite(values[m][g]) for m in BINARY_METRICS}
     recall = sorted((int(m.split("_")[1]), v) for m, v in values.items() if m != "accuracy")
     return {
-        "accuracy": _finite(values["accuracy"][0, g]),
-        "per_class_recall": [_finite(v[0, g]) for _, v in recall],
+        "accuracy": _finite(values["accuracy"][g]),
+        "per_class_recall": [_finite(v[g]) for _, v in recall],
     }
 
 
@@ -176,9 +177,20 @@ class SplitGroups:
         plan = Plan.of(codes, y, list(scored.values()), positive_class)
         return cls(masks, judged, tuple(scored), plan)
 
+    @property
+    def blocks(self) -> list[tuple[str, str]]:
+        """(attribute, variant) of each block of result columns, as `Plan` lays them."""
+        return [(n, v) for n in self.masks for v in self.variants]
+
+    @property
+    def judged_columns(self) -> np.ndarray:
+        """Whether each result column's group is judged (it alone gets intervals)."""
+        return np.concatenate([self.judged[n] for n, _ in self.blocks]).astype(bool)
+
     def tally(self, replicates: int) -> Tally:
-        """Where the whole split's replicates go (`Tally.add`, chunk by chunk)."""
-        return self.plan.tally(replicates)
+        """Where the whole split's replicates go (`Tally.add`, chunk by chunk): only the
+        judged groups are scored on them."""
+        return self.plan.keep(self.judged_columns).tally(replicates)
 
     def report(
         self, metrics: Mapping[str, Mapping[str, Any]], replicates: Numerators | None
@@ -191,8 +203,8 @@ class SplitGroups:
                 for no intervals.
         """
         plan, reference = self.plan, self.variants[0]
-        blocks = [(n, v) for n in self.masks for v in self.variants]  # as Plan lays them
-        points = plan.points()
+        blocks = self.blocks
+        points = {m: v.tolist() for m, v in plan.points().items()}  # floats, read one by one
         every = None
         if replicates is not None:  # intervals only for the judged groups
             reference_of = np.concatenate([
@@ -200,7 +212,7 @@ class SplitGroups:
                 + plan.offsets[blocks.index((n, reference))]
                 for b, (n, _) in enumerate(blocks)
             ])  # fmt: skip
-            judged = np.concatenate([self.judged[n] for n, _ in blocks]).astype(bool)
+            judged = self.judged_columns
             others = np.repeat([v != reference for _, v in blocks], plan.block_sizes)
             every = replicates.intervals(judged, judged & others, reference_of)
         out: dict[str, dict[str, Any]] = {v: {n: {} for n in self.masks} for v in self.variants}
@@ -215,10 +227,9 @@ class SplitGroups:
                     for v, b in index.items()
                 }  # fmt: skip
             for g, (value, mask) in enumerate(by_value.items()):
-                group_points = {
-                    v: {"n": int(mask.sum()), **_point(plan.block(points, b), g)}
-                    for v, b in index.items()
-                }
+                n = int(np.count_nonzero(mask))
+                group_points = {v: {"n": n, **_point(plan.block(points, b), g)}
+                                for v, b in index.items()}  # fmt: skip
                 group_cis = (
                     _group_intervals(cis, group_points, g, reference)
                     if self.judged[name][g] and cis

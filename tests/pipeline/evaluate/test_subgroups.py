@@ -285,11 +285,11 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
     scored, y, _ = _scored()
     site = np.array(["A"] * len(y))
     site[np.flatnonzero(y == 1)[2:]] = "B"  # A: 2 positives and every negative
-    direct = _restricted(scored, y, site == "A", 1000, 0)
-    assert 0 < np.isnan(direct["int8"]["auroc"]).sum() < 500  # not vacuous
+    direct = _restricted(scored, y, site == "A", 1300, 0)  # scored in three batches
+    assert 0 < np.isnan(direct["int8"]["auroc"]).sum() < 650  # not vacuous
     per = variant_subgroups(
         scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=2,
-        replicates=1000, seed=0,
+        replicates=1300, seed=0,
     )  # fmt: skip
     group = per["int8"]["site"]["A"]
     for metric in ("auroc", "sensitivity"):
@@ -300,6 +300,20 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
         assert group["vs_float32"][metric]["ci95"] == pytest.approx(
             bootstrap.interval(paired), rel=1e-12, abs=1e-15
         )
+
+
+def test_interval_rows_are_shared_only_when_equal() -> None:
+    # a row equal to an earlier one reuses its interval; equal sums alone do not
+    from pipeline.evaluate.group_bootstrap import _percentiles
+
+    low = np.arange(2000.0)
+    shifted = low + np.where(low < 1000, -5.0, 5.0)  # the same sum, other percentiles
+    undefined = low.copy()
+    undefined[7] = np.nan
+    rows = np.stack([low, shifted, low, undefined, undefined])
+    expected = [bootstrap.interval(row) for row in rows]
+    assert expected[0] != expected[1]  # not vacuous
+    assert _percentiles(rows.copy()) == expected
 
 
 def test_the_evaluate_stage_scores_the_groups_on_its_own_replicates(monkeypatch: Any) -> None:
