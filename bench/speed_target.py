@@ -34,7 +34,9 @@ randomly mirrored and shifted images, Adam 1e-3 decayed along a cosine (bench/st
    minus the hand-made int8.
 
     PYTHONPATH=. python bench/speed_target.py [--models mnv2-2site,resnet-2site,mnv2-breast]
-        [--cache DIR] [--train-only] [--json out.json]
+        [--cache DIR] [--seed N] [--decide point] [--train-only] [--json out.json]
+
+`--seed N` trains (and caches) the three models with another seed: models no run has seen.
 
 A benchmark, not a test. Trained models and the made data are cached in `--cache`
 (default /tmp/bedside-speed-target-bench), so a rerun only builds and times.
@@ -134,13 +136,13 @@ def trained(name: str, args: argparse.Namespace) -> tuple[Path, float]:
     from bench.nested import nested_mobilenet_v2
     from bench.structured import load_splits, train
 
-    path = args.cache / f"{name}_e{EPOCHS}_s{TRAIN_SEED}.keras"
+    path = args.cache / f"{name}_e{EPOCHS}_s{args.seed}.keras"
     if path.is_file():
         return path, 0.0
     make = nested_resnet if name.startswith("resnet") else nested_mobilenet_v2
     splits = load_splits(data_path(name, args), None)
     started = time.perf_counter()
-    model, _ = train(make, splits, EPOCHS, TRAIN_SEED, ("hflip", "shift"))
+    model, _ = train(make, splits, EPOCHS, args.seed, ("hflip", "shift"))
     args.cache.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path, time.perf_counter() - started
@@ -219,7 +221,8 @@ def one_model(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     float32 = tmp / f"{name}_unpruned_float32.tflite"
     float32.write_bytes(to_float32(model))
     f32_auroc, _ = file_auroc(float32, splits)
-    out = args.cache / f"build_{name}_{args.decide}"
+    seed = "" if args.seed == TRAIN_SEED else f"_s{args.seed}"
+    out = args.cache / f"build_{name}_{args.decide}{seed}"
     built = pipeline_build(model_path, data, out, args)
     int8 = out / "model_int8.tflite"
     postprocess = built["report"]["quantization"]["output"].get("postprocess", "none")
@@ -232,6 +235,7 @@ def one_model(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     structured = built["report"].get("pruning", {}).get("structured") or {}
     return {
         "model": name,
+        "seed": args.seed,
         "data": str(data),
         "train_seconds": train_s,
         "build": {k: v for k, v in built.items() if k != "report"},
@@ -292,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--decide", choices=("interval", "point"), default="interval",
         help="the build's --decide (interval: the pipeline's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=TRAIN_SEED,
+        help="training seed of the models (another seed: models no run has seen)",
     )  # fmt: skip
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--runs", type=int, default=300)
