@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,15 @@ def _points(out: Path) -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in (out / sweep.POINTS_DIR).glob("*.json")}
 
 
-def _wait_for_running_point(node: int | None, driver: Any, timeout: float = 240) -> int:
-    """Waits until a point task runs (on the node whose `ray start` has pid `node`)."""
+def _wait_for_running_point(node: int | Sequence[int], driver: Any, timeout: float = 240) -> int:
+    """Waits until a point task runs on the node whose `ray start` has pid `node` (or on
+    any of several): never a point of another cluster on the same machine (a second test
+    run beside this one), which would make a test interrupt its driver too early."""
+    sessions = [node] if isinstance(node, int) else list(node)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert driver.poll() is None, driver.communicate()
-        found = ray_cluster.processes(POINT_TITLE, session=node)
+        found = [p for s in sessions for p in ray_cluster.processes(POINT_TITLE, session=s)]
         if found:
             return min(found)
         time.sleep(0.2)
@@ -207,7 +210,7 @@ def test_ctrl_c_cancels_the_outstanding_points(
     argv = [*_argv(inputs, out, "0.1,0.2,0.3"), "--ray", cluster.address]
     driver = cluster.popen([sys.executable, "-m", "pipeline", *argv], env=_driver_env())
     try:
-        _wait_for_running_point(None, driver)
+        _wait_for_running_point([n.process.pid for n in cluster.nodes.values()], driver)
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=120)
     finally:
