@@ -57,8 +57,9 @@ class Front:
 
 
 def front(model: keras.Model) -> Front | None:
-    """The model's single Resizing layer with static sizes; None when it has none or
-    several (a flat functional model: nested ones are inlined first)."""
+    """The model's single Resizing layer with static sizes, working on maps of the input's
+    own size (the front); None when it has none, several, or one deeper in the model (a
+    flat functional model: nested ones are inlined first)."""
     import keras
 
     found = []
@@ -69,8 +70,10 @@ def front(model: keras.Model) -> Front | None:
     if len(found) != 1:
         return None
     layer, node = found[0]
-    shape = node.input_tensors[0].shape
+    shape, given = node.input_tensors[0].shape, model.inputs[0].shape
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    if tuple(shape[1:3]) != tuple(given[1:3]):  # not the front: something resized before it
         return None
     config = layer.get_config()
     return Front(

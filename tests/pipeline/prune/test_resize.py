@@ -40,6 +40,15 @@ def test_the_front_and_the_sides_searched_stay_at_least_the_input() -> None:
     assert flatten(_nested(96)).model is not None
     assert front(flatten(_nested(96)).model).search_sizes() == (64, 48)  # type: ignore[union-attr]
     assert front(models.conv2d()) is None
+    deeper = keras.Sequential(  # a Resizing after a strided conv is not the input's front
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, strides=2),
+            keras.layers.Resizing(32, 32),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+    assert front(deeper) is None
 
 
 def test_resized_keeps_every_weight_and_only_the_front_changes() -> None:
