@@ -219,7 +219,11 @@ class Plan:
     counts, all blocks with a few numpy calls per batch of replicates (`Tally`).
 
     A variant's hits in a cell (group, class) are the cell's draws less the draws of the
-    cases it gets wrong (few); every block of an attribute shares its cells' draws.
+    cases it gets wrong (few); every block of an attribute shares its cells' draws. A
+    block whose variant decides every case as an earlier variant does and orders every
+    positive-negative pair of each group alike (e.g. an int8 file and the float model it
+    was made from, on a small split) has that block's values on every replicate: it is
+    not scored, its columns take the earlier block's (`source`).
     """
 
     strata: tuple[Strata, ...]
@@ -233,6 +237,7 @@ class Plan:
     wrong: np.ndarray  # the cases each block's variant gets wrong ...
     wrong_of: Segments  # ... by block cell
     ranks: Ranks | None  # binary tasks
+    source: np.ndarray  # each result column's, or the column whose values it shares
 
     @classmethod
     def of(
@@ -252,9 +257,15 @@ class Plan:
         neg: list[np.ndarray] = []
         pos: list[np.ndarray] = []
         v = len(scored)
+        source = np.arange(int(offsets[-1]))
         for i, s in enumerate(strata):
             truth, group = y[s.order], s.cell // classes
             block = offsets[i * v : (i + 1) * v, None]  # each variant's first result column
+            for j, k in _same_blocks(truth, group, score_ranks[:, s.order],
+                                     preds[:, s.order], pc if classes == 2 else None):  # fmt: skip
+                source[block[j, 0] : block[j, 0] + s.groups] = source[block[k, 0]] + np.arange(
+                    s.groups
+                )
             variant, miss = np.nonzero(preds[:, s.order] != truth)  # variant after variant
             wrong.append(s.order[miss])
             cells.append(s.cell[miss] + block[variant, 0] * classes)
@@ -277,6 +288,7 @@ class Plan:
             Segments.of(np.concatenate([s.cell + f for s, f in zip(strata, first, strict=False)])
                         if ranks is None else laid),
             cell_index, np.concatenate(wrong), Segments.of(np.concatenate(cells)), ranks,
+            source,
         )  # fmt: skip
 
     @property
@@ -291,7 +303,9 @@ class Plan:
 
     def keep(self, columns: np.ndarray) -> Plan:
         """This plan scoring the result columns `columns` (bool per column) only, e.g. the
-        groups whose intervals a report shows: a tally of it gives the others no values."""
+        groups whose intervals a report shows: a tally of it gives the others no values
+        (a kept column sharing an earlier one's values takes them, unscored)."""
+        columns = columns & (self.source == np.arange(len(self.source)))
         cell = np.repeat(self.wrong_of.present, np.diff(self.wrong_of.ends, prepend=-1))
         kept = columns[cell // self.classes]
         ranks = None if self.ranks is None else self.ranks.keep(columns)
@@ -380,6 +394,10 @@ class Tally:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
         if self.counted is None:
             self.counted = self._numerators()
+            shared = np.flatnonzero(self.plan.source != np.arange(len(self.plan.source)))
+            for part in (self.counted.x, self.counted.den):
+                for values in part.values():
+                    values[shared] = values[self.plan.source[shared]]
         return self.counted
 
     def _numerators(self) -> Numerators:
@@ -466,6 +484,35 @@ class Numerators:
             out[0][metric] = _place(mine_found[:k], cols, len(judged))
             out[1][metric] = _place(mine_found[k:], paired_cols, len(paired))
         return out
+
+
+def _same_blocks(
+    truth: np.ndarray, group: np.ndarray, ranks: np.ndarray, preds: np.ndarray, pc: int | None
+) -> list[tuple[int, int]]:
+    """(variant, the earlier variant whose block it equals) of one attribute, its cases in
+    cell order: the same cases decided wrongly and (binary, `pc` the positive class) every
+    positive-negative pair of each group compared alike. The pairs a positive is above
+    (or tied with) nest from positive to positive, as those of a negative do, so they are
+    fixed by how many there are for each case: for each positive, the negatives of its
+    group below it and those not above it, and for each negative the positives of its
+    group above it and those not below it."""
+    misses = [np.flatnonzero(pred != truth) for pred in preds]
+    first: dict[bytes, int] = {}
+    same = []
+    for j, miss in enumerate(misses):
+        if not any(np.array_equal(miss, m) for k, m in enumerate(misses) if k != j):
+            continue  # decides some case as no other variant does (most often)
+        sig = [miss]
+        if pc is not None:
+            key = group * (int(ranks[j].max(initial=0)) + 1) + ranks[j]  # pairs within a group
+            key_p, key_n = key[truth == pc], key[truth != pc]
+            sorted_p, sorted_n = np.sort(key_p), np.sort(key_n)
+            sig += [np.searchsorted(sorted_n, key_p, side) for side in ("left", "right")]
+            sig += [np.searchsorted(sorted_p, key_n, side) for side in ("left", "right")]
+        k = first.setdefault(b"".join(np.asarray(a, np.int64).tobytes() for a in sig), j)
+        if k != j:
+            same.append((j, k))
+    return same
 
 
 def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -214,7 +214,13 @@ class SplitGroups:
             ])  # fmt: skip
             judged = self.judged_columns
             others = np.repeat([v != reference for _, v in blocks], plan.block_sizes)
-            every = replicates.intervals(judged, judged & others, reference_of)
+            # a column sharing another variant's values shares its intervals too
+            copied = judged & (plan.source != np.arange(len(judged))) & others[plan.source]
+            every = replicates.intervals(judged & ~copied, judged & others & ~copied, reference_of)
+            for part in every:
+                for found in part.values():
+                    for c in np.flatnonzero(copied).tolist():
+                        found[c] = found[plan.source[c]]
         out: dict[str, dict[str, Any]] = {v: {n: {} for n in self.masks} for v in self.variants}
         for name, by_value in self.masks.items():
             index = {v: blocks.index((name, v)) for v in self.variants}

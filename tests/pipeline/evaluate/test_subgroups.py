@@ -302,6 +302,55 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
         )
 
 
+def _swap_around_a_positive(p: np.ndarray, y: np.ndarray, site: np.ndarray) -> np.ndarray:
+    """`p` with two negatives of site A swapped: one just below a positive, one just above
+    it (that positive still has as many negatives below it, but not the same ones)."""
+    a = np.flatnonzero(site == "A")
+    order = a[np.argsort(p[a])]
+    for i in range(1, len(order) - 1):
+        low, mid, high = order[i - 1 : i + 2]
+        if y[mid] == 1 and y[low] == 0 and y[high] == 0 and p[low] < p[mid] < p[high]:
+            out = p.copy()
+            out[low], out[high] = p[high], p[low]
+            return out
+    raise AssertionError("no positive between two negatives")
+
+
+@pytest.mark.parametrize("change", ["monotone", "swap"])
+def test_a_variant_ordering_and_deciding_alike_shares_the_values_and_no_other(
+    change: str,
+) -> None:
+    # a block equal to an earlier one is not scored but takes its values: only when every
+    # positive-negative pair of every group compares alike and every case is decided alike
+    from pipeline.evaluate.subgroups import SplitGroups
+
+    scored, y, site = _scored(n=240)
+    probs, pred = scored["int8"]
+    p = probs[:, 1] ** 2 if change == "monotone" else _swap_around_a_positive(probs[:, 1], y, site)
+    scored["copy"] = (np.stack([1 - p, p], axis=1), pred)  # the int8 file's decisions
+    plan = SplitGroups.of(scored, y, {"site": site}, positive_class=1, min_cases=10).plan
+    shared = np.flatnonzero(plan.source != np.arange(len(plan.source))).tolist()
+    assert shared == ([4, 5] if change == "monotone" else [])  # whole blocks (attributes)
+    per = variant_subgroups(
+        scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=10,
+        replicates=500, seed=4,
+    )  # fmt: skip
+    for value in ("A", "B"):
+        direct = _restricted(scored, y, site == value, 500, 4)
+        group = per["copy"]["site"][value]
+        for metric in ("auroc", "sensitivity", "specificity"):
+            assert group["ci95"][metric] == pytest.approx(
+                bootstrap.interval(direct["copy"][metric]), rel=1e-12
+            )
+            paired = direct["copy"][metric] - direct["float32"][metric]
+            assert group["vs_float32"][metric]["ci95"] == pytest.approx(
+                bootstrap.interval(paired), rel=1e-12, abs=1e-15
+            )
+    if change == "swap":  # not vacuous: the swap changed site A's replicates
+        direct = _restricted(scored, y, site == "A", 500, 4)
+        assert not np.array_equal(direct["copy"]["auroc"], direct["int8"]["auroc"])
+
+
 def test_interval_rows_are_shared_only_when_equal() -> None:
     # a row equal to an earlier one reuses its interval; equal sums alone do not
     from pipeline.evaluate.group_bootstrap import _percentiles
