@@ -11,14 +11,16 @@ subgroups, interleaved, `--repeats` times each; the medians are compared.
 
     PYTHONPATH=. python bench/subgroups.py [--repeats 9] [--bootstrap 2000] [--json out.json]
     PYTHONPATH=. python bench/subgroups.py --first-calls 10 [--json out.json]
-    PYTHONPATH=. python bench/subgroups.py --builds 4 [--json out.json]
+    PYTHONPATH=. python bench/subgroups.py --builds 15 [--json out.json]
 
 The first takes about 20 s on two shared cores (most of it the one build). The second times
 the stage as a build runs it, once per process: each of N fresh processes (per case,
 interleaved) evaluates once without subgroups (imports, interpreters), then once more,
-without or with them, and that call is timed (about 1 minute for 10). The third (the
-evaluate stage as whole builds time it, `timings_s.evaluate` to the millisecond) takes
-2-4 minutes and is noisy.
+without or with them, and that call is timed (about 1 minute for 10). The third is the
+issue's own measure: whole default builds, each in its own process, without and with the
+subgroups, interleaved, the build's evaluate stage timed to the microsecond around the
+build's own call (the report's `timings_s.evaluate` is rounded to the millisecond: too
+coarse here); about 17 s per build on two cores, so 15 a side take 9 minutes.
 """
 
 from __future__ import annotations
@@ -143,36 +145,63 @@ def measure_first_calls(processes: int, bootstrap: int) -> dict[str, Any]:
     }
 
 
+SUBGROUP_FLAGS = ["--subgroup", "site", "--subgroup", "age", "--subgroup-bands", "age=0,50,70,120"]
+
+
+def one_build(npz: Path, out: Path, case: str) -> str:
+    """A whole default build in this process (as `pipeline build --no-bench` runs it), its
+    evaluate stage timed to the microsecond around the build's own call; JSON of that and
+    of `timings_s.evaluate` (the report's, rounded to the millisecond)."""
+    import pipeline.release.build as release
+    from pipeline.cli import build_config
+
+    timed: list[float] = []
+    evaluate = release.evaluate_variants
+
+    def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            timed.append(time.perf_counter() - start)
+
+    release.evaluate_variants = timed_evaluate
+    argv = ["build", "--data", str(npz), "--no-bench", "--quiet", "--out", str(out)]
+    report = release.build(build_config(argv + (SUBGROUP_FLAGS if case == "with" else [])))
+    return json.dumps({"evaluate_s": timed[0], "timings_s": report.timings_s["evaluate"]})
+
+
 def measure_builds(builds: int) -> dict[str, Any]:
-    """The evaluate stage as a build times it (`timings_s.evaluate` of report.json): whole
-    default builds (`--no-bench`) of the same data, without and with the two subgroups,
-    interleaved, each in its own process."""
+    """The evaluate stage as a build runs it: whole default builds (`--no-bench`) of the
+    same data, without and with the two subgroups, interleaved, each in its own process
+    (`one_build`), the stage timed to the microsecond inside it."""
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
     env = {"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
     timed: dict[str, list[float]] = {"without": [], "with": []}
-    extra = {
-        "without": [],
-        "with": ["--subgroup", "site", "--subgroup", "age", "--subgroup-bands", "age=0,50,70,120"],
-    }
+    rounded: dict[str, list[float]] = {"without": [], "with": []}
     with tempfile.TemporaryDirectory(prefix="bedside-subgroups-builds-") as tmp:
         npz = Path(tmp, "wdbc_site.npz")
         write_data(npz)
         for i in range(builds):
-            for name, flags in extra.items():
+            for name in timed:
                 out = Path(tmp, f"{name}-{i}")
-                argv = [sys.executable, "-m", "pipeline", "build", "--data", str(npz)]
-                argv += ["--no-bench", "--quiet", "--out", str(out), *flags]
-                subprocess.run(argv, env=env, check=True, capture_output=True)
-                report = json.loads((out / "report.json").read_text())
-                timed[name].append(report["timings_s"]["evaluate"])
+                argv = [sys.executable, __file__, "--one-build", name, "--state", str(npz)]
+                argv += ["--json", str(out)]
+                done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+                found = json.loads(done.stdout.splitlines()[-1])
+                timed[name].append(found["evaluate_s"])
+                rounded[name].append(found["timings_s"])
     without, with_ = statistics.median(timed["without"]), statistics.median(timed["with"])
+    pairs = [w / o - 1 for w, o in zip(timed["with"], timed["without"], strict=True)]
     return {
         "builds": builds,
-        "evaluate_stage_s_median": {"without": without, "with": with_},
+        "evaluate_stage_s_median": {"without": round(without, 5), "with": round(with_, 5)},
         "added_pct": round((with_ - without) / without * 100, 1),
-        "all_s": timed,
+        "pairs_added_pct_median": round(statistics.median(pairs) * 100, 1),
+        "all_s": {k: [round(t, 5) for t in v] for k, v in timed.items()},
+        "timings_s_evaluate": rounded,
     }
 
 
@@ -193,11 +222,15 @@ def main() -> None:
         help="instead: the first evaluate stage with/without subgroups in N fresh processes each",
     )
     parser.add_argument("--first-call", choices=("without", "with"), help=argparse.SUPPRESS)
+    parser.add_argument("--one-build", choices=("without", "with"), help=argparse.SUPPRESS)
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.first_call:  # a child of --first-calls
         print(first_call(args.state, args.first_call))
+        return
+    if args.one_build:  # a child of --builds: --state is the data, --json the output folder
+        print(one_build(args.state, args.json, args.one_build))
         return
     if args.builds:
         result = measure_builds(args.builds)
