@@ -251,6 +251,24 @@ def _restricted(
     return out
 
 
+def _assert_direct_intervals(
+    group: dict,
+    direct: dict,
+    variant: str,
+    metrics: tuple[str, ...] = ("auroc", "sensitivity", "specificity"),
+) -> None:
+    """A group's intervals and paired ones against float32 are those of the values
+    computed directly (`_restricted`)."""
+    for metric in metrics:
+        assert group["ci95"][metric] == pytest.approx(
+            bootstrap.interval(direct[variant][metric]), rel=1e-12
+        )
+        paired = direct[variant][metric] - direct["float32"][metric]
+        assert group["vs_float32"][metric]["ci95"] == pytest.approx(
+            bootstrap.interval(paired), rel=1e-12, abs=1e-15
+        )
+
+
 @pytest.mark.parametrize("fewer", [0, 1])  # AUROC counted from either class
 def test_a_group_is_scored_on_the_whole_split_replicates_restricted_to_its_cases(
     fewer: int,
@@ -269,15 +287,7 @@ def test_a_group_is_scored_on_the_whole_split_replicates_restricted_to_its_cases
     assert "ci95" not in per["int8"]["site"]["B"]
     for value in ("A", "C"):
         direct = _restricted(scored, y, site == value, 400, 3)
-        group = per["int8"]["site"][value]
-        for metric in ("auroc", "sensitivity", "specificity"):
-            assert group["ci95"][metric] == pytest.approx(
-                bootstrap.interval(direct["int8"][metric]), rel=1e-12
-            )
-            paired = direct["int8"][metric] - direct["float32"][metric]
-            assert group["vs_float32"][metric]["ci95"] == pytest.approx(
-                bootstrap.interval(paired), rel=1e-12, abs=1e-15
-            )
+        _assert_direct_intervals(per["int8"]["site"][value], direct, "int8")
 
 
 def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
@@ -291,15 +301,7 @@ def test_replicates_without_a_class_in_the_group_are_left_out() -> None:
         scored, y, {"site": site}, {v: {} for v in scored}, positive_class=1, min_cases=2,
         replicates=1300, seed=0,
     )  # fmt: skip
-    group = per["int8"]["site"]["A"]
-    for metric in ("auroc", "sensitivity"):
-        assert group["ci95"][metric] == pytest.approx(
-            bootstrap.interval(direct["int8"][metric]), rel=1e-12
-        )
-        paired = direct["int8"][metric] - direct["float32"][metric]
-        assert group["vs_float32"][metric]["ci95"] == pytest.approx(
-            bootstrap.interval(paired), rel=1e-12, abs=1e-15
-        )
+    _assert_direct_intervals(per["int8"]["site"]["A"], direct, "int8", ("auroc", "sensitivity"))
 
 
 def _swap_around_a_positive(p: np.ndarray, y: np.ndarray, site: np.ndarray) -> np.ndarray:
@@ -337,15 +339,7 @@ def test_a_variant_ordering_and_deciding_alike_shares_the_values_and_no_other(
     )  # fmt: skip
     for value in ("A", "B"):
         direct = _restricted(scored, y, site == value, 500, 4)
-        group = per["copy"]["site"][value]
-        for metric in ("auroc", "sensitivity", "specificity"):
-            assert group["ci95"][metric] == pytest.approx(
-                bootstrap.interval(direct["copy"][metric]), rel=1e-12
-            )
-            paired = direct["copy"][metric] - direct["float32"][metric]
-            assert group["vs_float32"][metric]["ci95"] == pytest.approx(
-                bootstrap.interval(paired), rel=1e-12, abs=1e-15
-            )
+        _assert_direct_intervals(per["copy"]["site"][value], direct, "copy")
     if change == "swap":  # not vacuous: the swap changed site A's replicates
         direct = _restricted(scored, y, site == "A", 500, 4)
         assert not np.array_equal(direct["copy"]["auroc"], direct["int8"]["auroc"])
