@@ -292,6 +292,11 @@ class Plan:
         )  # fmt: skip
 
     @property
+    def shared(self) -> np.ndarray:
+        """Whether each result column takes another column's values (`source`)."""
+        return self.source != np.arange(len(self.source))
+
+    @property
     def counted_class(self) -> int:
         """The class a binary task's ranks count (`Ranks`)."""
         flipped = self.ranks is not None and self.ranks.flipped
@@ -305,7 +310,7 @@ class Plan:
         """This plan scoring the result columns `columns` (bool per column) only, e.g. the
         groups whose intervals a report shows: a tally of it gives the others no values
         (a kept column sharing an earlier one's values takes them, unscored)."""
-        columns = columns & (self.source == np.arange(len(self.source)))
+        columns = columns & ~self.shared
         cell = np.repeat(self.wrong_of.present, np.diff(self.wrong_of.ends, prepend=-1))
         kept = columns[cell // self.classes]
         ranks = None if self.ranks is None else self.ranks.keep(columns)
@@ -394,7 +399,7 @@ class Tally:
             raise ValueError(f"a tally of {self.replicates} replicates got {self.filled}")
         if self.counted is None:
             self.counted = self._numerators()
-            shared = np.flatnonzero(self.plan.source != np.arange(len(self.plan.source)))
+            shared = np.flatnonzero(self.plan.shared)
             for part in (self.counted.x, self.counted.den):
                 for values in part.values():
                     values[shared] = values[self.plan.source[shared]]

@@ -215,7 +215,7 @@ class SplitGroups:
             judged = self.judged_columns
             others = np.repeat([v != reference for _, v in blocks], plan.block_sizes)
             # a column sharing another variant's values shares its intervals too
-            copied = judged & (plan.source != np.arange(len(judged))) & others[plan.source]
+            copied = judged & plan.shared & others[plan.source]
             every = replicates.intervals(judged & ~copied, judged & others & ~copied, reference_of)
             for part in every:
                 for found in part.values():
