@@ -26,14 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluate import bootstrap
+from pipeline.evaluate.row_intervals import row_intervals
 
 KEEP_CELLS = 2**21  # a thread keeps its work arrays from call to call up to this size
 # replicates scored together (the whole split's chunks are gathered up to it): fewer numpy
 # calls than chunk by chunk; a build's one evaluate stage pays the page faults of a larger
 # batch's fresh work arrays (1000 was faster warm, slower in a fresh process)
 BATCH = 500
-QUANTILES = (2.5, 97.5)  # `bootstrap.interval`'s percentiles
 _THREAD = threading.local()
 
 
@@ -482,7 +481,7 @@ class Numerators:
         for values, metric in zip(rows, self.x, strict=True):
             self.value(metric, cols, out=values[:k])
             np.subtract(values[mine], values[theirs], out=values[k:])
-        found = _percentiles(rows.reshape(-1, rows.shape[2]))
+        found = row_intervals(rows.reshape(-1, rows.shape[2]))
         out: tuple[dict[str, list[Any]], dict[str, list[Any]]] = ({}, {})
         for i, metric in enumerate(self.x):
             mine_found = found[i * (k + p) : (i + 1) * (k + p)]
@@ -552,50 +551,6 @@ def _divide(
     if empty.any():
         out[empty] = np.nan
     return out
-
-
-def _ranks(b: int) -> tuple[np.ndarray, np.ndarray]:
-    """np.percentile's linear method at QUANTILES over b values: the four order
-    statistics it interpolates between (previous and next of each) and the weights."""
-    virtual = (b - 1) * np.true_divide(QUANTILES, 100)
-    below = np.floor(virtual)
-    ranks = np.stack([below, below + 1], axis=1)
-    ranks[virtual >= b - 1] = b - 1
-    return ranks.astype(np.intp).ravel(), virtual - below
-
-
-def _percentiles(values: np.ndarray) -> list[list[float] | None]:
-    """`bootstrap.interval` of each row of (rows, B) floats: by one partition and
-    np.percentile's own arithmetic (`numpy.lib._function_base_impl._lerp`, the same floats)
-    where every replicate defines the value, else by `bootstrap.interval`. A row equal to
-    an earlier one (variants that agree in a group, differences of 0) is not partitioned
-    again."""
-    sums = values.sum(axis=1)  # NaN where a replicate leaves the value undefined
-    same = np.arange(len(values))  # each row's first equal row
-    seen: dict[float, list[int]] = {}
-    for j, total in enumerate(sums.tolist()):
-        if total == total:  # not NaN
-            earlier = seen.setdefault(total, [])
-            row = values[j].tobytes()
-            same[j] = next((k for k in earlier if values[k].tobytes() == row), j)
-            if same[j] == j:
-                earlier.append(j)
-    distinct = np.flatnonzero((same == np.arange(len(values))) & ~np.isnan(sums))
-    ranks, gamma = _ranks(values.shape[1])
-    chosen = values[distinct]
-    chosen.partition(np.unique(ranks), axis=1)
-    stats = chosen[:, ranks]
-    before, after = stats[:, 0::2], stats[:, 1::2]
-    diff = after - before
-    found = dict(
-        zip(
-            distinct.tolist(),
-            np.where(gamma >= 0.5, after - diff * (1 - gamma), before + diff * gamma).tolist(),
-            strict=True,
-        )
-    )
-    return [found[k] if k in found else bootstrap.interval(values[j])
-            for j, k in enumerate(same.tolist())]  # fmt: skip
 
 
 def _place(found: list[Any], cols: np.ndarray, size: int) -> list[Any]:

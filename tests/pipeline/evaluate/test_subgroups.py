@@ -347,7 +347,7 @@ def test_a_variant_ordering_and_deciding_alike_shares_the_values_and_no_other(
 
 def test_interval_rows_are_shared_only_when_equal() -> None:
     # a row equal to an earlier one reuses its interval; equal sums alone do not
-    from pipeline.evaluate.group_bootstrap import _percentiles
+    from pipeline.evaluate.row_intervals import row_intervals
 
     low = np.arange(2000.0)
     shifted = low + np.where(low < 1000, -5.0, 5.0)  # the same sum, other percentiles
@@ -356,7 +356,7 @@ def test_interval_rows_are_shared_only_when_equal() -> None:
     rows = np.stack([low, shifted, low, undefined, undefined])
     expected = [bootstrap.interval(row) for row in rows]
     assert expected[0] != expected[1]  # not vacuous
-    assert _percentiles(rows.copy()) == expected
+    assert row_intervals(rows.copy()) == expected
 
 
 def test_the_evaluate_stage_scores_the_groups_on_its_own_replicates(monkeypatch: Any) -> None:
