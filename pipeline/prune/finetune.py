@@ -119,18 +119,31 @@ def finetune_loss(
 
 
 def finetune_optimizer(model: keras.Model, cosine_steps: int = 0) -> Any:
-    """A fresh copy of the model's own optimizer, else Adam(1e-3). With `cosine_steps` a
-    numeric learning rate decays from its value to 0 over that many steps (a schedule the
-    model brings is kept)."""
+    """A fresh copy of the model's own optimizer, else Adam(1e-3). With `cosine_steps` the
+    learning rate decays along a cosine from its starting value to 0 over that many steps;
+    a schedule the model brings (e.g. the cosine of its own training) starts it at its
+    rate at step 0. Without, the model's rate or schedule is kept, restarted at step 0."""
     import keras
 
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
     optimizer = optimizer or keras.optimizers.Adam(1e-3)
     config = optimizer.get_config()
-    rate = config.get("learning_rate")
-    if cosine_steps and isinstance(rate, (int, float)):
-        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(float(rate), cosine_steps)
+    if cosine_steps:
+        start = _starting_rate(config.get("learning_rate"))
+        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(start, cosine_steps)
     return type(optimizer).from_config(config)
+
+
+def _starting_rate(rate: Any) -> float:
+    """An optimizer config's learning rate at step 0: the number, or its schedule's value."""
+    import keras
+
+    if isinstance(rate, (int, float)):
+        return float(rate)
+    schedule = rate
+    if isinstance(rate, dict):
+        schedule = keras.optimizers.schedules.deserialize(rate)
+    return float(keras.ops.convert_to_numpy(schedule(0)))
 
 
 def teacher_targets(teacher: keras.Model, kind: OutputKind, weight: float) -> Any:

@@ -78,6 +78,30 @@ def test_cosine_schedule_ends_at_zero_and_constant_stays(schedule: LrSchedule) -
     assert rate == pytest.approx(0.0 if schedule is LrSchedule.COSINE else 1e-3, abs=1e-9)
 
 
+@pytest.mark.parametrize("schedule", list(LrSchedule))
+def test_a_model_bringing_its_own_schedule_is_decayed_from_its_start(
+    schedule: LrSchedule,
+) -> None:
+    """A model compiled with a cosine over its own 1000 steps and trained 5 of them: the
+    fine-tune's cosine starts at that schedule's step-0 rate and reaches 0 after the
+    fine-tune's 4 steps; a constant recipe keeps the model's schedule, restarted at step 0."""
+    model = models.mlp(5)
+    own = keras.optimizers.schedules.CosineDecay(2e-3, 1000)
+    model.compile(optimizer=keras.optimizers.Adam(own), loss="binary_crossentropy")
+    splits = synthetic_splits(model)
+    model.fit(splits.x_train[:5], splits.y_train[:5].astype("float32"), batch_size=1, verbose=0)
+    optimizer = pruning.finetune_optimizer(model, 4 if schedule is LrSchedule.COSINE else 0)
+    rates = [float(keras.ops.convert_to_numpy(optimizer.learning_rate))]
+    for _ in range(4):
+        optimizer.iterations.assign_add(1)
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    if schedule is LrSchedule.COSINE:
+        assert rates[0] == pytest.approx(2e-3) and rates[2] == pytest.approx(1e-3)
+        assert rates[4] == pytest.approx(0.0, abs=1e-9)
+    else:
+        assert rates[0] == pytest.approx(2e-3) and rates[4] == pytest.approx(2e-3, rel=1e-4)
+
+
 @pytest.mark.slow
 def test_masks_hold_through_augmented_distilled_finetuning() -> None:
     model = models.structured_sequential()
