@@ -223,9 +223,7 @@ def _own_copy(model: Any) -> keras.Model:
             "functional or Sequential keras.Model. Save it with model.save() and pass the path."
         ) from None
     copy.set_weights(model.get_weights())
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
-        optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
-        copy.compile(optimizer=optimizer, loss=model.loss)
+    models.compile_like(copy, model)
     models.check_single_io(copy, f"model {model.name!r}")
     return copy
 

@@ -175,6 +175,17 @@ def check_labels(model: keras.Model, splits: LabelledData) -> None:
         )
 
 
+def compile_like(target: keras.Model, source: keras.Model) -> None:
+    """Compiles `target` as `source` was: the same loss and a fresh optimizer of the same
+    class and config (its learning rate or schedule, restarted at step 0). A `source`
+    compiled without a loss leaves `target` as it is."""
+    if not getattr(source, "compiled", False) or getattr(source, "loss", None) is None:
+        return
+    optimizer = getattr(source, "optimizer", None)
+    fresh = type(optimizer).from_config(optimizer.get_config()) if optimizer else "adam"
+    target.compile(optimizer=fresh, loss=source.loss)
+
+
 def train_reference_model(splits: LabelledData, seed: int = 0) -> keras.Model:
     """Trains the embedded reference classifier: a small MLP on standardised features."""
     _quiet_tensorflow()

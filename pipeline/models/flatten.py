@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.models import compile_like
 from pipeline.models.graph import call_nodes, layer_graph
 
 if TYPE_CHECKING:
@@ -190,6 +191,5 @@ def flatten(model: keras.Model) -> Flattened:
     flat = keras.Model(inputs, structure, name=model.name)
     for clone, original in inliner.pairs:
         clone.set_weights(original.get_weights())
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
-        flat.compile(optimizer="adam", loss=model.loss)  # keeps the model's own loss
+    compile_like(flat, model)  # its own loss and optimizer, for fine-tuning
     return Flattened(flat, tuple(inliner.flattened), tuple(inliner.skipped))

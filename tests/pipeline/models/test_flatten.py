@@ -66,6 +66,20 @@ def test_flattened_model_equals_the_nested_one(kind: str) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
 
 
+def test_the_flattened_model_keeps_the_loss_and_optimizer_it_was_compiled_with() -> None:
+    """Fine-tuning takes a fresh copy of the model's own optimizer: flattening must not
+    swap a nested model's SGD and schedule for a default Adam."""
+    model = models.nested_functional()
+    rate = keras.optimizers.schedules.CosineDecay(0.05, 100)
+    model.compile(optimizer=keras.optimizers.SGD(rate, momentum=0.8), loss="mse")
+    flat = flatten(model).model
+    assert flat is not model and isinstance(flat.optimizer, keras.optimizers.SGD)
+    assert flat.optimizer is not model.optimizer and flat.loss == "mse"
+    config = flat.optimizer.get_config()
+    assert config["momentum"] == pytest.approx(0.8)
+    assert config["learning_rate"]["config"]["initial_learning_rate"] == pytest.approx(0.05)
+
+
 def test_names_stay_recognisable_and_reports_show_them_as_nested() -> None:
     model = models.nested_mobilenet_v2()
     flat = flatten(model).model
