@@ -197,7 +197,8 @@ def _prune() -> list[Option]:
           "target, cached) is X times below the unpruned int8 file's; the "
           "--speedup-candidates cuts meeting X with least importance lost get a short "
           "fine-tune, the best on validation AUROC gets the full one and is judged by the "
-          "validation budgets; none meets both: a warning. Unset recipe flags take the "
+          "validation budgets (missed: the next-ranked, up to --speedup-finetunes); none "
+          "meets both: a warning. Unset recipe flags take the "
           f"speed-target recipe: {_speed_recipe_text()}",
           attr=st + "speedup_target", default=None, metavar="X", example="2"),
         o("speedup_candidates", "int", "with --speedup-target: cuts meeting it ranked by a "
@@ -207,6 +208,11 @@ def _prune() -> list[Option]:
         o("speedup_rank_epochs", "int", "with --speedup-target: epochs of each ranking "
           "fine-tune (the full recipe otherwise; 0: rank by the pruned model's validation "
           "AUROC)", attr=st + "speedup_rank_epochs", metavar="N"),
+        o("speedup_finetunes", "int", "with --speedup-target: ranked cuts fine-tuned in "
+          "full at most, best first, the next only when the one before missed the "
+          "validation budgets (1: the best-ranked only; each one more costs a full "
+          "fine-tune and is one more look at the same validation split)",
+          attr=st + "speedup_finetunes", metavar="N"),
         o("structured_threshold", "float", "structured pruning: remove channels whose filter "
           "norm is below T times their layer's mean filter norm (instead of "
           "--structured-sparsity)", attr=st + "threshold", metavar="T",

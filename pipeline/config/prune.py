@@ -214,6 +214,8 @@ class StructuredConfig:
     speedup_target: float | None = None
     speedup_candidates: int = 4  # cuts ranked by a short fine-tune before the full one
     speedup_rank_epochs: int = 3  # epochs of each short fine-tune
+    # full fine-tunes at most: the best-ranked cut, then the next while the last missed
+    speedup_finetunes: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "criterion", StructuredCriterion(self.criterion))
@@ -301,6 +303,12 @@ class StructuredConfig:
                 f"--speedup-rank-epochs must be >= 0; received {self.speedup_rank_epochs}. It "
                 "is the epochs of the short fine-tune ranking each candidate (0: rank by the "
                 "pruned model's validation AUROC)."
+            )
+        if self.speedup_finetunes < 1:
+            raise ConfigError(
+                f"--speedup-finetunes must be >= 1; received {self.speedup_finetunes}. It is "
+                "the number of ranked cuts the search may fine-tune in full, best first, "
+                "until one is in the validation budgets (1: the best-ranked only)."
             )
         target = self.speedup_target
         if target is None:

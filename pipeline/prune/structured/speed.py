@@ -14,7 +14,10 @@ least channel importance (the removed channels' share of all scores; comparable 
 the same size and D), `speedup_candidates` K in all; each is built and given a short fine-tune
 (`speedup_rank_epochs`, the recipe otherwise); the best on validation AUROC (ties: less
 importance lost) is built again, fine-tuned once with the full recipe and judged on
-validation like every auto point. The recipe is the user's where set, else
+validation like every auto point. When it misses the budgets, the next-ranked cut gets
+the full fine-tune, up to `speedup_finetunes` in all (default 2): the ranking after 3
+epochs is a noisy guess of the order after 40, and the int8 ladder too tries its next
+rung when one misses. The recipe is the user's where set, else
 `SPEED_TARGET_RECIPE` (40 epochs, cosine, distillation 0.5, shift for images): a 2x cut
 needs a real fine-tune. In budget: it ships, with its predicted and
 measured int8 latency. Otherwise (or when no candidate meets X) the model goes on
@@ -263,10 +266,10 @@ def rank_candidates(
     score: Score,
     seed: int,
     latencies: dict[int | None, LatencyModel],
-) -> tuple[list[Ranked], StructuredOutcome]:
+) -> tuple[list[Ranked], list[StructuredOutcome]]:
     """Each cut of `shortlist` after a short fine-tune (`rank_epochs`, the recipe
-    otherwise), best first: highest validation AUROC, ties less importance lost; and the
-    best one's outcome (the full fine-tune when the short one is as long)."""
+    otherwise), best first: highest validation AUROC, ties less importance lost; and their
+    outcomes in the same order (full fine-tunes when the short one is as long)."""
     epochs = rank_epochs(config)
     ranked, outcomes = [], []
     for cut in shortlist:
@@ -281,7 +284,7 @@ def rank_candidates(
         range(len(ranked)),
         key=lambda i: (-_or_worst(ranked[i].val_auroc), ranked[i].candidate.importance_lost),
     )
-    return [ranked[i] for i in order], outcomes[order[0]]
+    return [ranked[i] for i in order], [outcomes[i] for i in order]
 
 
 def _or_worst(auroc: float | None) -> float:
@@ -347,6 +350,23 @@ def latency_json(
         **extra,
         "seconds": seconds,
     }
+
+
+def _missed_text(tried: tuple[dict[str, Any], ...], target: float, epochs: int) -> str:
+    """The fully fine-tuned cuts, best-ranked first, with their validation AUROC."""
+    cuts = "; ".join(
+        f"R {c['sparsity']:g}, channel multiple {c['channel_multiple']}, {c['drop_blocks']} "
+        "residual branches dropped, "
+        + (f"input front {c['resize']}x{c['resize']}, " if c.get("resize") else "")
+        + f"predicted {c['predicted_speedup']:.2f}x, validation AUROC "
+        + ("undefined" if c["val_auroc"] is None else f"{c['val_auroc']:.4f}")
+        for c in tried
+    )
+    which = "that ranked best" if len(tried) == 1 else f"{len(tried)} that ranked best"
+    return (
+        f"the cut{'s' if len(tried) > 1 else ''} predicted to reach --speedup-target "
+        f"{target:g} {which}, fine-tuned {epochs} epochs ({cuts})"
+    )
 
 
 def _reason_no_speed(target: float, points: list[Candidate]) -> str:
@@ -417,7 +437,8 @@ def search_for_speed(
             "search cannot judge a cut; the model goes on without structured pruning."
         )  # fmt: skip
         return _unchanged(model, config, search(None, reason, ()), *record)
-    best, outcome = meeting[0], None
+    order = meeting[:1]
+    done: list[StructuredOutcome | None] = [None]
     ranked: list[Ranked] = []
     if len(meeting) > 1:
         ranking = time.perf_counter()
@@ -426,55 +447,59 @@ def search_for_speed(
             latencies=grid.latencies,
         )  # fmt: skip
         seconds["rank_s"] = time.perf_counter() - ranking
-        best = ranked[0].candidate
+        order = [r.candidate for r in ranked]
         extra["ranking"] = {
             "epochs": rank_epochs(config),
             "candidates": [r.to_json() for r in ranked],
         }
-        if rank_epochs(config) == recipe.epochs:  # the short fine-tune was the full one
-            outcome = short
+        # the short fine-tunes were the full ones: nothing to fine-tune again
+        done = list(short) if rank_epochs(config) == recipe.epochs else [None] * len(order)
     tuned = time.perf_counter()
-    if outcome is None:
-        outcome = prune_structured(
+    tried: list[dict[str, Any]] = []
+    shipped: StructuredOutcome | None = None
+    for best, tuned_before in list(zip(order, done, strict=True))[: config.speedup_finetunes]:
+        outcome = tuned_before or prune_structured(
             model, splits, kind, _cut(config, best), score=score, seed=seed,
             latency=grid.latencies[best.resize],
         )  # fmt: skip
+        auroc = shipped_auroc(outcome)
+        val_rates, ok, decision = within_budget(
+            outcome.model, auroc, baseline, max_prune_drop, rates, paired
+        )
+        point = {**best.to_json(), "val_auroc": auroc, **val_rates, "within_budget": ok}
+        tried.append({**point, **decision_json(decision)})
+        if ok:
+            shipped = outcome
+            break
     seconds["finetune_s"] = time.perf_counter() - tuned
-    auroc = shipped_auroc(outcome)
-    val_rates, ok, decision = within_budget(
-        outcome.model, auroc, baseline, max_prune_drop, rates, paired
-    )
-    point_json = {**best.to_json(), "val_auroc": auroc, **val_rates, "within_budget": ok}
-    curve = ({**point_json, **decision_json(decision)},)
+    curve = tuple(tried)
     ranks = _ranking_text(ranked, rank_epochs(config))
-    if not ok:
+    if shipped is None:
         reason = (
-            f"the cut predicted to reach --speedup-target {target:g} that ranked best (R "
-            f"{best.sparsity:g}, channel multiple {best.channel_multiple}, "
-            f"{best.drop_blocks} residual branches dropped, "
-            + (f"input front {best.resize}x{best.resize}, " if best.resize else "")
-            + "predicted "
-            f"{best.predicted_speedup:.2f}x, fine-tuned {recipe.epochs} epochs) loses "
-            f"validation AUROC beyond --max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
+            f"{_missed_text(curve, target, recipe.epochs)} loses validation AUROC beyond "
+            f"--max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
             f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "
             "the model goes on without structured pruning. Lower --speedup-target, raise "
             "--max-prune-drop, or fine-tune longer (--structured-finetune-epochs)."
         )
         return _unchanged(model, config, search(None, reason, curve), *record)
+    place = "the best" if len(curve) == 1 else f"number {len(curve)}"
+    missed = _missed_text(curve[:-1], target, recipe.epochs) if len(curve) > 1 else ""
     reason = (
         f"of the cuts predicted to reach --speedup-target {target:g}, "
         + (
-            f"the best of {len(ranked)} after short fine-tunes{ranks}"
+            f"{place} of {len(ranked)} after short fine-tunes{ranks}"
             if ranked
             else f"the one losing least channel importance ({best.importance_lost:.3f})"
         )
         + f"; fine-tuned {recipe.epochs} epochs, in the validation budget"
+        + (f" ({missed} missed it)" if missed else "")
     )
     section = latency_json(
-        grid.latencies[best.resize], flat, outcome.model, target, points, seconds, extra
+        grid.latencies[best.resize], flat, shipped.model, target, points, seconds, extra
     )
     section["seconds"]["total_s"] = time.perf_counter() - started
-    return dataclasses.replace(outcome, auto=search(best.sparsity, reason, curve), latency=section)
+    return dataclasses.replace(shipped, auto=search(best.sparsity, reason, curve), latency=section)
 
 
 def _unchanged(

@@ -59,7 +59,11 @@ def test_flags_leave_the_recipe_to_the_speed_target(flags: list[str], epochs: in
 
 @pytest.mark.parametrize(
     ("kwargs", "flag"),
-    [({"speedup_candidates": 0}, "--speedup-candidates"), ({"speedup_rank_epochs": -1}, "rank")],
+    [
+        ({"speedup_candidates": 0}, "--speedup-candidates"),
+        ({"speedup_rank_epochs": -1}, "rank"),
+        ({"speedup_finetunes": 0}, "--speedup-finetunes"),
+    ],
 )
 def test_ranking_options_are_checked(kwargs: dict[str, int], flag: str) -> None:
     with pytest.raises(ConfigError, match=flag):
@@ -160,3 +164,48 @@ def test_no_point_meets_both_names_each_short_fine_tune(
             f"R {c['sparsity']:g}/M{c['channel_multiple']}/D{c['drop_blocks']} {c['val_auroc']:.4f}"
             in warning
         )
+
+
+@pytest.mark.parametrize("finetunes", [1, 2])
+def test_a_best_ranked_cut_missing_its_budget_passes_the_turn_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finetunes: int
+) -> None:
+    """After the ranking, the first full fine-tune (epochs 2) scores below the budget: with
+    two full fine-tunes allowed the next-ranked cut gets one and ships; with one, none."""
+    full_steps = []
+    real = speed.prune_structured
+
+    def phased(*args: Any, **kwargs: Any) -> Any:  # runs each step untrained (fast)
+        if args[3].finetune_epochs == 2:
+            full_steps.append(args[3])
+        untrained = dataclasses.replace(args[3], finetune_epochs=0)
+        return real(*args[:3], untrained, *args[4:], **kwargs)
+
+    monkeypatch.setattr(speed, "prune_structured", phased)
+
+    def score(original: keras.Model) -> Any:
+        ranking = _smaller_scores_higher(original)
+        return lambda m: 0.1 if len(full_steps) == 1 and m is not original else ranking(m)
+
+    config = StructuredConfig(
+        **SPEED, finetune_epochs=2, speedup_rank_epochs=1, speedup_finetunes=finetunes
+    )
+    doc, steps = _search(monkeypatch, tmp_path, config, score)
+    ranking = doc["latency"]["ranking"]["candidates"]
+    curve = doc["auto"]["curve"]
+    assert [s.recipe().epochs for s in steps] == [1] * len(ranking) + [2] * finetunes
+    assert len(curve) == finetunes and len(ranking) > 1
+    fields = ("sparsity", "channel_multiple", "drop_blocks", "resize")
+    for point, cut in zip(curve, ranking, strict=False):  # fine-tuned in the ranking's order
+        assert {k: point[k] for k in fields} == {k: cut[k] for k in fields}
+    assert curve[0]["val_auroc"] == pytest.approx(0.1) and not curve[0]["within_budget"]
+    if finetunes == 1:
+        assert doc["method"] == "none" and "no point meets both" in doc["latency"]["warning"]
+        return
+    assert curve[1]["within_budget"] and curve[1]["val_auroc"] == ranking[1]["val_auroc"]
+    assert doc["auto"]["chosen_sparsity"] == ranking[1]["sparsity"]
+    assert (
+        "number 2 of" in doc["auto"]["reason"]
+        and "validation AUROC 0.1000" in doc["auto"]["reason"]
+    )
+    assert doc["latency"]["measured_ms"] > 0
