@@ -362,10 +362,10 @@ def _missed_text(tried: tuple[dict[str, Any], ...], target: float, epochs: int) 
         + ("undefined" if c["val_auroc"] is None else f"{c['val_auroc']:.4f}")
         for c in tried
     )
-    which = "that ranked best" if len(tried) == 1 else f"{len(tried)} that ranked best"
+    which = "the cut" if len(tried) == 1 else f"the {len(tried)} cuts"
     return (
-        f"the cut{'s' if len(tried) > 1 else ''} predicted to reach --speedup-target "
-        f"{target:g} {which}, fine-tuned {epochs} epochs ({cuts})"
+        f"{which} predicted to reach --speedup-target {target:g} that ranked best, "
+        f"fine-tuned {epochs} epochs ({cuts})"
     )
 
 
@@ -476,7 +476,8 @@ def search_for_speed(
     ranks = _ranking_text(ranked, rank_epochs(config))
     if shipped is None:
         reason = (
-            f"{_missed_text(curve, target, recipe.epochs)} loses validation AUROC beyond "
+            f"{_missed_text(curve, target, recipe.epochs)} "
+            f"{'loses' if len(curve) == 1 else 'lose'} validation AUROC beyond "
             f"--max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
             f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "
             "the model goes on without structured pruning. Lower --speedup-target, raise "
