@@ -438,7 +438,7 @@ def search_for_speed(
         )  # fmt: skip
         return _unchanged(model, config, search(None, reason, ()), *record)
     order = meeting[:1]
-    done: list[StructuredOutcome | None] = [None]
+    full: list[StructuredOutcome] = []  # the cuts already fine-tuned in full, in order
     ranked: list[Ranked] = []
     if len(meeting) > 1:
         ranking = time.perf_counter()
@@ -452,13 +452,14 @@ def search_for_speed(
             "epochs": rank_epochs(config),
             "candidates": [r.to_json() for r in ranked],
         }
-        # the short fine-tunes were the full ones: nothing to fine-tune again
-        done = list(short) if rank_epochs(config) == recipe.epochs else [None] * len(order)
+        if rank_epochs(config) == recipe.epochs:  # the short fine-tunes were the full ones
+            full = short[: config.speedup_finetunes]
+        del short  # the ranking's models, unless kept above
     tuned = time.perf_counter()
     tried: list[dict[str, Any]] = []
     shipped: StructuredOutcome | None = None
-    for best, tuned_before in list(zip(order, done, strict=True))[: config.speedup_finetunes]:
-        outcome = tuned_before or prune_structured(
+    for i, best in enumerate(order[: config.speedup_finetunes]):
+        outcome = full[i] if full else prune_structured(
             model, splits, kind, _cut(config, best), score=score, seed=seed,
             latency=grid.latencies[best.resize],
         )  # fmt: skip
