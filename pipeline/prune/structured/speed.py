@@ -41,6 +41,7 @@ from pipeline.models.flatten import flatten
 from pipeline.prune.auto import (
     AutoSearch,
     RateJudge,
+    auroc_text,
     by_bounds,
     decision_json,
     judge_fields,
@@ -353,13 +354,15 @@ def latency_json(
 
 
 def _missed_text(tried: tuple[dict[str, Any], ...], target: float, epochs: int) -> str:
-    """The fully fine-tuned cuts, best-ranked first, with their validation AUROC."""
+    """The fully fine-tuned cuts, best-ranked first, with their validation AUROC and, when
+    the paired judge named them, the budgets each missed."""
     cuts = "; ".join(
         f"R {c['sparsity']:g}, channel multiple {c['channel_multiple']}, {c['drop_blocks']} "
         "residual branches dropped, "
         + (f"input front {c['resize']}x{c['resize']}, " if c.get("resize") else "")
         + f"predicted {c['predicted_speedup']:.2f}x, validation AUROC "
-        + ("undefined" if c["val_auroc"] is None else f"{c['val_auroc']:.4f}")
+        + auroc_text(c["val_auroc"])
+        + (" (missed: " + ", ".join(c["missed"]) + ")" if c.get("missed") else "")
         for c in tried
     )
     which = "the cut" if len(tried) == 1 else f"the {len(tried)} cuts"
@@ -478,11 +481,12 @@ def search_for_speed(
     if shipped is None:
         reason = (
             f"{_missed_text(curve, target, recipe.epochs)} "
-            f"{'loses' if len(curve) == 1 else 'lose'} validation AUROC beyond "
+            f"{'misses' if len(curve) == 1 else 'miss'} the validation budgets (AUROC within "
             f"--max-prune-drop {max_prune_drop:g} of {baseline:.4f}"
-            f"{rates_text(rates, paired)}{by_bounds(paired)}{ranks}: no point meets both; "
+            f"{rates_text(rates, paired)}{by_bounds(paired)}){ranks}: no point meets both; "
             "the model goes on without structured pruning. Lower --speedup-target, raise "
-            "--max-prune-drop, or fine-tune longer (--structured-finetune-epochs)."
+            "the budget missed (--max-prune-drop, --val-max-*), or fine-tune longer "
+            "(--structured-finetune-epochs)."
         )
         return _unchanged(model, config, search(None, reason, curve), *record)
     place = "the best" if len(curve) == 1 else f"number {len(curve)}"

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 from pipeline.cli.options import build_config
-from pipeline.config import SPEED_TARGET_RECIPE, StructuredConfig, StructuredRecipe
+from pipeline.config import SPEED_TARGET_RECIPE, Decide, StructuredConfig, StructuredRecipe
 from pipeline.errors import ConfigError
 from pipeline.models import output_kind
 from pipeline.prune.structured import speed
@@ -76,6 +77,7 @@ def _search(
     config: StructuredConfig,
     score: Any,
     train_epochs: int | None = None,
+    judge: Any = None,
 ) -> tuple[Any, list[StructuredConfig]]:
     """The search on a tiny model; every structured step's config is recorded (and run
     with `train_epochs` when given: the scores do not depend on training, and the test
@@ -92,9 +94,11 @@ def _search(
 
     monkeypatch.setattr(speed, "prune_structured", recorded)
     model = randomized("structured_functional")
+    splits = synthetic_splits(model, n=16)
     outcome = speed.search_for_speed(
-        model, synthetic_splits(model, n=16), output_kind(model), config, 0.05,
+        model, splits, output_kind(model), config, 0.05,
         score=score(model), profiler=FakeProfiler(), seed=0,
+        paired=judge(model, splits) if judge else None,
     )  # fmt: skip
     return json.loads(json.dumps(outcome.to_json())), steps
 
@@ -216,3 +220,37 @@ def test_a_best_ranked_cut_missing_its_budget_passes_the_turn_to_the_next(
         and "validation AUROC 0.1000" in doc["auto"]["reason"]
     )
     assert doc["latency"]["measured_ms"] > 0
+
+
+def test_a_cut_missing_only_a_rate_budget_is_not_said_to_lose_auroc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every cut keeps the reference's ranking (AUROC unchanged) but moves half of the
+    positives below the threshold: the warning names the sensitivity budget each fully
+    fine-tuned cut missed, and not an AUROC loss."""
+    from pipeline.config.budget import ValidationBudget
+    from pipeline.evaluate.decision import DecisionRule, ModelJudge, PairedJudge
+
+    def judge(original: keras.Model, splits: Any) -> ModelJudge:
+        y = splits.y_val.astype(np.int64)
+        ref = np.where(y == 1, 0.9, 0.1)
+
+        def probs(m: keras.Model) -> np.ndarray:
+            p = ref if m is original else np.where(y == 1, np.linspace(0.3, 0.8, len(y)), 0.1)
+            return np.stack([1 - p, p], axis=1)
+
+        budget = ValidationBudget(0.02, 0.05, 1.0)
+        rule = DecisionRule(decide=Decide.POINT)
+        return ModelJudge(
+            probs, PairedJudge.of_reference(probs(original), y, 1, 0.5, 0.05, budget, rule)
+        )
+
+    config = StructuredConfig(**SPEED, finetune_epochs=0, speedup_finetunes=2)
+    doc, _ = _search(monkeypatch, tmp_path, config, _smaller_scores_higher, judge=judge)
+    curve, warning = doc["auto"]["curve"], doc["latency"]["warning"]
+    assert doc["method"] == "none" and len(curve) == 2
+    for point in curve:
+        assert point["missed"] and all("sensitivity" in m for m in point["missed"])
+        assert f"(missed: {', '.join(point['missed'])})" in warning
+    assert "the 2 cuts" in warning and "miss the validation budgets (AUROC within" in warning
+    assert "beyond" not in warning
