@@ -103,8 +103,8 @@ class Profiler(Protocol):
         ...
 
     def models_ms(self, models: Sequence[keras.Model]) -> list[float]:
-        """Time of each whole model's int8 file, in ms, all timed in one interleaved run
-        (so that their ratios hold whatever else the target is doing)."""
+        """Time of each whole model's int8 file, in ms, all timed together in interleaved
+        runs (so that their ratios hold whatever else the target is doing)."""
         ...
 
 
@@ -202,7 +202,8 @@ class LatencyModel:
     is `original`'s own int8 file less its layers, and `unpruned_ms` (what speedups divide)
     stays `base`'s: the unpruned file as the user has it. `measured_ms`, when given, is
     `original`'s whole int8 time from a run shared with the other sizes (the search times
-    every size's file in one interleaved run, so the speedups do not mix two moments).
+    every size's file in the same interleaved runs, so the speedups do not mix two
+    moments).
     """
 
     def __init__(

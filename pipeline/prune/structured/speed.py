@@ -329,7 +329,8 @@ def latency_json(
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     """The report's `pruning.structured.latency` section: predicted next to measured (the
-    shipped model and the unpruned `original` timed again, in one interleaved run)."""
+    shipped model and the unpruned `original` timed again, together in interleaved runs:
+    `pipeline.device.latency_model.WHOLE_RUNS`)."""
     predicted = latency.predict_model(model)
     started = time.perf_counter()
     unpruned, measured = (float(t) for t in latency.times.profiler.models_ms([original, model]))
@@ -406,7 +407,7 @@ def search_for_speed(
     target = float(config.speedup_target or 0.0)
     started = time.perf_counter()
     flat = flatten(model).model
-    # the resized fronts first: every size's whole file is timed in one interleaved run
+    # the resized fronts first: every size's whole file is timed in the same runs
     fronts = front_models(flat, config)
     sides = [None, *(s for s in fronts if s is not None)]
     timed = profiler.models_ms([flat, *(fronts[s] for s in sides[1:])])
