@@ -168,6 +168,7 @@ def test_the_grid_tries_smaller_fronts_measured_on_their_own_shapes(
     assert {p.resize for p in fixed.points} == {32}
 
 
+@pytest.mark.slow  # 7 s: the quick tier keeps the front's rebuild and grid tests
 def test_the_speed_search_can_ship_a_smaller_front(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -170,7 +170,14 @@ def test_no_point_meets_both_names_each_short_fine_tune(
         )
 
 
-@pytest.mark.parametrize(("finetunes", "failing"), [(1, 1), (2, 1), (2, 2)])
+@pytest.mark.parametrize(
+    ("finetunes", "failing"),
+    [
+        (1, 1),
+        pytest.param(2, 1, marks=pytest.mark.slow),
+        pytest.param(2, 2, marks=pytest.mark.slow),
+    ],
+)
 def test_a_best_ranked_cut_missing_its_budget_passes_the_turn_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finetunes: int, failing: int
 ) -> None:
