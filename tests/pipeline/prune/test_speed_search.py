@@ -232,7 +232,7 @@ def test_a_best_ranked_cut_missing_its_budget_passes_the_turn_to_the_next(
 def test_a_cut_missing_only_a_rate_budget_is_not_said_to_lose_auroc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every cut keeps the reference's ranking (AUROC unchanged) but moves half of the
+    """Every cut keeps the reference's ranking (AUROC unchanged) but moves some of the
     positives below the threshold: the warning names the sensitivity budget each fully
     fine-tuned cut missed, and not an AUROC loss."""
     from pipeline.config.budget import ValidationBudget
