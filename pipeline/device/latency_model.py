@@ -67,14 +67,13 @@ def files_ms(
     from dataclasses import replace
 
     config = replace(MODEL_BENCH if whole else LAYER_BENCH, threads=threads, profile=not whole)
-    runs = [_run_ms(files, config, whole, device) for _ in range(WHOLE_RUNS if whole else 1)]
+    runs = [_run_ms(files, config, device) for _ in range(WHOLE_RUNS if whole else 1)]
     return [float(np.median(times)) for times in zip(*runs, strict=True)]
 
 
-def _run_ms(
-    files: Sequence[Path], config: BenchConfig, whole: bool, device: Device | None
-) -> list[float]:
-    """Every file's time in one interleaved device_bench run."""
+def _run_ms(files: Sequence[Path], config: BenchConfig, device: Device | None) -> list[float]:
+    """Every file's time in one interleaved device_bench run: its profile's sum when
+    `config` profiles (layer files), else its whole p50."""
     if device is None:
         report = bench(list(files), config)
     else:
@@ -85,7 +84,7 @@ def _run_ms(
     out = []
     for entry in report["models"]:
         profile, latency = entry.get("profile"), entry.get("latency_ms")
-        if not whole and profile and profile.get("sum_ms") is not None:
+        if config.profile and profile and profile.get("sum_ms") is not None:
             out.append(float(profile["sum_ms"]))
         elif latency and latency.get("p50") is not None:
             out.append(float(latency["p50"]))
